@@ -1,0 +1,263 @@
+//! The task envelope and each stage's input and output.
+
+use std::collections::BTreeMap;
+
+use chrono::NaiveDate;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::{ObjectRef, RunId, StageError};
+
+/// The stages a run passes through. Each has its own worker service and queue in AWS mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum Stage {
+    Validator,
+    FilterStats,
+    Partitioner,
+    Plotter,
+    Notifier,
+}
+
+impl Stage {
+    pub const ALL: [Stage; 5] =
+        [Stage::Validator, Stage::FilterStats, Stage::Partitioner, Stage::Plotter, Stage::Notifier];
+
+    /// The name used on the command line (`sluice worker filter-stats`) and in queue names.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Stage::Validator => "validator",
+            Stage::FilterStats => "filter-stats",
+            Stage::Partitioner => "partitioner",
+            Stage::Plotter => "plotter",
+            Stage::Notifier => "notifier",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Stage> {
+        Stage::ALL.into_iter().find(|st| st.as_str() == s)
+    }
+}
+
+impl std::fmt::Display for Stage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One message on a worker's queue: what the state machine sends with `sqs:sendMessage.waitForTaskToken`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct TaskEnvelope {
+    /// The token the worker answers with (SendTaskSuccess / SendTaskFailure / SendTaskHeartbeat).
+    pub task_token: String,
+    pub stage: Stage,
+    pub run_id: RunId,
+    /// 1 for the first attempt, incremented by each Retry of the state machine.
+    #[serde(default = "one")]
+    pub attempt: u32,
+    /// W3C trace context of the execution, so a trace follows a file through every hop.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traceparent: Option<String>,
+    pub input: StageInput,
+}
+
+fn one() -> u32 {
+    1
+}
+
+/// The input of each stage, tagged by stage: the one dispatch point of the workers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(tag = "stage", rename_all = "kebab-case")]
+pub enum StageInput {
+    Validator(ValidateInput),
+    FilterStats(FilterStatsInput),
+    Partitioner(PartitionInput),
+    Plotter(PlotInput),
+    Notifier(NotifyInput),
+}
+
+impl StageInput {
+    pub fn stage(&self) -> Stage {
+        match self {
+            StageInput::Validator(_) => Stage::Validator,
+            StageInput::FilterStats(_) => Stage::FilterStats,
+            StageInput::Partitioner(_) => Stage::Partitioner,
+            StageInput::Plotter(_) => Stage::Plotter,
+            StageInput::Notifier(_) => Stage::Notifier,
+        }
+    }
+}
+
+/// The output of each stage, tagged like [`StageInput`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(tag = "stage", rename_all = "kebab-case")]
+pub enum StageOutput {
+    Validator(ValidateOutput),
+    FilterStats(FilterStatsOutput),
+    Partitioner(PartitionOutput),
+    Plotter(PlotOutput),
+    Notifier(NotifyOutput),
+}
+
+/// How a task ended, as a worker reports it.
+pub type TaskResult = Result<StageOutput, StageError>;
+
+// ---------------------------------------------------------------------------------------------
+// validator
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct ValidateInput {
+    pub run_id: RunId,
+    pub dataset: String,
+    /// The landed file.
+    pub source: ObjectRef,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct RowCounts {
+    /// Data rows in the file (header and blank lines are not rows). Always `valid + invalid`.
+    pub total: u64,
+    pub valid: u64,
+    pub invalid: u64,
+}
+
+/// How often one kind of reason made rows invalid (e.g. `volume: below the minimum 0`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct ReasonCount {
+    pub reason: String,
+    pub rows: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct ValidateOutput {
+    pub rows: RowCounts,
+    /// Valid rows as normalised CSV (header + rows): `runs/{run_id}/valid.csv` in the work bucket.
+    pub valid: ObjectRef,
+    /// Invalid rows as CSV: `line,reasons,<original columns>`, in line order.
+    pub invalid: ObjectRef,
+    /// The most common reasons, most frequent first (at most 10).
+    pub top_reasons: Vec<ReasonCount>,
+    /// Valid rows written to the row store (0 when the dataset has `store_rows = false`).
+    pub stored_rows: u64,
+}
+
+// ---------------------------------------------------------------------------------------------
+// filter-stats
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct FilterStatsInput {
+    pub run_id: RunId,
+    pub dataset: String,
+    /// The validator's normalised valid rows.
+    pub valid: ObjectRef,
+    /// The date the filter window is relative to.
+    pub as_of: NaiveDate,
+}
+
+/// Statistics of one numeric column over the filtered rows (nulls are not counted).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct ColumnStats {
+    pub count: u64,
+    /// `null` when count is 0.
+    pub mean: Option<f64>,
+    pub min: Option<f64>,
+    pub max: Option<f64>,
+    pub sum: f64,
+    /// Sample standard deviation (n - 1); `null` when count < 2.
+    pub stddev: Option<f64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct FilterStatsOutput {
+    /// Rows kept by the filter window.
+    pub filtered_rows: u64,
+    /// The kept rows, normalised CSV: `runs/{run_id}/filtered.csv`.
+    pub filtered: ObjectRef,
+    /// `runs/{run_id}/stats.json`: the same numbers as `stats`.
+    pub stats_object: ObjectRef,
+    pub stats: BTreeMap<String, ColumnStats>,
+}
+
+// ---------------------------------------------------------------------------------------------
+// partitioner
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct PartitionInput {
+    pub run_id: RunId,
+    pub dataset: String,
+    pub filtered: ObjectRef,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct PartitionOutput {
+    /// Every partition file written (CSV and Parquet), in the curated bucket, sorted by key.
+    pub partitions: Vec<ObjectRef>,
+}
+
+// ---------------------------------------------------------------------------------------------
+// plotter
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct PlotInput {
+    pub run_id: RunId,
+    pub dataset: String,
+    pub filtered: ObjectRef,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct PlotOutput {
+    /// One PNG per `[[dataset.plot]]`, in the work bucket: `runs/{run_id}/plots/{n}-{slug}.png`.
+    pub plots: Vec<ObjectRef>,
+}
+
+// ---------------------------------------------------------------------------------------------
+// notifier
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct NotifyInput {
+    pub run_id: RunId,
+    pub dataset: String,
+    pub source: ObjectRef,
+    pub notice: Notice,
+}
+
+/// The three e-mails Sluice sends.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Notice {
+    /// Sent when a file has invalid rows: count, the most common reasons, the rows attached as CSV.
+    InvalidRows { rows: RowCounts, top_reasons: Vec<ReasonCount>, invalid: ObjectRef },
+    /// Sent when a run succeeds: rows, a stats table, where the outputs are.
+    Success {
+        rows: RowCounts,
+        filtered_rows: u64,
+        stats: BTreeMap<String, ColumnStats>,
+        outputs: Outputs,
+    },
+    /// Sent when a stage fails for good: which stage, the error name and its cause.
+    Failure { stage: String, error: String, cause: String },
+}
+
+/// One e-mail that was sent (or written to the outbox).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct EmailSent {
+    pub to: Vec<String>,
+    pub subject: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct NotifyOutput {
+    /// Empty when the dataset names no recipients for this kind of notice.
+    pub emails: Vec<EmailSent>,
+}
+
+/// Where a run's outputs are, as URIs (`s3://bucket/key`, or `file:///...` embedded).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct Outputs {
+    pub valid: Option<String>,
+    pub invalid: Option<String>,
+    pub filtered: Option<String>,
+    pub stats: Option<String>,
+    pub plots: Vec<String>,
+    pub partitions: Vec<String>,
+}

@@ -1,0 +1,895 @@
+//! The dataset spec (`sluice.toml`), parsed strictly.
+//!
+//! An unknown key, a wrong type, a bad regex or format, or a reference to a column that does not
+//! exist is a [`ConfigError`] naming the file, the line and the key. What comes out ([`Config`],
+//! [`Dataset`]) is resolved: columns are referenced by index, regexes are compiled, windows parsed.
+
+use std::collections::HashSet;
+use std::fmt;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+use chrono::{Datelike, Duration, NaiveDate, NaiveDateTime, NaiveTime};
+use regex::Regex;
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::values::{ColumnType, check_format};
+
+/// A spec error: `path:line:column: key: message`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct ConfigError {
+    pub path: PathBuf,
+    pub line: usize,
+    pub column: usize,
+    pub key: String,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}:{}: ", self.path.display(), self.line, self.column)?;
+        if !self.key.is_empty() {
+            write!(f, "`{}`: ", self.key)?;
+        }
+        f.write_str(&self.message)
+    }
+}
+
+/// Bucket names in AWS mode; folder names under the data directory embedded.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Buckets {
+    #[serde(default = "default_landing")]
+    pub landing: String,
+    #[serde(default = "default_work")]
+    pub work: String,
+    #[serde(default = "default_curated")]
+    pub curated: String,
+}
+
+fn default_landing() -> String {
+    "sluice-landing".into()
+}
+fn default_work() -> String {
+    "sluice-work".into()
+}
+fn default_curated() -> String {
+    "sluice-curated".into()
+}
+
+impl Default for Buckets {
+    fn default() -> Self {
+        Buckets { landing: default_landing(), work: default_work(), curated: default_curated() }
+    }
+}
+
+/// A whole spec file.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The file it was read from.
+    pub path: PathBuf,
+    pub buckets: Buckets,
+    /// `[embedded] data_dir`, relative to the spec file; `None` means the caller's default.
+    pub data_dir: Option<PathBuf>,
+    pub datasets: Vec<Dataset>,
+}
+
+impl Config {
+    pub fn dataset(&self, name: &str) -> Option<&Dataset> {
+        self.datasets.iter().find(|d| d.name == name)
+    }
+
+    /// The datasets whose `match` accepts an object key.
+    pub fn datasets_matching(&self, key: &str) -> Vec<&Dataset> {
+        self.datasets.iter().filter(|d| d.matches(key)).collect()
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Dataset {
+    pub name: String,
+    pub prefix: String,
+    pub suffix: String,
+    pub delimiter: u8,
+    pub header: bool,
+    pub null_values: Vec<String>,
+    pub columns: Vec<Column>,
+    /// Indices into `columns`.
+    pub key: Vec<usize>,
+    pub store_rows: bool,
+    pub filter: Option<Filter>,
+    /// Indices into `columns` (integer or float).
+    pub stats: Vec<usize>,
+    pub partition: Option<Partition>,
+    pub plots: Vec<Plot>,
+    pub notify: Notify,
+}
+
+impl Dataset {
+    pub fn matches(&self, key: &str) -> bool {
+        key.starts_with(&self.prefix) && key.ends_with(&self.suffix)
+    }
+
+    pub fn column_index(&self, name: &str) -> Option<usize> {
+        self.columns.iter().position(|c| c.name == name)
+    }
+
+    pub fn is_null(&self, field: &str) -> bool {
+        self.null_values.iter().any(|n| n == field)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Column {
+    pub name: String,
+    pub ty: ColumnType,
+    /// Date/datetime formats tried in order (the type's defaults when the spec gives none).
+    pub formats: Vec<String>,
+    pub required: bool,
+    pub min: Option<f64>,
+    pub max: Option<f64>,
+    /// Not anchored: write `^...$` to match the whole value.
+    pub pattern: Option<Regex>,
+    pub allowed: Option<Vec<String>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Window {
+    All,
+    PreviousYear,
+    CurrentYear,
+    /// The N days ending on the as-of date.
+    LastDays(u32),
+    /// Whole days, both ends inclusive.
+    Between(NaiveDate, NaiveDate),
+}
+
+impl Window {
+    pub fn parse(s: &str) -> Result<Window, String> {
+        let bad = || {
+            format!(
+                "{s:?} is not a window: use all, previous_year, current_year, last_days:N or \
+                 between:YYYY-MM-DD..YYYY-MM-DD"
+            )
+        };
+        match s {
+            "all" => Ok(Window::All),
+            "previous_year" => Ok(Window::PreviousYear),
+            "current_year" => Ok(Window::CurrentYear),
+            _ => {
+                if let Some(n) = s.strip_prefix("last_days:") {
+                    match n.parse::<u32>() {
+                        Ok(n) if n > 0 => Ok(Window::LastDays(n)),
+                        _ => Err(format!("{s:?}: last_days needs a whole number of days of at least 1")),
+                    }
+                } else if let Some(range) = s.strip_prefix("between:") {
+                    let (a, b) = range.split_once("..").ok_or_else(bad)?;
+                    let date = |t: &str| {
+                        NaiveDate::parse_from_str(t, "%Y-%m-%d")
+                            .map_err(|_| format!("{s:?}: {t:?} is not a date (YYYY-MM-DD)"))
+                    };
+                    let (from, to) = (date(a)?, date(b)?);
+                    if from > to {
+                        return Err(format!("{s:?}: the window starts after it ends"));
+                    }
+                    Ok(Window::Between(from, to))
+                } else {
+                    Err(bad())
+                }
+            }
+        }
+    }
+
+    /// The half-open range `[start, end)` of instants the window keeps for an as-of date;
+    /// `None` for `all`.
+    pub fn bounds(self, as_of: NaiveDate) -> Option<(NaiveDateTime, NaiveDateTime)> {
+        let day = |d: NaiveDate| d.and_time(NaiveTime::MIN);
+        let year = |y: i32| NaiveDate::from_ymd_opt(y, 1, 1).expect("valid year");
+        match self {
+            Window::All => None,
+            Window::PreviousYear => Some((day(year(as_of.year() - 1)), day(year(as_of.year())))),
+            Window::CurrentYear => Some((day(year(as_of.year())), day(year(as_of.year() + 1)))),
+            Window::LastDays(n) => {
+                let end = as_of + Duration::days(1);
+                Some((day(end - Duration::days(i64::from(n))), day(end)))
+            }
+            Window::Between(from, to) => Some((day(from), day(to + Duration::days(1)))),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Filter {
+    /// Index of a date or datetime column.
+    pub column: usize,
+    pub window: Window,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Granularity {
+    Year,
+    Month,
+    Day,
+    Hour,
+    Minute,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PartitionFormat {
+    Csv,
+    Parquet,
+}
+
+#[derive(Debug, Clone)]
+pub struct Partition {
+    /// Index of a date or datetime column.
+    pub column: usize,
+    pub granularity: Granularity,
+    pub formats: Vec<PartitionFormat>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Plot {
+    /// Index of a date, datetime, integer or float column.
+    pub x: usize,
+    /// Indices of integer or float columns, one line each.
+    pub y: Vec<usize>,
+    pub title: String,
+    pub x_label: String,
+    pub y_label: String,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Notify {
+    pub from: Option<String>,
+    pub invalid_rows: Vec<String>,
+    pub success: Vec<String>,
+    pub failure: Vec<String>,
+}
+
+// -------------------------------------------------------------------------------------------------
+// The raw TOML shape. Spanned fields are the ones checked after deserialising, so their errors can
+// name a line.
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    #[serde(default)]
+    buckets: Buckets,
+    #[serde(default)]
+    embedded: RawEmbedded,
+    #[serde(default)]
+    dataset: Vec<Spanned<RawDataset>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawEmbedded {
+    data_dir: Option<PathBuf>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDataset {
+    name: Spanned<String>,
+    #[serde(default, rename = "match")]
+    match_: RawMatch,
+    #[serde(default)]
+    format: RawFormat,
+    #[serde(default)]
+    key: Option<Spanned<Vec<String>>>,
+    #[serde(default = "yes")]
+    store_rows: bool,
+    #[serde(default)]
+    columns: Vec<Spanned<RawColumn>>,
+    filter: Option<Spanned<RawFilter>>,
+    stats: Option<Spanned<RawStats>>,
+    partition: Option<Spanned<RawPartition>>,
+    #[serde(default)]
+    plot: Vec<Spanned<RawPlot>>,
+    #[serde(default)]
+    notify: RawNotify,
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawMatch {
+    #[serde(default)]
+    prefix: String,
+    #[serde(default)]
+    suffix: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFormat {
+    #[serde(default = "comma")]
+    delimiter: Spanned<String>,
+    #[serde(default = "yes")]
+    header: bool,
+    #[serde(default = "default_nulls")]
+    null_values: Vec<String>,
+}
+
+impl Default for RawFormat {
+    fn default() -> Self {
+        RawFormat { delimiter: comma(), header: true, null_values: default_nulls() }
+    }
+}
+
+fn comma() -> Spanned<String> {
+    Spanned::new(0..0, ",".into())
+}
+fn default_nulls() -> Vec<String> {
+    vec![String::new()]
+}
+
+/// A bound: TOML integers and floats both accepted.
+#[derive(Deserialize, Clone, Copy)]
+#[serde(untagged)]
+enum RawNumber {
+    Int(i64),
+    Float(f64),
+}
+
+impl RawNumber {
+    fn as_f64(self) -> f64 {
+        match self {
+            RawNumber::Int(i) => i as f64,
+            RawNumber::Float(f) => f,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawColumn {
+    name: Spanned<String>,
+    #[serde(rename = "type")]
+    ty: ColumnType,
+    formats: Option<Spanned<Vec<String>>>,
+    #[serde(default)]
+    required: bool,
+    min: Option<Spanned<RawNumber>>,
+    max: Option<Spanned<RawNumber>>,
+    pattern: Option<Spanned<String>>,
+    allowed: Option<Spanned<Vec<String>>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFilter {
+    column: Spanned<String>,
+    #[serde(default = "window_all")]
+    window: Spanned<String>,
+}
+
+fn window_all() -> Spanned<String> {
+    Spanned::new(0..0, "all".into())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawStats {
+    columns: Spanned<Vec<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPartition {
+    column: Spanned<String>,
+    granularity: Granularity,
+    #[serde(default = "both_formats")]
+    formats: Vec<PartitionFormat>,
+}
+
+fn both_formats() -> Vec<PartitionFormat> {
+    vec![PartitionFormat::Csv, PartitionFormat::Parquet]
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPlot {
+    x: Spanned<String>,
+    y: Spanned<Vec<String>>,
+    title: Option<String>,
+    x_label: Option<String>,
+    y_label: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawNotify {
+    from: Option<Spanned<String>>,
+    #[serde(default)]
+    invalid_rows: Vec<Spanned<String>>,
+    #[serde(default)]
+    success: Vec<Spanned<String>>,
+    #[serde(default)]
+    failure: Vec<Spanned<String>>,
+}
+
+// -------------------------------------------------------------------------------------------------
+
+impl Config {
+    /// Reads and checks a spec file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            path: path.to_path_buf(),
+            line: 0,
+            column: 0,
+            key: String::new(),
+            message: format!("cannot read the dataset spec: {e}"),
+        })?;
+        Config::parse(path, &text)
+    }
+
+    /// Checks a spec given as text; `path` only names it in errors and anchors `data_dir`.
+    pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
+        let ctx = Ctx { path, text };
+        let raw: RawConfig = toml::from_str(text).map_err(|e| ctx.from_toml(&e))?;
+        let mut datasets = Vec::new();
+        let mut names = HashSet::new();
+        for ds in raw.dataset {
+            let span = ds.span();
+            let ds = ctx.dataset(ds.into_inner())?;
+            if !names.insert(ds.name.clone()) {
+                return Err(ctx.err(span, "name", format!("a dataset named {:?} is defined twice", ds.name)));
+            }
+            datasets.push(ds);
+        }
+        let base = path.parent().unwrap_or(Path::new("."));
+        Ok(Config {
+            path: path.to_path_buf(),
+            buckets: raw.buckets,
+            data_dir: raw.embedded.data_dir.map(|d| base.join(d)),
+            datasets,
+        })
+    }
+}
+
+struct Ctx<'a> {
+    path: &'a Path,
+    text: &'a str,
+}
+
+impl Ctx<'_> {
+    fn position(&self, offset: usize) -> (usize, usize) {
+        let before = &self.text[..offset.min(self.text.len())];
+        let line = before.matches('\n').count() + 1;
+        let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+        (line, column)
+    }
+
+    fn err(&self, span: Range<usize>, key: &str, message: impl Into<String>) -> ConfigError {
+        let (line, column) = self.position(span.start);
+        ConfigError { path: self.path.to_path_buf(), line, column, key: key.to_string(), message: message.into() }
+    }
+
+    fn from_toml(&self, e: &toml::de::Error) -> ConfigError {
+        let span = e.span().unwrap_or(0..0);
+        let (line, column) = self.position(span.start);
+        // The key is what stands before `=` on the offending line, when there is one.
+        let line_text = self.text.lines().nth(line.saturating_sub(1)).unwrap_or("");
+        let key = line_text.split_once('=').map(|(k, _)| k.trim().to_string()).unwrap_or_default();
+        let message = e.message().trim().to_string();
+        ConfigError { path: self.path.to_path_buf(), line, column, key, message }
+    }
+
+    fn column_ref(
+        &self,
+        ds: &RawDataset,
+        columns: &[Column],
+        name: &Spanned<String>,
+        key: &str,
+    ) -> Result<usize, ConfigError> {
+        columns.iter().position(|c| c.name == *name.get_ref()).ok_or_else(|| {
+            let known: Vec<&str> = columns.iter().map(|c| c.name.as_str()).collect();
+            self.err(
+                name.span(),
+                key,
+                format!(
+                    "dataset {:?} has no column {:?} (its columns: {})",
+                    ds.name.get_ref(),
+                    name.get_ref(),
+                    known.join(", ")
+                ),
+            )
+        })
+    }
+
+    fn dataset(&self, ds: RawDataset) -> Result<Dataset, ConfigError> {
+        let name = ds.name.get_ref().clone();
+        if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+            return Err(self.err(
+                ds.name.span(),
+                "name",
+                format!("{name:?} is not a dataset name: use letters, digits, '-' and '_'"),
+            ));
+        }
+        let delimiter = match ds.format.delimiter.get_ref().as_str() {
+            "\\t" | "\t" | "tab" => b'\t',
+            d if d.len() == 1 && d.is_ascii() && d != "\"" && d != "\n" && d != "\r" => d.as_bytes()[0],
+            d => {
+                return Err(self.err(
+                    ds.format.delimiter.span(),
+                    "delimiter",
+                    format!("{d:?} is not a delimiter: use one ASCII character such as \",\", \";\", \"|\" or \"\\t\""),
+                ));
+            }
+        };
+
+        let mut columns: Vec<Column> = Vec::new();
+        for col in &ds.columns {
+            let col_span = col.span();
+            let c = col.get_ref();
+            let cname = c.name.get_ref().clone();
+            if cname.trim().is_empty() {
+                return Err(self.err(c.name.span(), "name", "a column name cannot be empty"));
+            }
+            if columns.iter().any(|o| o.name == cname) {
+                return Err(self.err(c.name.span(), "name", format!("column {cname:?} is declared twice")));
+            }
+            let formats = match &c.formats {
+                None => c.ty.default_formats().iter().map(|s| s.to_string()).collect(),
+                Some(f) if !c.ty.is_temporal() => {
+                    return Err(self.err(
+                        f.span(),
+                        "formats",
+                        format!("column {cname:?} is a {}; formats apply to date and datetime columns", c.ty),
+                    ));
+                }
+                Some(f) if f.get_ref().is_empty() => {
+                    return Err(self.err(f.span(), "formats", "give at least one format, or leave `formats` out"));
+                }
+                Some(f) => {
+                    for fmt in f.get_ref() {
+                        check_format(c.ty, fmt)
+                            .map_err(|m| self.err(f.span(), "formats", format!("column {cname:?}: {m}")))?;
+                    }
+                    f.get_ref().clone()
+                }
+            };
+            let bound = |b: &Option<Spanned<RawNumber>>, key: &str| -> Result<Option<f64>, ConfigError> {
+                match b {
+                    None => Ok(None),
+                    Some(b) if !c.ty.is_numeric() => Err(self.err(
+                        b.span(),
+                        key,
+                        format!("column {cname:?} is a {}; {key} applies to integer and float columns", c.ty),
+                    )),
+                    Some(b) => Ok(Some(b.get_ref().as_f64())),
+                }
+            };
+            let (min, max) = (bound(&c.min, "min")?, bound(&c.max, "max")?);
+            if let (Some(lo), Some(hi)) = (min, max)
+                && lo > hi
+            {
+                return Err(self.err(col_span, "min", format!("column {cname:?}: min {lo} is above max {hi}")));
+            }
+            let pattern = match &c.pattern {
+                None => None,
+                Some(p) if c.ty != ColumnType::String => {
+                    return Err(self.err(
+                        p.span(),
+                        "pattern",
+                        format!("column {cname:?} is a {}; pattern applies to string columns", c.ty),
+                    ));
+                }
+                Some(p) => Some(Regex::new(p.get_ref()).map_err(|e| {
+                    self.err(p.span(), "pattern", format!("column {cname:?}: not a valid regular expression: {e}"))
+                })?),
+            };
+            let allowed = match &c.allowed {
+                Some(a) if a.get_ref().is_empty() => {
+                    return Err(self.err(a.span(), "allowed", "an empty `allowed` list would reject every row"));
+                }
+                Some(a) => Some(a.get_ref().clone()),
+                None => None,
+            };
+            columns.push(Column { name: cname, ty: c.ty, formats, required: c.required, min, max, pattern, allowed });
+        }
+        if columns.is_empty() {
+            return Err(self.err(
+                ds.name.span(),
+                "columns",
+                format!("dataset {name:?} declares no columns: add [[dataset.columns]] tables"),
+            ));
+        }
+
+        let mut key = Vec::new();
+        if let Some(k) = &ds.key {
+            for kname in k.get_ref() {
+                let named = Spanned::new(k.span(), kname.clone());
+                let i = self.column_ref(&ds, &columns, &named, "key")?;
+                if key.contains(&i) {
+                    return Err(self.err(k.span(), "key", format!("column {kname:?} is named twice in the key")));
+                }
+                key.push(i);
+            }
+        }
+
+        let filter = match &ds.filter {
+            None => None,
+            Some(f) => {
+                let f = f.get_ref();
+                let column = self.column_ref(&ds, &columns, &f.column, "column")?;
+                if !columns[column].ty.is_temporal() {
+                    return Err(self.err(
+                        f.column.span(),
+                        "column",
+                        format!("the filter column {:?} must be a date or datetime column", columns[column].name),
+                    ));
+                }
+                let window = Window::parse(f.window.get_ref()).map_err(|m| self.err(f.window.span(), "window", m))?;
+                Some(Filter { column, window })
+            }
+        };
+
+        let mut stats = Vec::new();
+        if let Some(s) = &ds.stats {
+            let cols = &s.get_ref().columns;
+            for cname in cols.get_ref() {
+                let i = self.column_ref(&ds, &columns, &Spanned::new(cols.span(), cname.clone()), "columns")?;
+                if !columns[i].ty.is_numeric() {
+                    return Err(self.err(
+                        cols.span(),
+                        "columns",
+                        format!("stats column {cname:?} is a {}; stats need integer or float columns", columns[i].ty),
+                    ));
+                }
+                if !stats.contains(&i) {
+                    stats.push(i);
+                }
+            }
+        }
+
+        let partition = match &ds.partition {
+            None => None,
+            Some(p) => {
+                let p = p.get_ref();
+                let column = self.column_ref(&ds, &columns, &p.column, "column")?;
+                let ty = columns[column].ty;
+                if !ty.is_temporal() {
+                    return Err(self.err(
+                        p.column.span(),
+                        "column",
+                        format!("the partition column {:?} must be a date or datetime column", columns[column].name),
+                    ));
+                }
+                if ty == ColumnType::Date && p.granularity > Granularity::Day {
+                    return Err(self.err(
+                        p.column.span(),
+                        "granularity",
+                        format!(
+                            "{:?} is a date column; hour and minute partitions need a datetime column",
+                            columns[column].name
+                        ),
+                    ));
+                }
+                let mut formats = p.formats.clone();
+                formats.dedup();
+                Some(Partition { column, granularity: p.granularity, formats })
+            }
+        };
+
+        let mut plots = Vec::new();
+        for (n, p) in ds.plot.iter().enumerate() {
+            let p = p.get_ref();
+            let x = self.column_ref(&ds, &columns, &p.x, "x")?;
+            if !(columns[x].ty.is_numeric() || columns[x].ty.is_temporal()) {
+                return Err(self.err(
+                    p.x.span(),
+                    "x",
+                    format!("plot x column {:?} must be a date, datetime, integer or float column", columns[x].name),
+                ));
+            }
+            if p.y.get_ref().is_empty() {
+                return Err(self.err(p.y.span(), "y", "a plot needs at least one y column"));
+            }
+            let mut y = Vec::new();
+            for yname in p.y.get_ref() {
+                let i = self.column_ref(&ds, &columns, &Spanned::new(p.y.span(), yname.clone()), "y")?;
+                if !columns[i].ty.is_numeric() {
+                    return Err(self.err(
+                        p.y.span(),
+                        "y",
+                        format!("plot y column {yname:?} is a {}; y columns must be integer or float", columns[i].ty),
+                    ));
+                }
+                y.push(i);
+            }
+            let ynames: Vec<&str> = y.iter().map(|&i| columns[i].name.as_str()).collect();
+            plots.push(Plot {
+                title: p.title.clone().unwrap_or_else(|| format!("{name} {} (chart {})", ynames.join(", "), n + 1)),
+                x_label: p.x_label.clone().unwrap_or_else(|| columns[x].name.clone()),
+                y_label: p.y_label.clone().unwrap_or_else(|| ynames.join(", ")),
+                x,
+                y,
+            });
+        }
+
+        let email = |s: &Spanned<String>, key: &str| -> Result<String, ConfigError> {
+            let a = s.get_ref().trim();
+            let ok = a.split_once('@').is_some_and(|(l, d)| !l.is_empty() && d.contains('.') && !a.contains(' '));
+            if ok {
+                Ok(a.to_string())
+            } else {
+                Err(self.err(s.span(), key, format!("{a:?} is not an e-mail address")))
+            }
+        };
+        let list = |v: &[Spanned<String>], key: &str| v.iter().map(|s| email(s, key)).collect::<Result<Vec<_>, _>>();
+        let notify = Notify {
+            from: ds.notify.from.as_ref().map(|f| email(f, "from")).transpose()?,
+            invalid_rows: list(&ds.notify.invalid_rows, "invalid_rows")?,
+            success: list(&ds.notify.success, "success")?,
+            failure: list(&ds.notify.failure, "failure")?,
+        };
+
+        Ok(Dataset {
+            name,
+            prefix: ds.match_.prefix.clone(),
+            suffix: ds.match_.suffix.clone(),
+            delimiter,
+            header: ds.format.header,
+            null_values: ds.format.null_values.clone(),
+            columns,
+            key,
+            store_rows: ds.store_rows,
+            filter,
+            stats,
+            partition,
+            plots,
+            notify,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+[buckets]
+landing = "l"
+
+[[dataset]]
+name = "stocks"
+match = { prefix = "incoming/stocks/", suffix = ".csv" }
+format = { delimiter = ",", header = true, null_values = ["", "NA"] }
+key = ["date"]
+
+[[dataset.columns]]
+name = "date"
+type = "date"
+formats = ["%Y-%m-%d"]
+required = true
+
+[[dataset.columns]]
+name = "high"
+type = "float"
+min = 0
+
+[[dataset.columns]]
+name = "volume"
+type = "integer"
+min = 0
+
+[dataset.filter]
+column = "date"
+window = "previous_year"
+
+[dataset.stats]
+columns = ["high", "volume"]
+
+[dataset.partition]
+column = "date"
+granularity = "month"
+
+[[dataset.plot]]
+x = "date"
+y = ["high"]
+title = "High"
+
+[dataset.notify]
+from = "pipeline@example.com"
+failure = ["oncall@example.com"]
+"#;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::parse(Path::new("sluice.toml"), text)
+    }
+
+    #[test]
+    fn a_full_spec_parses() {
+        let c = parse(GOOD).unwrap();
+        assert_eq!(c.buckets.landing, "l");
+        assert_eq!(c.buckets.work, "sluice-work");
+        let d = c.dataset("stocks").unwrap();
+        assert_eq!(d.key, vec![0]);
+        assert_eq!(d.stats, vec![1, 2]);
+        assert_eq!(d.filter.as_ref().unwrap().window, Window::PreviousYear);
+        assert_eq!(d.partition.as_ref().unwrap().formats.len(), 2);
+        assert!(d.store_rows);
+        assert!(d.is_null("NA"));
+        assert!(d.matches("incoming/stocks/2024.csv"));
+        assert!(!d.matches("incoming/orders/2024.csv"));
+    }
+
+    fn error_of(text: &str) -> ConfigError {
+        parse(text).unwrap_err()
+    }
+
+    #[test]
+    fn unknown_keys_name_the_line_and_key() {
+        let e = error_of(&GOOD.replace("required = true", "requird = true"));
+        assert_eq!(e.line, 15, "{e}");
+        assert!(e.to_string().contains("requird"), "{e}");
+        assert!(e.to_string().starts_with("sluice.toml:15:"), "{e}");
+    }
+
+    #[test]
+    fn wrong_types_name_the_line_and_key() {
+        let e = error_of(&GOOD.replace("required = true", "required = \"yes\""));
+        assert_eq!((e.line, e.key.as_str()), (15, "required"), "{e}");
+        let e = error_of(&GOOD.replace("type = \"float\"", "type = \"decimal\""));
+        assert_eq!((e.line, e.key.as_str()), (19, "type"), "{e}");
+    }
+
+    #[test]
+    fn bad_regex_format_and_window_are_errors() {
+        let e = error_of(&GOOD.replace("min = 0\n\n[[dataset.columns]]\nname = \"volume\"", "min = 0\n\n[[dataset.columns]]\nname = \"volume\"\npattern = \"(\""));
+        assert_eq!(e.key, "pattern", "{e}");
+        let e = error_of(&GOOD.replace("formats = [\"%Y-%m-%d\"]", "formats = [\"%Y-%m\"]"));
+        assert_eq!((e.line, e.key.as_str()), (14, "formats"), "{e}");
+        let e = error_of(&GOOD.replace("previous_year", "last_year"));
+        assert_eq!((e.line, e.key.as_str()), (29, "window"), "{e}");
+        let e = error_of(&GOOD.replace("previous_year", "between:2024-05-01..2024-01-01"));
+        assert!(e.message.contains("starts after it ends"), "{e}");
+    }
+
+    #[test]
+    fn references_to_missing_or_mistyped_columns_are_errors() {
+        let e = error_of(&GOOD.replace("columns = [\"high\", \"volume\"]", "columns = [\"high\", \"vol\"]"));
+        assert!(e.message.contains("no column \"vol\""), "{e}");
+        assert_eq!(e.line, 32);
+        let e = error_of(&GOOD.replace("column = \"date\"\nwindow", "column = \"high\"\nwindow"));
+        assert!(e.message.contains("must be a date or datetime"), "{e}");
+        let e = error_of(&GOOD.replace("granularity = \"month\"", "granularity = \"hour\""));
+        assert!(e.message.contains("need a datetime column"), "{e}");
+        let e = error_of(&GOOD.replace("key = [\"date\"]", "key = [\"day\"]"));
+        assert_eq!(e.key, "key");
+    }
+
+    #[test]
+    fn bad_delimiter_and_email_are_errors() {
+        let e = error_of(&GOOD.replace("delimiter = \",\"", "delimiter = \";;\""));
+        assert_eq!((e.line, e.key.as_str()), (8, "delimiter"), "{e}");
+        let e = error_of(&GOOD.replace("oncall@example.com", "oncall"));
+        assert_eq!(e.key, "failure");
+        let tsv = parse(&GOOD.replace("delimiter = \",\"", "delimiter = \"\\t\"")).unwrap();
+        assert_eq!(tsv.datasets[0].delimiter, b'\t');
+    }
+
+    #[test]
+    fn windows_are_whole_days_inclusive() {
+        let as_of = NaiveDate::from_ymd_opt(2024, 6, 15).unwrap();
+        let d = |s| NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap().and_time(NaiveTime::MIN);
+        assert_eq!(Window::PreviousYear.bounds(as_of), Some((d("2023-01-01"), d("2024-01-01"))));
+        assert_eq!(Window::CurrentYear.bounds(as_of), Some((d("2024-01-01"), d("2025-01-01"))));
+        assert_eq!(Window::LastDays(7).bounds(as_of), Some((d("2024-06-09"), d("2024-06-16"))));
+        assert_eq!(
+            Window::parse("between:2013-03-01..2013-05-31").unwrap().bounds(as_of),
+            Some((d("2013-03-01"), d("2013-06-01")))
+        );
+        assert_eq!(Window::All.bounds(as_of), None);
+        assert!(Window::parse("last_days:0").is_err());
+    }
+}

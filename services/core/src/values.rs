@@ -1,0 +1,290 @@
+//! Column types and the values they hold.
+//!
+//! The validator parses raw text with a column's formats ([`parse_raw`]) and writes every valid value
+//! in one canonical form ([`write_canonical`]); the later stages read that form back with
+//! [`parse_canonical`]. In canonical CSV an empty field is null.
+
+use std::fmt::Write as _;
+
+use chrono::format::{Item, StrftimeItems};
+use chrono::{DateTime, NaiveDate, NaiveDateTime, NaiveTime};
+use serde::{Deserialize, Serialize};
+
+/// The types a column can be declared with (`type = "..."` in the dataset spec).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ColumnType {
+    String,
+    Integer,
+    Float,
+    Boolean,
+    Date,
+    Datetime,
+}
+
+impl ColumnType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ColumnType::String => "string",
+            ColumnType::Integer => "integer",
+            ColumnType::Float => "float",
+            ColumnType::Boolean => "boolean",
+            ColumnType::Date => "date",
+            ColumnType::Datetime => "datetime",
+        }
+    }
+
+    pub fn is_numeric(self) -> bool {
+        matches!(self, ColumnType::Integer | ColumnType::Float)
+    }
+
+    pub fn is_temporal(self) -> bool {
+        matches!(self, ColumnType::Date | ColumnType::Datetime)
+    }
+
+    /// The formats tried, in order, when a date or datetime column declares none.
+    pub fn default_formats(self) -> &'static [&'static str] {
+        match self {
+            ColumnType::Date => &["%Y-%m-%d", "%Y/%m/%d", "%Y%m%d"],
+            ColumnType::Datetime => &[
+                "%Y-%m-%dT%H:%M:%S%.f%:z",
+                "%Y-%m-%dT%H:%M:%S%.fZ",
+                "%Y-%m-%dT%H:%M:%S%.f",
+                "%Y-%m-%d %H:%M:%S%.f",
+                "%Y-%m-%dT%H:%M",
+                "%Y-%m-%d %H:%M",
+            ],
+            _ => &[],
+        }
+    }
+}
+
+impl std::fmt::Display for ColumnType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One typed value. Datetimes are naive; a value with an offset is converted to UTC.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Value<'a> {
+    Null,
+    Str(&'a str),
+    Int(i64),
+    Float(f64),
+    Bool(bool),
+    Date(NaiveDate),
+    Datetime(NaiveDateTime),
+}
+
+impl Value<'_> {
+    /// The value as a number, for stats and charts (dates are days since 1970-01-01, datetimes
+    /// seconds since 1970-01-01T00:00:00).
+    pub fn as_f64(&self) -> Option<f64> {
+        match *self {
+            Value::Int(i) => Some(i as f64),
+            Value::Float(f) => Some(f),
+            Value::Date(d) => Some(days_since_epoch(d) as f64),
+            Value::Datetime(dt) => {
+                Some(dt.and_utc().timestamp() as f64 + f64::from(dt.and_utc().timestamp_subsec_nanos()) / 1e9)
+            }
+            _ => None,
+        }
+    }
+
+    /// The start of the value as a datetime, for filter windows and partitions.
+    pub fn as_datetime(&self) -> Option<NaiveDateTime> {
+        match *self {
+            Value::Date(d) => Some(d.and_time(NaiveTime::MIN)),
+            Value::Datetime(dt) => Some(dt),
+            _ => None,
+        }
+    }
+}
+
+pub fn days_since_epoch(d: NaiveDate) -> i32 {
+    (d - NaiveDate::from_ymd_opt(1970, 1, 1).expect("epoch")).num_days() as i32
+}
+
+/// Why a raw value does not fit its column's type (the validator adds the column name).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TypeMismatch(pub String);
+
+/// Parses booleans the way spreadsheets and databases write them.
+pub fn parse_bool(s: &str) -> Option<bool> {
+    match s.to_ascii_lowercase().as_str() {
+        "true" | "t" | "yes" | "y" | "1" => Some(true),
+        "false" | "f" | "no" | "n" | "0" => Some(false),
+        _ => None,
+    }
+}
+
+/// Parses a raw (already trimmed, non-null) field as `ty`, trying `formats` in order for dates and
+/// datetimes. Strings are returned as they are.
+pub fn parse_raw<'a>(ty: ColumnType, raw: &'a str, formats: &[String]) -> Result<Value<'a>, TypeMismatch> {
+    match ty {
+        ColumnType::String => Ok(Value::Str(raw)),
+        ColumnType::Integer => raw
+            .parse::<i64>()
+            .map(Value::Int)
+            .map_err(|_| TypeMismatch(format!("{raw:?} is not an integer"))),
+        ColumnType::Float => match raw.parse::<f64>() {
+            Ok(f) if f.is_finite() => Ok(Value::Float(f)),
+            Ok(_) => Err(TypeMismatch(format!("{raw:?} is not a finite number"))),
+            Err(_) => Err(TypeMismatch(format!("{raw:?} is not a number"))),
+        },
+        ColumnType::Boolean => parse_bool(raw)
+            .map(Value::Bool)
+            .ok_or_else(|| TypeMismatch(format!("{raw:?} is not a boolean (true/false, yes/no, 1/0)"))),
+        ColumnType::Date => formats
+            .iter()
+            .find_map(|f| NaiveDate::parse_from_str(raw, f).ok())
+            .map(Value::Date)
+            .ok_or_else(|| TypeMismatch(format!("{raw:?} is not a date in any of the formats {formats:?}"))),
+        ColumnType::Datetime => formats
+            .iter()
+            .find_map(|f| parse_datetime_with(raw, f))
+            .map(Value::Datetime)
+            .ok_or_else(|| TypeMismatch(format!("{raw:?} is not a datetime in any of the formats {formats:?}"))),
+    }
+}
+
+fn parse_datetime_with(raw: &str, format: &str) -> Option<NaiveDateTime> {
+    if format_has_offset(format) {
+        DateTime::parse_from_str(raw, format).ok().map(|dt| dt.naive_utc())
+    } else {
+        NaiveDateTime::parse_from_str(raw, format).ok()
+    }
+}
+
+fn format_has_offset(format: &str) -> bool {
+    ["%z", "%:z", "%::z", "%#z"].iter().any(|z| format.contains(z))
+}
+
+/// Checks a chrono format for a column type: it must parse as strftime, and a value formatted with
+/// it must parse back (so a date format names year, month and day).
+pub fn check_format(ty: ColumnType, format: &str) -> Result<(), String> {
+    if StrftimeItems::new(format).any(|i| matches!(i, Item::Error)) {
+        return Err(format!("{format:?} is not a valid chrono format (see the chrono strftime docs)"));
+    }
+    let sample = NaiveDate::from_ymd_opt(2024, 3, 17)
+        .and_then(|d| d.and_hms_opt(13, 45, 0))
+        .expect("sample date");
+    let text = if format_has_offset(format) {
+        sample.and_utc().format(format).to_string()
+    } else {
+        sample.format(format).to_string()
+    };
+    let back = match ty {
+        ColumnType::Date => NaiveDate::parse_from_str(&text, format).ok().map(|d| d == sample.date()),
+        _ => parse_datetime_with(&text, format).map(|dt| dt == sample),
+    };
+    match back {
+        Some(true) => Ok(()),
+        _ => Err(format!(
+            "{format:?} does not describe a full {ty}: a {ty} written with it cannot be read back \
+             (a date needs year, month and day; a datetime also hours and minutes)"
+        )),
+    }
+}
+
+/// Writes a typed value in the canonical form the later stages read (`buf` is appended to).
+/// Floats keep the text they were given (it already parsed), so no precision is lost.
+pub fn write_canonical(value: &Value<'_>, raw: &str, buf: &mut String) {
+    match value {
+        Value::Null => {}
+        Value::Str(s) => buf.push_str(s),
+        Value::Int(i) => {
+            let _ = write!(buf, "{i}");
+        }
+        Value::Float(_) => buf.push_str(raw),
+        Value::Bool(b) => buf.push_str(if *b { "true" } else { "false" }),
+        Value::Date(d) => {
+            let _ = write!(buf, "{}", d.format("%Y-%m-%d"));
+        }
+        Value::Datetime(dt) => {
+            let _ = write!(buf, "{}", dt.format("%Y-%m-%dT%H:%M:%S%.f"));
+        }
+    }
+}
+
+/// Reads a canonical field written by [`write_canonical`]. An empty field is null.
+pub fn parse_canonical(ty: ColumnType, s: &str) -> Result<Value<'_>, TypeMismatch> {
+    if s.is_empty() {
+        return Ok(Value::Null);
+    }
+    match ty {
+        ColumnType::Date => NaiveDate::parse_from_str(s, "%Y-%m-%d")
+            .map(Value::Date)
+            .map_err(|_| TypeMismatch(format!("{s:?} is not a canonical date (YYYY-MM-DD)"))),
+        ColumnType::Datetime => NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f")
+            .map(Value::Datetime)
+            .map_err(|_| TypeMismatch(format!("{s:?} is not a canonical datetime (YYYY-MM-DDTHH:MM:SS)"))),
+        ColumnType::Boolean => match s {
+            "true" => Ok(Value::Bool(true)),
+            "false" => Ok(Value::Bool(false)),
+            _ => Err(TypeMismatch(format!("{s:?} is not a canonical boolean"))),
+        },
+        other => parse_raw(other, s, &[]),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fmts(ty: ColumnType) -> Vec<String> {
+        ty.default_formats().iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn dates_parse_in_every_default_format_and_round_trip() {
+        for raw in ["2024-03-05", "2024/03/05", "20240305"] {
+            let v = parse_raw(ColumnType::Date, raw, &fmts(ColumnType::Date)).unwrap();
+            let mut out = String::new();
+            write_canonical(&v, raw, &mut out);
+            assert_eq!(out, "2024-03-05");
+            assert_eq!(parse_canonical(ColumnType::Date, &out).unwrap(), v);
+        }
+        assert!(parse_raw(ColumnType::Date, "2024-02-30", &fmts(ColumnType::Date)).is_err());
+    }
+
+    #[test]
+    fn datetimes_with_offsets_become_utc() {
+        let f = fmts(ColumnType::Datetime);
+        let a = parse_raw(ColumnType::Datetime, "2024-03-05T10:00:00+02:00", &f).unwrap();
+        let b = parse_raw(ColumnType::Datetime, "2024-03-05 08:00:00", &f).unwrap();
+        let c = parse_raw(ColumnType::Datetime, "2024-03-05T08:00:00Z", &f).unwrap();
+        assert_eq!(a, b);
+        assert_eq!(b, c);
+        let mut out = String::new();
+        write_canonical(&parse_raw(ColumnType::Datetime, "2024-03-05 08:00:00.25", &f).unwrap(), "", &mut out);
+        assert_eq!(out, "2024-03-05T08:00:00.250");
+        assert!(parse_canonical(ColumnType::Datetime, &out).is_ok());
+    }
+
+    #[test]
+    fn numbers_and_booleans() {
+        assert_eq!(parse_raw(ColumnType::Integer, "-12", &[]).unwrap(), Value::Int(-12));
+        assert!(parse_raw(ColumnType::Integer, "1.5", &[]).is_err());
+        assert!(parse_raw(ColumnType::Float, "NaN", &[]).is_err());
+        assert!(parse_raw(ColumnType::Float, "inf", &[]).is_err());
+        assert_eq!(parse_raw(ColumnType::Float, "1e3", &[]).unwrap(), Value::Float(1000.0));
+        assert_eq!(parse_raw(ColumnType::Boolean, "Yes", &[]).unwrap(), Value::Bool(true));
+        assert!(parse_raw(ColumnType::Boolean, "maybe", &[]).is_err());
+    }
+
+    #[test]
+    fn formats_are_checked() {
+        assert!(check_format(ColumnType::Date, "%Y-%m-%d").is_ok());
+        assert!(check_format(ColumnType::Date, "%Y-%m").is_err());
+        assert!(check_format(ColumnType::Date, "%Q").is_err());
+        assert!(check_format(ColumnType::Datetime, "%Y-%m-%d %H:%M:%S").is_ok());
+        assert!(check_format(ColumnType::Datetime, "%Y-%m-%dT%H:%M:%S%:z").is_ok());
+        for ty in [ColumnType::Date, ColumnType::Datetime] {
+            for f in ty.default_formats() {
+                assert!(check_format(ty, f).is_ok(), "{f}");
+            }
+        }
+    }
+}

@@ -1,0 +1,1 @@
+//! sluice-filter-stats (being written)

@@ -1,0 +1,1 @@
+//! sluice-validator (being written)

@@ -1,0 +1,1 @@
+//! sluice-statemachine (being written)
