@@ -1,1 +1,233 @@
-fn main() {}
+//! `sluice`: one binary for every Sluice process. See contracts.md for the command line users rely on.
+
+mod driver;
+mod handlers;
+mod report;
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use anyhow::Context;
+use chrono::NaiveDate;
+use clap::{Parser, Subcommand};
+use sluice_core::config::Config;
+use sluice_core::embedded::{FsObjectStore, OutboxMailer, SqliteStore};
+use sluice_core::ports::RunStore;
+use sluice_proto::{RunId, RunStatus};
+
+use crate::handlers::StageContext;
+
+#[derive(Parser)]
+#[command(name = "sluice", version, about = "Validate, filter, summarise, partition, chart and load CSV files")]
+struct Cli {
+    /// The dataset spec.
+    #[arg(long, global = true, default_value = "sluice.toml", env = "SLUICE_CONFIG")]
+    config: PathBuf,
+    /// Where embedded mode keeps buckets, the run store and the outbox
+    /// (default: `[embedded] data_dir` of the spec, else ./.sluice).
+    #[arg(long, global = true, env = "SLUICE_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the pipeline on files, embedded, in this process (one run per file).
+    Run {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// The dataset the files belong to (default: matched by the spec's prefix/suffix).
+        #[arg(long)]
+        dataset: Option<String>,
+        /// The date filter windows are relative to (default: today, UTC).
+        #[arg(long, value_parser = parse_date)]
+        as_of: Option<NaiveDate>,
+        /// Print one run summary (JSON) per line instead of a report.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run history from the run store.
+    Runs {
+        #[command(subcommand)]
+        command: RunsCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum RunsCommand {
+    /// The most recent runs first.
+    List {
+        #[arg(long, default_value_t = 50)]
+        limit: u64,
+        #[arg(long)]
+        json: bool,
+    },
+    /// One run in full.
+    Show {
+        run_id: String,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn parse_date(s: &str) -> Result<NaiveDate, String> {
+    NaiveDate::parse_from_str(s, "%Y-%m-%d").map_err(|_| format!("{s:?} is not a date: use YYYY-MM-DD"))
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("SLUICE_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn,sea_orm=warn")),
+        )
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match runtime.block_on(dispatch(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// The embedded adapters over one data directory.
+struct Embedded {
+    config: Arc<Config>,
+    store: Arc<FsObjectStore>,
+    db: Arc<SqliteStore>,
+    ctx: StageContext,
+}
+
+async fn embedded(config_path: &Path, data_dir: Option<PathBuf>) -> anyhow::Result<Embedded> {
+    let config = Arc::new(Config::load(config_path).map_err(|e| {
+        if e.line == 0 && !config_path.exists() {
+            anyhow::anyhow!(
+                "{}: no dataset spec here; pass --config FILE (examples: examples/sluice.toml)",
+                config_path.display()
+            )
+        } else {
+            anyhow::anyhow!("{e}")
+        }
+    })?);
+    let data_dir = data_dir.or_else(|| config.data_dir.clone()).unwrap_or_else(|| PathBuf::from(".sluice"));
+    std::fs::create_dir_all(&data_dir).with_context(|| format!("cannot create the data directory {}", data_dir.display()))?;
+    let store = Arc::new(FsObjectStore::new(data_dir.join("buckets")));
+    let db = Arc::new(SqliteStore::open(&data_dir.join("sluice.db")).await.map_err(|e| anyhow::anyhow!(e.cause))?);
+    let ctx = StageContext {
+        config: config.clone(),
+        store: store.clone(),
+        rows: db.clone(),
+        mailer: Arc::new(OutboxMailer::new(data_dir.join("outbox"))),
+        scratch_root: data_dir.join("tmp"),
+        progress: None,
+    };
+    Ok(Embedded { config, store, db, ctx })
+}
+
+async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Run { files, dataset, as_of, json } => {
+            let mut env = embedded(&cli.config, cli.data_dir).await?;
+            let as_of = as_of.unwrap_or_else(|| chrono::Utc::now().date_naive());
+            // Check every file and dataset before running any, so a typo does not leave half a batch.
+            let mut plan = Vec::new();
+            for file in &files {
+                if !file.is_file() {
+                    anyhow::bail!("{}: no such file", file.display());
+                }
+                plan.push((file, driver::dataset_for(&env.config, file, dataset.as_deref())?.clone()));
+            }
+            let mut all_ok = true;
+            for (file, ds) in plan {
+                let progress = Arc::new(AtomicU64::new(0));
+                env.ctx.progress = Some(progress.clone());
+                let bar = progress_bar(file, progress, json);
+                let run = driver::run_file(&env.ctx, &env.store, env.db.as_ref(), &ds, file, as_of).await;
+                if let Some((bar, ticker)) = bar {
+                    ticker.abort();
+                    bar.finish_and_clear();
+                }
+                let run = run?;
+                all_ok &= run.status == RunStatus::Succeeded;
+                if json {
+                    println!("{}", serde_json::to_string(&run)?);
+                } else {
+                    print!("{}", report::human(&run));
+                }
+            }
+            Ok(if all_ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+        }
+        Command::Runs { command } => {
+            let env = embedded(&cli.config, cli.data_dir).await?;
+            match command {
+                RunsCommand::List { limit, json } => {
+                    let runs = env.db.list_runs(limit).await.map_err(|e| anyhow::anyhow!(e.cause))?;
+                    if json {
+                        for r in &runs {
+                            println!("{}", serde_json::to_string(r)?);
+                        }
+                    } else {
+                        print!("{}", report::table(&runs));
+                    }
+                    Ok(ExitCode::SUCCESS)
+                }
+                RunsCommand::Show { run_id, json } => {
+                    let id = RunId::parse(&run_id).map_err(|e| anyhow::anyhow!(e))?;
+                    let Some(run) = env.db.get_run(&id).await.map_err(|e| anyhow::anyhow!(e.cause))? else {
+                        anyhow::bail!("no run {run_id} in the run store (see `sluice runs list`)");
+                    };
+                    if json {
+                        println!("{}", serde_json::to_string_pretty(&run)?);
+                    } else {
+                        print!("{}", report::human(&run));
+                    }
+                    Ok(ExitCode::SUCCESS)
+                }
+            }
+        }
+    }
+}
+
+/// A progress bar over the bytes validated, drawn only on a terminal (never when piped or with --json).
+fn progress_bar(
+    file: &Path,
+    progress: Arc<AtomicU64>,
+    json: bool,
+) -> Option<(indicatif::ProgressBar, tokio::task::JoinHandle<()>)> {
+    if json || !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let len = std::fs::metadata(file).map(|m| m.len()).unwrap_or(0);
+    let bar = indicatif::ProgressBar::new(len);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{msg} [{bar:40}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    bar.set_message(file.display().to_string());
+    let ticker = {
+        let bar = bar.clone();
+        tokio::spawn(async move {
+            loop {
+                bar.set_position(progress.load(Ordering::Relaxed));
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        })
+    };
+    Some((bar, ticker))
+}

@@ -893,3 +893,15 @@ failure = ["oncall@example.com"]
         assert!(Window::parse("last_days:0").is_err());
     }
 }
+
+#[cfg(test)]
+mod example_spec {
+    #[test]
+    fn the_repository_spec_parses() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../sluice.toml");
+        let config = super::Config::load(&path).unwrap_or_else(|e| panic!("{e}"));
+        let names: Vec<&str> = config.datasets.iter().map(|d| d.name.as_str()).collect();
+        assert_eq!(names, ["stocks", "orders", "sensors"]);
+        assert_eq!(config.dataset("sensors").unwrap().delimiter, b'\t');
+    }
+}

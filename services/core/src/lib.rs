@@ -6,3 +6,7 @@ pub mod keys;
 pub mod values;
 
 pub use sluice_proto as proto;
+pub mod aws;
+pub mod embedded;
+pub mod ports;
+pub mod worker;

@@ -1,0 +1,99 @@
+//! Human-readable run reports for the terminal.
+
+use std::fmt::Write as _;
+
+use sluice_proto::RunSummary;
+
+fn num(x: Option<f64>) -> String {
+    match x {
+        None => "-".into(),
+        Some(v) if v != 0.0 && (v.abs() >= 1e9 || v.abs() < 1e-3) => format!("{v:.6e}"),
+        Some(v) => format!("{v:.4}"),
+    }
+}
+
+/// The report `sluice run` and `sluice runs show` print.
+pub fn human(run: &RunSummary) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "{}  {}  {}  run {}", run.status, run.dataset, run.source.key, run.run_id);
+    let r = &run.rows;
+    let _ = writeln!(
+        s,
+        "  rows: {} total, {} valid, {} invalid, {} in the filter window",
+        r.total, r.valid, r.invalid, r.filtered
+    );
+    if let Some(e) = &run.error {
+        let _ = writeln!(s, "  error: {} at {}: {}", e.error, e.stage.as_deref().unwrap_or("?"), e.cause);
+    }
+    if !run.stats.is_empty() {
+        let _ = writeln!(s, "  stats:");
+        let _ = writeln!(
+            s,
+            "    {:<16} {:>10} {:>14} {:>14} {:>14} {:>16} {:>14}",
+            "column", "count", "mean", "min", "max", "sum", "stddev"
+        );
+        for (col, st) in &run.stats {
+            let _ = writeln!(
+                s,
+                "    {:<16} {:>10} {:>14} {:>14} {:>14} {:>16} {:>14}",
+                col,
+                st.count,
+                num(st.mean),
+                num(st.min),
+                num(st.max),
+                num(Some(st.sum)),
+                num(st.stddev)
+            );
+        }
+    }
+    let o = &run.outputs;
+    let single = [("valid", &o.valid), ("invalid", &o.invalid), ("filtered", &o.filtered), ("stats", &o.stats)];
+    if single.iter().any(|(_, v)| v.is_some()) || !o.plots.is_empty() || !o.partitions.is_empty() {
+        let _ = writeln!(s, "  outputs:");
+        for (name, v) in single {
+            if let Some(v) = v {
+                let _ = writeln!(s, "    {name:<10} {v}");
+            }
+        }
+        for p in &o.plots {
+            let _ = writeln!(s, "    {:<10} {p}", "plot");
+        }
+        for p in o.partitions.iter().take(10) {
+            let _ = writeln!(s, "    {:<10} {p}", "partition");
+        }
+        if o.partitions.len() > 10 {
+            let _ = writeln!(s, "    {:<10} ... and {} more", "", o.partitions.len() - 10);
+        }
+    }
+    for e in &run.emails {
+        let _ = writeln!(s, "  e-mail: {} -> {}", e.subject, e.to.join(", "));
+    }
+    s
+}
+
+/// The table `sluice runs list` prints.
+pub fn table(runs: &[RunSummary]) -> String {
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "{:<32}  {:<10}  {:<12}  {:>10}  {:>8}  {:<20}  SOURCE",
+        "RUN ID", "STATUS", "DATASET", "VALID", "INVALID", "STARTED"
+    );
+    for r in runs {
+        let _ = writeln!(
+            s,
+            "{:<32}  {:<10}  {:<12}  {:>10}  {:>8}  {:<20}  {}",
+            r.run_id,
+            r.status,
+            r.dataset,
+            r.rows.valid,
+            r.rows.invalid,
+            r.started_at.format("%Y-%m-%d %H:%M:%S"),
+            r.source
+        );
+    }
+    if runs.is_empty() {
+        s.push_str("(no runs yet: try `sluice run FILE`)\n");
+    }
+    s
+}

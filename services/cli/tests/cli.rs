@@ -1,0 +1,318 @@
+//! End-to-end tests of the `sluice` binary, run the way a user runs it: the repository's spec, the example
+//! files and generated ones, a fresh data directory per test, the JSON summary on stdout.
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
+}
+
+struct Sluice {
+    data: tempfile::TempDir,
+    config: PathBuf,
+}
+
+impl Sluice {
+    fn new() -> Self {
+        Sluice { data: tempfile::tempdir().unwrap(), config: repo().join("sluice.toml") }
+    }
+
+    fn with_config(text: &str) -> Self {
+        let s = Sluice::new();
+        let config = s.data.path().join("spec.toml");
+        std::fs::write(&config, text).unwrap();
+        Sluice { config, ..s }
+    }
+
+    fn cmd(&self, args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_sluice"))
+            .args(args)
+            .arg("--config")
+            .arg(&self.config)
+            .arg("--data-dir")
+            .arg(self.data.path().join("data"))
+            .env("SLUICE_LOG", "warn")
+            .output()
+            .unwrap()
+    }
+
+    /// `sluice run FILE --json ...`: the exit code and the one summary printed.
+    fn run(&self, file: &Path, extra: &[&str]) -> (i32, Value) {
+        let mut args = vec!["run", file.to_str().unwrap(), "--json"];
+        args.extend_from_slice(extra);
+        let out = self.cmd(&args);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let line = stdout.lines().next().unwrap_or_else(|| panic!("no summary; stderr:\n{stderr}"));
+        let summary: Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}\n{stderr}"));
+        (out.status.code().unwrap(), summary)
+    }
+
+    fn outbox(&self) -> Vec<String> {
+        let dir = self.data.path().join("data/outbox");
+        let mut mails: Vec<String> = std::fs::read_dir(dir)
+            .map(|d| d.map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap()).collect())
+            .unwrap_or_default();
+        mails.sort();
+        mails
+    }
+}
+
+fn path_of(uri: &Value) -> PathBuf {
+    PathBuf::from(uri.as_str().unwrap().strip_prefix("file://").unwrap())
+}
+
+fn read_csv(path: &Path) -> (Vec<String>, Vec<Vec<String>>) {
+    let mut r = csv::ReaderBuilder::new().flexible(true).from_path(path).unwrap();
+    let header = r.headers().unwrap().iter().map(String::from).collect();
+    let rows = r.records().map(|rec| rec.unwrap().iter().map(String::from).collect()).collect();
+    (header, rows)
+}
+
+/// Independent statistics: two-pass mean and variance in f64 over exact parsed values.
+fn reference_stats(values: &[f64]) -> (usize, f64, f64, f64, f64, f64) {
+    let n = values.len();
+    let sum: f64 = {
+        // Pairwise-exact enough for our sizes: sort by magnitude, then add.
+        let mut v = values.to_vec();
+        v.sort_by(|a, b| a.abs().partial_cmp(&b.abs()).unwrap());
+        v.iter().sum()
+    };
+    let mean = sum / n as f64;
+    let var = values.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n as f64 - 1.0);
+    let min = values.iter().cloned().fold(f64::INFINITY, f64::min);
+    let max = values.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+    (n, mean, min, max, sum, var.sqrt())
+}
+
+fn assert_close(what: &str, got: f64, want: f64) {
+    let rel = if want == 0.0 { got.abs() } else { ((got - want) / want).abs() };
+    assert!(rel <= 1e-9, "{what}: got {got}, want {want} (relative error {rel:e})");
+}
+
+#[test]
+fn stocks_sample_runs_end_to_end() {
+    let s = Sluice::new();
+    let source = repo().join("examples/incoming/stocks/prices.csv");
+    let (code, run) = s.run(&source, &["--as-of", "2024-06-30"]);
+    assert_eq!(code, 0, "{run:#}");
+    assert_eq!(run["status"], "SUCCEEDED");
+    assert_eq!(run["dataset"], "stocks");
+    assert_eq!(run["source"]["key"], "incoming/stocks/prices.csv");
+
+    // Independent validation of the sample: dates must parse, volume must be >= 0, dates are unique.
+    let (_, src_rows) = read_csv(&source);
+    let mut seen = HashSet::new();
+    let mut valid = Vec::new();
+    for row in &src_rows {
+        let date_ok = chrono::NaiveDate::parse_from_str(&row[0], "%Y-%m-%d").is_ok();
+        let vol_ok = row[5].parse::<i64>().is_ok_and(|v| v >= 0);
+        if date_ok && vol_ok && seen.insert(row[0].clone()) {
+            valid.push(row.clone());
+        }
+    }
+    let rows = &run["rows"];
+    assert_eq!(rows["total"], src_rows.len() as u64);
+    assert_eq!(rows["valid"], valid.len() as u64);
+    assert_eq!(rows["invalid"], (src_rows.len() - valid.len()) as u64);
+    assert_eq!(rows["total"].as_u64(), Some(rows["valid"].as_u64().unwrap() + rows["invalid"].as_u64().unwrap()));
+
+    // Every invalid row appears once, with a reason, and its line number points at it.
+    let (inv_header, inv_rows) = read_csv(&path_of(&run["outputs"]["invalid"]));
+    assert_eq!(&inv_header[..2], ["line", "reasons"]);
+    assert_eq!(inv_rows.len() as u64, rows["invalid"].as_u64().unwrap());
+    let lines: HashSet<&String> = inv_rows.iter().map(|r| &r[0]).collect();
+    assert_eq!(lines.len(), inv_rows.len(), "each invalid row once");
+    let text = std::fs::read_to_string(&source).unwrap();
+    let file_lines: Vec<&str> = text.lines().collect();
+    for r in &inv_rows {
+        assert!(!r[1].is_empty(), "a reason for line {}", r[0]);
+        let line: usize = r[0].parse().unwrap();
+        assert!(file_lines[line - 1].starts_with(&r[2]), "line {line} is {:?}, report says {:?}", file_lines[line - 1], r);
+    }
+
+    // The filter window (previous_year of 2024-06-30 = 2023) and the stats, computed independently.
+    let in_2023: Vec<&Vec<String>> = valid.iter().filter(|r| r[0].starts_with("2023-")).collect();
+    assert_eq!(rows["filtered"], in_2023.len() as u64);
+    for (col, idx) in [("high", 2), ("low", 3), ("volume", 5)] {
+        let values: Vec<f64> = in_2023.iter().map(|r| r[idx].parse().unwrap()).collect();
+        let (n, mean, min, max, sum, sd) = reference_stats(&values);
+        let st = &run["stats"][col];
+        assert_eq!(st["count"], n as u64, "{col}");
+        assert_close(&format!("{col} mean"), st["mean"].as_f64().unwrap(), mean);
+        assert_close(&format!("{col} min"), st["min"].as_f64().unwrap(), min);
+        assert_close(&format!("{col} max"), st["max"].as_f64().unwrap(), max);
+        assert_close(&format!("{col} sum"), st["sum"].as_f64().unwrap(), sum);
+        assert_close(&format!("{col} stddev"), st["stddev"].as_f64().unwrap(), sd);
+    }
+    let stats_json: Value =
+        serde_json::from_str(&std::fs::read_to_string(path_of(&run["outputs"]["stats"])).unwrap()).unwrap();
+    assert_eq!(stats_json["columns"]["volume"]["count"], run["stats"]["volume"]["count"]);
+
+    // Partitions hold exactly the filtered rows, each in its month; Parquet reads back typed.
+    let parts = run["outputs"]["partitions"].as_array().unwrap();
+    let csvs: Vec<&Value> = parts.iter().filter(|p| p.as_str().unwrap().ends_with(".csv")).collect();
+    let parquets: Vec<&Value> = parts.iter().filter(|p| p.as_str().unwrap().ends_with(".parquet")).collect();
+    assert_eq!(csvs.len(), 12, "one CSV partition per month of 2023");
+    assert_eq!(parquets.len(), 12);
+    let mut partitioned = Vec::new();
+    for p in &csvs {
+        let path = path_of(p);
+        let (_, prows) = read_csv(&path);
+        let dir = path.parent().unwrap().to_string_lossy().into_owned();
+        for r in &prows {
+            let (y, m) = (&r[0][..4], &r[0][5..7]);
+            assert!(dir.ends_with(&format!("stocks/year={y}/month={m}")), "{} in {dir}", r[0]);
+        }
+        partitioned.extend(prows);
+    }
+    let (_, filtered) = read_csv(&path_of(&run["outputs"]["filtered"]));
+    partitioned.sort();
+    let mut expected = filtered.clone();
+    expected.sort();
+    assert_eq!(partitioned, expected, "the partitions hold exactly the filtered rows");
+    let mut parquet_rows = 0;
+    for p in &parquets {
+        let file = std::fs::File::open(path_of(p)).unwrap();
+        let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file).unwrap();
+        let schema = reader.schema().clone();
+        use arrow_schema::DataType;
+        assert_eq!(schema.field_with_name("date").unwrap().data_type(), &DataType::Date32);
+        assert_eq!(schema.field_with_name("high").unwrap().data_type(), &DataType::Float64);
+        assert_eq!(schema.field_with_name("volume").unwrap().data_type(), &DataType::Int64);
+        for batch in reader.build().unwrap() {
+            parquet_rows += batch.unwrap().num_rows();
+        }
+    }
+    assert_eq!(parquet_rows, filtered.len());
+
+    // Two charts, real PNGs of 1200x600.
+    let plots = run["outputs"]["plots"].as_array().unwrap();
+    assert_eq!(plots.len(), 2);
+    for p in plots {
+        let bytes = std::fs::read(path_of(p)).unwrap();
+        assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n");
+        let w = u32::from_be_bytes(bytes[16..20].try_into().unwrap());
+        let h = u32::from_be_bytes(bytes[20..24].try_into().unwrap());
+        assert_eq!((w, h), (1200, 600));
+    }
+
+    // The invalid-rows report and the success summary were written to the outbox.
+    let subjects: Vec<&str> = run["emails"].as_array().unwrap().iter().map(|e| e["subject"].as_str().unwrap()).collect();
+    assert_eq!(subjects.len(), 2, "{subjects:?}");
+    let mails = s.outbox();
+    assert_eq!(mails.len(), 2);
+    assert!(mails.iter().any(|m| m.contains("owner@example.com") && m.contains("text/csv")));
+    assert!(mails.iter().any(|m| m.contains("team@example.com")));
+}
+
+#[test]
+fn a_rerun_overwrites_instead_of_duplicating() {
+    let s = Sluice::new();
+    let source = repo().join("examples/incoming/orders/orders-2024.csv");
+    let (_, first) = s.run(&source, &[]);
+    let (_, second) = s.run(&source, &[]);
+    assert_eq!(first["run_id"], second["run_id"]);
+    assert_eq!(first["rows"], second["rows"]);
+    assert_eq!(first["outputs"]["partitions"], second["outputs"]["partitions"]);
+    let list = s.cmd(&["runs", "list", "--json"]);
+    assert_eq!(String::from_utf8_lossy(&list.stdout).lines().count(), 1, "one run, recorded once");
+    let show = s.cmd(&["runs", "show", first["run_id"].as_str().unwrap(), "--json"]);
+    let shown: Value = serde_json::from_slice(&show.stdout).unwrap();
+    assert_eq!(shown["status"], first["status"]);
+    // Partition files are named by run id: a re-run leaves as many rows as one run.
+    let mut total = 0;
+    for p in second["outputs"]["partitions"].as_array().unwrap() {
+        if p.as_str().unwrap().ends_with(".csv") {
+            total += read_csv(&path_of(p)).1.len();
+        }
+    }
+    assert_eq!(total as u64, second["rows"]["filtered"].as_u64().unwrap());
+}
+
+#[test]
+fn orders_report_every_invalid_row_with_its_reasons() {
+    let s = Sluice::new();
+    let (code, run) = s.run(&repo().join("examples/incoming/orders/orders-2024.csv"), &[]);
+    assert_eq!(code, 0, "{run:#}");
+    assert_eq!(run["rows"]["total"], 71);
+    assert_eq!(run["rows"]["invalid"], 11);
+    let (_, inv) = read_csv(&path_of(&run["outputs"]["invalid"]));
+    let by_id: BTreeMap<&str, &str> = inv.iter().map(|r| (r[2].as_str(), r[1].as_str())).collect();
+    assert!(by_id["ORD-1234"].contains("order_id"));
+    assert!(by_id["ORD-200001"].contains("customer_email"));
+    assert!(by_id["ORD-200002"].contains("status"));
+    assert!(by_id["ORD-200003"].contains("amount"));
+    assert!(by_id["ORD-200004"].contains("quantity"));
+    assert!(by_id["ORD-200005"].contains("order_date"));
+    let two = by_id["ORD-200006"];
+    assert!(two.contains("amount") && two.contains("paid"), "all reasons of a row: {two}");
+    assert!(by_id[""].contains("order_id"));
+    assert!(by_id["ORD-100007"].contains("duplicate"));
+    // No success recipients for orders: only the invalid-rows report.
+    let mails = s.outbox();
+    assert_eq!(mails.len(), 1);
+    assert!(mails[0].contains("sales-ops@example.com"));
+}
+
+#[test]
+fn tsv_with_datetimes_partitions_by_hour() {
+    let s = Sluice::new();
+    let (code, run) = s.run(&repo().join("examples/incoming/sensors/readings.tsv"), &[]);
+    assert_eq!(code, 0, "{run:#}");
+    assert_eq!(run["rows"]["invalid"], 2);
+    let parts = run["outputs"]["partitions"].as_array().unwrap();
+    assert!(parts.iter().all(|p| p.as_str().unwrap().ends_with(".parquet")), "parquet only");
+    assert_eq!(parts.len(), 24 * 7, "one partition per hour of the week");
+    assert!(parts[0].as_str().unwrap().contains("sensors/year=2024/month=06/day=01/hour=00/"));
+}
+
+#[test]
+fn a_file_that_cannot_be_processed_fails_the_run_and_alerts() {
+    let s = Sluice::new();
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("incoming/stocks");
+    std::fs::create_dir_all(&bad).unwrap();
+    let file = bad.join("broken.csv");
+    std::fs::write(&file, b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR binary").unwrap();
+    let (code, run) = s.run(&file, &[]);
+    assert_eq!(code, 1);
+    assert_eq!(run["status"], "FAILED");
+    assert_eq!(run["error"]["stage"], "validator");
+    assert_eq!(run["error"]["error"], "Sluice.InvalidInput");
+    assert!(run["error"]["cause"].as_str().unwrap().contains("broken.csv"), "{run:#}");
+    let mails = s.outbox();
+    assert_eq!(mails.len(), 1, "the failure alert");
+    assert!(mails[0].contains("oncall@example.com"));
+    let list = s.cmd(&["runs", "list"]);
+    assert!(String::from_utf8_lossy(&list.stdout).contains("FAILED"));
+}
+
+#[test]
+fn bad_usage_exits_2_with_a_reason_and_runs_nothing() {
+    let s = Sluice::with_config("[[dataset]]\nname = \"x\"\ncolums = []\n");
+    let out = s.cmd(&["run", "whatever.csv"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("spec.toml:3:1") && err.contains("colums"), "{err}");
+
+    let s = Sluice::new();
+    let out = s.cmd(&["run", "/nonexistent/file.csv"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no such file"));
+
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("a.csv");
+    std::fs::write(&f, "a\n1\n").unwrap();
+    let out = s.cmd(&["run", f.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--dataset"), "ambiguous dataset");
+
+    let out = s.cmd(&["runs", "show", "0123"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no run 0123"));
+}

@@ -1,0 +1,204 @@
+//! Converts one partition's canonical CSV to Parquet, typed from the dataset spec.
+//!
+//! Memory is bounded by one batch (at most [`BATCH_ROWS`] rows or [`BATCH_BYTES`] of CSV text)
+//! plus the row group being encoded (at most [`BATCH_ROWS`] rows or [`ROW_GROUP_BYTES`]), however
+//! large the partition.
+
+use std::fs::File;
+use std::io::BufWriter;
+use std::path::Path;
+use std::sync::Arc;
+
+use arrow_array::builder::{
+    BooleanBuilder, Date32Builder, Float64Builder, Int64Builder, StringBuilder,
+    TimestampMicrosecondBuilder,
+};
+use arrow_array::{ArrayRef, RecordBatch};
+use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use parquet::arrow::ArrowWriter;
+use parquet::basic::Compression;
+use parquet::file::properties::WriterProperties;
+use sluice_core::config::Dataset;
+use sluice_core::values::{ColumnType, Value, days_since_epoch};
+use sluice_proto::StageError;
+
+use crate::canonical::{CanonicalReader, IO_BUFFER};
+
+/// Rows per record batch and per row group: large enough for good compression and statistics.
+const BATCH_ROWS: usize = 64 * 1024;
+/// A batch is also cut at this much CSV text, so wide rows cannot blow up memory.
+const BATCH_BYTES: usize = 8 * 1024 * 1024;
+/// A row group is also cut at this estimated encoded size.
+const ROW_GROUP_BYTES: usize = 16 * 1024 * 1024;
+
+/// The Arrow schema of a dataset's Parquet files: one nullable field per column, in spec order.
+///
+/// string -> Utf8, integer -> Int64, float -> Float64, boolean -> Boolean, date -> Date32 (days
+/// since 1970-01-01), datetime -> Timestamp(Microsecond, no time zone; the values are naive, and
+/// UTC when the source had an offset).
+pub fn arrow_schema(ds: &Dataset) -> SchemaRef {
+    let fields: Vec<Field> = ds
+        .columns
+        .iter()
+        .map(|c| Field::new(&c.name, arrow_type(c.ty), true))
+        .collect();
+    Arc::new(Schema::new(fields))
+}
+
+fn arrow_type(ty: ColumnType) -> DataType {
+    match ty {
+        ColumnType::String => DataType::Utf8,
+        ColumnType::Integer => DataType::Int64,
+        ColumnType::Float => DataType::Float64,
+        ColumnType::Boolean => DataType::Boolean,
+        ColumnType::Date => DataType::Date32,
+        ColumnType::Datetime => DataType::Timestamp(TimeUnit::Microsecond, None),
+    }
+}
+
+/// Writes `parquet` (truncating it) with every row of the canonical CSV file `csv`; returns the
+/// number of rows.
+pub(crate) fn csv_to_parquet(
+    ds: &Dataset,
+    schema: &SchemaRef,
+    csv: &Path,
+    parquet: &Path,
+) -> Result<u64, StageError> {
+    let parquet_error = |e: parquet::errors::ParquetError| {
+        StageError::internal(format!("cannot write {}: {e}", parquet.display()))
+    };
+    let mut rows = CanonicalReader::open(csv, ds)?;
+    if let Some(dir) = parquet.parent() {
+        // With only Parquet asked for, pass 1 wrote its CSV files elsewhere (a scratch folder).
+        std::fs::create_dir_all(dir).map_err(|e| {
+            StageError::internal(format!(
+                "cannot create the partition folder {}: {e}",
+                dir.display()
+            ))
+        })?;
+    }
+    let file = File::create(parquet)
+        .map_err(|e| StageError::internal(format!("cannot create {}: {e}", parquet.display())))?;
+    let props = WriterProperties::builder()
+        .set_compression(Compression::SNAPPY)
+        .set_max_row_group_row_count(Some(BATCH_ROWS))
+        .set_max_row_group_bytes(Some(ROW_GROUP_BYTES))
+        .build();
+    let mut writer = ArrowWriter::try_new(
+        BufWriter::with_capacity(IO_BUFFER, file),
+        Arc::clone(schema),
+        Some(props),
+    )
+    .map_err(parquet_error)?;
+
+    let mut builders: Vec<ColumnBuilder> = ds
+        .columns
+        .iter()
+        .map(|c| ColumnBuilder::new(c.ty))
+        .collect();
+    let (mut batch_rows, mut batch_bytes, mut total) = (0usize, 0usize, 0u64);
+    while rows.next_record(ds)? {
+        for (i, (builder, column)) in builders.iter_mut().zip(&ds.columns).enumerate() {
+            let value = rows.value(i, column)?;
+            if !builder.append(value) {
+                return Err(StageError::internal(format!(
+                    "{}: column {:?}: a {} column read back as {value:?}; this is a bug in Sluice",
+                    csv.display(),
+                    column.name,
+                    column.ty
+                )));
+            }
+        }
+        batch_rows += 1;
+        batch_bytes += rows.raw().len();
+        total += 1;
+        if batch_rows >= BATCH_ROWS || batch_bytes >= BATCH_BYTES {
+            writer
+                .write(&finish_batch(schema, &mut builders, parquet)?)
+                .map_err(parquet_error)?;
+            (batch_rows, batch_bytes) = (0, 0);
+        }
+    }
+    if batch_rows > 0 {
+        writer
+            .write(&finish_batch(schema, &mut builders, parquet)?)
+            .map_err(parquet_error)?;
+    }
+    let out = writer.into_inner().map_err(parquet_error)?;
+    out.into_inner().map_err(|e| {
+        StageError::internal(format!("cannot write {}: {}", parquet.display(), e.error()))
+    })?;
+    Ok(total)
+}
+
+fn finish_batch(
+    schema: &SchemaRef,
+    builders: &mut [ColumnBuilder],
+    parquet: &Path,
+) -> Result<RecordBatch, StageError> {
+    let columns: Vec<ArrayRef> = builders.iter_mut().map(ColumnBuilder::finish).collect();
+    RecordBatch::try_new(Arc::clone(schema), columns).map_err(|e| {
+        StageError::internal(format!(
+            "cannot build a record batch for {}: {e}",
+            parquet.display()
+        ))
+    })
+}
+
+/// An Arrow array builder for one column type.
+enum ColumnBuilder {
+    Utf8(StringBuilder),
+    Int64(Int64Builder),
+    Float64(Float64Builder),
+    Boolean(BooleanBuilder),
+    Date32(Date32Builder),
+    Timestamp(TimestampMicrosecondBuilder),
+}
+
+impl ColumnBuilder {
+    fn new(ty: ColumnType) -> Self {
+        match ty {
+            ColumnType::String => ColumnBuilder::Utf8(StringBuilder::new()),
+            ColumnType::Integer => ColumnBuilder::Int64(Int64Builder::new()),
+            ColumnType::Float => ColumnBuilder::Float64(Float64Builder::new()),
+            ColumnType::Boolean => ColumnBuilder::Boolean(BooleanBuilder::new()),
+            ColumnType::Date => ColumnBuilder::Date32(Date32Builder::new()),
+            ColumnType::Datetime => ColumnBuilder::Timestamp(TimestampMicrosecondBuilder::new()),
+        }
+    }
+
+    /// Appends a value read as this column's type; `false` if it is of another type.
+    fn append(&mut self, value: Value<'_>) -> bool {
+        match (self, value) {
+            (ColumnBuilder::Utf8(b), Value::Null) => b.append_null(),
+            (ColumnBuilder::Int64(b), Value::Null) => b.append_null(),
+            (ColumnBuilder::Float64(b), Value::Null) => b.append_null(),
+            (ColumnBuilder::Boolean(b), Value::Null) => b.append_null(),
+            (ColumnBuilder::Date32(b), Value::Null) => b.append_null(),
+            (ColumnBuilder::Timestamp(b), Value::Null) => b.append_null(),
+            (ColumnBuilder::Utf8(b), Value::Str(s)) => b.append_value(s),
+            (ColumnBuilder::Int64(b), Value::Int(i)) => b.append_value(i),
+            (ColumnBuilder::Float64(b), Value::Float(f)) => b.append_value(f),
+            (ColumnBuilder::Boolean(b), Value::Bool(v)) => b.append_value(v),
+            (ColumnBuilder::Date32(b), Value::Date(d)) => b.append_value(days_since_epoch(d)),
+            // Microseconds since the epoch; chrono's dates (years -262143..262142) all fit in i64.
+            // Digits below the microsecond are dropped (towards the past, also before 1970).
+            (ColumnBuilder::Timestamp(b), Value::Datetime(dt)) => {
+                b.append_value(dt.and_utc().timestamp_micros())
+            }
+            _ => return false,
+        }
+        true
+    }
+
+    fn finish(&mut self) -> ArrayRef {
+        match self {
+            ColumnBuilder::Utf8(b) => Arc::new(b.finish()),
+            ColumnBuilder::Int64(b) => Arc::new(b.finish()),
+            ColumnBuilder::Float64(b) => Arc::new(b.finish()),
+            ColumnBuilder::Boolean(b) => Arc::new(b.finish()),
+            ColumnBuilder::Date32(b) => Arc::new(b.finish()),
+            ColumnBuilder::Timestamp(b) => Arc::new(b.finish()),
+        }
+    }
+}
