@@ -48,8 +48,10 @@ our_pid() {
     [[ -f "$PID_FILE" ]] || return 1
     local pid
     pid="$(cat "$PID_FILE")"
-    [[ "$pid" =~ ^[0-9]+$ ]] && kill -0 "$pid" 2>/dev/null && { echo "$pid"; return 0; }
-    return 1
+    [[ "$pid" =~ ^[0-9]+$ ]] && kill -0 "$pid" 2>/dev/null || return 1
+    # The PID may have been reused since: only a ministack process counts as ours.
+    ps -o args= -p "$pid" 2>/dev/null | grep -q ministack || return 1
+    echo "$pid"
 }
 
 # "name==version" for every pin of the requirements file, lowercased for comparison with pip freeze.

@@ -208,6 +208,11 @@ impl Executor {
             Some(virtual_clock) => virtual_clock.drive(body).await,
             None => body.await,
         };
+        tracing::debug!(
+            execution = execution_name,
+            status = status.as_str(),
+            "execution ended"
+        );
         let history = std::mem::take(&mut *lock(&run.history));
         let states_entered = std::mem::take(&mut *lock(&run.entered));
         let (error, cause) = match failure {
@@ -498,6 +503,13 @@ impl<'a> Run<'a> {
             visits[i] += 1;
             retries = retries.saturating_add(1);
             let delay = self.retry_delay(&retriers[i], visits[i]);
+            tracing::debug!(
+                execution = %self.execution_name,
+                error = %e.error,
+                retry = retries,
+                delay_ms = delay.as_millis() as u64,
+                "retrying a failed state"
+            );
             self.exec.clock.sleep(delay).await;
         }
     }

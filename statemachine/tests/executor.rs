@@ -960,3 +960,23 @@ async fn the_system_clock_really_waits() {
     assert!(real.elapsed() >= std::time::Duration::from_millis(990));
     assert_eq!(exec.output, Some(json!({"x": 1})));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn virtual_time_is_deterministic_on_a_multi_thread_runtime_too() {
+    let def = json!({"StartAt": "M", "States": {"M": {"Type": "Map", "MaxConcurrency": 2, "End": true,
+        "ItemProcessor": {"StartAt": "W", "States": {"W": {"Type": "Task", "Resource": SQS, "TimeoutSeconds": 25, "End": true}}}}}});
+    for _ in 0..20 {
+        // Items take 10, 20, 30, 10 s; the 30 s one times out at 25 s and fails the Map then.
+        let (exec, script) = run_with(&def, json!([10, 20, 30, 10]), |req, _| {
+            Plan::ok(json!(1)).after(req.parameters.as_u64().unwrap())
+        })
+        .await;
+        assert_failed(&exec, "States.Timeout");
+        assert_eq!(
+            times_of(&exec, "ExecutionFailed"),
+            [35.0],
+            "item 3 starts at 10 s and times out 25 s later"
+        );
+        assert_eq!(script.max_in_flight.load(Ordering::SeqCst), 2);
+    }
+}

@@ -1,5 +1,6 @@
 //! `sluice`: one binary for every Sluice process. See contracts.md for the command line users rely on.
 
+mod aws_mode;
 mod driver;
 mod handlers;
 mod report;
@@ -53,8 +54,55 @@ enum Command {
     },
     /// Run history from the run store.
     Runs {
+        /// Read the AWS run store (DynamoDB, `[aws] runs_table`) instead of the embedded one.
+        #[arg(long, global = true)]
+        aws: bool,
         #[command(subcommand)]
         command: RunsCommand,
+    },
+    /// AWS mode: one worker service for a stage (validator, filter-stats, partitioner, plotter, notifier).
+    Worker {
+        #[arg(value_parser = parse_stage)]
+        stage: sluice_proto::Stage,
+        /// Tasks worked on at once.
+        #[arg(long, default_value_t = 2)]
+        concurrency: usize,
+        /// SQS visibility lease in seconds, renewed while a task runs.
+        #[arg(long, default_value_t = 60)]
+        lease_seconds: u64,
+    },
+    /// AWS mode: S3 event notifications -> one Step Functions execution per file.
+    Dispatcher,
+    /// AWS mode: create or update buckets, queues, notifications, tables, the state machine and SES
+    /// identities against the configured endpoint (idempotent).
+    Deploy,
+    /// Check, draw and run Amazon States Language definitions locally.
+    Statemachine {
+        #[command(subcommand)]
+        command: StatemachineCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum StatemachineCommand {
+    /// Check a definition (what statelint checks); exit 1 when it has problems.
+    Lint { file: PathBuf },
+    /// Print a Mermaid flowchart of a definition.
+    Render { file: PathBuf },
+    /// Run a definition with scripted task outcomes (see contracts.md, "Task responder file").
+    Exec {
+        file: PathBuf,
+        /// The execution input (JSON text).
+        #[arg(long, default_value = "{}")]
+        input: String,
+        #[arg(long)]
+        responder: PathBuf,
+        /// Print the execution result as one JSON object.
+        #[arg(long)]
+        json: bool,
+        /// Do not really wait for Wait states and Retry intervals (the history keeps their times).
+        #[arg(long)]
+        fast: bool,
     },
 }
 
@@ -73,6 +121,13 @@ enum RunsCommand {
         #[arg(long)]
         json: bool,
     },
+}
+
+fn parse_stage(s: &str) -> Result<sluice_proto::Stage, String> {
+    sluice_proto::Stage::parse(s).ok_or_else(|| {
+        let all: Vec<&str> = sluice_proto::Stage::ALL.iter().map(|s| s.as_str()).collect();
+        format!("{s:?} is not a stage: one of {}", all.join(", "))
+    })
 }
 
 fn parse_date(s: &str) -> Result<NaiveDate, String> {
@@ -172,7 +227,26 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             Ok(if all_ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
         }
-        Command::Runs { command } => {
+        Command::Worker { stage, concurrency, lease_seconds } => {
+            aws_mode::worker(&cli.config, stage, concurrency, Duration::from_secs(lease_seconds)).await
+        }
+        Command::Dispatcher => aws_mode::dispatcher(&cli.config).await,
+        Command::Deploy => aws_mode::deploy(&cli.config).await,
+        Command::Statemachine { command } => {
+            let code = match command {
+                StatemachineCommand::Lint { file } => sluice_statemachine::cli::lint(&file).await,
+                StatemachineCommand::Render { file } => sluice_statemachine::cli::render(&file).await,
+                StatemachineCommand::Exec { file, input, responder, json, fast } => {
+                    sluice_statemachine::cli::exec(&file, &input, &responder, json, fast).await
+                }
+            };
+            Ok(ExitCode::from(u8::try_from(code).unwrap_or(2)))
+        }
+        Command::Runs { aws: true, command } => match command {
+            RunsCommand::List { limit, json } => aws_mode::runs_list(&cli.config, limit, json).await,
+            RunsCommand::Show { run_id, json } => aws_mode::runs_show(&cli.config, &run_id, json).await,
+        },
+        Command::Runs { aws: false, command } => {
             let env = embedded(&cli.config, cli.data_dir).await?;
             match command {
                 RunsCommand::List { limit, json } => {

@@ -64,12 +64,44 @@ impl Default for Buckets {
     }
 }
 
+/// Names of the AWS resources `sluice deploy` creates and the AWS-mode processes use (`[aws]`).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AwsSettings {
+    /// The Step Functions state machine running statemachine/pipeline.asl.json.
+    pub state_machine: String,
+    /// DynamoDB table of runs (partition key `run_id`).
+    pub runs_table: String,
+    /// DynamoDB table of valid rows (partition key `dataset`, sort key `row_key`).
+    pub rows_table: String,
+    /// Queue names: `{queue_prefix}{stage}` and `{queue_prefix}{stage}-dlq`, plus `{queue_prefix}events`.
+    pub queue_prefix: String,
+    /// The role Step Functions assumes (it needs sqs:SendMessage on the stage queues).
+    pub role_arn: String,
+    /// Deliveries before a message moves to its dead-letter queue.
+    pub max_receive_count: u32,
+}
+
+impl Default for AwsSettings {
+    fn default() -> Self {
+        AwsSettings {
+            state_machine: "sluice-pipeline".into(),
+            runs_table: "sluice-runs".into(),
+            rows_table: "sluice-rows".into(),
+            queue_prefix: "sluice-".into(),
+            role_arn: "arn:aws:iam::000000000000:role/sluice-pipeline".into(),
+            max_receive_count: 5,
+        }
+    }
+}
+
 /// A whole spec file.
 #[derive(Debug, Clone)]
 pub struct Config {
     /// The file it was read from.
     pub path: PathBuf,
     pub buckets: Buckets,
+    pub aws: AwsSettings,
     /// `[embedded] data_dir`, relative to the spec file; `None` means the caller's default.
     pub data_dir: Option<PathBuf>,
     pub datasets: Vec<Dataset>,
@@ -262,6 +294,8 @@ struct RawConfig {
     #[serde(default)]
     embedded: RawEmbedded,
     #[serde(default)]
+    aws: AwsSettings,
+    #[serde(default)]
     dataset: Vec<Spanned<RawDataset>>,
 }
 
@@ -434,7 +468,7 @@ impl Config {
     /// Checks a spec given as text; `path` only names it in errors and anchors `data_dir`.
     pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
         let ctx = Ctx { path, text };
-        let raw: RawConfig = toml::from_str(text).map_err(|e| ctx.from_toml(&e))?;
+        let raw: RawConfig = toml::from_str(text).map_err(|e| ctx.toml_error(&e))?;
         let mut datasets = Vec::new();
         let mut names = HashSet::new();
         for ds in raw.dataset {
@@ -449,6 +483,7 @@ impl Config {
         Ok(Config {
             path: path.to_path_buf(),
             buckets: raw.buckets,
+            aws: raw.aws,
             data_dir: raw.embedded.data_dir.map(|d| base.join(d)),
             datasets,
         })
@@ -473,7 +508,7 @@ impl Ctx<'_> {
         ConfigError { path: self.path.to_path_buf(), line, column, key: key.to_string(), message: message.into() }
     }
 
-    fn from_toml(&self, e: &toml::de::Error) -> ConfigError {
+    fn toml_error(&self, e: &toml::de::Error) -> ConfigError {
         let span = e.span().unwrap_or(0..0);
         let (line, column) = self.position(span.start);
         // The key is what stands before `=` on the offending line, when there is one.

@@ -680,9 +680,12 @@ async fn emulator_get(path: &str) -> String {
 /// A stand-in for an AWS endpoint on 127.0.0.1: answers each request with the next canned (status, JSON
 /// body), the last one repeating, and keeps every request (head, body) so a test sees exactly what an
 /// adapter sent. Needs no emulator.
+/// One request as the stub received it: the head (request line and headers) and the body.
+type Captured = (String, Vec<u8>);
+
 struct StubEndpoint {
     url: String,
-    requests: std::sync::Arc<std::sync::Mutex<Vec<(String, Vec<u8>)>>>,
+    requests: std::sync::Arc<std::sync::Mutex<Vec<Captured>>>,
     server: tokio::task::JoinHandle<()>,
 }
 

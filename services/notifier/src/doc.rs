@@ -39,7 +39,11 @@ pub enum Block {
         columns: Vec<Column>,
         rows: Vec<Vec<String>>,
     },
-    List(Vec<String>),
+    /// A bulleted list, introduced by a line of its own (`Charts (2):`).
+    List {
+        intro: String,
+        items: Vec<String>,
+    },
     /// Small print at the end.
     Footer(String),
 }
@@ -66,8 +70,11 @@ impl Doc {
         self.blocks.push(Block::Table { columns, rows });
         self
     }
-    pub fn list(&mut self, items: Vec<String>) -> &mut Self {
-        self.blocks.push(Block::List(items));
+    pub fn list(&mut self, intro: impl Into<String>, items: Vec<String>) -> &mut Self {
+        self.blocks.push(Block::List {
+            intro: intro.into(),
+            items,
+        });
         self
     }
     pub fn footer(&mut self, text: impl Into<String>) -> &mut Self {
@@ -137,7 +144,8 @@ impl Doc {
                         let _ = writeln!(out, "{}", line(&mut row.iter().map(|v| cell(v))));
                     }
                 }
-                Block::List(items) => {
+                Block::List { intro, items } => {
+                    let _ = writeln!(out, "{}", one_line(intro));
                     for item in items {
                         let _ = writeln!(out, "  - {}", one_line(item));
                     }
@@ -219,7 +227,12 @@ impl Doc {
                     }
                     out.push_str("</table>\n");
                 }
-                Block::List(items) => {
+                Block::List { intro, items } => {
+                    let _ = writeln!(
+                        out,
+                        "<p style=\"margin:0 0 4px\">{}</p>",
+                        escape_html(intro)
+                    );
                     out.push_str("<ul style=\"margin:0 0 12px;padding-left:20px\">\n");
                     for item in items {
                         let _ = writeln!(out, "<li>{}</li>", escape_html(item));
@@ -296,7 +309,7 @@ mod tests {
                 ("Run id".into(), "abc".into()),
                 ("Cause".into(), "line one\nline two".into()),
             ])
-            .list(vec!["a".into()])
+            .list("Items:", vec!["a".into()])
             .footer("Sent by Sluice.");
         d
     }
@@ -310,7 +323,7 @@ mod tests {
             text.contains("Run id:  abc\nCause:   line one\n         line two\n"),
             "{text}"
         );
-        assert!(text.contains("  - a\n"));
+        assert!(text.contains("\nItems:\n  - a\n"), "{text}");
     }
 
     #[test]

@@ -259,12 +259,14 @@ pub fn success(
         doc.fields(where_);
     }
     if !outputs.plots.is_empty() {
-        doc.para(format!("Charts ({}):", outputs.plots.len()));
-        doc.list(outputs.plots.clone());
+        doc.list(
+            format!("Charts ({}):", outputs.plots.len()),
+            outputs.plots.clone(),
+        );
     }
     if !outputs.partitions.is_empty() {
         let n = outputs.partitions.len();
-        doc.para(format!("Partitions ({}):", count(n as u64)));
+
         let mut listed: Vec<String> = outputs
             .partitions
             .iter()
@@ -277,7 +279,7 @@ pub fn success(
                 count((n - PARTITIONS_LISTED) as u64)
             ));
         }
-        doc.list(listed);
+        doc.list(format!("Partitions ({}):", count(n as u64)), listed);
     }
 
     doc.fields(run.run_fields());

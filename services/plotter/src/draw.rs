@@ -164,7 +164,7 @@ pub fn draw_chart(
     }
     let y_area = y_label_w + 16 + AXIS_DESC_PX + 14;
     // The right margin is not known yet (it depends on the last label): assume a typical one.
-    let axis_px = f64::from(WIDTH - MARGIN_LEFT - 64 - y_area);
+    let axis_px = f64::from(WIDTH.saturating_sub(MARGIN_LEFT + 64 + y_area).max(100));
 
     let (x0, x1) = match data.x_range {
         Some((lo, hi)) if lo == hi => match data.x_kind {

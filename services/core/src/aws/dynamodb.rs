@@ -389,8 +389,9 @@ impl DynamoRunStore {
             ("#stages".to_string(), "stages".to_string()),
             ("#stage".to_string(), stage.to_string()),
         ]);
-        // Two tries are enough: the second path only fails if another writer created the map in between,
-        // and then the first path works.
+        // Set the entry if the map exists, else create the map with it. The second write only fails when
+        // another writer created the map in between, and then the first succeeds on the next round; a
+        // few rounds cover any realistic race.
         for _ in 0..3 {
             let into_existing = self
                 .client
@@ -537,6 +538,7 @@ impl RunStore for DynamoRunStore {
         Ok(())
     }
 
+    /// A strongly consistent read. None also when only stage statuses were recorded so far.
     async fn get_run(&self, run_id: &RunId) -> Result<Option<RunSummary>, StageError> {
         match self.get_item(run_id).await? {
             Some(item) => decode_summary(&self.table, &item),
