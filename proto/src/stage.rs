@@ -190,9 +190,17 @@ pub struct PartitionInput {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct PartitionOutput {
-    /// Every partition file written (CSV and Parquet), in the curated bucket, sorted by key.
+    /// How many partition files were written (CSV and Parquet), in the curated bucket.
+    pub count: u64,
+    /// The first [`PARTITIONS_LISTED`] partition files, sorted by key. Minute partitions of a large file
+    /// run to hundreds of thousands; listing them all would break Step Functions' 256 KiB payload limit.
     pub partitions: Vec<ObjectRef>,
+    /// Every partition file, as a JSON array of object references: `runs/{run_id}/partitions.json`.
+    pub manifest: ObjectRef,
 }
+
+/// At most this many partition files are named in messages and summaries; the manifest has them all.
+pub const PARTITIONS_LISTED: usize = 100;
 
 // ---------------------------------------------------------------------------------------------
 // plotter
@@ -232,7 +240,7 @@ pub enum Notice {
         rows: RowCounts,
         filtered_rows: u64,
         stats: BTreeMap<String, ColumnStats>,
-        outputs: Outputs,
+        outputs: OutputRefs,
     },
     /// Sent when a stage fails for good: which stage, the error name and its cause.
     Failure { stage: String, error: String, cause: String },
@@ -251,6 +259,21 @@ pub struct NotifyOutput {
     pub emails: Vec<EmailSent>,
 }
 
+/// Where a run's outputs are, as object references (what the state machine passes around; the notifier
+/// turns them into URIs for the mode it runs in).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct OutputRefs {
+    pub valid: ObjectRef,
+    pub invalid: ObjectRef,
+    pub filtered: ObjectRef,
+    pub stats: ObjectRef,
+    pub plots: Vec<ObjectRef>,
+    /// The first partition files ([`PARTITIONS_LISTED`] at most).
+    pub partitions: Vec<ObjectRef>,
+    pub partition_count: u64,
+    pub partition_manifest: Option<ObjectRef>,
+}
+
 /// Where a run's outputs are, as URIs (`s3://bucket/key`, or `file:///...` embedded).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct Outputs {
@@ -259,5 +282,26 @@ pub struct Outputs {
     pub filtered: Option<String>,
     pub stats: Option<String>,
     pub plots: Vec<String>,
+    /// The first partition files ([`PARTITIONS_LISTED`] at most); `partition_manifest` lists them all.
     pub partitions: Vec<String>,
+    #[serde(default)]
+    pub partition_count: u64,
+    #[serde(default)]
+    pub partition_manifest: Option<String>,
+}
+
+impl OutputRefs {
+    /// The same locations as URIs.
+    pub fn to_uris(&self, uri_of: &dyn Fn(&ObjectRef) -> String) -> Outputs {
+        Outputs {
+            valid: Some(uri_of(&self.valid)),
+            invalid: Some(uri_of(&self.invalid)),
+            filtered: Some(uri_of(&self.filtered)),
+            stats: Some(uri_of(&self.stats)),
+            plots: self.plots.iter().map(uri_of).collect(),
+            partitions: self.partitions.iter().map(uri_of).collect(),
+            partition_count: self.partition_count,
+            partition_manifest: self.partition_manifest.as_ref().map(uri_of),
+        }
+    }
 }

@@ -71,10 +71,12 @@ fn worker_answer(envelope: &TaskEnvelope, invalid: u64) -> Value {
             )]),
         })),
         StageInput::Partitioner(_) => output(StageOutput::Partitioner(PartitionOutput {
+            count: 2,
             partitions: vec![
                 ObjectRef::new("sluice-curated", "stocks/2023/01.csv"),
                 ObjectRef::new("sluice-curated", "stocks/2023/02.csv"),
             ],
+            manifest: obj("runs/r/partitions.json"),
         })),
         StageInput::Plotter(_) => output(StageOutput::Plotter(PlotOutput {
             plots: vec![obj("runs/r/plots/1-low-and-high.png")],
@@ -237,12 +239,7 @@ async fn happy_path_with_invalid_rows_sends_both_notices() {
             "Partition and plot",
             // Workers that answer at once: each branch runs through before the next starts.
             "Partition rows",
-            "List partition URIs",
-            "Partition URI",
-            "Partition URI",
             "Draw plots",
-            "List plot URIs",
-            "Plot URI",
             "Any invalid rows?",
             "Send invalid-rows report",
             "Send success summary",
@@ -274,32 +271,22 @@ async fn happy_path_with_invalid_rows_sends_both_notices() {
     };
     assert_eq!((rows.valid, *filtered_rows), (10, 7));
     assert_eq!(stats["high"].count, 7);
+    // Object references, not URIs: the notifier renders them for the mode it runs in.
+    assert_eq!(outputs.valid, obj("runs/r/valid.csv"));
+    assert_eq!(outputs.stats, obj("runs/r/stats.json"));
     assert_eq!(
-        outputs.valid.as_deref(),
-        Some("s3://sluice-work/runs/r/valid.csv")
+        outputs.partitions.iter().map(|o| o.key.as_str()).collect::<Vec<_>>(),
+        ["stocks/2023/01.csv", "stocks/2023/02.csv"]
     );
-    assert_eq!(
-        outputs.stats.as_deref(),
-        Some("s3://sluice-work/runs/r/stats.json")
-    );
-    assert_eq!(
-        outputs.partitions,
-        [
-            "s3://sluice-curated/stocks/2023/01.csv",
-            "s3://sluice-curated/stocks/2023/02.csv"
-        ]
-    );
-    assert_eq!(
-        outputs.plots,
-        ["s3://sluice-work/runs/r/plots/1-low-and-high.png"]
-    );
+    assert_eq!((outputs.partition_count, outputs.partition_manifest.as_ref().map(|m| m.key.as_str())), (2, Some("runs/r/partitions.json")));
+    assert_eq!(outputs.plots, [obj("runs/r/plots/1-low-and-high.png")]);
     // The output keeps every stage's result for the run summary.
     let out = exec.output.unwrap();
     assert_eq!(out["validate"]["rows"]["valid"], 10);
     assert_eq!(out["filter_stats"]["filtered_rows"], 7);
     assert_eq!(
         out["outputs"]["plots"],
-        json!(["s3://sluice-work/runs/r/plots/1-low-and-high.png"])
+        json!([{"bucket": "sluice-work", "key": "runs/r/plots/1-low-and-high.png"}])
     );
     assert_eq!(
         out["notified"]["success"]["emails"][0]["subject"],
@@ -483,7 +470,7 @@ fn the_pipeline_renders_as_a_flowchart() {
         chart.contains("[\"Partition and plot (Parallel)\"]"),
         "{chart}"
     );
-    assert!(chart.contains("[\"List partition URIs (Map)\"]"), "{chart}");
+    assert!(chart.contains("Partition rows"), "{chart}");
     assert!(
         chart.contains("-->|\"$.validate.rows.invalid #gt; 0\"|"),
         "{chart}"

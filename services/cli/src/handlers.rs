@@ -170,14 +170,22 @@ async fn partition(ctx: &StageContext, input: PartitionInput) -> Result<Partitio
         let (ds, run_id, src, out) = (ds.clone(), input.run_id.clone(), filtered.path().to_path_buf(), out_dir.clone());
         blocking(move || sluice_partitioner::partition(&ds, &run_id, &src, &out)).await?
     };
-    let mut partitions = Vec::with_capacity(written.len());
+    let mut all = Vec::with_capacity(written.len());
     for key in written {
         let obj = ObjectRef::new(&ctx.config.buckets.curated, &key);
         let content_type = if key.ends_with(".parquet") { "application/vnd.apache.parquet" } else { "text/csv" };
         ctx.store.put_file(&obj, &out_dir.join(&key), content_type).await?;
-        partitions.push(obj);
+        all.push(obj);
     }
-    Ok(PartitionOutput { partitions })
+    // Every partition goes into the manifest; messages name only the first few (payload limits).
+    let manifest = ctx.keys(&input.run_id).partition_manifest();
+    let manifest_path = scratch.path().join("partitions.json");
+    let json = serde_json::to_vec_pretty(&all).map_err(|e| StageError::internal(e.to_string()))?;
+    std::fs::write(&manifest_path, json)?;
+    ctx.store.put_file(&manifest, &manifest_path, "application/json").await?;
+    let count = all.len() as u64;
+    all.truncate(PARTITIONS_LISTED);
+    Ok(PartitionOutput { count, partitions: all, manifest })
 }
 
 async fn plot(ctx: &StageContext, input: PlotInput) -> Result<PlotOutput, StageError> {
@@ -207,14 +215,18 @@ async fn notify(ctx: &StageContext, input: NotifyInput) -> Result<NotifyOutput, 
         Notice::InvalidRows { invalid, .. } => Some(ctx.store.local_copy(invalid, scratch.path()).await?),
         _ => None,
     };
-    let store = ctx.store.clone();
-    let uri_of = move |o: &ObjectRef| store.uri(o);
-    let compose_ctx = sluice_notifier::ComposeContext {
-        invalid_rows_csv: attachment.as_ref().map(|a| a.path()),
-        uri_of: &uri_of,
-        now: chrono::Utc::now(),
+    let email = {
+        // Scoped: the compose context borrows a closure that is not Send, and must not live across an await.
+        let store = ctx.store.clone();
+        let uri_of = move |o: &ObjectRef| store.uri(o);
+        let compose_ctx = sluice_notifier::ComposeContext {
+            invalid_rows_csv: attachment.as_ref().map(|a| a.path()),
+            uri_of: &uri_of,
+            now: chrono::Utc::now(),
+        };
+        sluice_notifier::compose(&ds, &input, &compose_ctx)?
     };
-    let Some(email) = sluice_notifier::compose(&ds, &input, &compose_ctx)? else {
+    let Some(email) = email else {
         return Ok(NotifyOutput { emails: Vec::new() });
     };
     let outgoing = OutgoingEmail { from: email.from, to: email.to, subject: email.subject, raw: email.raw };

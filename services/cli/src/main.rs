@@ -2,8 +2,10 @@
 
 mod aws_mode;
 mod driver;
+mod flow;
 mod handlers;
 mod report;
+mod summary;
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};

@@ -29,7 +29,12 @@ impl Sluice {
     }
 
     fn cmd(&self, args: &[&str]) -> Output {
+        self.cmd_env(args, &[])
+    }
+
+    fn cmd_env(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
         Command::new(env!("CARGO_BIN_EXE_sluice"))
+            .envs(env.iter().copied())
             .args(args)
             .arg("--config")
             .arg(&self.config)
@@ -42,9 +47,13 @@ impl Sluice {
 
     /// `sluice run FILE --json ...`: the exit code and the one summary printed.
     fn run(&self, file: &Path, extra: &[&str]) -> (i32, Value) {
+        self.run_env(file, extra, &[])
+    }
+
+    fn run_env(&self, file: &Path, extra: &[&str], env: &[(&str, &str)]) -> (i32, Value) {
         let mut args = vec!["run", file.to_str().unwrap(), "--json"];
         args.extend_from_slice(extra);
-        let out = self.cmd(&args);
+        let out = self.cmd_env(&args, env);
         let stdout = String::from_utf8_lossy(&out.stdout);
         let stderr = String::from_utf8_lossy(&out.stderr);
         let line = stdout.lines().next().unwrap_or_else(|| panic!("no summary; stderr:\n{stderr}"));
@@ -267,8 +276,12 @@ fn tsv_with_datetimes_partitions_by_hour() {
     assert_eq!(run["rows"]["invalid"], 2);
     let parts = run["outputs"]["partitions"].as_array().unwrap();
     assert!(parts.iter().all(|p| p.as_str().unwrap().ends_with(".parquet")), "parquet only");
-    assert_eq!(parts.len(), 24 * 7, "one partition per hour of the week");
+    assert_eq!(run["outputs"]["partition_count"], 24 * 7, "one partition per hour of the week");
+    assert_eq!(parts.len(), 100, "summaries name the first 100 partitions");
     assert!(parts[0].as_str().unwrap().contains("sensors/year=2024/month=06/day=01/hour=00/"));
+    let manifest: Vec<Value> =
+        serde_json::from_str(&std::fs::read_to_string(path_of(&run["outputs"]["partition_manifest"])).unwrap()).unwrap();
+    assert_eq!(manifest.len(), 24 * 7, "the manifest names them all");
 }
 
 #[test]
@@ -315,4 +328,41 @@ fn bad_usage_exits_2_with_a_reason_and_runs_nothing() {
     let out = s.cmd(&["runs", "show", "0123"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("no run 0123"));
+}
+
+fn events<'a>(run: &'a Value, kind: &str) -> Vec<&'a Value> {
+    run["history"].as_array().unwrap().iter().filter(|e| e["type"] == kind).collect()
+}
+
+#[test]
+fn a_transient_stage_failure_is_retried_by_the_definition_and_the_run_succeeds() {
+    let s = Sluice::new();
+    let source = repo().join("examples/incoming/stocks/prices.csv");
+    let (code, run) =
+        s.run_env(&source, &["--as-of", "2024-06-30"], &[("SLUICE_INJECT_FAULTS", "filter-stats=transient:1")]);
+    assert_eq!(code, 0, "{run:#}");
+    assert_eq!(run["status"], "SUCCEEDED");
+    let failed = events(&run, "TaskFailed");
+    assert_eq!(failed.len(), 1, "one failed attempt");
+    assert_eq!(failed[0]["details"]["error"], "Sluice.Transient");
+    let entered: Vec<&str> = events(&run, "TaskStateEntered").iter().map(|e| e["details"]["name"].as_str().unwrap()).collect();
+    assert_eq!(entered.iter().filter(|n| **n == "Filter and compute stats").count(), 1, "a retry stays in the state: {entered:?}");
+    assert_eq!(run["rows"]["filtered"], 260);
+    assert!(s.outbox().iter().all(|m| !m.contains("oncall@example.com")), "no alert for a retried failure");
+}
+
+#[test]
+fn a_permanent_stage_failure_alerts_and_fails_the_run_with_the_stage_error() {
+    let s = Sluice::new();
+    let source = repo().join("examples/incoming/stocks/prices.csv");
+    let (code, run) = s.run_env(&source, &["--as-of", "2024-06-30"], &[("SLUICE_INJECT_FAULTS", "partitioner=invalid")]);
+    assert_eq!(code, 1, "{run:#}");
+    assert_eq!(run["status"], "FAILED");
+    assert_eq!(run["error"]["stage"], "partitioner");
+    assert_eq!(run["error"]["error"], "Sluice.InvalidInput");
+    assert!(run["error"]["cause"].as_str().unwrap().contains("injected"), "{run:#}");
+    assert_eq!(events(&run, "TaskFailed").len(), 1, "Sluice.InvalidInput is never retried");
+    assert_eq!(events(&run, "ExecutionFailed").len(), 1);
+    let alert = s.outbox().into_iter().find(|m| m.contains("oncall@example.com")).expect("a failure alert");
+    assert!(alert.contains("partitioner"), "{alert}");
 }

@@ -35,6 +35,10 @@ impl RunKeys<'_> {
     pub fn stats(&self) -> ObjectRef {
         self.at("stats.json")
     }
+    /// Every partition file of the run, as a JSON array of object references.
+    pub fn partition_manifest(&self) -> ObjectRef {
+        self.at("partitions.json")
+    }
     /// `file_name` as the plotter names it (`1-low-and-high.png`).
     pub fn plot(&self, file_name: &str) -> ObjectRef {
         self.at(&format!("plots/{file_name}"))

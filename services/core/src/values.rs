@@ -7,7 +7,7 @@
 use std::fmt::Write as _;
 
 use chrono::format::{Item, StrftimeItems};
-use chrono::{DateTime, NaiveDate, NaiveDateTime, NaiveTime};
+use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime, NaiveTime, Timelike};
 use serde::{Deserialize, Serialize};
 
 /// The types a column can be declared with (`type = "..."` in the dataset spec).
@@ -199,11 +199,17 @@ pub fn write_canonical(value: &Value<'_>, raw: &str, buf: &mut String) {
         }
         Value::Float(_) => buf.push_str(raw),
         Value::Bool(b) => buf.push_str(if *b { "true" } else { "false" }),
-        Value::Date(d) => {
-            let _ = write!(buf, "{}", d.format("%Y-%m-%d"));
-        }
+        Value::Date(d) => write_iso_date(*d, buf),
         Value::Datetime(dt) => {
-            let _ = write!(buf, "{}", dt.format("%Y-%m-%dT%H:%M:%S%.f"));
+            // The common whole-second case by hand (chrono's formatter interprets the format string
+            // for every value, which showed in profiles); fractions and odd years go through chrono.
+            if dt.nanosecond() == 0 && (0..=9999).contains(&dt.year()) {
+                write_iso_date(dt.date(), buf);
+                let (h, m, s) = (dt.hour(), dt.minute(), dt.second());
+                let _ = write!(buf, "T{h:02}:{m:02}:{s:02}");
+            } else {
+                let _ = write!(buf, "{}", dt.format("%Y-%m-%dT%H:%M:%S%.f"));
+            }
         }
     }
 }
@@ -214,10 +220,12 @@ pub fn parse_canonical(ty: ColumnType, s: &str) -> Result<Value<'_>, TypeMismatc
         return Ok(Value::Null);
     }
     match ty {
-        ColumnType::Date => NaiveDate::parse_from_str(s, "%Y-%m-%d")
+        ColumnType::Date => parse_iso_date(s)
+            .map_or_else(|| NaiveDate::parse_from_str(s, "%Y-%m-%d"), Ok)
             .map(Value::Date)
             .map_err(|_| TypeMismatch(format!("{s:?} is not a canonical date (YYYY-MM-DD)"))),
-        ColumnType::Datetime => NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f")
+        ColumnType::Datetime => parse_iso_datetime_seconds(s)
+            .map_or_else(|| NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f"), Ok)
             .map(Value::Datetime)
             .map_err(|_| TypeMismatch(format!("{s:?} is not a canonical datetime (YYYY-MM-DDTHH:MM:SS)"))),
         ColumnType::Boolean => match s {
@@ -227,6 +235,55 @@ pub fn parse_canonical(ty: ColumnType, s: &str) -> Result<Value<'_>, TypeMismatc
         },
         other => parse_raw(other, s, &[]),
     }
+}
+
+/// Appends `YYYY-MM-DD` (years outside 0..=9999 through chrono, which signs and widens them).
+fn write_iso_date(d: NaiveDate, buf: &mut String) {
+    let y = d.year();
+    if (0..=9999).contains(&y) {
+        let (m, day) = (d.month(), d.day());
+        let digits = [
+            (y / 1000) as u32,
+            (y / 100 % 10) as u32,
+            (y / 10 % 10) as u32,
+            (y % 10) as u32,
+            10,
+            m / 10,
+            m % 10,
+            10,
+            day / 10,
+            day % 10,
+        ];
+        buf.extend(digits.iter().map(|&n| if n == 10 { '-' } else { char::from(b'0' + n as u8) }));
+    } else {
+        let _ = write!(buf, "{}", d.format("%Y-%m-%d"));
+    }
+}
+
+/// `n` ASCII digits of `b` as a number, or `None` if any is not a digit.
+fn digits(b: &[u8]) -> Option<u32> {
+    b.iter().try_fold(0u32, |acc, &c| c.is_ascii_digit().then(|| acc * 10 + u32::from(c - b'0')))
+}
+
+/// Exactly `YYYY-MM-DD` (four-digit year), the way chrono's `%Y-%m-%d` reads it, without chrono's
+/// format interpreter: dates are most of the fields the stages parse. `None` for any other shape
+/// or an impossible date; callers fall back to chrono, which also words the error.
+pub fn parse_iso_date(s: &str) -> Option<NaiveDate> {
+    let b = s.as_bytes();
+    if b.len() != 10 || b[4] != b'-' || b[7] != b'-' {
+        return None;
+    }
+    NaiveDate::from_ymd_opt(digits(&b[0..4])? as i32, digits(&b[5..7])?, digits(&b[8..10])?)
+}
+
+/// Exactly `YYYY-MM-DDTHH:MM:SS` (the canonical datetime without a fraction); `None` otherwise.
+fn parse_iso_datetime_seconds(s: &str) -> Option<NaiveDateTime> {
+    let b = s.as_bytes();
+    if b.len() != 19 || b[10] != b'T' || b[13] != b':' || b[16] != b':' {
+        return None;
+    }
+    let t = NaiveTime::from_hms_opt(digits(&b[11..13])?, digits(&b[14..16])?, digits(&b[17..19])?)?;
+    Some(parse_iso_date(&s[..10])?.and_time(t))
 }
 
 #[cfg(test)]
@@ -286,5 +343,34 @@ mod tests {
                 assert!(check_format(ty, f).is_ok(), "{f}");
             }
         }
+    }
+
+    #[test]
+    fn canonical_fast_paths_agree_with_chrono() {
+        for s in ["2024-03-05", "2024-02-29", "0001-01-01", "9999-12-31", "1970-01-01"] {
+            let d = parse_canonical(ColumnType::Date, s).unwrap();
+            assert_eq!(d, Value::Date(NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap()), "{s}");
+            let mut out = String::new();
+            write_canonical(&d, s, &mut out);
+            assert_eq!(out, s);
+        }
+        for s in ["2023-02-29", "2024-13-01", "2024-1-05", "2024/03/05", "2024-03-0x"] {
+            assert_eq!(parse_iso_date(s), None, "{s}");
+        }
+        // Shapes the fast path does not take still parse through chrono.
+        assert!(parse_canonical(ColumnType::Date, "2024-3-5").is_ok());
+        assert!(parse_canonical(ColumnType::Date, "2023-02-29").is_err());
+        for s in ["2024-03-05T08:09:10", "2024-03-05T23:59:59", "2024-03-05T08:09:10.250"] {
+            let v = parse_canonical(ColumnType::Datetime, s).unwrap();
+            assert_eq!(v, Value::Datetime(NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f").unwrap()));
+            let mut out = String::new();
+            write_canonical(&v, s, &mut out);
+            assert_eq!(out, s);
+        }
+        assert!(parse_canonical(ColumnType::Datetime, "2024-03-05T24:00:00").is_err());
+        let far = NaiveDate::from_ymd_opt(12345, 1, 2).unwrap();
+        let mut out = String::new();
+        write_canonical(&Value::Date(far), "", &mut out);
+        assert_eq!(out, far.format("%Y-%m-%d").to_string());
     }
 }

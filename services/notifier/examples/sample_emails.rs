@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use sluice_core::config::Config;
 use sluice_notifier::{ComposeContext, compose};
 use sluice_proto::{
-    ColumnStats, Notice, NotifyInput, ObjectRef, Outputs, ReasonCount, RowCounts, RunId,
+    ColumnStats, Notice, NotifyInput, ObjectRef, OutputRefs, ReasonCount, RowCounts, RunId,
 };
 
 const SPEC: &str = r#"
@@ -34,7 +34,7 @@ fn main() -> ExitCode {
     let config = Config::parse(Path::new("sample.toml"), SPEC).expect("the sample spec parses");
     let ds = &config.datasets[0];
     let run_id = RunId::parse("5f0c9a1e7b2d4c3a8e6f1b0d2c4a6e8f").expect("a valid run id");
-    let at = |key: &str| format!("s3://sluice-work/runs/{run_id}/{key}");
+    let work = |key: &str| ObjectRef::new("sluice-work", format!("runs/{run_id}/{key}"));
     let mut stats = BTreeMap::new();
     stats.insert(
         "close".to_string(),
@@ -77,17 +77,21 @@ fn main() -> ExitCode {
                 rows: RowCounts { total: 590, valid: 578, invalid: 12 },
                 filtered_rows: 250,
                 stats,
-                outputs: Outputs {
-                    valid: Some(at("valid.csv")),
-                    invalid: Some(at("invalid.csv")),
-                    filtered: Some(at("filtered.csv")),
-                    stats: Some(at("stats.json")),
-                    plots: vec![at("plots/1-low-and-high.png"), at("plots/2-volume.png")],
+                outputs: OutputRefs {
+                    valid: work("valid.csv"),
+                    invalid: work("invalid.csv"),
+                    filtered: work("filtered.csv"),
+                    stats: work("stats.json"),
+                    plots: vec![work("plots/1-low-and-high.png"), work("plots/2-volume.png")],
                     partitions: (1..=12)
                         .flat_map(|m| {
-                            ["csv", "parquet"].map(|f| format!("s3://sluice-curated/stocks/year=2024/month={m:02}/part-{run_id}.{f}"))
+                            ["csv", "parquet"].map(|f| {
+                                ObjectRef::new("sluice-curated", format!("stocks/year=2024/month={m:02}/part-{run_id}.{f}"))
+                            })
                         })
                         .collect(),
+                    partition_count: 24,
+                    partition_manifest: Some(work("partitions.json")),
                 },
             },
         ),

@@ -265,7 +265,7 @@ pub fn success(
         );
     }
     if !outputs.partitions.is_empty() {
-        let n = outputs.partitions.len();
+        let n = (outputs.partition_count as usize).max(outputs.partitions.len());
 
         let mut listed: Vec<String> = outputs
             .partitions
@@ -280,6 +280,9 @@ pub fn success(
             ));
         }
         doc.list(format!("Partitions ({}):", count(n as u64)), listed);
+        if let Some(manifest) = &outputs.partition_manifest {
+            doc.fields(vec![("All partitions".to_string(), manifest.clone())]);
+        }
     }
 
     doc.fields(run.run_fields());

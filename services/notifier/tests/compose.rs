@@ -11,7 +11,7 @@ use sluice_core::config::{Config, Dataset};
 use sluice_notifier::attachment::ATTACHMENT_CAP;
 use sluice_notifier::{ComposeContext, Email, compose};
 use sluice_proto::{
-    ColumnStats, ErrorName, Notice, NotifyInput, ObjectRef, Outputs, ReasonCount, RowCounts, RunId,
+    ColumnStats, ErrorName, Notice, NotifyInput, ObjectRef, OutputRefs, ReasonCount, RowCounts, RunId,
 };
 
 const RUN: &str = "0123456789abcdef0123456789abcdef";
@@ -330,22 +330,25 @@ fn success_notice(partitions: usize) -> Notice {
         },
         filtered_rows: 250,
         stats,
-        outputs: Outputs {
-            valid: Some(format!("s3://sluice-work/runs/{RUN}/valid.csv")),
-            invalid: Some(format!("s3://sluice-work/runs/{RUN}/invalid.csv")),
-            filtered: Some(format!("s3://sluice-work/runs/{RUN}/filtered.csv")),
-            stats: Some(format!("s3://sluice-work/runs/{RUN}/stats.json")),
-            plots: vec![format!(
-                "s3://sluice-work/runs/{RUN}/plots/1-low-and-high.png"
+        outputs: OutputRefs {
+            valid: ObjectRef::new("sluice-work", format!("runs/{RUN}/valid.csv")),
+            invalid: ObjectRef::new("sluice-work", format!("runs/{RUN}/invalid.csv")),
+            filtered: ObjectRef::new("sluice-work", format!("runs/{RUN}/filtered.csv")),
+            stats: ObjectRef::new("sluice-work", format!("runs/{RUN}/stats.json")),
+            plots: vec![ObjectRef::new(
+                "sluice-work",
+                format!("runs/{RUN}/plots/1-low-and-high.png"),
             )],
             partitions: (0..partitions)
                 .map(|i| {
-                    format!(
-                        "s3://sluice-curated/stocks/year=2024/month={:02}/part-{i}.csv",
-                        i % 12 + 1
+                    ObjectRef::new(
+                        "sluice-curated",
+                        format!("stocks/year=2024/month={:02}/part-{i}.csv", i % 12 + 1),
                     )
                 })
                 .collect(),
+            partition_count: partitions as u64,
+            partition_manifest: Some(ObjectRef::new("sluice-work", format!("runs/{RUN}/partitions.json"))),
         },
     }
 }

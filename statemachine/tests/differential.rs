@@ -1,0 +1,760 @@
+//! Differential test: every definition of tests/definitions, and statemachine/pipeline.asl.json,
+//! runs in the local engine (Responder as dispatcher, virtual clock) and in a Step Functions
+//! emulator (ministack, started by scripts/test), and both must end the same way: status, output,
+//! error, cause and the states entered.
+//!
+//! In the emulator this test is the worker: each run gets its own SQS queue, every QueueUrl of the
+//! definition points at it, and every message the Task states send is answered with
+//! SendTaskSuccess/SendTaskFailure from the same responder file the local engine uses. A message
+//! says which Task state sent it with a literal `"state"` field of its body (the definition files
+//! carry it; the pipeline gets it added here, to both engines' copy): a literal, because the
+//! emulator's `$$.State.Name` is shared between concurrent Parallel branches.
+//!
+//! Where the emulator departs from AWS, the local engine keeps the AWS behaviour and the
+//! difference is listed per definition in [`known_differences`], with the AWS documentation that
+//! decides it. An entry that no longer shows up fails the test, so the list cannot go stale.
+//!
+//! Without AWS_ENDPOINT_URL the test says it is skipped and passes.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use aws_sdk_sfn::types::{ExecutionStatus as SfnStatus, HistoryEvent};
+use futures_util::StreamExt;
+use serde_json::{Value, json};
+use sluice_statemachine::responder::Outcome;
+use sluice_statemachine::{Execution, Executor, Responder, StateMachine, VirtualClock};
+
+/// How long one emulator execution may take before the test gives up on it (the slowest
+/// definition waits about 3 s in real time).
+const EXECUTION_DEADLINE: Duration = Duration::from_secs(60);
+/// Emulator executions run at the same time (each has its own queue and state machine).
+const CONCURRENT_CASES: usize = 6;
+const ROLE_ARN: &str = "arn:aws:iam::000000000000:role/sluice";
+
+/// A way the emulator is known to differ from AWS Step Functions for one definition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Known {
+    /// The emulator records `*StateEntered` only for top-level states, none for the states of
+    /// Parallel branches and Map iterations. AWS records them: "Each state in a branch / an
+    /// iteration generates its own StateEntered and StateExited events" (Step Functions
+    /// Developer Guide, "Viewing Map Run" / GetExecutionHistory, HistoryEvent types
+    /// ParallelStateEntered, MapIterationStarted, and the nested TaskStateEntered/PassStateEntered).
+    /// The states are then compared on the top-level states only.
+    NestedStatesNotInHistory,
+    /// The emulator ignores the definition's top-level `TimeoutSeconds`. AWS: "TimeoutSeconds
+    /// (Optional) The maximum number of seconds an execution of the state machine can run. If it
+    /// runs longer than the specified time, the execution fails with a States.Timeout Error
+    /// Name" (Amazon States Language specification, "Top-level fields"), and DescribeExecution
+    /// reports the status TIMED_OUT. Nothing of the outcome can be compared then.
+    ExecutionTimeoutNotEnforced,
+}
+
+/// The allow-list: definitions whose emulator run differs from AWS, and how.
+fn known_differences(name: &str) -> &'static [Known] {
+    use Known::*;
+    match name {
+        // Parallel branches and Map iterations.
+        "23-parallel"
+        | "24-parallel-branch-fails"
+        | "25-parallel-catch"
+        | "26-map-item-selector"
+        | "27-map-max-concurrency"
+        | "28-map-iteration-fails"
+        | "31-map-legacy-iterator"
+        | "pipeline-happy-path"
+        | "pipeline-transient-retry"
+        | "pipeline-permanent-failure" => &[NestedStatesNotInHistory],
+        "29-execution-timeout" => &[ExecutionTimeoutNotEnforced],
+        _ => &[],
+    }
+}
+
+/// One differential case.
+struct Case {
+    name: String,
+    /// The definition both engines run (QueueUrls are replaced for the emulator only).
+    definition: Value,
+    input: Value,
+    responder: Value,
+    /// Whether the cause is compared: when the definition decides it (a Fail state's Cause, the
+    /// worker's SendTaskFailure), which its expected file then pins. The wording of errors the
+    /// interpreter raises itself (States.NoChoiceMatched, States.Runtime) is not specified by AWS.
+    compare_cause: bool,
+    /// What the local run must show for the case to mean anything (pipeline cases).
+    check_local: Option<fn(&Execution) -> Result<(), String>>,
+}
+
+/// How an execution ended, in the terms both engines share.
+#[derive(Debug, Clone, PartialEq)]
+struct Ending {
+    status: String,
+    output: Option<Value>,
+    error: Option<String>,
+    cause: Option<String>,
+    states: Vec<String>,
+}
+
+fn definitions_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/definitions")
+}
+
+fn read_json(path: &Path) -> Value {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+fn definition_cases() -> Vec<Case> {
+    let mut names: Vec<String> = std::fs::read_dir(definitions_dir())
+        .expect("tests/definitions is readable")
+        .filter_map(|e| {
+            e.ok()?
+                .file_name()
+                .into_string()
+                .ok()?
+                .strip_suffix(".asl.json")
+                .map(str::to_string)
+        })
+        .collect();
+    names.sort();
+    names
+        .into_iter()
+        .map(|name| {
+            let file = |ext: &str| definitions_dir().join(format!("{name}.{ext}.json"));
+            let expected = read_json(&file("expected"));
+            Case {
+                definition: read_json(&file("asl")),
+                input: read_json(&file("input")),
+                responder: read_json(&file("responder")),
+                compare_cause: expected.get("cause").is_some(),
+                check_local: None,
+                name,
+            }
+        })
+        .collect()
+}
+
+// ----------------------------------------------------------------------------------------------
+// The pipeline: read from disk at test time, with scripted workers.
+// ----------------------------------------------------------------------------------------------
+
+fn object(bucket: &str, key: &str) -> Value {
+    json!({"bucket": bucket, "key": key})
+}
+
+fn pipeline_input() -> Value {
+    json!({
+        "run_id": "0123456789abcdef0123456789abcdef",
+        "dataset": "stocks",
+        "source": object("sluice-landing", "incoming/stocks/aapl.csv"),
+        "as_of": "2024-03-01",
+        "traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+    })
+}
+
+/// What every stage answers when all goes well (the shapes of sluice-proto's stage outputs).
+fn pipeline_answers() -> serde_json::Map<String, Value> {
+    let email = json!({"emails": [{"to": "ops@example.com", "message_id": "m-1"}]});
+    let answers = json!({
+        "Validate rows": [{"output": {
+            "rows": {"total": 12, "valid": 10, "invalid": 2},
+            "valid": object("sluice-work", "runs/r/valid.csv"),
+            "invalid": object("sluice-work", "runs/r/invalid.csv"),
+            "top_reasons": [{"reason": "volume: below the minimum 0", "rows": 2}],
+            "stored_rows": 10
+        }}],
+        "Filter and compute stats": [{"output": {
+            "filtered_rows": 7,
+            "filtered": object("sluice-work", "runs/r/filtered.csv"),
+            "stats_object": object("sluice-work", "runs/r/stats.json"),
+            "stats": {"high": {"count": 7, "mean": 2.0, "min": 1.0, "max": 3.0, "sum": 14.0, "stddev": 0.5}}
+        }}],
+        "Partition rows": [{"output": {
+            "partitions": [
+                object("sluice-curated", "stocks/2023/01.csv"),
+                object("sluice-curated", "stocks/2023/02.csv")
+            ],
+            "count": 2,
+            "manifest": object("sluice-curated", "stocks/_manifest.json")
+        }}],
+        "Draw plots": [{"output": {"plots": [object("sluice-work", "runs/r/plots/1-low-and-high.png")]}}],
+        "Send invalid-rows report": [{"output": email}],
+        "Send success summary": [{"output": email}],
+        "Send failure alert": [{"output": email}]
+    });
+    match answers {
+        Value::Object(m) => m,
+        _ => unreachable!("a JSON object literal"),
+    }
+}
+
+/// Adds `"state": "<name>"` to the MessageBody object of every Task state that has none.
+fn label_task_messages(states: &mut Value) {
+    let Some(states) = states.as_object_mut() else {
+        return;
+    };
+    for (name, state) in states.iter_mut() {
+        if state["Type"] == "Task"
+            && let Some(body) = state
+                .pointer_mut("/Parameters/MessageBody")
+                .and_then(Value::as_object_mut)
+            && !body.contains_key("state")
+        {
+            body.insert("state".into(), Value::String(name.clone()));
+        }
+        if let Some(branches) = state.get_mut("Branches").and_then(Value::as_array_mut) {
+            branches
+                .iter_mut()
+                .for_each(|b| label_task_messages(&mut b["States"]));
+        }
+        for key in ["ItemProcessor", "Iterator"] {
+            if let Some(processor) = state.get_mut(key) {
+                label_task_messages(&mut processor["States"]);
+            }
+        }
+    }
+}
+
+fn pipeline_cases() -> Vec<Case> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("pipeline.asl.json");
+    let mut definition = read_json(&path);
+    label_task_messages(&mut definition["States"]);
+
+    let happy = Value::Object(pipeline_answers());
+    let mut retry = pipeline_answers();
+    let valid = retry["Validate rows"][0].clone();
+    retry.insert(
+        "Validate rows".into(),
+        json!([{"error": "Sluice.Transient", "cause": "S3 throttled the read (SlowDown)"}, valid]),
+    );
+    let mut permanent = pipeline_answers();
+    permanent.insert(
+        "Validate rows".into(),
+        json!([{"error": "Sluice.InvalidInput", "cause": "aapl.csv line 1: the header has no column \"date\"; add it"}]),
+    );
+
+    let case = |name: &str, responder: Value, check: fn(&Execution) -> Result<(), String>| Case {
+        name: name.to_string(),
+        definition: definition.clone(),
+        input: pipeline_input(),
+        responder,
+        compare_cause: true,
+        check_local: Some(check),
+    };
+    vec![
+        case("pipeline-happy-path", happy, |e| {
+            expect_local(e, "SUCCEEDED", None, &["Send invalid-rows report", "Run succeeded"])
+        }),
+        case("pipeline-transient-retry", Value::Object(retry), |e| {
+            expect_local(e, "SUCCEEDED", None, &["Run succeeded"])?;
+            let attempts = e
+                .events("TaskScheduled")
+                .len()
+                .saturating_sub(e.events("TaskSucceeded").len());
+            (attempts == 1)
+                .then_some(())
+                .ok_or_else(|| format!("expected one retried attempt, saw {attempts}"))
+        }),
+        case("pipeline-permanent-failure", Value::Object(permanent), |e| {
+            expect_local(
+                e,
+                "FAILED",
+                Some("Sluice.InvalidInput"),
+                &["Validation failed", "Send failure alert", "Run failed"],
+            )
+        }),
+    ]
+}
+
+/// The local run ended as the case intends (so that two equal runs are the right ones).
+fn expect_local(
+    e: &Execution,
+    status: &str,
+    error: Option<&str>,
+    states: &[&str],
+) -> Result<(), String> {
+    if e.status.as_str() != status || e.error.as_deref() != error {
+        return Err(format!(
+            "the local run ended {} {:?} ({:?}), not {status} {error:?}",
+            e.status.as_str(),
+            e.error,
+            e.cause
+        ));
+    }
+    match states
+        .iter()
+        .find(|s| !e.states_entered.iter().any(|x| x == *s))
+    {
+        Some(missing) => Err(format!(
+            "the local run never entered \"{missing}\": {:?}",
+            e.states_entered
+        )),
+        None => Ok(()),
+    }
+}
+
+// ----------------------------------------------------------------------------------------------
+// Running a case in each engine.
+// ----------------------------------------------------------------------------------------------
+
+async fn run_locally(case: &Case) -> Result<(Ending, Execution), String> {
+    let machine = StateMachine::parse(&case.definition.to_string()).map_err(|e| e.to_string())?;
+    let responder = Responder::from_value(&case.responder)?;
+    let clock = Arc::new(VirtualClock::starting_now());
+    let exec = Executor::new(machine, Arc::new(responder), clock)
+        .execute(case.input.clone(), &case.name)
+        .await;
+    let ending = Ending {
+        status: exec.status.as_str().to_string(),
+        output: exec.output.clone(),
+        error: exec.error.clone(),
+        cause: exec.cause.clone(),
+        states: exec.states_entered.clone(),
+    };
+    Ok((ending, exec))
+}
+
+struct Clients {
+    sfn: aws_sdk_sfn::Client,
+    sqs: aws_sdk_sqs::Client,
+}
+
+/// Points every `QueueUrl` of the definition (literal URLs and `${...QueueUrl}` placeholders) at
+/// the run's queue.
+fn with_queue(value: &mut Value, queue_url: &str) {
+    match value {
+        Value::Object(map) => {
+            for (key, v) in map.iter_mut() {
+                if key == "QueueUrl" && v.is_string() {
+                    *v = Value::String(queue_url.to_string());
+                } else {
+                    with_queue(v, queue_url);
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(|v| with_queue(v, queue_url)),
+        _ => {}
+    }
+}
+
+fn non_empty(s: Option<&str>) -> Option<String> {
+    s.filter(|s| !s.is_empty()).map(str::to_string)
+}
+
+/// Runs the case in the emulator, acting as the worker of its Task states, and cleans up after.
+async fn run_in_emulator(clients: &Clients, case: &Case, tag: &str) -> Result<Ending, String> {
+    let slug: String = case
+        .name
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .take(40)
+        .collect();
+    let name = format!("sd-{tag}-{slug}");
+    let queue_url = clients
+        .sqs
+        .create_queue()
+        .queue_name(&name)
+        .send()
+        .await
+        .map_err(|e| format!("CreateQueue {name}: {e:?}"))?
+        .queue_url()
+        .ok_or("CreateQueue returned no QueueUrl")?
+        .to_string();
+    let mut definition = case.definition.clone();
+    with_queue(&mut definition, &queue_url);
+    let machine_arn = clients
+        .sfn
+        .create_state_machine()
+        .name(&name)
+        .definition(definition.to_string())
+        .role_arn(ROLE_ARN)
+        .send()
+        .await
+        .map_err(|e| format!("CreateStateMachine {name}: {e:?}"))?
+        .state_machine_arn()
+        .to_string();
+    let result = execute_in_emulator(clients, case, &machine_arn, &queue_url).await;
+    // Best effort: the emulator is reset between test runs anyway.
+    let _ = clients
+        .sfn
+        .delete_state_machine()
+        .state_machine_arn(&machine_arn)
+        .send()
+        .await;
+    let _ = clients
+        .sqs
+        .delete_queue()
+        .queue_url(&queue_url)
+        .send()
+        .await;
+    result
+}
+
+async fn execute_in_emulator(
+    clients: &Clients,
+    case: &Case,
+    machine_arn: &str,
+    queue_url: &str,
+) -> Result<Ending, String> {
+    // A fresh responder: each call of a state takes its next entry, as in the local run.
+    let responder = Responder::from_value(&case.responder)?;
+    let execution_arn = clients
+        .sfn
+        .start_execution()
+        .state_machine_arn(machine_arn)
+        .input(case.input.to_string())
+        .send()
+        .await
+        .map_err(|e| format!("StartExecution: {e:?}"))?
+        .execution_arn()
+        .to_string();
+    let started = Instant::now();
+    let status = loop {
+        let received = clients
+            .sqs
+            .receive_message()
+            .queue_url(queue_url)
+            .max_number_of_messages(10)
+            .wait_time_seconds(1)
+            .send()
+            .await
+            .map_err(|e| format!("ReceiveMessage: {e:?}"))?;
+        for message in received.messages() {
+            answer(clients, &responder, message.body().unwrap_or_default()).await?;
+            if let Some(handle) = message.receipt_handle() {
+                clients
+                    .sqs
+                    .delete_message()
+                    .queue_url(queue_url)
+                    .receipt_handle(handle)
+                    .send()
+                    .await
+                    .map_err(|e| format!("DeleteMessage: {e:?}"))?;
+            }
+        }
+        let described = clients
+            .sfn
+            .describe_execution()
+            .execution_arn(&execution_arn)
+            .send()
+            .await
+            .map_err(|e| format!("DescribeExecution: {e:?}"))?;
+        if *described.status() != SfnStatus::Running {
+            break described.status().as_str().to_string();
+        }
+        if started.elapsed() > EXECUTION_DEADLINE {
+            let _ = clients
+                .sfn
+                .stop_execution()
+                .execution_arn(&execution_arn)
+                .send()
+                .await;
+            return Err(format!(
+                "the execution was still RUNNING after {} s; stopped it",
+                EXECUTION_DEADLINE.as_secs()
+            ));
+        }
+    };
+
+    let history = history(clients, &execution_arn).await?;
+    let mut ending = Ending {
+        status,
+        output: None,
+        error: None,
+        cause: None,
+        states: Vec::new(),
+    };
+    // Output, error and cause come from the history's closing event, as AWS records them:
+    // DescribeExecution of the emulator also sets `output` on FAILED executions, where AWS leaves
+    // it null ("This field is set only if the execution succeeds"); the history has no such field.
+    for event in &history {
+        if let Some(d) = event.state_entered_event_details() {
+            ending.states.push(d.name().to_string());
+        }
+        if let Some(d) = event.execution_succeeded_event_details() {
+            let text = d.output().unwrap_or("null");
+            ending.output = Some(
+                serde_json::from_str(text)
+                    .map_err(|e| format!("the execution output is not JSON ({e}): {text}"))?,
+            );
+        }
+        if let Some(d) = event.execution_failed_event_details() {
+            ending.error = non_empty(d.error());
+            ending.cause = non_empty(d.cause());
+        }
+        if let Some(d) = event.execution_timed_out_event_details() {
+            ending.error = non_empty(d.error());
+            ending.cause = non_empty(d.cause());
+        }
+    }
+    Ok(ending)
+}
+
+/// Answers one task message from the responder (an unnamed state fails with States.TaskFailed,
+/// with the cause the local Responder gives).
+async fn answer(clients: &Clients, responder: &Responder, body: &str) -> Result<(), String> {
+    let body: Value = serde_json::from_str(body)
+        .map_err(|e| format!("a task message is not JSON ({e}): {body}"))?;
+    let state = body["state"]
+        .as_str()
+        .ok_or_else(|| format!("a task message has no \"state\" field: {body}"))?;
+    let token = body
+        .get("token")
+        .or_else(|| body.get("task_token"))
+        .and_then(Value::as_str)
+        .ok_or_else(|| format!("a task message has no task token: {body}"))?;
+    let outcome = responder.next_outcome(state).unwrap_or(Outcome::Error {
+        error: "States.TaskFailed".into(),
+        cause: format!("The responder file has no outcome for Task state '{state}'"),
+    });
+    match outcome {
+        Outcome::Output(v) => clients
+            .sfn
+            .send_task_success()
+            .task_token(token)
+            .output(v.to_string())
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| format!("SendTaskSuccess for \"{state}\": {e:?}")),
+        Outcome::Error { error, cause } => clients
+            .sfn
+            .send_task_failure()
+            .task_token(token)
+            .error(error)
+            .cause(cause)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| format!("SendTaskFailure for \"{state}\": {e:?}")),
+    }
+}
+
+async fn history(clients: &Clients, execution_arn: &str) -> Result<Vec<HistoryEvent>, String> {
+    let mut events = Vec::new();
+    let mut next: Option<String> = None;
+    loop {
+        let page = clients
+            .sfn
+            .get_execution_history()
+            .execution_arn(execution_arn)
+            .max_results(1000)
+            .set_next_token(next.take())
+            .send()
+            .await
+            .map_err(|e| format!("GetExecutionHistory: {e:?}"))?;
+        events.extend(page.events().iter().cloned());
+        match page.next_token() {
+            Some(t) => next = Some(t.to_string()),
+            None => return Ok(events),
+        }
+    }
+}
+
+// ----------------------------------------------------------------------------------------------
+// Comparing.
+// ----------------------------------------------------------------------------------------------
+
+/// The names of the top-level states (state names are unique in the whole machine).
+fn top_level_states(definition: &Value) -> BTreeSet<String> {
+    definition["States"]
+        .as_object()
+        .map(|m| m.keys().cloned().collect())
+        .unwrap_or_default()
+}
+
+/// The differences between the two runs, after the case's known differences; an empty list when
+/// they agree. A known difference that does not show up is itself reported.
+fn compare(case: &Case, local: &Ending, emulated: &Ending) -> Vec<String> {
+    let known = known_differences(&case.name);
+    let mut problems = Vec::new();
+    if known.contains(&Known::ExecutionTimeoutNotEnforced) {
+        if local.status == emulated.status {
+            problems.push(format!(
+                "known difference {:?} not observed (both {}): remove it from the allow-list",
+                Known::ExecutionTimeoutNotEnforced,
+                local.status
+            ));
+        }
+        return problems;
+    }
+    let mut field = |what: &str, l: String, e: String| {
+        if l != e {
+            problems.push(format!("{what}: local {l}, emulator {e}"));
+        }
+    };
+    field("status", local.status.clone(), emulated.status.clone());
+    field("output", format!("{:?}", local.output), format!("{:?}", emulated.output));
+    field("error", format!("{:?}", local.error), format!("{:?}", emulated.error));
+    if case.compare_cause {
+        field("cause", format!("{:?}", local.cause), format!("{:?}", emulated.cause));
+    }
+    if known.contains(&Known::NestedStatesNotInHistory) {
+        let top = top_level_states(&case.definition);
+        let local_top: Vec<String> = local
+            .states
+            .iter()
+            .filter(|s| top.contains(*s))
+            .cloned()
+            .collect();
+        field(
+            "top-level states",
+            format!("{local_top:?}"),
+            format!("{:?}", emulated.states),
+        );
+        if local.states == emulated.states {
+            problems.push(format!(
+                "known difference {:?} not observed: remove it from the allow-list",
+                Known::NestedStatesNotInHistory
+            ));
+        }
+    } else {
+        field(
+            "states",
+            format!("{:?}", local.states),
+            format!("{:?}", emulated.states),
+        );
+    }
+    problems
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn local_engine_matches_the_emulator() {
+    if std::env::var_os("AWS_ENDPOINT_URL").is_none() {
+        println!("skipped: AWS_ENDPOINT_URL not set (scripts/test starts the emulator)");
+        return;
+    }
+    let started = Instant::now();
+    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .load()
+        .await;
+    let clients = Clients {
+        sfn: aws_sdk_sfn::Client::new(&config),
+        sqs: aws_sdk_sqs::Client::new(&config),
+    };
+    // Names unique to this test run, so that runs against one emulator never share a queue.
+    let tag = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() % 100_000_000)
+        .unwrap_or_default()
+        .to_string();
+
+    let cases: Vec<Case> = definition_cases()
+        .into_iter()
+        .chain(pipeline_cases())
+        .collect();
+    assert!(cases.len() >= 37, "only {} cases", cases.len());
+    let results: Vec<(String, Result<Vec<String>, String>)> = futures_util::stream::iter(&cases)
+        .map(|case| {
+            let (clients, tag) = (&clients, &tag);
+            async move {
+                let result = async {
+                    let (local, exec) = run_locally(case).await?;
+                    if let Some(check) = case.check_local {
+                        check(&exec).map_err(|e| format!("local run: {e}"))?;
+                    }
+                    let emulated = run_in_emulator(clients, case, tag).await?;
+                    Ok(compare(case, &local, &emulated))
+                }
+                .await;
+                (case.name.clone(), result)
+            }
+        })
+        .buffer_unordered(CONCURRENT_CASES)
+        .collect()
+        .await;
+
+    let mut results = results;
+    results.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut failures = Vec::new();
+    let mut equal = 0;
+    for (name, result) in &results {
+        match result {
+            Ok(problems) if problems.is_empty() => {
+                let known = known_differences(name);
+                if known.is_empty() {
+                    equal += 1;
+                    println!("{name}: equal");
+                } else {
+                    println!("{name}: equal except the known {known:?}");
+                }
+            }
+            Ok(problems) => failures.push(format!("{name}:\n  {}", problems.join("\n  "))),
+            Err(e) => failures.push(format!("{name}: {e}")),
+        }
+    }
+    println!(
+        "{equal} of {} cases equal with no exception, in {:.1} s",
+        results.len(),
+        started.elapsed().as_secs_f64()
+    );
+    assert!(
+        failures.is_empty(),
+        "the local engine and the emulator disagree:\n{}",
+        failures.join("\n")
+    );
+    assert!(
+        equal >= 25,
+        "only {equal} cases compare equal with no exception"
+    );
+}
+
+#[test]
+fn queue_urls_and_state_labels_are_substituted() {
+    let mut def = json!({"States": {
+        "A": {"Type": "Task", "Parameters": {"QueueUrl": "${ValidatorQueueUrl}", "MessageBody": {"x": 1}}},
+        "P": {"Type": "Parallel", "Branches": [{"States": {
+            "B": {"Type": "Task", "Parameters": {"QueueUrl": "https://q/old", "MessageBody": {"state": "keep"}}}
+        }}]},
+        "M": {"Type": "Map", "ItemProcessor": {"States": {
+            "C": {"Type": "Task", "Parameters": {"QueueUrl": "u", "MessageBody.$": "$"}}
+        }}}
+    }});
+    label_task_messages(&mut def["States"]);
+    with_queue(&mut def, "http://q/new");
+    assert_eq!(def.pointer("/States/A/Parameters/MessageBody/state"), Some(&json!("A")));
+    assert_eq!(
+        def.pointer("/States/P/Branches/0/States/B/Parameters/MessageBody/state"),
+        Some(&json!("keep"))
+    );
+    for p in [
+        "/States/A/Parameters/QueueUrl",
+        "/States/P/Branches/0/States/B/Parameters/QueueUrl",
+        "/States/M/ItemProcessor/States/C/Parameters/QueueUrl",
+    ] {
+        assert_eq!(def.pointer(p), Some(&json!("http://q/new")), "{p}");
+    }
+    assert_eq!(
+        top_level_states(&def),
+        ["A", "M", "P"].iter().map(|s| s.to_string()).collect()
+    );
+}
+
+#[test]
+fn known_differences_are_reported_when_they_vanish() {
+    let case = Case {
+        name: "23-parallel".into(),
+        definition: json!({"States": {"Both": {}, "Done": {}}}),
+        input: json!({}),
+        responder: json!({}),
+        compare_cause: false,
+        check_local: None,
+    };
+    let ending = |states: &[&str]| Ending {
+        status: "SUCCEEDED".into(),
+        output: Some(json!(1)),
+        error: None,
+        cause: None,
+        states: states.iter().map(|s| s.to_string()).collect(),
+    };
+    let local = ending(&["Both", "Left", "Done"]);
+    assert!(compare(&case, &local, &ending(&["Both", "Done"])).is_empty());
+    assert_eq!(compare(&case, &local, &local).len(), 1, "a stale entry fails");
+    assert_eq!(
+        compare(&case, &local, &ending(&["Both"])).len(),
+        1,
+        "top-level states still compared"
+    );
+}
