@@ -68,6 +68,7 @@ fn one() -> u32 {
 /// The input of each stage, tagged by stage: the one dispatch point of the workers.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "stage", rename_all = "kebab-case")]
+#[allow(clippy::large_enum_variant)] // one value per task message: boxing would buy nothing
 pub enum StageInput {
     Validator(ValidateInput),
     FilterStats(FilterStatsInput),
@@ -232,6 +233,7 @@ pub struct NotifyInput {
 /// The three e-mails Sluice sends.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "kind", rename_all = "snake_case")]
+#[allow(clippy::large_enum_variant)] // one value per notice: boxing would buy nothing
 pub enum Notice {
     /// Sent when a file has invalid rows: count, the most common reasons, the rows attached as CSV.
     InvalidRows { rows: RowCounts, top_reasons: Vec<ReasonCount>, invalid: ObjectRef },

@@ -3,8 +3,9 @@
 //! NAME.expected.json (`status`, `output`, `error`, `states`, and `cause` when it is checked).
 //!
 //! The same files are meant for a differential run against a Step Functions emulator, so they only
-//! use what both can do: Task resources are `sqs:sendMessage.waitForTaskToken` with a QueueUrl,
-//! waits are short, and outcomes come from the responder.
+//! use what both can do: Task resources are `sqs:sendMessage.waitForTaskToken` with a QueueUrl
+//! and a MessageBody `{"state": "<Task state name>", "token.$": "$$.Task.Token", "input.$": "$"}`,
+//! waits are short, and outcomes come from the responder (see tests/differential.rs).
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -118,6 +119,18 @@ fn every_task_uses_the_portable_resource() {
             text.matches("\"QueueUrl\"").count(),
             tasks,
             "{name}: every Task names its QueueUrl"
+        );
+        // AWS refuses a waitForTaskToken Task whose Parameters do not pass the token on, and the
+        // differential test's worker finds the sending state by the literal "state" field.
+        assert_eq!(
+            text.matches("\"token.$\": \"$$.Task.Token\"").count(),
+            tasks,
+            "{name}: every Task sends its task token"
+        );
+        assert_eq!(
+            text.matches("\"state\": \"").count(),
+            tasks,
+            "{name}: every Task message names its state"
         );
     }
 }

@@ -6,7 +6,6 @@
 //! worker: it reads the task message (a [`TaskEnvelope`]), runs the stage and answers with its output or
 //! its typed error, so Retry and Catch in the definition decide what happens next.
 
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -16,7 +15,7 @@ use serde_json::{Value, json};
 use sluice_proto::*;
 use sluice_statemachine::{Executor, ExecutionStatus, StateMachine, SystemClock, TaskDispatcher, TaskError, TaskRequest};
 
-use crate::handlers::{StageContext, handle};
+use crate::handlers::{Faults, StageContext, handle};
 use crate::summary::apply_output;
 
 /// The definition, built into the binary so `sluice run` needs no file next to it.
@@ -50,49 +49,11 @@ pub fn traceparent_for(run_id: &RunId) -> String {
     format!("00-{trace}-{span}-01")
 }
 
-/// Scripted failures for trying the retry and alert paths on one machine:
-/// `SLUICE_INJECT_FAULTS="filter-stats=transient:2,plotter=invalid"` makes the first two filter-stats
-/// attempts fail with Sluice.Transient and every plotter attempt with Sluice.InvalidInput.
-#[derive(Debug, Default)]
-struct Faults(Mutex<HashMap<Stage, (ErrorName, u32)>>);
-
-impl Faults {
-    fn from_env() -> anyhow::Result<Self> {
-        let Ok(spec) = std::env::var("SLUICE_INJECT_FAULTS") else { return Ok(Faults::default()) };
-        let mut map = HashMap::new();
-        for item in spec.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-            let bad = || anyhow::anyhow!("SLUICE_INJECT_FAULTS: {item:?} is not STAGE=transient[:N] or STAGE=invalid[:N]");
-            let (stage, rest) = item.split_once('=').ok_or_else(bad)?;
-            let stage = Stage::parse(stage).ok_or_else(bad)?;
-            let (kind, n) = rest.split_once(':').unwrap_or((rest, ""));
-            let name = match kind {
-                "transient" => ErrorName::Transient,
-                "invalid" => ErrorName::InvalidInput,
-                _ => return Err(bad()),
-            };
-            let n = if n.is_empty() { u32::MAX } else { n.parse().map_err(|_| bad())? };
-            map.insert(stage, (name, n));
-        }
-        Ok(Faults(Mutex::new(map)))
-    }
-
-    fn take(&self, stage: Stage) -> Option<StageError> {
-        let mut map = self.0.lock().ok()?;
-        let (name, left) = map.get_mut(&stage)?;
-        if *left == 0 {
-            return None;
-        }
-        *left -= 1;
-        Some(StageError { error: *name, cause: format!("injected by SLUICE_INJECT_FAULTS for {stage}") })
-    }
-}
-
 /// Answers the executor's tasks in-process, and keeps the run summary up to date as stages finish.
 struct EmbeddedDispatcher {
     ctx: StageContext,
     run: Mutex<RunSummary>,
     failed_stage: Mutex<Option<Stage>>,
-    faults: Faults,
 }
 
 #[async_trait]
@@ -111,22 +72,19 @@ impl TaskDispatcher for EmbeddedDispatcher {
             ));
         }
         tracing::debug!(state = %request.state_name, %stage, attempt = request.attempt, "task");
-        let result = match self.faults.take(stage) {
-            Some(e) => Err(e),
-            None => {
-                // Heartbeats while the stage works, as a worker would send them.
-                let beat_every = request.heartbeat.map_or(Duration::from_secs(10), |h| (h / 3).min(Duration::from_secs(10)));
-                let beats = request.heartbeats.clone();
-                let ticker = tokio::spawn(async move {
-                    loop {
-                        tokio::time::sleep(beat_every).await;
-                        beats.beat();
-                    }
-                });
-                let r = handle(&self.ctx, envelope.input).await;
-                ticker.abort();
-                r
-            }
+        let result = {
+            // Heartbeats while the stage works, as a worker would send them.
+            let beat_every = request.heartbeat.map_or(Duration::from_secs(10), |h| (h / 3).min(Duration::from_secs(10)));
+            let beats = request.heartbeats.clone();
+            let ticker = tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(beat_every).await;
+                    beats.beat();
+                }
+            });
+            let r = handle(&self.ctx, envelope.input).await;
+            ticker.abort();
+            r
         };
         match result {
             Ok(output) => {
@@ -151,11 +109,13 @@ impl TaskDispatcher for EmbeddedDispatcher {
 pub async fn execute(ctx: &StageContext, run: RunSummary, as_of: NaiveDate) -> anyhow::Result<RunSummary> {
     let definition = StateMachine::parse(&pipeline_definition(embedded_url))
         .map_err(|e| anyhow::anyhow!("statemachine/pipeline.asl.json: {e}"))?;
+    // Injected faults count per run: each file of `sluice run a.csv b.csv` sees the same failures.
+    let mut ctx = ctx.clone();
+    ctx.faults = Arc::new(Faults::from_env()?);
     let dispatcher = Arc::new(EmbeddedDispatcher {
-        ctx: ctx.clone(),
+        ctx,
         run: Mutex::new(run.clone()),
         failed_stage: Mutex::new(None),
-        faults: Faults::from_env()?,
     });
     let executor = Executor::new(definition, dispatcher.clone(), Arc::new(SystemClock))
         .with_state_machine_name("sluice-pipeline");

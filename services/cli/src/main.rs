@@ -192,6 +192,8 @@ async fn embedded(config_path: &Path, data_dir: Option<PathBuf>) -> anyhow::Resu
         mailer: Arc::new(OutboxMailer::new(data_dir.join("outbox"))),
         scratch_root: data_dir.join("tmp"),
         progress: None,
+        // `flow::execute` reads SLUICE_INJECT_FAULTS afresh for each run.
+        faults: Arc::default(),
     };
     Ok(Embedded { config, store, db, ctx })
 }

@@ -227,17 +227,17 @@ impl<'p> Source<'p> {
                     binary_file(&self.name, byte, Some(line))
                 }
                 Some(Fault::RecordTooLong) => {
-                    let mib = self.max_record_bytes.div_ceil(1024 * 1024);
+                    let size = human_size(self.max_record_bytes);
                     let limit = self.max_record_bytes.saturating_add(SCAN_BUFFER as u64);
                     match self.open_quote_from(start, limit) {
                         Ok(Some(open)) => StageError::invalid_input(format!(
                             "{}: line {open}: a quoted field starts on this line and runs on for more than \
-                             {mib} MiB without its closing quote; add the closing quote, and write a quote \
+                             {size} without its closing quote; add the closing quote, and write a quote \
                              inside a quoted field as two quotes (\"\")",
                             self.name
                         )),
                         Ok(None) => StageError::invalid_input(format!(
-                            "{}: line {}: a record runs on for more than {mib} MiB without ending; check that \
+                            "{}: line {}: a record runs on for more than {size} without ending; check that \
                              the file is CSV with {:?} as the delimiter and one record per line",
                             self.name,
                             start.line,
@@ -256,6 +256,19 @@ impl<'p> Source<'p> {
 /// The file name of a path, for messages.
 pub(crate) fn file_name(path: &Path) -> String {
     path.file_name().map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned())
+}
+
+/// `16 MiB`, `4 KiB`, `100 bytes`.
+fn human_size(bytes: u64) -> String {
+    const KIB: u64 = 1024;
+    const MIB: u64 = 1024 * 1024;
+    if bytes >= MIB && bytes % MIB == 0 {
+        format!("{} MiB", bytes / MIB)
+    } else if bytes >= KIB && bytes % KIB == 0 {
+        format!("{} KiB", bytes / KIB)
+    } else {
+        format!("{bytes} bytes")
+    }
 }
 
 fn binary_file(name: &str, byte: u64, line: Option<u64>) -> StageError {

@@ -160,7 +160,7 @@ fn an_unclosed_quote_in_a_large_file_stops_at_the_record_limit() {
     let limits = Limits { max_record_bytes: 4096, io_buffer: 1024, ..Limits::default() };
     let cause = file_error_with(&stocks(), &input, limits);
     assert!(
-        cause.starts_with("prices.csv: line 2: a quoted field starts on this line and runs on for more than 1 MiB"),
+        cause.starts_with("prices.csv: line 2: a quoted field starts on this line and runs on for more than 4 KiB"),
         "{cause}"
     );
 }
@@ -171,7 +171,7 @@ fn a_record_without_line_ends() {
     input.extend(std::iter::repeat_n(b'x', 20_000));
     let limits = Limits { max_record_bytes: 4096, io_buffer: 1024, ..Limits::default() };
     let cause = file_error_with(&stocks(), &input, limits);
-    assert!(cause.starts_with("prices.csv: line 2: a record runs on for more than"), "{cause}");
+    assert!(cause.starts_with("prices.csv: line 2: a record runs on for more than 4 KiB without ending"), "{cause}");
 }
 
 #[test]

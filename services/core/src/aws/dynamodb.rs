@@ -14,6 +14,7 @@
 //! | `attempt` | N | 1, plus one per [`RunWrite::NewAttempt`] |
 //! | `summary` | S | the whole [`RunSummary`] as JSON: what `get_run` and `list_runs` return |
 //! | `updated_at` | S | when the item was last written |
+//! | `version` | N | incremented by every run write: the optimistic lock of [`DynamoRunStore::update_run`] |
 //!
 //! **The status never goes backwards.** A RUNNING write for a run whose stored status is final
 //! (SUCCEEDED or FAILED) is refused by a conditional write, unless the caller says it is a new attempt
@@ -178,6 +179,16 @@ pub enum RunWrite {
     NewAttempt,
 }
 
+/// An extra condition on a run write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Guard {
+    None,
+    /// Only if the run has no summary yet (it may hold stage statuses).
+    Absent,
+    /// Only if the stored `version` is still this (None: no version stored yet).
+    Version(Option<u64>),
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RunWriteOutcome {
     Written,
@@ -279,6 +290,67 @@ impl DynamoRunStore {
         run: &RunSummary,
         mode: RunWrite,
     ) -> Result<RunWriteOutcome, StageError> {
+        self.write(run, mode, Guard::None).await
+    }
+
+    /// Records a run that has just been started, unless a record of it already exists: a duplicated
+    /// S3 event for the same object then leaves the run (and whatever the workers recorded) alone.
+    /// Returns whether it was written.
+    pub async fn create_run(&self, run: &RunSummary) -> Result<bool, StageError> {
+        match self.write(run, RunWrite::Update, Guard::Absent).await? {
+            RunWriteOutcome::Written => Ok(true),
+            RunWriteOutcome::KeptFinal { .. } => Ok(false),
+        }
+    }
+
+    /// Read-modify-write of a recorded run: `change` is applied to the stored summary, and the result is
+    /// written only if nobody wrote the run in between (an optimistic lock on the `version` attribute
+    /// every write increments); otherwise it is read again and `change` applied afresh. So two workers
+    /// recording their outputs at the same time (the partitioner and the plotter run in parallel) both
+    /// land. A finished run is never moved back to RUNNING. Returns the written summary, or None when
+    /// the run has no record yet.
+    pub async fn update_run(
+        &self,
+        run_id: &RunId,
+        mut change: impl FnMut(&mut RunSummary) + Send,
+    ) -> Result<Option<RunSummary>, StageError> {
+        const ROUNDS: u32 = 10;
+        for round in 0..ROUNDS {
+            let Some(item) = self.get_item(run_id).await? else {
+                return Ok(None);
+            };
+            let Some(mut run) = decode_summary(&self.table, &item)? else {
+                return Ok(None);
+            };
+            let version = item
+                .get("version")
+                .and_then(|v| v.as_n().ok())
+                .and_then(|n| n.parse::<u64>().ok());
+            let stored_status = run.status;
+            change(&mut run);
+            if stored_status != RunStatus::Running && run.status == RunStatus::Running {
+                run.status = stored_status;
+            }
+            match self.write(&run, RunWrite::Update, Guard::Version(version)).await? {
+                RunWriteOutcome::Written => return Ok(Some(run)),
+                RunWriteOutcome::KeptFinal { .. } => {
+                    tracing::debug!(%run_id, round, "run changed under us; reading it again");
+                    tokio::time::sleep(backoff_with_jitter(round, BACKOFF_BASE, BACKOFF_CAP)).await;
+                }
+            }
+        }
+        Err(StageError::transient(format!(
+            "could not record run {run_id} in table {}: it kept changing under us ({ROUNDS} tries)",
+            self.table
+        )))
+    }
+
+    async fn write(
+        &self,
+        run: &RunSummary,
+        mode: RunWrite,
+        guard: Guard,
+    ) -> Result<RunWriteOutcome, StageError> {
         let summary = summary_json(run)?;
         let mut u = Update::default();
         u.set("dataset", s(&run.dataset));
@@ -337,12 +409,32 @@ impl DynamoRunStore {
                 });
             }
         }
+        let zero = n(0);
+        let one = n(1);
+        u.set_expr("version", |u, name| {
+            format!("if_not_exists({name}, {}) + {}", u.value(zero), u.value(one))
+        });
         // The rule: only a RUNNING write of the same attempt is conditional.
-        let condition = (mode == RunWrite::Update && run.status == RunStatus::Running).then(|| {
+        let mut condition = (mode == RunWrite::Update && run.status == RunStatus::Running).then(|| {
             let (key, status) = (u.name("run_id"), u.name("status"));
             let running = u.value(s(RunStatus::Running.as_str()));
-            format!("attribute_not_exists({key}) OR {status} = {running}")
+            format!("(attribute_not_exists({key}) OR {status} = {running})")
         });
+        let guard_condition = match guard {
+            Guard::None => None,
+            Guard::Absent => Some(format!("attribute_not_exists({})", u.name("summary"))),
+            Guard::Version(None) => Some(format!("attribute_not_exists({})", u.name("version"))),
+            Guard::Version(Some(v)) => {
+                let (name, value) = (u.name("version"), u.value(n(v)));
+                Some(format!("{name} = {value}"))
+            }
+        };
+        if let Some(g) = guard_condition {
+            condition = Some(match condition {
+                Some(c) => format!("{c} AND {g}"),
+                None => g,
+            });
+        }
         let res = self
             .client
             .update_item()

@@ -27,12 +27,15 @@ mod sqs;
 
 pub use aws_config::SdkConfig;
 pub use dynamodb::{DynamoRowSink, DynamoRunStore, DynamoTables, RunWrite, RunWriteOutcome};
-pub use s3::S3ObjectStore;
+pub use s3::{QueueNotification, S3ObjectStore};
 pub use ses::{IdentityStatus, SesMailer};
 pub use sfn::{
     ExecutionInfo, SfnStateMachines, SfnTaskCallbacks, StartOutcome, StateMachineDeployed,
 };
-pub use sqs::{QueueInfo, QueuePair, QueueSettings, SqsMailbox, create_queue_with_dlq};
+pub use sqs::{
+    QueueInfo, QueuePair, QueueSettings, SqsMailbox, allow_s3_notifications, create_queue_with_dlq,
+    s3_notification_policy,
+};
 
 /// Loads the SDK configuration from the standard settings only (environment, profiles, container or
 /// instance credentials): `aws_config::defaults(BehaviorVersion::latest())`.

@@ -9,7 +9,8 @@ use aws_sdk_s3::config::StalledStreamProtectionConfig;
 use aws_sdk_s3::primitives::{ByteStream, Length};
 use aws_sdk_s3::types::{
     BucketLocationConstraint, ChecksumAlgorithm, CompletedMultipartUpload, CompletedPart,
-    CreateBucketConfiguration,
+    CreateBucketConfiguration, Event, FilterRule, FilterRuleName, NotificationConfiguration,
+    NotificationConfigurationFilter, QueueConfiguration, S3KeyFilter,
 };
 use sluice_proto::{ObjectRef, StageError};
 use tokio::io::AsyncWriteExt;
@@ -61,6 +62,41 @@ pub fn client(config: &SdkConfig) -> aws_sdk_s3::Client {
 ///
 /// ETags are reported without their surrounding quotes, as S3 event notifications carry them, so a run id
 /// computed from either is the same.
+/// One S3 -> SQS event notification: objects created under `prefix` and ending in `suffix` (either may
+/// be empty) are announced to the queue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueNotification {
+    /// Names the configuration; it comes back as `configurationId` in each event.
+    pub id: String,
+    pub queue_arn: String,
+    pub prefix: String,
+    pub suffix: String,
+}
+
+impl QueueNotification {
+    fn from_sdk(q: &QueueConfiguration) -> Self {
+        let rule = |name: FilterRuleName| {
+            q.filter()
+                .and_then(|f| f.key())
+                .map(|k| k.filter_rules())
+                .unwrap_or_default()
+                .iter()
+                .find(|r| r.name() == Some(&name))
+                .and_then(|r| r.value())
+                .unwrap_or_default()
+                .to_string()
+        };
+        // Only the configurations `set_queue_notifications` writes (all created events) compare equal.
+        let events_ok = q.events().len() == 1 && q.events()[0].as_str() == "s3:ObjectCreated:*";
+        QueueNotification {
+            id: if events_ok { q.id().unwrap_or_default().to_string() } else { String::new() },
+            queue_arn: q.queue_arn().to_string(),
+            prefix: rule(FilterRuleName::Prefix),
+            suffix: rule(FilterRuleName::Suffix),
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct S3ObjectStore {
     client: aws_sdk_s3::Client,
@@ -143,6 +179,82 @@ impl S3ObjectStore {
                 }
             }
         }
+    }
+
+    /// Sets the bucket's event notifications to exactly `queues` (one queue configuration each, on
+    /// `s3:ObjectCreated:*`), replacing any the bucket had. Does nothing when the bucket already has
+    /// exactly these. Returns whether the configuration changed. S3 checks the destination queues'
+    /// policies on this call, and then sends each queue an `s3:TestEvent`.
+    pub async fn set_queue_notifications(
+        &self,
+        bucket: &str,
+        queues: &[QueueNotification],
+    ) -> Result<bool, StageError> {
+        let current = self
+            .client
+            .get_bucket_notification_configuration()
+            .bucket(bucket)
+            .send()
+            .await
+            .map_err(|e| {
+                CallError::from_sdk(e)
+                    .into_stage_error(&format!("S3 GetBucketNotificationConfiguration {bucket}"))
+            })?;
+        let mut have: Vec<QueueNotification> = current
+            .queue_configurations()
+            .iter()
+            .map(QueueNotification::from_sdk)
+            .collect();
+        let others = !current.topic_configurations().is_empty()
+            || !current.lambda_function_configurations().is_empty()
+            || current.event_bridge_configuration().is_some();
+        let mut want = queues.to_vec();
+        have.sort_by(|a, b| a.id.cmp(&b.id));
+        want.sort_by(|a, b| a.id.cmp(&b.id));
+        if have == want && !others {
+            return Ok(false);
+        }
+        let build_err =
+            |e: aws_sdk_s3::error::BuildError| StageError::internal(format!("S3 notification of {bucket}: {e}"));
+        let mut config = NotificationConfiguration::builder();
+        for q in &want {
+            let mut rules = Vec::new();
+            for (name, value) in [(FilterRuleName::Prefix, &q.prefix), (FilterRuleName::Suffix, &q.suffix)] {
+                if !value.is_empty() {
+                    rules.push(FilterRule::builder().name(name).value(value).build());
+                }
+            }
+            let mut qc = QueueConfiguration::builder()
+                .id(&q.id)
+                .queue_arn(&q.queue_arn)
+                .events(Event::from("s3:ObjectCreated:*"));
+            if !rules.is_empty() {
+                qc = qc.filter(
+                    NotificationConfigurationFilter::builder()
+                        .key(S3KeyFilter::builder().set_filter_rules(Some(rules)).build())
+                        .build(),
+                );
+            }
+            config = config.queue_configurations(qc.build().map_err(build_err)?);
+        }
+        self.client
+            .put_bucket_notification_configuration()
+            .bucket(bucket)
+            .notification_configuration(config.build())
+            .send()
+            .await
+            .map_err(|e| {
+                let e = CallError::from_sdk(e);
+                if e.is(&["InvalidArgument"]) {
+                    StageError::invalid_input(format!(
+                        "S3 refused the event notifications of bucket {bucket} ({e}); the datasets' match \
+                         prefixes and suffixes must not overlap, and the events queue must allow S3 to send"
+                    ))
+                } else {
+                    e.into_stage_error(&format!("S3 PutBucketNotificationConfiguration {bucket}"))
+                }
+            })?;
+        Ok(true)
     }
 
     async fn put_single(

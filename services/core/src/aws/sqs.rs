@@ -342,3 +342,71 @@ async fn ensure_queue(
         arn,
     })
 }
+
+/// Lets S3 event notifications from `bucket` into `queue`: sets the queue's access policy to one
+/// statement allowing the S3 service principal `sqs:SendMessage`, only for that bucket's ARN (and, when
+/// given, only from that account). Without it, `PutBucketNotificationConfiguration` fails with "Unable to
+/// validate the following destination configurations". Replaces any policy the queue had. Returns whether
+/// the policy changed.
+pub async fn allow_s3_notifications(
+    client: &aws_sdk_sqs::Client,
+    queue: &QueueInfo,
+    bucket: &str,
+    source_account: Option<&str>,
+) -> Result<bool, StageError> {
+    let policy = s3_notification_policy(&queue.arn, bucket, source_account);
+    let current = client
+        .get_queue_attributes()
+        .queue_url(&queue.url)
+        .attribute_names(QueueAttributeName::Policy)
+        .send()
+        .await
+        .map_err(|e| {
+            CallError::from_sdk(e)
+                .into_stage_error(&format!("SQS GetQueueAttributes Policy {}", queue.name))
+        })?
+        .attributes
+        .and_then(|mut a| a.remove(&QueueAttributeName::Policy))
+        .and_then(|p| serde_json::from_str::<serde_json::Value>(&p).ok());
+    if current.as_ref() == Some(&policy) {
+        return Ok(false);
+    }
+    client
+        .set_queue_attributes()
+        .queue_url(&queue.url)
+        .attributes(QueueAttributeName::Policy, policy.to_string())
+        .send()
+        .await
+        .map_err(|e| {
+            CallError::from_sdk(e)
+                .into_stage_error(&format!("SQS SetQueueAttributes Policy {}", queue.name))
+        })?;
+    Ok(true)
+}
+
+/// The queue policy of [`allow_s3_notifications`] (AWS's documented example, "Granting permissions to
+/// publish event notification messages to a destination").
+pub fn s3_notification_policy(
+    queue_arn: &str,
+    bucket: &str,
+    source_account: Option<&str>,
+) -> serde_json::Value {
+    let mut condition = serde_json::json!({
+        "ArnLike": { "aws:SourceArn": format!("arn:aws:s3:::{bucket}") }
+    });
+    if let Some(account) = source_account {
+        condition["StringEquals"] = serde_json::json!({ "aws:SourceAccount": account });
+    }
+    serde_json::json!({
+        "Version": "2012-10-17",
+        "Id": "sluice-s3-notifications",
+        "Statement": [{
+            "Sid": "AllowS3EventNotifications",
+            "Effect": "Allow",
+            "Principal": { "Service": "s3.amazonaws.com" },
+            "Action": "sqs:SendMessage",
+            "Resource": queue_arn,
+            "Condition": condition,
+        }]
+    })
+}
