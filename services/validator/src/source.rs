@@ -164,8 +164,13 @@ impl<'p> Source<'p> {
 
     /// Field `i` of the record just read ("" past the end), without the `\r` of a CRLF line end.
     pub(crate) fn field(&self, i: usize) -> &str {
-        let f = self.rec.get(i).unwrap_or("");
-        if i + 1 == self.rec.len() { f.strip_suffix('\r').unwrap_or(f) } else { f }
+        record_field(&self.rec, i)
+    }
+
+    /// Swaps the record just read with `other`. The reader thread hands records to the checker
+    /// this way: buffers change owners, no bytes are copied, and `other`'s old buffer is reused.
+    pub(crate) fn swap_record(&mut self, other: &mut StringRecord) {
+        std::mem::swap(&mut self.rec, other);
     }
 
     /// Whether the record just read has a line break inside a field (only possible inside quotes).
@@ -251,6 +256,12 @@ impl<'p> Source<'p> {
             _ => StageError::internal(format!("{}: line {}: cannot parse the file: {e}", self.name, start.line)),
         }
     }
+}
+
+/// Field `i` of a record read by a [`Source`] ("" past the end), without the `\r` of a CRLF line end.
+pub(crate) fn record_field(rec: &StringRecord, i: usize) -> &str {
+    let f = rec.get(i).unwrap_or("");
+    if i + 1 == rec.len() { f.strip_suffix('\r').unwrap_or(f) } else { f }
 }
 
 /// The file name of a path, for messages.

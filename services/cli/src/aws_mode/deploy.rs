@@ -1,0 +1,210 @@
+//! `sluice deploy`: creates or updates everything AWS mode uses, idempotently, one line per resource.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use sluice_core::aws::{
+    AwsClients, DynamoTables, QueueInfo, QueueNotification, QueueSettings, S3ObjectStore,
+    SesMailer, SfnStateMachines, allow_s3_notifications, create_queue_with_dlq,
+};
+use sluice_core::config::Config;
+use sluice_proto::{Stage, StageError};
+
+use super::{events_queue, load_config, stage_queue};
+use crate::flow::pipeline_definition;
+
+/// Stage queues' visibility timeout: how long a message stays hidden when a worker did not set its own
+/// lease (workers take and renew theirs, `--lease-seconds`).
+const VISIBILITY: Duration = Duration::from_secs(60);
+
+fn err(e: StageError) -> anyhow::Error {
+    anyhow::anyhow!(e.cause)
+}
+
+fn say(kind: &str, name: &str, state: &str) {
+    println!("{kind:<14} {name:<40} {state}");
+}
+
+pub async fn deploy(config_path: &Path) -> anyhow::Result<ExitCode> {
+    let config = load_config(config_path)?;
+    let clients = AwsClients::from_env().await;
+
+    // Buckets.
+    let s3 = S3ObjectStore::new(clients.s3.clone());
+    let b = &config.buckets;
+    for bucket in [&b.landing, &b.work, &b.curated] {
+        let created = s3.create_bucket(bucket).await.map_err(err)?;
+        say(
+            "bucket",
+            bucket,
+            if created { "created" } else { "unchanged" },
+        );
+    }
+
+    // Queues, each with its dead-letter queue.
+    let settings = QueueSettings {
+        visibility_timeout: VISIBILITY,
+        max_receive_count: config.aws.max_receive_count,
+        ..QueueSettings::default()
+    };
+    let mut stage_urls = Vec::new();
+    for stage in Stage::ALL {
+        let name = stage_queue(&config, stage);
+        let queue = ensure_queue(&clients.sqs, &name, &settings).await?;
+        stage_urls.push((stage, queue.url));
+    }
+    let events = ensure_queue(&clients.sqs, &events_queue(&config), &settings).await?;
+
+    // S3 -> events queue.
+    let changed = allow_s3_notifications(&clients.sqs, &events, &b.landing, None)
+        .await
+        .map_err(err)?;
+    say(
+        "queue policy",
+        &events.name,
+        if changed {
+            "updated (S3 may send)"
+        } else {
+            "unchanged"
+        },
+    );
+    let notifications: Vec<QueueNotification> = config
+        .datasets
+        .iter()
+        .map(|d| QueueNotification {
+            id: format!("sluice-{}", d.name),
+            queue_arn: events.arn.clone(),
+            prefix: d.prefix.clone(),
+            suffix: d.suffix.clone(),
+        })
+        .collect();
+    let changed = s3
+        .set_queue_notifications(&b.landing, &notifications)
+        .await
+        .map_err(err)?;
+    say(
+        "notification",
+        &b.landing,
+        &format!(
+            "{} ({} dataset(s) -> {})",
+            if changed { "updated" } else { "unchanged" },
+            notifications.len(),
+            events.name
+        ),
+    );
+
+    // Tables.
+    let tables = DynamoTables::new(
+        clients.dynamodb.clone(),
+        config.aws.runs_table.clone(),
+        config.aws.rows_table.clone(),
+    );
+    let (runs, rows) = tables.create_tables().await.map_err(err)?;
+    say(
+        "table",
+        &config.aws.runs_table,
+        if runs { "created" } else { "unchanged" },
+    );
+    say(
+        "table",
+        &config.aws.rows_table,
+        if rows { "created" } else { "unchanged" },
+    );
+
+    // The state machine, with the queue URLs filled in.
+    let definition = pipeline_definition(|stage| {
+        stage_urls
+            .iter()
+            .find(|(s, _)| *s == stage)
+            .map(|(_, url)| url.clone())
+            .unwrap_or_default()
+    });
+    let machine = SfnStateMachines::new(clients.sfn.clone())
+        .create_or_update_state_machine(
+            &config.aws.state_machine,
+            &definition,
+            &config.aws.role_arn,
+        )
+        .await
+        .map_err(err)?;
+    say(
+        "state machine",
+        &config.aws.state_machine,
+        if machine.created {
+            "created"
+        } else {
+            "updated"
+        },
+    );
+
+    // SES identities: every sender and recipient (while the account is in the SES sandbox, recipients
+    // must be verified too).
+    let mailer = SesMailer::new(clients.ses.clone());
+    let mut unverified = Vec::new();
+    for identity in identities(&config) {
+        let status = mailer.verify_identity(&identity).await.map_err(err)?;
+        let state = match (status.created, status.verified_for_sending) {
+            (true, true) => "created, verified",
+            (true, false) => "created, verification e-mail sent",
+            (false, true) => "unchanged, verified",
+            (false, false) => "unchanged, not verified yet",
+        };
+        if !status.verified_for_sending {
+            unverified.push(identity.clone());
+        }
+        say("ses identity", &identity, state);
+    }
+    if !unverified.is_empty() {
+        println!(
+            "note: SES sends only from verified identities (and, in the SES sandbox, only to verified ones); \
+             follow the link in the verification e-mail sent to: {}",
+            unverified.join(", ")
+        );
+    }
+    println!("state machine ARN: {}", machine.arn);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Creates or updates a queue and its DLQ, saying which.
+async fn ensure_queue(
+    sqs: &aws_sdk_sqs::Client,
+    name: &str,
+    settings: &QueueSettings,
+) -> anyhow::Result<QueueInfo> {
+    let existed = sqs.get_queue_url().queue_name(name).send().await.is_ok();
+    let pair = create_queue_with_dlq(sqs, name, settings)
+        .await
+        .map_err(err)
+        .with_context(|| format!("queue {name}"))?;
+    say(
+        "queue",
+        name,
+        &format!(
+            "{} (dead letters: {} after {} receives)",
+            if existed { "updated" } else { "created" },
+            pair.dlq.name,
+            settings.max_receive_count
+        ),
+    );
+    Ok(pair.queue)
+}
+
+/// Every address of every dataset's `[dataset.notify]`, once each, sorted.
+fn identities(config: &Config) -> BTreeSet<String> {
+    let mut all = BTreeSet::new();
+    for d in &config.datasets {
+        let n = &d.notify;
+        all.extend(n.from.iter().cloned());
+        all.extend(
+            n.invalid_rows
+                .iter()
+                .chain(&n.success)
+                .chain(&n.failure)
+                .cloned(),
+        );
+    }
+    all
+}
