@@ -15,7 +15,9 @@
 #   - a task token is the same across the Retry attempts of one state;
 #   - an unknown or already used task token answers TaskDoesNotExist (AWS: InvalidToken or TaskDoesNotExist);
 #   - state machine definitions are not validated on create;
-#   - no StartMessageMoveTask (moving messages back out of a dead-letter queue).
+#   - no StartMessageMoveTask (moving messages back out of a dead-letter queue);
+#   - escaped braces in intrinsic strings (States.StringToJson('\{...\}')) are not read (States.Runtime);
+#     pipeline.asl.json avoids them.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"

@@ -57,11 +57,6 @@ enum Gap {
     /// the state with States.ResultPathMatchFailure: "Step Functions failed to apply a state's
     /// ResultPath field to the input the state received" (Developer Guide, "Handling errors").
     ResultPathOverwritesNonObject,
-    /// The emulator cannot read an intrinsic function's string argument with escaped braces,
-    /// `States.StringToJson('\{"Cause": ""\}')`, and fails with States.Runtime. AWS: "you must
-    /// escape the following characters with a backslash: ' { } \\" in the strings of intrinsic
-    /// functions (Developer Guide, "Intrinsic functions", "Reserved characters").
-    IntrinsicEscapesNotRead,
 }
 
 /// An allow-list entry: the emulator departs from AWS because of `gap`; with `diverges_at`, the
@@ -92,9 +87,6 @@ fn known_differences(name: &str) -> Vec<Known> {
         | "31-map-legacy-iterator"
         | "pipeline-happy-path"
         | "pipeline-transient-retry" => vec![nested],
-        "pipeline-permanent-failure" => {
-            vec![nested, at(IntrinsicEscapesNotRead, "Validation failed")]
-        }
         "29-execution-timeout" => vec![at(ExecutionTimeoutNotEnforced, "Pause")],
         "32-runtime-error-not-caught" => vec![at(MissingInputPathIgnored, "Work")],
         "33-result-path-match-failure" => vec![at(ResultPathOverwritesNonObject, "Work")],

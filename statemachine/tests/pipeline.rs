@@ -234,6 +234,7 @@ async fn happy_path_with_invalid_rows_sends_both_notices() {
     assert_eq!(
         exec.states_entered,
         [
+            "Start run",
             "Validate rows",
             "Filter and compute stats",
             "Partition and plot",
