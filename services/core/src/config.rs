@@ -166,6 +166,9 @@ pub struct Column {
     pub allowed: Option<Vec<String>>,
 }
 
+/// The longest `last_days:N` window (about 2,700 years).
+pub const MAX_LAST_DAYS: u32 = 1_000_000;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Window {
     All,
@@ -191,9 +194,10 @@ impl Window {
             "current_year" => Ok(Window::CurrentYear),
             _ => {
                 if let Some(n) = s.strip_prefix("last_days:") {
+                    // The cap keeps every window inside the calendar chrono can represent.
                     match n.parse::<u32>() {
-                        Ok(n) if n > 0 => Ok(Window::LastDays(n)),
-                        _ => Err(format!("{s:?}: last_days needs a whole number of days of at least 1")),
+                        Ok(n) if (1..=MAX_LAST_DAYS).contains(&n) => Ok(Window::LastDays(n)),
+                        _ => Err(format!("{s:?}: last_days needs a whole number of days from 1 to {MAX_LAST_DAYS}")),
                     }
                 } else if let Some(range) = s.strip_prefix("between:") {
                     let (a, b) = range.split_once("..").ok_or_else(bad)?;
@@ -926,6 +930,7 @@ failure = ["oncall@example.com"]
         );
         assert_eq!(Window::All.bounds(as_of), None);
         assert!(Window::parse("last_days:0").is_err());
+        assert!(Window::parse("last_days:4000000000").is_err());
     }
 }
 

@@ -505,3 +505,17 @@ fn a_row_with_the_wrong_number_of_fields_is_internal() {
         "{e}"
     );
 }
+
+#[test]
+fn an_unclosed_quote_is_refused_before_it_fills_memory() {
+    let mut text = format!("{HEADER}\n1,2024-01-01T00:00:00,,1,1,\"never closed\n");
+    let filler = "2,2024-01-01T00:00:00,,1,1,filler\n".repeat(600_000);
+    text.push_str(&filler);
+    let e = run(&dataset(None), &text, "2024-06-15").report.unwrap_err();
+    assert_eq!(e.error, ErrorName::Internal);
+    assert!(
+        e.cause
+            .contains("the row starting on line 2 is longer than 16 MiB"),
+        "{e}"
+    );
+}

@@ -21,6 +21,10 @@ use sluice_proto::StageError;
 /// small enough to keep memory flat.
 pub(crate) const IO_BUFFER: usize = 256 * 1024;
 
+/// A record longer than this is refused rather than buffered: in our own files it can only be an
+/// unclosed quote swallowing the rest of the file, and memory must stay flat.
+const MAX_RECORD_BYTES: usize = 16 * 1024 * 1024;
+
 /// What every internal error about a canonical file ends with: what it means and what to do.
 const OWN_FILE_HINT: &str = "this file is written by an earlier Sluice stage for the same dataset spec, so either \
      the spec changed between stages or this is a bug in Sluice; re-run the file from the start";
@@ -183,6 +187,14 @@ impl<R: BufRead> CanonicalReader<R> {
             self.input.consume(n_in);
             out_len += n_out;
             ends_len += n_ends;
+            if self.raw.len() > MAX_RECORD_BYTES {
+                return Err(StageError::internal(format!(
+                    "{}: the row starting on line {} is longer than {} MiB (an unclosed quote?); {OWN_FILE_HINT}",
+                    self.path.display(),
+                    line_before,
+                    MAX_RECORD_BYTES / (1024 * 1024)
+                )));
+            }
             match result {
                 // csv_core reads empty input as the end of the file, so this cannot repeat forever;
                 // the check only guards against a parser change.

@@ -31,8 +31,12 @@ use key::PartitionKey;
 use open_files::{OpenFileStats, PartitionFiles};
 pub use to_parquet::arrow_schema;
 
-/// At most this many partition files are open at once during pass 1.
-pub const MAX_OPEN_PARTITION_FILES: usize = 32;
+/// At most this many partition files are open at once during pass 1. 128 covers ten years of
+/// month partitions: files sorted by another column first (stock prices by symbol, then date) cycle
+/// through every month of the window for each symbol, and with 32 open files the least-recently-used
+/// set missed on every month change (a close, a flush of a few KB and an open every ~20 rows).
+/// 128 writers of 32 KiB are 4 MiB.
+pub const MAX_OPEN_PARTITION_FILES: usize = 128;
 
 /// Writes Hive-style partitions of the filtered rows (canonical CSV for `ds`) under `out_dir` and
 /// returns the relative keys written, sorted (e.g. `stocks/year=2024/month=03/part-{run_id}.csv`
@@ -190,7 +194,7 @@ formats = ["csv"]
         let dir = tempfile::tempdir().unwrap();
         let input = dir.path().join("filtered.csv");
         let mut text = String::from("at,n\n");
-        for round in 0..3 {
+        for round in 0..2 {
             for minute in 0..5000u32 {
                 let at = chrono::NaiveDate::from_ymd_opt(2024, 1, 1)
                     .unwrap()
@@ -211,8 +215,8 @@ formats = ["csv"]
         assert_eq!(keys.len(), 5000);
         assert!(stats.peak_open <= 8, "{stats:?}");
         assert!(
-            stats.reopened >= 2 * 5000,
-            "the rounds reopen every partition: {stats:?}"
+            stats.reopened >= 5000,
+            "the second round reopens every partition: {stats:?}"
         );
         let csv = std::fs::read_to_string(
             out.join("ticks/year=2024/month=01/day=02/hour=13/minute=07/part-run1.csv"),
@@ -221,7 +225,7 @@ formats = ["csv"]
         // 2024-01-02T13:07 is minute 2227 of the data.
         assert_eq!(
             csv,
-            "at,n\n2024-01-02T13:07:00,22270\n2024-01-02T13:07:00,22271\n2024-01-02T13:07:00,22272\n"
+            "at,n\n2024-01-02T13:07:00,22270\n2024-01-02T13:07:00,22271\n"
         );
         let rows: usize = keys
             .iter()
@@ -234,6 +238,6 @@ formats = ["csv"]
                     - 1
             })
             .sum();
-        assert_eq!(rows, 15_000);
+        assert_eq!(rows, 10_000);
     }
 }

@@ -14,8 +14,8 @@ use sluice_proto::StageError;
 
 use crate::key::PartitionKey;
 
-/// Per open file: small, because up to `max_open` of them exist at once.
-const WRITER_BUFFER: usize = 64 * 1024;
+/// Per open file: small, because up to `max_open` of them exist at once (128 x 32 KiB = 4 MiB).
+const WRITER_BUFFER: usize = 32 * 1024;
 
 /// How many files were open at most and how often one was reopened (tests check the bound).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
