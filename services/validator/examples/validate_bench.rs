@@ -137,10 +137,19 @@ fn run(path: &Path) -> Result<(), Box<dyn std::error::Error>> {
     let config = Config::parse(Path::new("bench.toml"), SPEC)?;
     let ds = &config.datasets[0];
     let dir = tempfile::tempdir()?;
-    let opts = ValidateOptions { scratch_dir: dir.path(), progress: None };
+    let opts = ValidateOptions {
+        scratch_dir: dir.path(),
+        progress: None,
+    };
     let size = std::fs::metadata(path)?.len();
     let started = Instant::now();
-    let report = validate(ds, path, &dir.path().join("valid.csv"), &dir.path().join("invalid.csv"), &opts)?;
+    let report = validate(
+        ds,
+        path,
+        &dir.path().join("valid.csv"),
+        &dir.path().join("invalid.csv"),
+        &opts,
+    )?;
     let secs = started.elapsed().as_secs_f64();
     println!(
         "{} rows ({} valid, {} invalid) in {secs:.2} s: {:.1} MB/s, {:.0} rows/s",

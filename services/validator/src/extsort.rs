@@ -112,7 +112,10 @@ impl<T: FixedRecord> ExternalSorter<T> {
 }
 
 /// Writes records to a new anonymous file in `dir` and rewinds it for reading.
-fn write_run<T: FixedRecord>(dir: &Path, records: impl Iterator<Item = io::Result<T>>) -> io::Result<File> {
+fn write_run<T: FixedRecord>(
+    dir: &Path,
+    records: impl Iterator<Item = io::Result<T>>,
+) -> io::Result<File> {
     let mut out = BufWriter::with_capacity(RUN_WRITE_BUFFER, tempfile::tempfile_in(dir)?);
     let mut bytes = [0u8; MAX_RECORD_SIZE];
     for r in records {
@@ -150,15 +153,21 @@ pub(crate) struct Merge<T: FixedRecord> {
 
 impl<T: FixedRecord> Merge<T> {
     fn new(files: Vec<File>) -> io::Result<Self> {
-        let mut runs: Vec<BufReader<File>> =
-            files.into_iter().map(|f| BufReader::with_capacity(RUN_READ_BUFFER, f)).collect();
+        let mut runs: Vec<BufReader<File>> = files
+            .into_iter()
+            .map(|f| BufReader::with_capacity(RUN_READ_BUFFER, f))
+            .collect();
         let mut heap = BinaryHeap::with_capacity(runs.len());
         for (i, run) in runs.iter_mut().enumerate() {
             if let Some(r) = read_record::<T>(run)? {
                 heap.push(Reverse((r, i)));
             }
         }
-        Ok(Merge { runs, heap, failed: false })
+        Ok(Merge {
+            runs,
+            heap,
+            failed: false,
+        })
     }
 }
 
@@ -190,7 +199,10 @@ fn read_record<T: FixedRecord>(run: &mut BufReader<File>) -> io::Result<Option<T
         match run.read(&mut buf[filled..]) {
             Ok(0) if filled == 0 => return Ok(None),
             Ok(0) => {
-                return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "a sort run file ends inside a record"));
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "a sort run file ends inside a record",
+                ));
             }
             Ok(n) => filled += n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -228,7 +240,9 @@ mod tests {
         let mut x = seed;
         (0..n as u64)
             .map(|i| {
-                x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                x = x
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
                 Pair((x >> 33) % modulo, i)
             })
             .collect()
@@ -261,7 +275,10 @@ mod tests {
         // Few distinct values, so equal keys cross run boundaries.
         let items = pseudo_random(10_000, 42, 50);
         let (out, spilled) = sort_all(&items, 333, 64);
-        assert_eq!(spilled, 30, "10000 records in runs of 333: 30 full runs before finish");
+        assert_eq!(
+            spilled, 30,
+            "10000 records in runs of 333: 30 full runs before finish"
+        );
         let mut expected = items.clone();
         expected.sort();
         assert_eq!(out, expected);

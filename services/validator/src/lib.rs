@@ -1,8 +1,9 @@
 //! The validator stage: checks a landed CSV file against its dataset spec and splits it into valid
 //! rows (canonical CSV, for the later stages) and invalid rows (with every reason, for people).
 //!
-//! Everything streams: one record is in memory at a time, and the unique-key check sorts key hashes
-//! externally in the scratch folder, so memory stays flat however large the file is. The stage reads
+//! Everything streams: a reader thread parses records in small batches (at most a few MiB in flight)
+//! while the calling thread checks them, and the unique-key check sorts key hashes externally in the
+//! scratch folder, so memory stays flat however large the file is. The stage reads
 //! and writes local files only; the worker fetches the object and uploads the outputs.
 //!
 //! ```text
@@ -66,7 +67,11 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { io_buffer: 256 * 1024, max_record_bytes: 16 * 1024 * 1024, key_run_len: 512 * 1024 }
+        Limits {
+            io_buffer: 256 * 1024,
+            max_record_bytes: 16 * 1024 * 1024,
+            key_run_len: 512 * 1024,
+        }
     }
 }
 
@@ -108,7 +113,10 @@ pub fn validate_with_limits(
     opts: &ValidateOptions,
     limits: Limits,
 ) -> Result<ValidationReport, StageError> {
-    let read_limits = ReadLimits { buffer: limits.io_buffer, max_record_bytes: limits.max_record_bytes };
+    let read_limits = ReadLimits {
+        buffer: limits.io_buffer,
+        max_record_bytes: limits.max_record_bytes,
+    };
     let mut src = Source::open(input, ds.delimiter, read_limits, opts.progress)?;
     let layout = read_layout(ds, &mut src)?;
     if !layout.ignored.is_empty() {
@@ -123,15 +131,26 @@ pub fn validate_with_limits(
     let mut valid = OutputCsv::create(valid_out, false, limits.io_buffer)?;
     let mut invalid = OutputCsv::create(invalid_out, true, limits.io_buffer)?;
     valid.write_fields(ds.columns.iter().map(|c| c.name.as_bytes()))?;
-    invalid.write_fields(["line", "reasons"].into_iter().map(str::as_bytes).chain(ds.columns.iter().map(|c| c.name.as_bytes())))?;
+    invalid.write_fields(
+        ["line", "reasons"]
+            .into_iter()
+            .map(str::as_bytes)
+            .chain(ds.columns.iter().map(|c| c.name.as_bytes())),
+    )?;
 
     let scratch_error = |e: std::io::Error| {
-        StageError::internal(format!("cannot write to the scratch folder {}: {e}", opts.scratch_dir.display()))
+        StageError::internal(format!(
+            "cannot write to the scratch folder {}: {e}",
+            opts.scratch_dir.display()
+        ))
     };
     let mut keys = if ds.key.is_empty() {
         None
     } else {
-        Some(KeyTracker::new(&ds.key, opts.scratch_dir, limits.key_run_len).map_err(scratch_error)?)
+        Some(
+            KeyTracker::new(&ds.key, opts.scratch_dir, limits.key_run_len)
+                .map_err(scratch_error)?,
+        )
     };
     let mut checker = Checker::new(ds);
     let mut rows = RowCounts::default();
@@ -195,23 +214,47 @@ pub fn validate_with_limits(
     let mut invalid = invalid.finish()?;
     if let Some(keys) = keys {
         if keys.runs_spilled() > 0 {
-            tracing::debug!(runs = keys.runs_spilled(), "unique-key check spilled sorted runs to the scratch folder");
+            tracing::debug!(
+                runs = keys.runs_spilled(),
+                "unique-key check spilled sorted runs to the scratch folder"
+            );
         }
         if let Some(dups) = keys.finish().map_err(scratch_error)? {
-            let pass = SecondPass { ds, input, layout: &layout, limits, valid_out, invalid_out };
-            (valid, invalid) = pass.remove_duplicates(valid, invalid, dups, &mut rows, &mut tally)?;
+            let pass = SecondPass {
+                ds,
+                input,
+                layout: &layout,
+                limits,
+                valid_out,
+                invalid_out,
+            };
+            (valid, invalid) =
+                pass.remove_duplicates(valid, invalid, dups, &mut rows, &mut tally)?;
         }
     }
     persist(valid, valid_out)?;
     persist(invalid, invalid_out)?;
-    Ok(ValidationReport { rows, top_reasons: tally.top(ds, TOP_REASONS), ignored_columns: layout.ignored })
+    Ok(ValidationReport {
+        rows,
+        top_reasons: tally.top(ds, TOP_REASONS),
+        ignored_columns: layout.ignored,
+    })
 }
 
 /// Records per batch handed from the reader thread to the checker: enough to make the channel's
-/// cost per row negligible, few enough (with typical rows of 100 bytes, ~100 KB) to keep memory flat.
-const BATCH_RECORDS: usize = 1024;
+/// cost per row negligible, few enough (with typical rows of 100 bytes, ~50 KB) to keep memory flat.
+const BATCH_RECORDS: usize = 512;
+/// A batch also ends once its records hold this much field data, so wide rows cannot make the
+/// batches in flight large.
+const BATCH_BYTES: usize = 1024 * 1024;
 /// Full batches that may wait for the checker.
 const BATCH_QUEUE: usize = 2;
+/// Record buffers are reused from batch to batch, and each keeps the capacity of the largest record
+/// it ever held. One that held more than this (bytes or fields) is dropped instead of reused, so the
+/// pool (at most `(BATCH_QUEUE + 3) * BATCH_RECORDS` buffers) cannot fill up with the occasional
+/// wide row: its worst case stays a few MiB.
+const POOLED_RECORD_BYTES: usize = 1024;
+const POOLED_RECORD_FIELDS: usize = 128;
 
 /// Records read ahead by the reader thread; only the first `len` are this batch's.
 #[derive(Default)]
@@ -223,19 +266,33 @@ struct Batch {
 
 /// The reader thread: fills batches until the end of the file or an error, which it sends on as the
 /// last message. Returns when the checker hangs up.
-fn read_batches(src: &mut Source, full: &mpsc::SyncSender<Result<Batch, StageError>>, empty: &mpsc::Receiver<Batch>) {
+fn read_batches(
+    src: &mut Source,
+    full: &mpsc::SyncSender<Result<Batch, StageError>>,
+    empty: &mpsc::Receiver<Batch>,
+) {
     loop {
         let mut batch = empty.try_recv().unwrap_or_default();
+        for rec in &mut batch.records {
+            if rec.as_byte_record().as_slice().len() > POOLED_RECORD_BYTES
+                || rec.len() > POOLED_RECORD_FIELDS
+            {
+                *rec = StringRecord::new();
+            }
+        }
         batch.len = 0;
         batch.starts.clear();
         let mut end = None;
-        while batch.len < BATCH_RECORDS {
+        let mut bytes = 0;
+        while batch.len < BATCH_RECORDS && bytes < BATCH_BYTES {
             match src.next_record() {
                 Ok(Some(at)) => {
                     if batch.records.len() == batch.len {
                         batch.records.push(StringRecord::new());
                     }
-                    src.swap_record(&mut batch.records[batch.len]);
+                    let slot = &mut batch.records[batch.len];
+                    src.swap_record(slot);
+                    bytes += slot.as_byte_record().as_slice().len();
                     batch.starts.push(at);
                     batch.len += 1;
                 }
@@ -345,7 +402,11 @@ fn header_layout(ds: &Dataset, src: &Source, at: Start) -> Result<Layout, StageE
     let names: Vec<&str> = (0..src.len())
         .map(|i| {
             let n = src.field(i);
-            if i == 0 { n.trim_start_matches('\u{feff}').trim() } else { n.trim() }
+            if i == 0 {
+                n.trim_start_matches('\u{feff}').trim()
+            } else {
+                n.trim()
+            }
         })
         .collect();
 
@@ -374,7 +435,9 @@ fn header_layout(ds: &Dataset, src: &Source, at: Start) -> Result<Layout, StageE
         }
     }
     if !missing.is_empty() {
-        let case_hint = missing.iter().any(|m| names.iter().any(|n| n.eq_ignore_ascii_case(m)));
+        let case_hint = missing
+            .iter()
+            .any(|m| names.iter().any(|n| n.eq_ignore_ascii_case(m)));
         let sep = char::from(ds.delimiter);
         let mut msg = format!(
             "{name}: line {line}: the header lacks the declared columns {} (found: {})",
@@ -395,7 +458,12 @@ fn header_layout(ds: &Dataset, src: &Source, at: Start) -> Result<Layout, StageE
     for &p in &positions {
         declared[p] = true;
     }
-    let ignored = names.iter().zip(&declared).filter(|(_, d)| !**d).map(|(n, _)| n.to_string()).collect();
+    let ignored = names
+        .iter()
+        .zip(&declared)
+        .filter(|(_, d)| !**d)
+        .map(|(n, _)| n.to_string())
+        .collect();
     Ok(Layout {
         width: names.len(),
         expects: format!("the header has {}", names.len()),
@@ -405,6 +473,8 @@ fn header_layout(ds: &Dataset, src: &Source, at: Start) -> Result<Layout, StageE
         header_line: Some(line),
     })
 }
+
+const MIN_WRITE_BUFFER: usize = 4096;
 
 /// An output CSV being written to a temporary file next to its destination.
 struct OutputCsv {
@@ -422,9 +492,23 @@ impl OutputCsv {
             .prefix(".sluice-")
             .suffix(".csv.part")
             .tempfile_in(dir)
-            .map_err(|e| StageError::internal(format!("cannot create an output next to {}: {e}", dest.display())))?;
-        let w = csv::WriterBuilder::new().flexible(flexible).buffer_capacity(buffer.max(1)).from_writer(tmp);
-        Ok(OutputCsv { w, dest: dest.display().to_string() })
+            .map_err(|e| {
+                StageError::internal(format!(
+                    "cannot create an output next to {}: {e}",
+                    dest.display()
+                ))
+            })?;
+        // csv's writer needs room for a few bytes at once (a quote and a delimiter): with a buffer
+        // smaller than that it would never make progress.
+        let capacity = buffer.max(MIN_WRITE_BUFFER);
+        let w = csv::WriterBuilder::new()
+            .flexible(flexible)
+            .buffer_capacity(capacity)
+            .from_writer(tmp);
+        Ok(OutputCsv {
+            w,
+            dest: dest.display().to_string(),
+        })
     }
 
     fn error(&self, e: impl std::fmt::Display) -> StageError {
@@ -435,18 +519,25 @@ impl OutputCsv {
         self.w.write_byte_record(rec).map_err(|e| self.error(e))
     }
 
-    fn write_fields<'f>(&mut self, fields: impl IntoIterator<Item = &'f [u8]>) -> Result<(), StageError> {
+    fn write_fields<'f>(
+        &mut self,
+        fields: impl IntoIterator<Item = &'f [u8]>,
+    ) -> Result<(), StageError> {
         self.w.write_record(fields).map_err(|e| self.error(e))
     }
 
     fn finish(self) -> Result<NamedTempFile, StageError> {
         let dest = self.dest;
-        self.w.into_inner().map_err(|e| StageError::internal(format!("cannot write {dest}: {}", e.error())))
+        self.w
+            .into_inner()
+            .map_err(|e| StageError::internal(format!("cannot write {dest}: {}", e.error())))
     }
 }
 
 fn persist(tmp: NamedTempFile, dest: &Path) -> Result<(), StageError> {
-    tmp.persist(dest).map(drop).map_err(|e| StageError::internal(format!("cannot write {}: {}", dest.display(), e.error)))
+    tmp.persist(dest)
+        .map(drop)
+        .map_err(|e| StageError::internal(format!("cannot write {}: {}", dest.display(), e.error)))
 }
 
 /// The buffers of an invalid-rows record, reused from row to row.
@@ -474,7 +565,11 @@ impl InvalidRow {
         self.rec.push_field(self.line.as_bytes());
         self.rec.push_field(reasons.as_bytes());
         for &p in &layout.positions {
-            self.rec.push_field(if p < src.len() { src.field(p).as_bytes() } else { b"" });
+            self.rec.push_field(if p < src.len() {
+                src.field(p).as_bytes()
+            } else {
+                b""
+            });
         }
         if src.len() != layout.width {
             for j in 0..src.len() {
@@ -507,9 +602,13 @@ impl SecondPass<'_> {
         rows: &mut RowCounts,
         tally: &mut Tally,
     ) -> Result<(NamedTempFile, NamedTempFile), StageError> {
-        let internal = |what: &str, e: &dyn std::fmt::Display| StageError::internal(format!("removing duplicate keys: {what}: {e}"));
+        let internal = |what: &str, e: &dyn std::fmt::Display| {
+            StageError::internal(format!("removing duplicate keys: {what}: {e}"))
+        };
         let reopen = |f: &NamedTempFile, flexible: bool| -> Result<csv::Reader<File>, StageError> {
-            let file = f.reopen().map_err(|e| internal("cannot reopen the first-pass output", &e))?;
+            let file = f
+                .reopen()
+                .map_err(|e| internal("cannot reopen the first-pass output", &e))?;
             Ok(csv::ReaderBuilder::new()
                 .has_headers(false)
                 .flexible(flexible)
@@ -522,7 +621,8 @@ impl SecondPass<'_> {
         let mut invalid = OutputCsv::create(self.invalid_out, true, self.limits.io_buffer)?;
 
         let read = |rdr: &mut csv::Reader<File>, rec: &mut ByteRecord| {
-            rdr.read_byte_record(rec).map_err(|e| internal("cannot read the first-pass output", &e))
+            rdr.read_byte_record(rec)
+                .map_err(|e| internal("cannot read the first-pass output", &e))
         };
         // Headers first.
         let mut rec = ByteRecord::new();
@@ -537,19 +637,28 @@ impl SecondPass<'_> {
         let mut src = Source::open(
             self.input,
             self.ds.delimiter,
-            ReadLimits { buffer: self.limits.io_buffer, max_record_bytes: self.limits.max_record_bytes },
+            ReadLimits {
+                buffer: self.limits.io_buffer,
+                max_record_bytes: self.limits.max_record_bytes,
+            },
             None,
         )?;
         if self.ds.header {
             src.next_record()?;
         }
-        let mut next_dup = dups.by_line.next().transpose().map_err(|e| internal("cannot read the duplicates", &e))?;
+        let mut next_dup = dups
+            .by_line
+            .next()
+            .transpose()
+            .map_err(|e| internal("cannot read the duplicates", &e))?;
         let mut invalid_row = InvalidRow::default();
         let mut reasons = String::new();
         let key_cols = key_names(self.ds);
 
         while read(&mut valid_rdr, &mut rec)? {
-            let line = dups.next_valid_line().map_err(|e| internal("cannot read the line sidecar", &e))?;
+            let line = dups
+                .next_valid_line()
+                .map_err(|e| internal("cannot read the line sidecar", &e))?;
             let Some(dup) = next_dup.filter(|d| d.line == line) else {
                 valid.write(&rec)?;
                 continue;
@@ -572,23 +681,41 @@ impl SecondPass<'_> {
                 match src.next_record()? {
                     Some(at) if at.line == line => break,
                     Some(at) if at.line < line => continue,
-                    _ => return Err(internal("the input changed during validation", &format!("line {line} is gone"))),
+                    _ => {
+                        return Err(internal(
+                            "the input changed during validation",
+                            &format!("line {line} is gone"),
+                        ));
+                    }
                 }
             }
             invalid_row.write(&mut invalid, line, &reasons, &src, self.layout)?;
-            tally.add(ReasonKey { column: None, kind: Kind::DuplicateKey });
+            tally.add(ReasonKey {
+                column: None,
+                kind: Kind::DuplicateKey,
+            });
             rows.valid -= 1;
             rows.invalid += 1;
-            next_dup = dups.by_line.next().transpose().map_err(|e| internal("cannot read the duplicates", &e))?;
+            next_dup = dups
+                .by_line
+                .next()
+                .transpose()
+                .map_err(|e| internal("cannot read the duplicates", &e))?;
         }
         if let Some(d) = next_dup {
-            return Err(internal("a duplicate is not in the valid rows", &format!("line {}", d.line)));
+            return Err(internal(
+                "a duplicate is not in the valid rows",
+                &format!("line {}", d.line),
+            ));
         }
         while pending_line.is_some() {
             invalid.write(&pending)?;
             pending_line = next_invalid(&mut invalid_rdr, &mut pending, &read)?;
         }
-        tracing::debug!(duplicates = dups.count, "moved rows with repeated keys to the invalid rows");
+        tracing::debug!(
+            duplicates = dups.count,
+            "moved rows with repeated keys to the invalid rows"
+        );
         Ok((valid.finish()?, invalid.finish()?))
     }
 }
@@ -602,9 +729,13 @@ fn next_invalid(
     if !read(rdr, rec)? {
         return Ok(None);
     }
-    let line = std::str::from_utf8(rec.get(0).unwrap_or(b"")).ok().and_then(|s| s.parse().ok());
+    let line = std::str::from_utf8(rec.get(0).unwrap_or(b""))
+        .ok()
+        .and_then(|s| s.parse().ok());
     match line {
         Some(l) => Ok(Some(l)),
-        None => Err(StageError::internal("removing duplicate keys: a first-pass invalid row has no line number")),
+        None => Err(StageError::internal(
+            "removing duplicate keys: a first-pass invalid row has no line number",
+        )),
     }
 }

@@ -8,10 +8,11 @@
 use std::collections::HashMap;
 use std::fmt::{self, Write as _};
 
-use chrono::NaiveDate;
 use csv::ByteRecord;
 use sluice_core::config::{Column, Dataset};
-use sluice_core::values::{ColumnType, TypeMismatch, Value, parse_raw, write_canonical};
+use sluice_core::values::{
+    ColumnType, TypeMismatch, Value, parse_iso_date, parse_raw, write_canonical,
+};
 use sluice_proto::ReasonCount;
 
 /// What kind of problem a reason is.
@@ -77,7 +78,11 @@ impl ReasonKey {
 
 /// The key columns' names as reasons name them: `date`, or `symbol, date`.
 pub(crate) fn key_names(ds: &Dataset) -> String {
-    ds.key.iter().map(|&k| ds.columns[k].name.as_str()).collect::<Vec<_>>().join(", ")
+    ds.key
+        .iter()
+        .map(|&k| ds.columns[k].name.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// How many rows each kind of reason made invalid.
@@ -93,8 +98,14 @@ impl Tally {
 
     /// The `n` most frequent reasons, most frequent first, ties by reason text.
     pub(crate) fn top(&self, ds: &Dataset, n: usize) -> Vec<ReasonCount> {
-        let mut all: Vec<ReasonCount> =
-            self.counts.iter().map(|(k, &rows)| ReasonCount { reason: k.template(ds), rows }).collect();
+        let mut all: Vec<ReasonCount> = self
+            .counts
+            .iter()
+            .map(|(k, &rows)| ReasonCount {
+                reason: k.template(ds),
+                rows,
+            })
+            .collect();
         all.sort_by(|a, b| b.rows.cmp(&a.rows).then_with(|| a.reason.cmp(&b.reason)));
         all.truncate(n);
         all
@@ -128,8 +139,13 @@ impl<'d> Checker<'d> {
             .columns
             .iter()
             .map(|c| ColumnPlan {
-                allowed_text: c.allowed.as_ref().map(|a| format!("[{}]", a.join(", "))).unwrap_or_default(),
-                iso_date_first: c.ty == ColumnType::Date && c.formats.first().is_some_and(|f| f == "%Y-%m-%d"),
+                allowed_text: c
+                    .allowed
+                    .as_ref()
+                    .map(|a| format!("[{}]", a.join(", ")))
+                    .unwrap_or_default(),
+                iso_date_first: c.ty == ColumnType::Date
+                    && c.formats.first().is_some_and(|f| f == "%Y-%m-%d"),
             })
             .collect();
         Checker {
@@ -183,7 +199,11 @@ impl<'d> Checker<'d> {
                 if trimmed.is_empty() {
                     self.reason(Some(i), Kind::Required, format_args!("required but empty"));
                 } else {
-                    self.reason(Some(i), Kind::Required, format_args!("required but empty ({raw:?} is a null value)"));
+                    self.reason(
+                        Some(i),
+                        Kind::Required,
+                        format_args!("required but empty ({raw:?} is a null value)"),
+                    );
                 }
             }
             // Null passes every other rule and is written as an empty field.
@@ -191,16 +211,24 @@ impl<'d> Checker<'d> {
             return;
         }
         // Strings are kept as they are; every other type is trimmed before parsing.
-        let text = if col.ty == ColumnType::String { raw } else { trimmed };
+        let text = if col.ty == ColumnType::String {
+            raw
+        } else {
+            trimmed
+        };
         if let Some(allowed) = &col.allowed
             && !allowed.iter().any(|a| a == trimmed)
         {
             let list = &self.plans[i].allowed_text;
             let mut msg = String::new();
-            let _ = write!(msg, "{trimmed:?} is not one of {list}");
+            let _ = write!(msg, "{} is not one of {list}", Quoted(trimmed));
             self.reason(Some(i), Kind::NotAllowed, format_args!("{msg}"));
         }
-        let parsed = match self.plans[i].iso_date_first.then(|| iso_date(text)).flatten() {
+        let parsed = match self.plans[i]
+            .iso_date_first
+            .then(|| parse_iso_date(text))
+            .flatten()
+        {
             Some(d) => Ok(Value::Date(d)),
             None => parse_raw(col.ty, text, &col.formats),
         };
@@ -217,18 +245,30 @@ impl<'d> Checker<'d> {
             if let Some(min) = col.min
                 && x < min
             {
-                self.reason(Some(i), Kind::BelowMin, format_args!("{text} is below the minimum {min}"));
+                self.reason(
+                    Some(i),
+                    Kind::BelowMin,
+                    format_args!("{text} is below the minimum {min}"),
+                );
             }
             if let Some(max) = col.max
                 && x > max
             {
-                self.reason(Some(i), Kind::AboveMax, format_args!("{text} is above the maximum {max}"));
+                self.reason(
+                    Some(i),
+                    Kind::AboveMax,
+                    format_args!("{text} is above the maximum {max}"),
+                );
             }
         }
         if let (Some(re), Value::Str(s)) = (&col.pattern, value)
             && !re.is_match(s)
         {
-            self.reason(Some(i), Kind::Pattern, format_args!("{s:?} does not match the pattern {re}"));
+            self.reason(
+                Some(i),
+                Kind::Pattern,
+                format_args!("{} does not match the pattern {re}", Quoted(s)),
+            );
         }
         // Once the row is invalid its canonical form is never used: skip the work.
         if self.is_valid() {
@@ -254,23 +294,34 @@ impl<'d> Checker<'d> {
     }
 }
 
+/// A value as a reason quotes it: in quotes and escaped, cut after [`Quoted::MAX_CHARS`] characters so
+/// a huge field is not repeated whole in its reason (the row keeps it in full).
+struct Quoted<'a>(&'a str);
+
+impl Quoted<'_> {
+    const MAX_CHARS: usize = 60;
+}
+
+impl fmt::Display for Quoted<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0.char_indices().nth(Self::MAX_CHARS) {
+            None => write!(f, "{:?}", self.0),
+            Some((cut, _)) => {
+                write!(
+                    f,
+                    "{:?}… ({} characters)",
+                    &self.0[..cut],
+                    self.0.chars().count()
+                )
+            }
+        }
+    }
+}
+
 /// Optional sign and at least one ASCII digit, nothing else.
 fn looks_like_integer(s: &str) -> bool {
     let digits = s.strip_prefix(['+', '-']).unwrap_or(s);
     !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit())
-}
-
-/// `YYYY-MM-DD` exactly, as chrono's `%Y-%m-%d` would read it. Anything else (or an impossible date)
-/// returns `None` and goes through chrono, which also produces the error message.
-fn iso_date(s: &str) -> Option<NaiveDate> {
-    let b = s.as_bytes();
-    if b.len() != 10 || b[4] != b'-' || b[7] != b'-' {
-        return None;
-    }
-    let num = |r: std::ops::Range<usize>| -> Option<u32> {
-        b[r].iter().try_fold(0u32, |acc, &c| c.is_ascii_digit().then(|| acc * 10 + u32::from(c - b'0')))
-    };
-    NaiveDate::from_ymd_opt(num(0..4)? as i32, num(5..7)?, num(8..10)?)
 }
 
 #[cfg(test)]
@@ -283,25 +334,43 @@ mod tests {
         let text = format!(
             "[[dataset]]\nname = \"t\"\nformat = {{ null_values = [\"\", \"NA\"] }}\n{extra}\n{columns}"
         );
-        Config::parse(Path::new("t.toml"), &text).unwrap().datasets.remove(0)
+        Config::parse(Path::new("t.toml"), &text)
+            .unwrap()
+            .datasets
+            .remove(0)
     }
 
     /// Checks one row given as fields in spec order; returns (valid, canonical fields, reasons).
     fn check(ds: &Dataset, fields: &[&str]) -> (bool, Vec<String>, String) {
         let mut c = Checker::new(ds);
         c.check_row(|i| fields[i]);
-        let canon = c.canon.iter().map(|f| String::from_utf8(f.to_vec()).unwrap()).collect();
+        let canon = c
+            .canon
+            .iter()
+            .map(|f| String::from_utf8(f.to_vec()).unwrap())
+            .collect();
         (c.is_valid(), canon, c.reasons.clone())
     }
 
     #[test]
     fn iso_fast_path_agrees_with_chrono() {
         let fmt = vec!["%Y-%m-%d".to_string()];
-        for s in ["2024-03-05", "2024-02-29", "2023-02-29", "2024-13-01", "0000-01-01", "2024-1-05", "2024-03-5x",
-            "+024-03-05", "2024/03/05", "9999-12-31", "2024-00-10", "2024-04-31"]
-        {
+        for s in [
+            "2024-03-05",
+            "2024-02-29",
+            "2023-02-29",
+            "2024-13-01",
+            "0000-01-01",
+            "2024-1-05",
+            "2024-03-5x",
+            "+024-03-05",
+            "2024/03/05",
+            "9999-12-31",
+            "2024-00-10",
+            "2024-04-31",
+        ] {
             let chrono = parse_raw(ColumnType::Date, s, &fmt).ok();
-            let fast = iso_date(s).map(Value::Date);
+            let fast = parse_iso_date(s).map(Value::Date);
             if let Some(f) = fast {
                 assert_eq!(Some(f), chrono, "{s}");
             }
@@ -335,13 +404,50 @@ type = "string"
             "",
         );
         let cases: &[(&[&str], &[&str])] = &[
-            (&["2024-03-05", "2024-03-05T10:00:00+02:00", "yes", " +42 ", " 1.50 ", "  a b "],
-                &["2024-03-05", "2024-03-05T08:00:00", "true", "42", "1.50", "  a b "]),
-            (&["05/03/2024", "2024-03-05 08:00:00.5", "F", "-7", "1e3", "x"],
-                &["2024-03-05", "2024-03-05T08:00:00.500", "false", "-7", "1e3", "x"]),
-            (&[" 20240305 ", "2024-03-05T08:00", "0", "0", "-0.0", ""],
-                &["2024-03-05", "2024-03-05T08:00:00", "false", "0", "-0.0", ""]),
-            (&["NA", " NA ", "", "NA", "", "NA"], &["", "", "", "", "", ""]),
+            (
+                &[
+                    "2024-03-05",
+                    "2024-03-05T10:00:00+02:00",
+                    "yes",
+                    " +42 ",
+                    " 1.50 ",
+                    "  a b ",
+                ],
+                &[
+                    "2024-03-05",
+                    "2024-03-05T08:00:00",
+                    "true",
+                    "42",
+                    "1.50",
+                    "  a b ",
+                ],
+            ),
+            (
+                &["05/03/2024", "2024-03-05 08:00:00.5", "F", "-7", "1e3", "x"],
+                &[
+                    "2024-03-05",
+                    "2024-03-05T08:00:00.500",
+                    "false",
+                    "-7",
+                    "1e3",
+                    "x",
+                ],
+            ),
+            (
+                &[" 20240305 ", "2024-03-05T08:00", "0", "0", "-0.0", ""],
+                &[
+                    "2024-03-05",
+                    "2024-03-05T08:00:00",
+                    "false",
+                    "0",
+                    "-0.0",
+                    "",
+                ],
+            ),
+            (
+                &["NA", " NA ", "", "NA", "", "NA"],
+                &["", "", "", "", "", ""],
+            ),
         ];
         for (fields, expected) in cases {
             let (ok, canon, reasons) = check(&ds, fields);
@@ -383,11 +489,35 @@ formats = ["%Y-%m-%d %H:%M"]
              paid: \"maybe\" is not a boolean (true/false, yes/no, 1/0); \
              at: \"2024-01-01\" is not a datetime in any of the formats [\"%Y-%m-%d %H:%M\"]"
         );
-        let (_, _, r) = check(&ds, &["2024-01-01", "99999999999999999999", "NaN", "1", "2024-01-01 10:00"]);
-        assert!(r.starts_with("qty: \"99999999999999999999\" is out of range for an integer"), "{r}");
+        let (_, _, r) = check(
+            &ds,
+            &[
+                "2024-01-01",
+                "99999999999999999999",
+                "NaN",
+                "1",
+                "2024-01-01 10:00",
+            ],
+        );
+        assert!(
+            r.starts_with("qty: \"99999999999999999999\" is out of range for an integer"),
+            "{r}"
+        );
         assert!(r.contains("price: \"NaN\" is not a finite number"), "{r}");
-        let (_, _, r) = check(&ds, &["2024-01-01", "-99999999999999999999", "-inf", "1", "2024-01-01 10:00"]);
-        assert!(r.contains("qty: \"-99999999999999999999\" is out of range"), "{r}");
+        let (_, _, r) = check(
+            &ds,
+            &[
+                "2024-01-01",
+                "-99999999999999999999",
+                "-inf",
+                "1",
+                "2024-01-01 10:00",
+            ],
+        );
+        assert!(
+            r.contains("qty: \"-99999999999999999999\" is out of range"),
+            "{r}"
+        );
         assert!(r.contains("price: \"-inf\" is not a finite number"), "{r}");
     }
 
@@ -431,11 +561,35 @@ allowed = ["new", "paid", "shipped"]
              email: \"x\" does not match the pattern ^[^@]+@[^@]+$; status: \"foo\" is not one of [new, paid, shipped]"
         );
         let (_, _, r) = check(&ds, &["NA", "1001", "1", "NA", "NA"]);
-        assert_eq!(r, "id: required but empty (\"NA\" is a null value); volume: 1001 is above the maximum 1000");
+        assert_eq!(
+            r,
+            "id: required but empty (\"NA\" is a null value); volume: 1001 is above the maximum 1000"
+        );
         // A pattern is not anchored unless it says so.
-        let ds2 = dataset("[[dataset.columns]]\nname = \"code\"\ntype = \"string\"\npattern = \"[0-9]{3}\"\n", "");
+        let ds2 = dataset(
+            "[[dataset.columns]]\nname = \"code\"\ntype = \"string\"\npattern = \"[0-9]{3}\"\n",
+            "",
+        );
         assert!(check(&ds2, &["ab123cd"]).0);
         assert!(!check(&ds2, &["ab12cd"]).0);
+    }
+
+    #[test]
+    fn long_values_are_cut_in_reasons() {
+        let ds = dataset(
+            "[[dataset.columns]]\nname = \"code\"\ntype = \"string\"\npattern = \"^[a-z]+$\"\nallowed = [\"ab\"]\n",
+            "",
+        );
+        let long = format!("{}é", "X".repeat(100));
+        let (ok, _, r) = check(&ds, &[&long]);
+        assert!(!ok);
+        let shown = format!("\"{}\"… (101 characters)", "X".repeat(60));
+        assert_eq!(
+            r,
+            format!(
+                "code: {shown} is not one of [ab]; code: {shown} does not match the pattern ^[a-z]+$"
+            )
+        );
     }
 
     #[test]
@@ -446,16 +600,33 @@ allowed = ["new", "paid", "shipped"]
         );
         let mut t = Tally::default();
         for _ in 0..3 {
-            t.add(ReasonKey { column: Some(0), kind: Kind::BelowMin });
+            t.add(ReasonKey {
+                column: Some(0),
+                kind: Kind::BelowMin,
+            });
         }
-        t.add(ReasonKey { column: Some(1), kind: Kind::NotType });
-        t.add(ReasonKey { column: None, kind: Kind::FieldCount });
-        t.add(ReasonKey { column: None, kind: Kind::DuplicateKey });
+        t.add(ReasonKey {
+            column: Some(1),
+            kind: Kind::NotType,
+        });
+        t.add(ReasonKey {
+            column: None,
+            kind: Kind::FieldCount,
+        });
+        t.add(ReasonKey {
+            column: None,
+            kind: Kind::DuplicateKey,
+        });
         let top = t.top(&ds, 10);
         let got: Vec<(&str, u64)> = top.iter().map(|r| (r.reason.as_str(), r.rows)).collect();
         assert_eq!(
             got,
-            vec![("v: below the minimum 0", 3), ("d: duplicate key", 1), ("d: not a date", 1), ("wrong number of fields", 1)]
+            vec![
+                ("v: below the minimum 0", 3),
+                ("d: duplicate key", 1),
+                ("d: not a date", 1),
+                ("wrong number of fields", 1)
+            ]
         );
         assert_eq!(t.top(&ds, 2).len(), 2);
     }

@@ -65,17 +65,23 @@ impl<'p> Source<'p> {
         progress: Option<&'p AtomicU64>,
     ) -> Result<Self, StageError> {
         let name = file_name(path);
-        let cannot_read = |e: io::Error| StageError::internal(format!("{name}: cannot read the file: {e}"));
+        let cannot_read =
+            |e: io::Error| StageError::internal(format!("{name}: cannot read the file: {e}"));
         let mut file = File::open(path).map_err(cannot_read)?;
         let file_len = file.metadata().map_err(cannot_read)?.len();
         let mut head = Vec::with_capacity(SNIFF_BYTES);
-        (&mut file).take(SNIFF_BYTES as u64).read_to_end(&mut head).map_err(cannot_read)?;
+        (&mut file)
+            .take(SNIFF_BYTES as u64)
+            .read_to_end(&mut head)
+            .map_err(cannot_read)?;
         let bom = sniff(&name, &head)?;
         let ends_with_newline = if file_len == 0 {
             false
         } else {
             let mut last = [0u8; 1];
-            file.seek(SeekFrom::End(-1)).and_then(|_| file.read_exact(&mut last)).map_err(cannot_read)?;
+            file.seek(SeekFrom::End(-1))
+                .and_then(|_| file.read_exact(&mut last))
+                .map_err(cannot_read)?;
             last[0] == b'\n'
         };
         file.seek(SeekFrom::Start(bom)).map_err(cannot_read)?;
@@ -128,7 +134,15 @@ impl<'p> Source<'p> {
                     self.check_end()?;
                     return Ok(None);
                 }
-                Err(e) => return Err(self.read_error(&e, Start { line: line0, byte: byte0 })),
+                Err(e) => {
+                    return Err(self.read_error(
+                        &e,
+                        Start {
+                            line: line0,
+                            byte: byte0,
+                        },
+                    ));
+                }
             }
             let start = self.record_start(line0, byte0);
             self.last = Some(start);
@@ -145,16 +159,23 @@ impl<'p> Source<'p> {
     /// known; each is a single `\n` byte (a `\r\n` blank line is a record, skipped by the caller).
     fn record_start(&self, line0: u64, byte0: u64) -> Start {
         let after = self.rdr.position();
-        let at_eof_without_newline = self.bom + after.byte() >= self.file_len && !self.ends_with_newline;
+        let at_eof_without_newline =
+            self.bom + after.byte() >= self.file_len && !self.ends_with_newline;
         let terminator = u64::from(!at_eof_without_newline);
         let consumed = after.line().saturating_sub(line0);
         if consumed == terminator {
             // The common case: no blank lines before, no line breaks inside.
-            return Start { line: line0, byte: byte0 };
+            return Start {
+                line: line0,
+                byte: byte0,
+            };
         }
         let inner = count_newlines(self.rec.as_byte_record().as_slice());
         let skipped = consumed.saturating_sub(terminator + inner);
-        Start { line: line0 + skipped, byte: byte0 + skipped }
+        Start {
+            line: line0 + skipped,
+            byte: byte0 + skipped,
+        }
     }
 
     /// Fields in the record just read.
@@ -200,7 +221,11 @@ impl<'p> Source<'p> {
 
     /// Re-reads the file from a record start (at most `limit` bytes) and tells on which line the quoted
     /// field that is still open at the end begins, if one is.
-    pub(crate) fn open_quote_from(&self, start: Start, limit: u64) -> Result<Option<u64>, StageError> {
+    pub(crate) fn open_quote_from(
+        &self,
+        start: Start,
+        limit: u64,
+    ) -> Result<Option<u64>, StageError> {
         find_open_quote(&self.path, start, self.delimiter, limit).map_err(|e| self.io_error(e))
     }
 
@@ -253,7 +278,10 @@ impl<'p> Source<'p> {
                 }
                 None => self.io_error(io::Error::new(io.kind(), io.to_string())),
             },
-            _ => StageError::internal(format!("{}: line {}: cannot parse the file: {e}", self.name, start.line)),
+            _ => StageError::internal(format!(
+                "{}: line {}: cannot parse the file: {e}",
+                self.name, start.line
+            )),
         }
     }
 }
@@ -261,21 +289,28 @@ impl<'p> Source<'p> {
 /// Field `i` of a record read by a [`Source`] ("" past the end), without the `\r` of a CRLF line end.
 pub(crate) fn record_field(rec: &StringRecord, i: usize) -> &str {
     let f = rec.get(i).unwrap_or("");
-    if i + 1 == rec.len() { f.strip_suffix('\r').unwrap_or(f) } else { f }
+    if i + 1 == rec.len() {
+        f.strip_suffix('\r').unwrap_or(f)
+    } else {
+        f
+    }
 }
 
 /// The file name of a path, for messages.
 pub(crate) fn file_name(path: &Path) -> String {
-    path.file_name().map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned())
+    path.file_name().map_or_else(
+        || path.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    )
 }
 
 /// `16 MiB`, `4 KiB`, `100 bytes`.
 fn human_size(bytes: u64) -> String {
     const KIB: u64 = 1024;
     const MIB: u64 = 1024 * 1024;
-    if bytes >= MIB && bytes % MIB == 0 {
+    if bytes >= MIB && bytes.is_multiple_of(MIB) {
         format!("{} MiB", bytes / MIB)
-    } else if bytes >= KIB && bytes % KIB == 0 {
+    } else if bytes >= KIB && bytes.is_multiple_of(KIB) {
         format!("{} KiB", bytes / KIB)
     } else {
         format!("{bytes} bytes")
@@ -295,7 +330,9 @@ fn binary_file(name: &str, byte: u64, line: Option<u64>) -> StageError {
 /// Checks the first bytes of the file; returns the length of a UTF-8 BOM to skip (0 or 3).
 fn sniff(name: &str, head: &[u8]) -> Result<u64, StageError> {
     if head.is_empty() {
-        return Err(StageError::invalid_input(format!("{name}: the file is empty")));
+        return Err(StageError::invalid_input(format!(
+            "{name}: the file is empty"
+        )));
     }
     if head.starts_with(&[0xFF, 0xFE]) || head.starts_with(&[0xFE, 0xFF]) {
         return Err(StageError::invalid_input(format!(
@@ -311,7 +348,11 @@ fn sniff(name: &str, head: &[u8]) -> Result<u64, StageError> {
              line ends"
         )));
     }
-    Ok(if head.starts_with(b"\xEF\xBB\xBF") { 3 } else { 0 })
+    Ok(if head.starts_with(b"\xEF\xBB\xBF") {
+        3
+    } else {
+        0
+    })
 }
 
 /// Something the guard found in the raw bytes, reported through csv as an I/O error.
@@ -366,7 +407,12 @@ fn count_newlines(bytes: &[u8]) -> u64 {
 
 /// Calls `f` with successive chunks of the file from `from` (at most `limit` bytes); `f` returns
 /// `false` to stop early.
-fn scan_file(path: &Path, from: u64, limit: u64, mut f: impl FnMut(&[u8]) -> bool) -> io::Result<()> {
+fn scan_file(
+    path: &Path,
+    from: u64,
+    limit: u64,
+    mut f: impl FnMut(&[u8]) -> bool,
+) -> io::Result<()> {
     let mut file = File::open(path)?;
     file.seek(SeekFrom::Start(from))?;
     let mut file = file.take(limit);
@@ -386,10 +432,15 @@ fn scan_file(path: &Path, from: u64, limit: u64, mut f: impl FnMut(&[u8]) -> boo
 
 fn count_newlines_between(path: &Path, from: Start, to_byte: u64) -> io::Result<u64> {
     let mut n = 0;
-    scan_file(path, from.byte, to_byte.saturating_sub(from.byte), |chunk| {
-        n += count_newlines(chunk);
-        true
-    })?;
+    scan_file(
+        path,
+        from.byte,
+        to_byte.saturating_sub(from.byte),
+        |chunk| {
+            n += count_newlines(chunk);
+            true
+        },
+    )?;
     Ok(n)
 }
 
@@ -421,7 +472,11 @@ fn locate_invalid_utf8(path: &Path, from: Start) -> io::Result<Option<BadByte>> 
                 let ok = e.valid_up_to();
                 line += count_newlines(&pending[..ok]);
                 if e.error_len().is_some() {
-                    found = Some(BadByte { byte: base + ok as u64, line, value: pending[ok] });
+                    found = Some(BadByte {
+                        byte: base + ok as u64,
+                        line,
+                        value: pending[ok],
+                    });
                     return false;
                 }
                 // An incomplete character at the end of the chunk: keep it for the next one.
@@ -433,7 +488,11 @@ fn locate_invalid_utf8(path: &Path, from: Start) -> io::Result<Option<BadByte>> 
     })?;
     // A character cut off by the end of the file.
     if found.is_none() && !pending.is_empty() {
-        found = Some(BadByte { byte: base, line, value: pending[0] });
+        found = Some(BadByte {
+            byte: base,
+            line,
+            value: pending[0],
+        });
     }
     Ok(found)
 }
@@ -486,7 +545,10 @@ mod tests {
     use super::*;
 
     fn limits() -> ReadLimits {
-        ReadLimits { buffer: 64 * 1024, max_record_bytes: 1024 * 1024 }
+        ReadLimits {
+            buffer: 64 * 1024,
+            max_record_bytes: 1024 * 1024,
+        }
     }
 
     fn write(bytes: &[u8]) -> tempfile::NamedTempFile {
@@ -499,11 +561,23 @@ mod tests {
     /// (line, fields) of every non-blank record.
     fn records(bytes: &[u8], buffer: usize) -> Vec<(u64, u64, Vec<String>)> {
         let f = write(bytes);
-        let mut src =
-            Source::open(f.path(), b',', ReadLimits { buffer, max_record_bytes: 1 << 20 }, None).unwrap();
+        let mut src = Source::open(
+            f.path(),
+            b',',
+            ReadLimits {
+                buffer,
+                max_record_bytes: 1 << 20,
+            },
+            None,
+        )
+        .unwrap();
         let mut out = Vec::new();
         while let Some(at) = src.next_record().unwrap() {
-            out.push((at.line, at.byte, (0..src.len()).map(|i| src.field(i).to_string()).collect()));
+            out.push((
+                at.line,
+                at.byte,
+                (0..src.len()).map(|i| src.field(i).to_string()).collect(),
+            ));
         }
         out
     }
@@ -517,7 +591,10 @@ mod tests {
         assert_eq!(lines(b"a,b\n1,2\n3,4\n"), vec![1, 2, 3]);
         assert_eq!(lines(b"a,b\n\n\n1,2\n\n3,4"), vec![1, 4, 6]);
         assert_eq!(lines(b"a,b\r\n\r\n1,2\r\n  \r\n3,4\r\n"), vec![1, 3, 5]);
-        assert_eq!(lines(b"a,b\n\"x\ny\",2\n\n3,\"p\n\nq\"\n\n\n5,6"), vec![1, 2, 5, 10]);
+        assert_eq!(
+            lines(b"a,b\n\"x\ny\",2\n\n3,\"p\n\nq\"\n\n\n5,6"),
+            vec![1, 2, 5, 10]
+        );
         // A last line without a line end, after blank lines.
         assert_eq!(lines(b"a\n\n\nb"), vec![1, 4]);
         assert_eq!(lines(b"\n\na\n"), vec![3]);
@@ -549,7 +626,12 @@ mod tests {
 
     #[test]
     fn sniffing_refuses_what_is_not_csv_text() {
-        let err = |b: &[u8]| Source::open(write(b).path(), b',', limits(), None).err().unwrap().cause;
+        let err = |b: &[u8]| {
+            Source::open(write(b).path(), b',', limits(), None)
+                .err()
+                .unwrap()
+                .cause
+        };
         assert!(err(b"").contains("the file is empty"));
         assert!(err(b"\xFF\xFEa\0b\0").contains("UTF-16"));
         assert!(err(b"PK\x03\x04\0\0").contains("binary file (NUL byte at byte 4)"));
@@ -561,18 +643,32 @@ mod tests {
         let data = "x\n".repeat(10_000);
         let f = write(data.as_bytes());
         let progress = AtomicU64::new(0);
-        let mut src = Source::open(f.path(), b',', ReadLimits { buffer: 4096, max_record_bytes: 1 << 20 }, Some(&progress))
-            .unwrap();
+        let mut src = Source::open(
+            f.path(),
+            b',',
+            ReadLimits {
+                buffer: 4096,
+                max_record_bytes: 1 << 20,
+            },
+            Some(&progress),
+        )
+        .unwrap();
         while src.next_record().unwrap().is_some() {}
         assert_eq!(progress.load(Ordering::Relaxed), data.len() as u64);
     }
 
     #[test]
     fn quote_scanner_follows_csv_rules() {
-        let open = |b: &[u8]| find_open_quote(write(b).path(), Start { line: 1, byte: 0 }, b',', u64::MAX).unwrap();
+        let open = |b: &[u8]| {
+            find_open_quote(write(b).path(), Start { line: 1, byte: 0 }, b',', u64::MAX).unwrap()
+        };
         assert_eq!(open(b"a,\"b\"\"c\",d\n\"e\nf\"\n"), None);
         assert_eq!(open(b"a,b\n1,\"x\n2,3\n"), Some(2));
-        assert_eq!(open(b"a,b\"c\n1,2\n"), None, "a quote inside an unquoted field is a plain character");
+        assert_eq!(
+            open(b"a,b\"c\n1,2\n"),
+            None,
+            "a quote inside an unquoted field is a plain character"
+        );
         assert_eq!(open(b"\"a\"b,\"c\n"), Some(1));
     }
 
@@ -582,11 +678,22 @@ mod tests {
         let at = data.len();
         data.extend_from_slice(b"caf\xE9\n");
         let f = write(&data);
-        let bad = locate_invalid_utf8(f.path(), Start { line: 1, byte: 0 }).unwrap().unwrap();
-        assert_eq!(bad, BadByte { byte: at as u64 + 3, line: 20_001, value: 0xE9 });
+        let bad = locate_invalid_utf8(f.path(), Start { line: 1, byte: 0 })
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            bad,
+            BadByte {
+                byte: at as u64 + 3,
+                line: 20_001,
+                value: 0xE9
+            }
+        );
         // Cut off by the end of the file.
         let f = write(b"ok\n\xC3");
-        let bad = locate_invalid_utf8(f.path(), Start { line: 1, byte: 0 }).unwrap().unwrap();
+        let bad = locate_invalid_utf8(f.path(), Start { line: 1, byte: 0 })
+            .unwrap()
+            .unwrap();
         assert_eq!((bad.byte, bad.line), (3, 2));
     }
 }

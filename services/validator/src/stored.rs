@@ -40,14 +40,22 @@ pub struct StoredRows {
 
 /// Reads a canonical `valid.csv` (as written by [`crate::validate`]) back as records for the row store,
 /// one at a time. The file is our own output, so anything unexpected in it is an internal error.
-pub fn stored_rows(ds: &Dataset, run_id: &RunId, valid_csv: &Path) -> Result<StoredRows, StageError> {
+pub fn stored_rows(
+    ds: &Dataset,
+    run_id: &RunId,
+    valid_csv: &Path,
+) -> Result<StoredRows, StageError> {
     let name = file_name(valid_csv);
     let file = File::open(valid_csv)
         .map_err(|e| StageError::internal(format!("{name}: cannot read the valid rows: {e}")))?;
-    let mut rdr = csv::ReaderBuilder::new().has_headers(false).buffer_capacity(READ_BUFFER).from_reader(file);
+    let mut rdr = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .buffer_capacity(READ_BUFFER)
+        .from_reader(file);
     let mut rec = StringRecord::new();
-    let has_header =
-        rdr.read_record(&mut rec).map_err(|e| StageError::internal(format!("{name}: cannot read the header: {e}")))?;
+    let has_header = rdr
+        .read_record(&mut rec)
+        .map_err(|e| StageError::internal(format!("{name}: cannot read the header: {e}")))?;
     let expected: Vec<&str> = ds.columns.iter().map(|c| c.name.as_str()).collect();
     if !has_header || rec.iter().ne(expected.iter().copied()) {
         return Err(StageError::internal(format!(
@@ -84,7 +92,10 @@ impl StoredRows {
         let mut item = Map::with_capacity(self.columns.len());
         for ((name, ty), text) in self.columns.iter().zip(self.rec.iter()) {
             let value = parse_canonical(*ty, text).map_err(|e| {
-                StageError::internal(format!("{}: line {line}: column {name}: {}", self.name, e.0))
+                StageError::internal(format!(
+                    "{}: line {line}: column {name}: {}",
+                    self.name, e.0
+                ))
             })?;
             item.insert(name.clone(), to_json(value));
         }
@@ -146,7 +157,10 @@ impl Iterator for StoredRows {
                     csv::ErrorKind::Io(io) => io::Error::new(io.kind(), io.to_string()).to_string(),
                     _ => e.to_string(),
                 };
-                Some(Err(StageError::internal(format!("{}: cannot read the valid rows: {what}", self.name))))
+                Some(Err(StageError::internal(format!(
+                    "{}: cannot read the valid rows: {what}",
+                    self.name
+                ))))
             }
         }
     }

@@ -37,7 +37,11 @@ impl FixedRecord for KeyHit {
         out[16..24].copy_from_slice(&self.line.to_le_bytes());
     }
     fn decode(b: &[u8]) -> Self {
-        KeyHit { hash_hi: word(b, 0), hash_lo: word(b, 8), line: word(b, 16) }
+        KeyHit {
+            hash_hi: word(b, 0),
+            hash_lo: word(b, 8),
+            line: word(b, 16),
+        }
     }
 }
 
@@ -55,7 +59,10 @@ impl FixedRecord for Duplicate {
         out[8..16].copy_from_slice(&self.first_line.to_le_bytes());
     }
     fn decode(b: &[u8]) -> Self {
-        Duplicate { line: word(b, 0), first_line: word(b, 8) }
+        Duplicate {
+            line: word(b, 0),
+            first_line: word(b, 8),
+        }
     }
 }
 
@@ -94,11 +101,16 @@ impl KeyTracker {
         self.key_bytes.clear();
         for &k in &self.key {
             let v = canon.get(k).unwrap_or(b"");
-            self.key_bytes.extend_from_slice(&(v.len() as u64).to_le_bytes());
+            self.key_bytes
+                .extend_from_slice(&(v.len() as u64).to_le_bytes());
             self.key_bytes.extend_from_slice(v);
         }
         let h = xxh3_128(&self.key_bytes);
-        self.hits.push(KeyHit { hash_hi: (h >> 64) as u64, hash_lo: h as u64, line })?;
+        self.hits.push(KeyHit {
+            hash_hi: (h >> 64) as u64,
+            hash_lo: h as u64,
+            line,
+        })?;
         self.sidecar.write_all(&line.to_le_bytes())
     }
 
@@ -115,7 +127,10 @@ impl KeyTracker {
             let hit = hit?;
             match group {
                 Some((hi, lo, first_line)) if hi == hit.hash_hi && lo == hit.hash_lo => {
-                    dups.push(Duplicate { line: hit.line, first_line })?;
+                    dups.push(Duplicate {
+                        line: hit.line,
+                        first_line,
+                    })?;
                 }
                 _ => group = Some((hit.hash_hi, hit.hash_lo, hit.line)),
             }
@@ -158,7 +173,11 @@ mod tests {
         ByteRecord::from(fields.to_vec())
     }
 
-    fn duplicates(rows: &[(&[&str], u64)], key: &[usize], run_len: usize) -> (Vec<Duplicate>, Vec<u64>, usize) {
+    fn duplicates(
+        rows: &[(&[&str], u64)],
+        key: &[usize],
+        run_len: usize,
+    ) -> (Vec<Duplicate>, Vec<u64>, usize) {
         let dir = tempfile::tempdir().unwrap();
         let mut t = KeyTracker::new(key, dir.path(), run_len).unwrap();
         for (fields, line) in rows {
@@ -168,8 +187,13 @@ mod tests {
         match t.finish().unwrap() {
             None => (Vec::new(), Vec::new(), spilled),
             Some(mut d) => {
-                let lines = (0..rows.len()).map(|_| d.next_valid_line().unwrap()).collect();
-                assert!(d.next_valid_line().is_err(), "the sidecar has one line per row");
+                let lines = (0..rows.len())
+                    .map(|_| d.next_valid_line().unwrap())
+                    .collect();
+                assert!(
+                    d.next_valid_line().is_err(),
+                    "the sidecar has one line per row"
+                );
                 let dups: Vec<Duplicate> = d.by_line.by_ref().collect::<io::Result<_>>().unwrap();
                 assert_eq!(d.count, dups.len() as u64);
                 (dups, lines, spilled)
@@ -191,9 +215,18 @@ mod tests {
         assert_eq!(
             dups,
             vec![
-                Duplicate { line: 5, first_line: 2 },
-                Duplicate { line: 9, first_line: 2 },
-                Duplicate { line: 12, first_line: 3 },
+                Duplicate {
+                    line: 5,
+                    first_line: 2
+                },
+                Duplicate {
+                    line: 9,
+                    first_line: 2
+                },
+                Duplicate {
+                    line: 12,
+                    first_line: 3
+                },
             ]
         );
         assert_eq!(lines, vec![2, 3, 5, 6, 9, 12]);
@@ -204,7 +237,12 @@ mod tests {
 
     #[test]
     fn key_parts_cannot_run_into_each_other() {
-        let rows: &[(&[&str], u64)] = &[(&["ab", "c"], 1), (&["a", "bc"], 2), (&["", "abc"], 3), (&["abc", ""], 4)];
+        let rows: &[(&[&str], u64)] = &[
+            (&["ab", "c"], 1),
+            (&["a", "bc"], 2),
+            (&["", "abc"], 3),
+            (&["abc", ""], 4),
+        ];
         assert!(duplicates(rows, &[0, 1], 100).0.is_empty());
     }
 
@@ -212,7 +250,11 @@ mod tests {
     fn spilled_runs_find_the_same_duplicates_and_first_lines() {
         // 5000 rows, keys repeating every 1700 rows, spilled in runs of 64.
         let keys: Vec<String> = (0..5000).map(|i| format!("k{}", i % 1700)).collect();
-        let rows: Vec<(Vec<&str>, u64)> = keys.iter().enumerate().map(|(i, k)| (vec![k.as_str()], i as u64 + 2)).collect();
+        let rows: Vec<(Vec<&str>, u64)> = keys
+            .iter()
+            .enumerate()
+            .map(|(i, k)| (vec![k.as_str()], i as u64 + 2))
+            .collect();
         let rows: Vec<(&[&str], u64)> = rows.iter().map(|(f, l)| (f.as_slice(), *l)).collect();
         let (dups, _, spilled) = duplicates(&rows, &[0], 64);
         assert!(spilled > 60, "{spilled} runs");

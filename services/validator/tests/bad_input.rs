@@ -24,13 +24,19 @@ fn only_a_bom() {
 #[test]
 fn whitespace_only() {
     let cause = file_error(&stocks(), b"\n  \r\n\t\n\n");
-    assert_eq!(cause, "prices.csv: the file has only blank lines; it needs a header line and data rows");
+    assert_eq!(
+        cause,
+        "prices.csv: the file has only blank lines; it needs a header line and data rows"
+    );
 }
 
 #[test]
 fn header_only() {
     let cause = file_error(&stocks(), b"date,open,close,volume\n\n");
-    assert_eq!(cause, "prices.csv: the file has a header (line 1) but no data rows");
+    assert_eq!(
+        cause,
+        "prices.csv: the file has a header (line 1) but no data rows"
+    );
 }
 
 #[test]
@@ -45,7 +51,10 @@ fn blank_lines_only_without_a_header() {
 fn binary_file() {
     let png = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR";
     let cause = file_error(&stocks(), png);
-    assert!(cause.contains("looks like a binary file (NUL byte at byte 8"), "{cause}");
+    assert!(
+        cause.contains("looks like a binary file (NUL byte at byte 8"),
+        "{cause}"
+    );
     assert!(cause.contains("not CSV"), "{cause}");
 }
 
@@ -58,16 +67,25 @@ fn nul_byte_after_the_first_block() {
     let at = input.len() + 11;
     input.extend_from_slice(b"2024-01-03,\0,1,1\n");
     let cause = file_error(&stocks(), &input);
-    assert!(cause.contains(&format!("NUL byte at byte {at}, line 1002")), "{cause}");
+    assert!(
+        cause.contains(&format!("NUL byte at byte {at}, line 1002")),
+        "{cause}"
+    );
 }
 
 #[test]
 fn utf16_file() {
-    let text: Vec<u8> = "date,open\n".encode_utf16().flat_map(|u| u.to_le_bytes()).collect();
+    let text: Vec<u8> = "date,open\n"
+        .encode_utf16()
+        .flat_map(|u| u.to_le_bytes())
+        .collect();
     let mut input = vec![0xFF, 0xFE];
     input.extend(text);
     let cause = file_error(&stocks(), &input);
-    assert!(cause.contains("UTF-16") && cause.contains("save it as UTF-8"), "{cause}");
+    assert!(
+        cause.contains("UTF-16") && cause.contains("save it as UTF-8"),
+        "{cause}"
+    );
 }
 
 #[test]
@@ -76,7 +94,10 @@ fn latin1_bytes_name_the_byte_and_line() {
     let cause = file_error(&stocks(), input);
     let at = input.iter().position(|&b| b == 0xE9).unwrap();
     assert_eq!(at, 71);
-    assert!(cause.starts_with("prices.csv: byte 71 (line 4): not valid UTF-8 (byte 0xE9)"), "{cause}");
+    assert!(
+        cause.starts_with("prices.csv: byte 71 (line 4): not valid UTF-8 (byte 0xE9)"),
+        "{cause}"
+    );
     assert!(cause.contains("save the file as UTF-8"), "{cause}");
 }
 
@@ -84,7 +105,10 @@ fn latin1_bytes_name_the_byte_and_line() {
 fn invalid_utf8_in_the_header_or_deep_in_a_quoted_field() {
     let cause = file_error(&stocks(), b"d\xFCte,open,close,volume\n2024-01-02,1,1,1\n");
     assert!(cause.contains("byte 1 (line 1)"), "{cause}");
-    let cause = file_error(&stocks(), b"date,open,close,volume\n2024-01-02,\"1\n\n\xC3\x28\",1,1\n");
+    let cause = file_error(
+        &stocks(),
+        b"date,open,close,volume\n2024-01-02,\"1\n\n\xC3\x28\",1,1\n",
+    );
     assert!(cause.contains("byte 38 (line 4)"), "{cause}");
 }
 
@@ -107,7 +131,10 @@ fn missing_declared_columns() {
 #[test]
 fn a_semicolon_file_read_as_comma_separated() {
     let cause = file_error(&stocks(), b"date;open;close;volume\n2024-01-02;1;1;1\n");
-    assert!(cause.contains("lacks the declared columns date, open, close, volume"), "{cause}");
+    assert!(
+        cause.contains("lacks the declared columns date, open, close, volume"),
+        "{cause}"
+    );
     assert!(cause.contains("(found: date;open;close;volume)"), "{cause}");
 }
 
@@ -119,7 +146,10 @@ fn column_names_differ_in_case() {
 
 #[test]
 fn duplicate_header_name() {
-    let cause = file_error(&stocks(), b"date,open,close,volume,open\n2024-01-02,1,1,1,2\n");
+    let cause = file_error(
+        &stocks(),
+        b"date,open,close,volume,open\n2024-01-02,1,1,1,2\n",
+    );
     assert_eq!(
         cause,
         "prices.csv: line 1: the header names \"open\" twice (columns 2 and 5); give every column a distinct name"
@@ -139,7 +169,9 @@ fn unterminated_quote_at_the_end_of_the_file() {
     let input = b"date,open,close,volume\n2024-01-02,1,1,1\n2024-01-03,\"1,1,1\n2024-01-04,1,1,1\n";
     let cause = file_error(&stocks(), input);
     assert!(
-        cause.starts_with("prices.csv: line 3: a quoted field starts on this line and is never closed"),
+        cause.starts_with(
+            "prices.csv: line 3: a quoted field starts on this line and is never closed"
+        ),
         "{cause}"
     );
     assert!(cause.contains("two quotes (\"\")"), "{cause}");
@@ -148,7 +180,10 @@ fn unterminated_quote_at_the_end_of_the_file() {
 #[test]
 fn unterminated_quote_in_the_header() {
     let cause = file_error(&stocks(), b"date,\"open,close,volume\n2024-01-02,1,1,1\n");
-    assert!(cause.contains("line 1: a quoted field starts on this line and is never closed"), "{cause}");
+    assert!(
+        cause.contains("line 1: a quoted field starts on this line and is never closed"),
+        "{cause}"
+    );
 }
 
 #[test]
@@ -157,10 +192,16 @@ fn an_unclosed_quote_in_a_large_file_stops_at_the_record_limit() {
     for _ in 0..10_000 {
         input.extend_from_slice(b"2024-01-02,1,1,1\n");
     }
-    let limits = Limits { max_record_bytes: 4096, io_buffer: 1024, ..Limits::default() };
+    let limits = Limits {
+        max_record_bytes: 4096,
+        io_buffer: 1024,
+        ..Limits::default()
+    };
     let cause = file_error_with(&stocks(), &input, limits);
     assert!(
-        cause.starts_with("prices.csv: line 2: a quoted field starts on this line and runs on for more than 4 KiB"),
+        cause.starts_with(
+            "prices.csv: line 2: a quoted field starts on this line and runs on for more than 4 KiB"
+        ),
         "{cause}"
     );
 }
@@ -169,27 +210,47 @@ fn an_unclosed_quote_in_a_large_file_stops_at_the_record_limit() {
 fn a_record_without_line_ends() {
     let mut input = b"date,open,close,volume\n".to_vec();
     input.extend(std::iter::repeat_n(b'x', 20_000));
-    let limits = Limits { max_record_bytes: 4096, io_buffer: 1024, ..Limits::default() };
+    let limits = Limits {
+        max_record_bytes: 4096,
+        io_buffer: 1024,
+        ..Limits::default()
+    };
     let cause = file_error_with(&stocks(), &input, limits);
-    assert!(cause.starts_with("prices.csv: line 2: a record runs on for more than 4 KiB without ending"), "{cause}");
+    assert!(
+        cause
+            .starts_with("prices.csv: line 2: a record runs on for more than 4 KiB without ending"),
+        "{cause}"
+    );
 }
 
 #[test]
 fn quotes_that_close_are_fine_even_at_the_end() {
-    let o = run(&stocks(), "date,open,close,volume\n2024-01-02,\"1\",\"2\",\"3\"");
+    let o = run(
+        &stocks(),
+        "date,open,close,volume\n2024-01-02,\"1\",\"2\",\"3\"",
+    );
     assert_eq!(o.report.rows.valid, 1);
     // A stray quote inside an unquoted field is a plain character, not an open quote.
     let o = run(&stocks(), "date,open,close,volume\n2024-01-02,1\",2,3\n");
-    assert_eq!(o.reasons(), vec![(2, "open: \"1\\\"\" is not a number".into())]);
+    assert_eq!(
+        o.reasons(),
+        vec![(2, "open: \"1\\\"\" is not a number".into())]
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
 // One row
 
 fn one_row(row: &str) -> String {
-    let o = run(&stocks(), &format!("date,open,close,volume\n2024-01-01,1,1,1\n{row}\n"));
+    let o = run(
+        &stocks(),
+        &format!("date,open,close,volume\n2024-01-01,1,1,1\n{row}\n"),
+    );
     assert_eq!(o.report.rows.total, 2);
-    assert_eq!(o.report.rows.total, o.report.rows.valid + o.report.rows.invalid);
+    assert_eq!(
+        o.report.rows.total,
+        o.report.rows.valid + o.report.rows.invalid
+    );
     let r = o.reasons();
     assert_eq!(r.len(), 1, "{r:?}");
     assert_eq!(r[0].0, 3);
@@ -198,50 +259,86 @@ fn one_row(row: &str) -> String {
 
 #[test]
 fn wrong_field_count_row() {
-    assert_eq!(one_row("2024-01-02,1,1"), "row has 3 fields, the header has 4");
+    assert_eq!(
+        one_row("2024-01-02,1,1"),
+        "row has 3 fields, the header has 4"
+    );
 }
 
 #[test]
 fn bad_date() {
-    assert_eq!(one_row("2024-13-01,1,1,1"), "date: \"2024-13-01\" is not a date in any of the formats [\"%Y-%m-%d\"]");
+    assert_eq!(
+        one_row("2024-13-01,1,1,1"),
+        "date: \"2024-13-01\" is not a date in any of the formats [\"%Y-%m-%d\"]"
+    );
 }
 
 #[test]
 fn bad_number() {
-    assert_eq!(one_row("2024-01-02,1.2.3,1,1"), "open: \"1.2.3\" is not a number");
-    assert_eq!(one_row("2024-01-02,1,1,12abc"), "volume: \"12abc\" is not an integer");
+    assert_eq!(
+        one_row("2024-01-02,1.2.3,1,1"),
+        "open: \"1.2.3\" is not a number"
+    );
+    assert_eq!(
+        one_row("2024-01-02,1,1,12abc"),
+        "volume: \"12abc\" is not an integer"
+    );
 }
 
 #[test]
 fn nan_and_infinity() {
-    assert_eq!(one_row("2024-01-02,NaN,1,1"), "open: \"NaN\" is not a finite number");
-    assert_eq!(one_row("2024-01-02,1,-inf,1"), "close: \"-inf\" is not a finite number");
-    assert_eq!(one_row("2024-01-02,1e999,1,1"), "open: \"1e999\" is not a finite number");
+    assert_eq!(
+        one_row("2024-01-02,NaN,1,1"),
+        "open: \"NaN\" is not a finite number"
+    );
+    assert_eq!(
+        one_row("2024-01-02,1,-inf,1"),
+        "close: \"-inf\" is not a finite number"
+    );
+    assert_eq!(
+        one_row("2024-01-02,1e999,1,1"),
+        "open: \"1e999\" is not a finite number"
+    );
 }
 
 #[test]
 fn integer_out_of_range() {
     let r = one_row("2024-01-02,1,1,9223372036854775808");
-    assert!(r.starts_with("volume: \"9223372036854775808\" is out of range for an integer"), "{r}");
+    assert!(
+        r.starts_with("volume: \"9223372036854775808\" is out of range for an integer"),
+        "{r}"
+    );
     // The largest i64 is fine.
-    let o = run(&stocks(), "date,open,close,volume\n2024-01-02,1,1,9223372036854775807\n");
+    let o = run(
+        &stocks(),
+        "date,open,close,volume\n2024-01-02,1,1,9223372036854775807\n",
+    );
     assert_eq!(o.report.rows.valid, 1);
 }
 
 #[test]
 fn below_minimum() {
-    assert_eq!(one_row("2024-01-02,1,1,-5"), "volume: -5 is below the minimum 0");
+    assert_eq!(
+        one_row("2024-01-02,1,1,-5"),
+        "volume: -5 is below the minimum 0"
+    );
 }
 
 #[test]
 fn required_null() {
-    assert_eq!(one_row("NA,1,1,1"), "date: required but empty (\"NA\" is a null value)");
+    assert_eq!(
+        one_row("NA,1,1,1"),
+        "date: required but empty (\"NA\" is a null value)"
+    );
     assert_eq!(one_row("  ,1,1,1"), "date: required but empty");
 }
 
 #[test]
 fn duplicate_key() {
-    assert_eq!(one_row("2024-01-01,2,2,2"), "date: duplicate key (date=2024-01-01), first seen on line 2");
+    assert_eq!(
+        one_row("2024-01-01,2,2,2"),
+        "date: duplicate key (date=2024-01-01), first seen on line 2"
+    );
 }
 
 #[test]
@@ -282,9 +379,94 @@ fn a_garbage_file_never_panics() {
     ];
     for s in samples {
         let w = Workdir::new(s);
-        match w.run(&stocks(), Limits { io_buffer: 2, ..Limits::default() }) {
-            Ok(o) => assert_eq!(o.report.rows.total, o.report.rows.valid + o.report.rows.invalid),
+        match w.run(
+            &stocks(),
+            Limits {
+                io_buffer: 2,
+                ..Limits::default()
+            },
+        ) {
+            Ok(o) => assert_eq!(
+                o.report.rows.total,
+                o.report.rows.valid + o.report.rows.invalid
+            ),
             Err(e) => assert!(e.cause.starts_with("prices.csv"), "{e}"),
         }
     }
+}
+
+/// Thousands of small random files built from the characters that matter to CSV: every run either
+/// fails with a cause naming the file or accounts for every row, with invalid rows in line order.
+#[test]
+fn random_csv_like_input_never_panics() {
+    const PIECES: &[&[u8]] = &[
+        b"a",
+        b"1",
+        b"-5",
+        b",",
+        b",",
+        b"\"",
+        b"\"\"",
+        b"\n",
+        b"\n",
+        b"\r\n",
+        b"\r",
+        b" ",
+        b"\t",
+        b"NA",
+        b"2024-01-02",
+        b"1e999",
+        "é".as_bytes(),
+        b"\xEF\xBB\xBF",
+        b"\xE9",
+        b"\0",
+    ];
+    let mut x: u64 = 0x2545_F491_4F6C_DD1D;
+    let mut next = || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    let ds = stocks();
+    let mut outcomes = (0, 0);
+    for _ in 0..800 {
+        let mut input = if next() % 2 == 0 {
+            b"date,open,close,volume\n".to_vec()
+        } else {
+            Vec::new()
+        };
+        for _ in 0..next() % 40 {
+            input.extend_from_slice(PIECES[(next() % PIECES.len() as u64) as usize]);
+        }
+        let limits = Limits {
+            io_buffer: 1 + (next() % 7) as usize,
+            key_run_len: 2,
+            max_record_bytes: 64,
+        };
+        let w = Workdir::new(&input);
+        match w.run(&ds, limits) {
+            Ok(o) => {
+                outcomes.0 += 1;
+                let r = o.report.rows;
+                assert_eq!(r.total, r.valid + r.invalid);
+                assert_eq!(o.valid_rows().len() as u64, r.valid);
+                let lines: Vec<u64> = o.reasons().iter().map(|(l, _)| *l).collect();
+                assert_eq!(lines.len() as u64, r.invalid);
+                assert!(lines.windows(2).all(|w| w[0] < w[1]), "{lines:?}");
+                let physical = input.iter().filter(|&&b| b == b'\n').count() as u64 + 1;
+                assert!(
+                    lines.iter().all(|&l| l >= 2 && l <= physical),
+                    "{lines:?} of {physical}"
+                );
+            }
+            Err(e) => {
+                outcomes.1 += 1;
+                assert!(e.cause.starts_with("prices.csv: "), "{e}");
+                assert_eq!(w.outputs(), Vec::<String>::new());
+            }
+        }
+    }
+    // Both paths were exercised.
+    assert!(outcomes.0 > 50 && outcomes.1 > 50, "{outcomes:?}");
 }

@@ -21,7 +21,14 @@ date,open,close,volume
 2024-01-06,1,2,300
 ";
     let o = run(&stocks(), input);
-    assert_eq!(o.report.rows, RowCounts { total: 7, valid: 3, invalid: 4 });
+    assert_eq!(
+        o.report.rows,
+        RowCounts {
+            total: 7,
+            valid: 3,
+            invalid: 4
+        }
+    );
     assert_eq!(
         o.valid,
         "date,open,close,volume\n2024-01-02,10.5,11,100\n2024-01-04,,12.25,200\n2024-01-06,1,2,300\n"
@@ -37,19 +44,43 @@ date,open,close,volume
     );
     // Raw values are kept as they are; a short row is padded.
     let rows = o.invalid_rows();
-    assert_eq!(rows[0], vec!["3", &o.reasons()[0].1, "2024-01-03", "-1", "abc", "-5"]);
+    assert_eq!(
+        rows[0],
+        vec!["3", &o.reasons()[0].1, "2024-01-03", "-1", "abc", "-5"]
+    );
     assert_eq!(rows[2][2..], ["2024-01-05", "1", "1", ""]);
     let header = &read_csv(&o.invalid)[0];
-    assert_eq!(header, &["line", "reasons", "date", "open", "close", "volume"]);
+    assert_eq!(
+        header,
+        &["line", "reasons", "date", "open", "close", "volume"]
+    );
     assert_eq!(
         o.report.top_reasons,
         vec![
-            ReasonCount { reason: "close: not a number".into(), rows: 1 },
-            ReasonCount { reason: "date: not a date".into(), rows: 1 },
-            ReasonCount { reason: "date: required but empty".into(), rows: 1 },
-            ReasonCount { reason: "open: below the minimum 0".into(), rows: 1 },
-            ReasonCount { reason: "volume: below the minimum 0".into(), rows: 1 },
-            ReasonCount { reason: "wrong number of fields".into(), rows: 1 },
+            ReasonCount {
+                reason: "close: not a number".into(),
+                rows: 1
+            },
+            ReasonCount {
+                reason: "date: not a date".into(),
+                rows: 1
+            },
+            ReasonCount {
+                reason: "date: required but empty".into(),
+                rows: 1
+            },
+            ReasonCount {
+                reason: "open: below the minimum 0".into(),
+                rows: 1
+            },
+            ReasonCount {
+                reason: "volume: below the minimum 0".into(),
+                rows: 1
+            },
+            ReasonCount {
+                reason: "wrong number of fields".into(),
+                rows: 1
+            },
         ]
     );
 }
@@ -91,13 +122,37 @@ Mar 05 2024,2024-03-05T10:00:00.125+02:00,YES, 007 ,.5,\"quoted, with comma\"
     assert_eq!(
         o.valid_rows(),
         vec![
-            vec!["2024-03-05", "2024-03-05T08:00:00", "true", "1", "1.5", "plain"],
-            vec!["2024-03-05", "2024-03-05T08:00:00", "false", "-2", "-2e-3", "  padded  "],
-            vec!["2024-03-05", "2024-03-05T08:00:00.125", "true", "7", ".5", "quoted, with comma"],
+            vec![
+                "2024-03-05",
+                "2024-03-05T08:00:00",
+                "true",
+                "1",
+                "1.5",
+                "plain"
+            ],
+            vec![
+                "2024-03-05",
+                "2024-03-05T08:00:00",
+                "false",
+                "-2",
+                "-2e-3",
+                "  padded  "
+            ],
+            vec![
+                "2024-03-05",
+                "2024-03-05T08:00:00.125",
+                "true",
+                "7",
+                ".5",
+                "quoted, with comma"
+            ],
         ]
     );
     // And each type refuses what is not of it.
-    let o = run(&ds, "d,ts,ok,n,x,s\n2024/03/05,2024-03-05,maybe,1.0,1,5,x\n5.3.2024x,08:00,2,0x10,one,y\n");
+    let o = run(
+        &ds,
+        "d,ts,ok,n,x,s\n2024/03/05,2024-03-05,maybe,1.0,1,5,x\n5.3.2024x,08:00,2,0x10,one,y\n",
+    );
     assert_eq!(o.report.rows.invalid, 2);
     let r = o.reasons();
     assert!(r[0].1.starts_with("row has 7 fields"), "{r:?}");
@@ -150,7 +205,14 @@ n/a,11,0,@,Paid
  NA ,NA,n/a,NA,
 ";
     let o = run(&ds, input);
-    assert_eq!(o.report.rows, RowCounts { total: 5, valid: 2, invalid: 3 });
+    assert_eq!(
+        o.report.rows,
+        RowCounts {
+            total: 5,
+            valid: 2,
+            invalid: 3
+        }
+    );
     assert_eq!(
         o.reasons(),
         vec![
@@ -171,7 +233,10 @@ n/a,11,0,@,Paid
         ]
     );
     // Strings keep their spaces; `allowed` compares the trimmed text.
-    assert_eq!(o.valid_rows()[1], vec!["2", "10", "99.99", "x@y.z", "  shipped  "]);
+    assert_eq!(
+        o.valid_rows()[1],
+        vec!["2", "10", "99.99", "x@y.z", "  shipped  "]
+    );
 }
 
 #[test]
@@ -194,7 +259,14 @@ type = "date"
 "#,
     );
     let o = run(&ds, "a,b,c\nNULL,-,\n  NULL  , - ,  \n");
-    assert_eq!(o.report.rows, RowCounts { total: 2, valid: 2, invalid: 0 });
+    assert_eq!(
+        o.report.rows,
+        RowCounts {
+            total: 2,
+            valid: 2,
+            invalid: 0
+        }
+    );
     assert_eq!(o.valid, "a,b,c\n,,\n,,\n");
 }
 
@@ -211,18 +283,43 @@ date,open,close,volume
 2024-01-02,4,4,4
 ";
     let o = run(&stocks(), input);
-    assert_eq!(o.report.rows, RowCounts { total: 6, valid: 2, invalid: 4 });
-    assert_eq!(o.valid, "date,open,close,volume\n2024-01-02,1,1,1\n2024-01-03,1,1,1\n");
+    assert_eq!(
+        o.report.rows,
+        RowCounts {
+            total: 6,
+            valid: 2,
+            invalid: 4
+        }
+    );
+    assert_eq!(
+        o.valid,
+        "date,open,close,volume\n2024-01-02,1,1,1\n2024-01-03,1,1,1\n"
+    );
     assert_eq!(
         o.reasons(),
         vec![
-            (4, "date: duplicate key (date=2024-01-02), first seen on line 2".into()),
+            (
+                4,
+                "date: duplicate key (date=2024-01-02), first seen on line 2".into()
+            ),
             (5, "open: \"x\" is not a number".into()),
-            (6, "date: duplicate key (date=2024-01-03), first seen on line 3".into()),
-            (8, "date: duplicate key (date=2024-01-02), first seen on line 2".into()),
+            (
+                6,
+                "date: duplicate key (date=2024-01-03), first seen on line 3".into()
+            ),
+            (
+                8,
+                "date: duplicate key (date=2024-01-02), first seen on line 2".into()
+            ),
         ]
     );
-    assert_eq!(o.report.top_reasons[0], ReasonCount { reason: "date: duplicate key".into(), rows: 3 });
+    assert_eq!(
+        o.report.top_reasons[0],
+        ReasonCount {
+            reason: "date: duplicate key".into(),
+            rows: 3
+        }
+    );
 }
 
 #[test]
@@ -257,11 +354,17 @@ A,2024-01-02,6
         o.reasons(),
         vec![
             (2, "v: -1 is below the minimum 0".into()),
-            (5, "sym, day: duplicate key (sym=A, day=2024-01-02), first seen on line 3".into()),
+            (
+                5,
+                "sym, day: duplicate key (sym=A, day=2024-01-02), first seen on line 3".into()
+            ),
         ]
     );
     assert_eq!(o.invalid_rows()[1][2..], ["A", "2024-01-02", "6"]);
-    assert_eq!(o.valid_rows(), vec![vec!["A", "2024-01-02", "5"], vec!["B", "2024-01-02", "1"]]);
+    assert_eq!(
+        o.valid_rows(),
+        vec![vec!["A", "2024-01-02", "5"], vec!["B", "2024-01-02", "1"]]
+    );
     assert_eq!(o.report.top_reasons[0].reason, "sym, day: duplicate key");
 }
 
@@ -275,20 +378,30 @@ fn duplicates_beyond_the_sort_buffer_are_found_with_their_first_line() {
     for i in 0..5000u64 {
         let line = i + 2;
         // Every 7th row repeats an earlier day; every 11th has a bad volume.
-        let day = if i % 7 == 6 { (i * 13) % (i / 2 + 1) } else { i };
+        let day = if i % 7 == 6 {
+            (i * 13) % (i / 2 + 1)
+        } else {
+            i
+        };
         let date = day0 + chrono::Duration::days(day as i64);
         let bad = i % 11 == 10;
         input.push_str(&format!("{date},1,1,{}\n", if bad { "-1" } else { "1" }));
         if bad {
             expected_invalid.push((line, "volume: -1 is below the minimum 0".to_string()));
         } else if let Some(first) = first_seen.get(&date) {
-            expected_invalid.push((line, format!("date: duplicate key (date={date}), first seen on line {first}")));
+            expected_invalid.push((
+                line,
+                format!("date: duplicate key (date={date}), first seen on line {first}"),
+            ));
         } else {
             first_seen.insert(date, line);
         }
     }
     let w = Workdir::new(input.as_bytes());
-    let limits = Limits { key_run_len: 37, ..Limits::default() };
+    let limits = Limits {
+        key_run_len: 37,
+        ..Limits::default()
+    };
     let o = w.run(&stocks(), limits).unwrap();
     assert_eq!(o.reasons(), expected_invalid);
     assert_eq!(o.report.rows.valid, first_seen.len() as u64);
@@ -296,7 +409,9 @@ fn duplicates_beyond_the_sort_buffer_are_found_with_their_first_line() {
     // The scratch folder is left clean.
     assert_eq!(std::fs::read_dir(&w.scratch).unwrap().count(), 0);
     // Same answer with everything in memory.
-    let o2 = Workdir::new(input.as_bytes()).run(&stocks(), Limits::default()).unwrap();
+    let o2 = Workdir::new(input.as_bytes())
+        .run(&stocks(), Limits::default())
+        .unwrap();
     assert_eq!((o2.valid, o2.invalid), (o.valid, o.invalid));
 }
 
@@ -318,7 +433,14 @@ min = 0
     );
     let input = "\u{feff}\"id\",note,n\r\n1,\"a, b\",1\r\n2,\"say \"\"hi\"\"\",2\r\n3,\"two\r\nlines\",3\r\n4,\"x\",-4\r\n5,plain,5";
     let o = run(&ds, input);
-    assert_eq!(o.report.rows, RowCounts { total: 5, valid: 4, invalid: 1 });
+    assert_eq!(
+        o.report.rows,
+        RowCounts {
+            total: 5,
+            valid: 4,
+            invalid: 1
+        }
+    );
     assert_eq!(
         o.valid_rows(),
         vec![
@@ -329,8 +451,15 @@ min = 0
         ]
     );
     // The multi-line record moves the next line number.
-    assert_eq!(o.reasons(), vec![(6, "n: -4 is below the minimum 0".into())]);
-    assert!(o.valid.starts_with("id,note,n\n"), "canonical CSV uses LF and no BOM: {:?}", o.valid);
+    assert_eq!(
+        o.reasons(),
+        vec![(6, "n: -4 is below the minimum 0".into())]
+    );
+    assert!(
+        o.valid.starts_with("id,note,n\n"),
+        "canonical CSV uses LF and no BOM: {:?}",
+        o.valid
+    );
 }
 
 #[test]
@@ -365,7 +494,14 @@ type = "integer"
 "#,
     );
     let o = run(&ds, "2024-01-01,1\n\n2024-01-02,x\n2024-01-03,3,extra\n");
-    assert_eq!(o.report.rows, RowCounts { total: 3, valid: 1, invalid: 2 });
+    assert_eq!(
+        o.report.rows,
+        RowCounts {
+            total: 3,
+            valid: 1,
+            invalid: 2
+        }
+    );
     assert_eq!(o.valid, "day,v\n2024-01-01,1\n");
     assert_eq!(
         o.reasons(),
@@ -385,24 +521,49 @@ fn header_columns_map_by_name_in_any_order_and_extras_are_ignored() {
     assert_eq!(o.report.ignored_columns, vec!["note"]);
     assert_eq!(o.valid, "date,open,close,volume\n2024-01-02,2,2.5,100\n");
     // A short row: declared columns by header position, missing ones empty, nothing else lost.
-    assert_eq!(o.reasons(), vec![(3, "row has 4 fields, the header has 5".into())]);
+    assert_eq!(
+        o.reasons(),
+        vec![(3, "row has 4 fields, the header has 5".into())]
+    );
     assert_eq!(o.invalid_rows()[0][2..], ["2024-01-03", "", "1", "7", "x"]);
 }
 
 #[test]
 fn a_wrong_field_count_keeps_extra_fields() {
     let o = run(&stocks(), "date,open,close,volume\n2024-01-02,1,2,3,4,5\n");
-    assert_eq!(o.reasons(), vec![(2, "row has 6 fields, the header has 4".into())]);
-    assert_eq!(o.invalid_rows()[0][2..], ["2024-01-02", "1", "2", "3", "4", "5"]);
-    assert_eq!(o.report.top_reasons, vec![ReasonCount { reason: "wrong number of fields".into(), rows: 1 }]);
+    assert_eq!(
+        o.reasons(),
+        vec![(2, "row has 6 fields, the header has 4".into())]
+    );
+    assert_eq!(
+        o.invalid_rows()[0][2..],
+        ["2024-01-02", "1", "2", "3", "4", "5"]
+    );
+    assert_eq!(
+        o.report.top_reasons,
+        vec![ReasonCount {
+            reason: "wrong number of fields".into(),
+            rows: 1
+        }]
+    );
 }
 
 #[test]
 fn blank_lines_are_not_rows_and_do_not_shift_line_numbers() {
     let input = "\n\ndate,open,close,volume\n\n2024-01-02,1,1,1\n   \n\t\n2024-01-03,1,1,x\n\n\n";
     let o = run(&stocks(), input);
-    assert_eq!(o.report.rows, RowCounts { total: 2, valid: 1, invalid: 1 });
-    assert_eq!(o.reasons(), vec![(8, "volume: \"x\" is not an integer".into())]);
+    assert_eq!(
+        o.report.rows,
+        RowCounts {
+            total: 2,
+            valid: 1,
+            invalid: 1
+        }
+    );
+    assert_eq!(
+        o.reasons(),
+        vec![(8, "volume: \"x\" is not an integer".into())]
+    );
 }
 
 #[test]
@@ -410,7 +571,9 @@ fn top_reasons_keep_the_ten_most_frequent() {
     let mut cols = String::new();
     let mut header = Vec::new();
     for c in 0..12 {
-        cols.push_str(&format!("[[dataset.columns]]\nname = \"c{c:02}\"\ntype = \"integer\"\n"));
+        cols.push_str(&format!(
+            "[[dataset.columns]]\nname = \"c{c:02}\"\ntype = \"integer\"\n"
+        ));
         header.push(format!("c{c:02}"));
     }
     let ds = dataset(&cols);
@@ -422,7 +585,12 @@ fn top_reasons_keep_the_ten_most_frequent() {
         input.push('\n');
     }
     let o = run(&ds, &input);
-    let top: Vec<(String, u64)> = o.report.top_reasons.iter().map(|r| (r.reason.clone(), r.rows)).collect();
+    let top: Vec<(String, u64)> = o
+        .report
+        .top_reasons
+        .iter()
+        .map(|r| (r.reason.clone(), r.rows))
+        .collect();
     assert_eq!(top.len(), 10);
     assert_eq!(top[0], ("c11: not an integer".to_string(), 12));
     assert_eq!(top[9], ("c02: not an integer".to_string(), 3));
@@ -436,7 +604,10 @@ fn progress_counts_the_bytes_read() {
     }
     let w = Workdir::new(input.as_bytes());
     let progress = AtomicU64::new(0);
-    let opts = ValidateOptions { scratch_dir: &w.scratch, progress: Some(&progress) };
+    let opts = ValidateOptions {
+        scratch_dir: &w.scratch,
+        progress: Some(&progress),
+    };
     let mut ds = stocks();
     ds.key.clear();
     let report = validate(&ds, &w.input, &w.valid, &w.invalid, &opts).unwrap();
@@ -459,9 +630,49 @@ fn small_io_buffers_give_the_same_outputs() {
     let big = run(&stocks(), input);
     for io_buffer in [1, 3, 16] {
         let o = Workdir::new(input.as_bytes())
-            .run(&stocks(), Limits { io_buffer, key_run_len: 1, ..Limits::default() })
+            .run(
+                &stocks(),
+                Limits {
+                    io_buffer,
+                    key_run_len: 1,
+                    ..Limits::default()
+                },
+            )
             .unwrap();
-        assert_eq!((&o.valid, &o.invalid), (&big.valid, &big.invalid), "buffer {io_buffer}");
+        assert_eq!(
+            (&o.valid, &o.invalid),
+            (&big.valid, &big.invalid),
+            "buffer {io_buffer}"
+        );
     }
-    assert_eq!(big.reasons().iter().map(|r| r.0).collect::<Vec<_>>(), vec![4, 6]);
+    assert_eq!(
+        big.reasons().iter().map(|r| r.0).collect::<Vec<_>>(),
+        vec![4, 6]
+    );
+}
+
+/// Wide rows end reader batches early and are not pooled; rows still come out complete and in order.
+#[test]
+fn wide_rows_mixed_with_narrow_ones_keep_their_order() {
+    let ds = dataset(
+        r#"
+[[dataset.columns]]
+name = "n"
+type = "integer"
+[[dataset.columns]]
+name = "text"
+type = "string"
+"#,
+    );
+    let mut input = String::from("n,text\n");
+    for i in 0..3000 {
+        let width = if i % 37 == 0 { 50_000 } else { i % 200 };
+        input.push_str(&format!("{i},{}\n", "w".repeat(width)));
+    }
+    let o = run(&ds, &input);
+    assert_eq!(o.report.rows.valid, 3000);
+    for (i, row) in o.valid_rows().iter().enumerate() {
+        assert_eq!(row[0], i.to_string());
+        assert_eq!(row[1].len(), if i % 37 == 0 { 50_000 } else { i % 200 });
+    }
 }

@@ -64,13 +64,21 @@ impl Outcome {
 
     /// `(line, reasons)` of every invalid row.
     pub fn reasons(&self) -> Vec<(u64, String)> {
-        self.invalid_rows().into_iter().map(|r| (r[0].parse().unwrap(), r[1].clone())).collect()
+        self.invalid_rows()
+            .into_iter()
+            .map(|r| (r[0].parse().unwrap(), r[1].clone()))
+            .collect()
     }
 }
 
 pub fn read_csv(text: &str) -> Vec<Vec<String>> {
-    let mut rdr = csv::ReaderBuilder::new().has_headers(false).flexible(true).from_reader(text.as_bytes());
-    rdr.records().map(|r| r.unwrap().iter().map(str::to_string).collect()).collect()
+    let mut rdr = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .from_reader(text.as_bytes());
+    rdr.records()
+        .map(|r| r.unwrap().iter().map(str::to_string).collect())
+        .collect()
 }
 
 pub struct Workdir {
@@ -90,12 +98,22 @@ impl Workdir {
         std::fs::create_dir(&scratch).unwrap();
         let out = dir.path().join("out");
         std::fs::create_dir(&out).unwrap();
-        Workdir { valid: out.join("valid.csv"), invalid: out.join("invalid.csv"), input: input_path, scratch, dir }
+        Workdir {
+            valid: out.join("valid.csv"),
+            invalid: out.join("invalid.csv"),
+            input: input_path,
+            scratch,
+            dir,
+        }
     }
 
     pub fn run(&self, ds: &Dataset, limits: Limits) -> Result<Outcome, StageError> {
-        let opts = ValidateOptions { scratch_dir: &self.scratch, progress: None };
-        let report = validate_with_limits(ds, &self.input, &self.valid, &self.invalid, &opts, limits)?;
+        let opts = ValidateOptions {
+            scratch_dir: &self.scratch,
+            progress: None,
+        };
+        let report =
+            validate_with_limits(ds, &self.input, &self.valid, &self.invalid, &opts, limits)?;
         Ok(Outcome {
             report,
             valid: std::fs::read_to_string(&self.valid).unwrap(),
@@ -134,8 +152,16 @@ pub fn file_error_with(ds: &Dataset, input: &[u8], limits: Limits) -> String {
         Ok(o) => panic!("expected a file error, got {:?}", o.report),
         Err(e) => {
             assert_eq!(e.error, ErrorName::InvalidInput, "{e}");
-            assert!(e.cause.starts_with("prices.csv"), "the cause names the file: {}", e.cause);
-            assert_eq!(w.outputs(), Vec::<String>::new(), "nothing partial is left behind");
+            assert!(
+                e.cause.starts_with("prices.csv"),
+                "the cause names the file: {}",
+                e.cause
+            );
+            assert_eq!(
+                w.outputs(),
+                Vec::<String>::new(),
+                "nothing partial is left behind"
+            );
             e.cause
         }
     }
