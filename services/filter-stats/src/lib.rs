@@ -7,7 +7,6 @@
 //! - `stats.json`: the window, the count of kept rows and [`ColumnStats`] per column.
 
 pub mod accumulator;
-mod canonical;
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -20,7 +19,7 @@ use sluice_core::config::{Dataset, Window};
 use sluice_proto::{ColumnStats, StageError};
 
 pub use accumulator::StatsAccumulator;
-use canonical::{CanonicalReader, IO_BUFFER};
+use sluice_core::canonical::{CanonicalReader, IO_BUFFER};
 
 /// What [`filter_stats`] found: the rows kept and the statistics per stats column (by name).
 #[derive(Debug, Clone, PartialEq)]

@@ -16,7 +16,6 @@
 //! The run id is in every file name and each call truncates the files it writes, so a re-run of
 //! the same run overwrites instead of duplicating rows.
 
-mod canonical;
 mod key;
 mod open_files;
 mod to_parquet;
@@ -96,7 +95,7 @@ fn partition_with_limit(
     let csv_root = scratch.as_ref().map_or(out_dir, |d| d.path());
 
     // Pass 1: every row to its partition's CSV file.
-    let mut rows = canonical::CanonicalReader::open(filtered_csv, ds)?;
+    let mut rows = sluice_core::canonical::CanonicalReader::open(filtered_csv, ds)?;
     let mut files = PartitionFiles::new(max_open, rows.header_raw());
     let column = &ds.columns[spec.column];
     let mut total = 0u64;

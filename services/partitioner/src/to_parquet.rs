@@ -22,7 +22,7 @@ use sluice_core::config::Dataset;
 use sluice_core::values::{ColumnType, Value, days_since_epoch};
 use sluice_proto::StageError;
 
-use crate::canonical::{CanonicalReader, IO_BUFFER};
+use sluice_core::canonical::{CanonicalReader, IO_BUFFER};
 
 /// Rows per record batch and per row group: large enough for good compression and statistics.
 const BATCH_ROWS: usize = 64 * 1024;

@@ -6,20 +6,20 @@
 //! unexpected in it (a header that does not match the spec, a wrong field count, a value that is
 //! not canonical) is a [`StageError::internal`] that names the file, the line and the column.
 //!
-//! The filter-stats crate holds the same reader; it belongs in `sluice_core` once both settle.
+//! Shared by filter-stats and the partitioner (and any later stage that reads canonical CSV).
 
 use std::fs::File;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 
 use csv_core::ReadRecordResult;
-use sluice_core::config::{Column, Dataset};
-use sluice_core::values::{TypeMismatch, Value, parse_canonical};
+use crate::config::{Column, Dataset};
+use crate::values::{TypeMismatch, Value, parse_canonical};
 use sluice_proto::StageError;
 
 /// Buffer size for reading and writing data files: large enough that syscalls do not dominate,
 /// small enough to keep memory flat.
-pub(crate) const IO_BUFFER: usize = 256 * 1024;
+pub const IO_BUFFER: usize = 256 * 1024;
 
 /// A record longer than this is refused rather than buffered: in our own files it can only be an
 /// unclosed quote swallowing the rest of the file, and memory must stay flat.
@@ -29,7 +29,7 @@ const MAX_RECORD_BYTES: usize = 16 * 1024 * 1024;
 const OWN_FILE_HINT: &str = "this file is written by an earlier Sluice stage for the same dataset spec, so either \
      the spec changed between stages or this is a bug in Sluice; re-run the file from the start";
 
-pub(crate) struct CanonicalReader<R> {
+pub struct CanonicalReader<R> {
     path: PathBuf,
     input: R,
     core: csv_core::Reader,
@@ -46,7 +46,7 @@ pub(crate) struct CanonicalReader<R> {
 
 impl CanonicalReader<BufReader<File>> {
     /// Opens a canonical CSV file and checks that its header names the spec's columns in order.
-    pub(crate) fn open(path: &Path, ds: &Dataset) -> Result<Self, StageError> {
+    pub fn open(path: &Path, ds: &Dataset) -> Result<Self, StageError> {
         let file = File::open(path)
             .map_err(|e| StageError::internal(format!("cannot open {}: {e}", path.display())))?;
         CanonicalReader::new(path, BufReader::with_capacity(IO_BUFFER, file), ds)
@@ -55,7 +55,7 @@ impl CanonicalReader<BufReader<File>> {
 
 impl<R: BufRead> CanonicalReader<R> {
     /// Reads the header from `input` and checks it; `path` only names the file in errors.
-    pub(crate) fn new(path: &Path, input: R, ds: &Dataset) -> Result<Self, StageError> {
+    pub fn new(path: &Path, input: R, ds: &Dataset) -> Result<Self, StageError> {
         let mut reader = CanonicalReader {
             path: path.to_path_buf(),
             input,
@@ -101,12 +101,12 @@ impl<R: BufRead> CanonicalReader<R> {
     }
 
     /// The header line as it is in the file, without its line terminator.
-    pub(crate) fn header_raw(&self) -> &[u8] {
+    pub fn header_raw(&self) -> &[u8] {
         &self.header_raw
     }
 
     /// Moves to the next data record; `false` at the end of the file.
-    pub(crate) fn next_record(&mut self, ds: &Dataset) -> Result<bool, StageError> {
+    pub fn next_record(&mut self, ds: &Dataset) -> Result<bool, StageError> {
         if !self.read_next()? {
             return Ok(false);
         }
@@ -123,7 +123,7 @@ impl<R: BufRead> CanonicalReader<R> {
     }
 
     /// The current record exactly as it is in the file, without line terminators.
-    pub(crate) fn raw(&self) -> &[u8] {
+    pub fn raw(&self) -> &[u8] {
         // A terminator is never part of a record's content: a field holding CR or LF is quoted,
         // so it cannot start or end the record unquoted.
         let start = self
@@ -140,7 +140,7 @@ impl<R: BufRead> CanonicalReader<R> {
     }
 
     /// The unescaped bytes of field `i` of the current record (empty when out of range).
-    pub(crate) fn field(&self, i: usize) -> &[u8] {
+    pub fn field(&self, i: usize) -> &[u8] {
         if i >= self.len {
             return &[];
         }
@@ -149,7 +149,7 @@ impl<R: BufRead> CanonicalReader<R> {
     }
 
     /// Field `i` of the current record read as `column` declares it (an empty field is null).
-    pub(crate) fn value(&self, i: usize, column: &Column) -> Result<Value<'_>, StageError> {
+    pub fn value(&self, i: usize, column: &Column) -> Result<Value<'_>, StageError> {
         let bad = |why: String| {
             StageError::internal(format!(
                 "{}: line {}, column {:?}: {why}; {OWN_FILE_HINT}",
