@@ -109,7 +109,7 @@ def main() -> None:
     data = os.path.join(HERE, "data")
     work = os.path.join(data, "work")
     results = os.path.join(HERE, "results")
-    os.makedirs(data, exist_ok=True)
+    os.makedirs(work, exist_ok=True)
     os.makedirs(results, exist_ok=True)
     spec = os.path.join(HERE, "bench.toml")
     load_before = os.getloadavg()

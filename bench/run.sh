@@ -7,7 +7,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # The same feature set as every other workspace build, so this does not rebuild what they built.
-cargo build --release --workspace
+# SLUICE_BIN=path skips the build and measures that binary instead.
+if [ -z "${SLUICE_BIN:-}" ]; then
+    cargo build --release --workspace
+    SLUICE_BIN=target/release/sluice
+fi
 
 VENV=.venv/bench
 if [ ! -x "$VENV/bin/python" ]; then
@@ -16,4 +20,4 @@ fi
 "$VENV/bin/pip" install -q -r bench/requirements.txt
 
 [ $# -gt 0 ] || set -- 100M 1G
-exec "$VENV/bin/python" bench/harness.py --sluice target/release/sluice --sizes "$@" ${BENCH_KINDS:+--kinds $BENCH_KINDS}
+exec "$VENV/bin/python" bench/harness.py --sluice "$SLUICE_BIN" --sizes "$@" ${BENCH_KINDS:+--kinds $BENCH_KINDS}

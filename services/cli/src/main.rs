@@ -223,11 +223,9 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 }
                 let run = run?;
                 all_ok &= run.status == RunStatus::Succeeded;
-                if json {
-                    println!("{}", serde_json::to_string(&run)?);
-                } else {
-                    print!("{}", report::human(&run));
-                }
+                // A closed stdout (piped into `head`) must not panic or stop the remaining runs.
+                let text = if json { format!("{}\n", serde_json::to_string(&run)?) } else { report::human(&run) };
+                let _ = std::io::Write::write_all(&mut std::io::stdout(), text.as_bytes());
             }
             Ok(if all_ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
         }
