@@ -43,13 +43,22 @@ pub struct StageError {
 
 impl StageError {
     pub fn invalid_input(cause: impl Into<String>) -> Self {
-        StageError { error: ErrorName::InvalidInput, cause: cause.into() }
+        StageError {
+            error: ErrorName::InvalidInput,
+            cause: cause.into(),
+        }
     }
     pub fn transient(cause: impl Into<String>) -> Self {
-        StageError { error: ErrorName::Transient, cause: cause.into() }
+        StageError {
+            error: ErrorName::Transient,
+            cause: cause.into(),
+        }
     }
     pub fn internal(cause: impl Into<String>) -> Self {
-        StageError { error: ErrorName::Internal, cause: cause.into() }
+        StageError {
+            error: ErrorName::Internal,
+            cause: cause.into(),
+        }
     }
 }
 

@@ -10,7 +10,9 @@ use serde::{Deserialize, Serialize};
 /// It is also the Step Functions execution name, so a duplicated S3 event cannot start a second
 /// execution, and every output key is derived from it, so a re-run overwrites instead of duplicating.
 /// Built by `sluice_core::run_id_for` as 32 lowercase hex characters (a 128-bit xxh3 digest).
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
 #[serde(try_from = "String", into = "String")]
 pub struct RunId(String);
 
@@ -19,7 +21,8 @@ impl RunId {
     pub fn parse(s: &str) -> Result<Self, String> {
         let ok = !s.is_empty()
             && s.len() <= 80
-            && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
         if ok {
             Ok(RunId(s.to_string()))
         } else {
@@ -59,7 +62,9 @@ impl fmt::Display for RunId {
 }
 
 /// A reference to one object: a bucket (a folder under the data directory when embedded) and a key.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
 pub struct ObjectRef {
     pub bucket: String,
     pub key: String,
@@ -67,7 +72,10 @@ pub struct ObjectRef {
 
 impl ObjectRef {
     pub fn new(bucket: impl Into<String>, key: impl Into<String>) -> Self {
-        ObjectRef { bucket: bucket.into(), key: key.into() }
+        ObjectRef {
+            bucket: bucket.into(),
+            key: key.into(),
+        }
     }
 
     /// `s3://bucket/key`, the form users see for AWS locations.

@@ -9,7 +9,9 @@ use serde::{Deserialize, Serialize};
 use crate::{ObjectRef, RunId, StageError};
 
 /// The stages a run passes through. Each has its own worker service and queue in AWS mode.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum Stage {
     Validator,
@@ -20,8 +22,13 @@ pub enum Stage {
 }
 
 impl Stage {
-    pub const ALL: [Stage; 5] =
-        [Stage::Validator, Stage::FilterStats, Stage::Partitioner, Stage::Plotter, Stage::Notifier];
+    pub const ALL: [Stage; 5] = [
+        Stage::Validator,
+        Stage::FilterStats,
+        Stage::Partitioner,
+        Stage::Plotter,
+        Stage::Notifier,
+    ];
 
     /// The name used on the command line (`sluice worker filter-stats`) and in queue names.
     pub fn as_str(self) -> &'static str {
@@ -236,7 +243,11 @@ pub struct NotifyInput {
 #[allow(clippy::large_enum_variant)] // one value per notice: boxing would buy nothing
 pub enum Notice {
     /// Sent when a file has invalid rows: count, the most common reasons, the rows attached as CSV.
-    InvalidRows { rows: RowCounts, top_reasons: Vec<ReasonCount>, invalid: ObjectRef },
+    InvalidRows {
+        rows: RowCounts,
+        top_reasons: Vec<ReasonCount>,
+        invalid: ObjectRef,
+    },
     /// Sent when a run succeeds: rows, a stats table, where the outputs are.
     Success {
         rows: RowCounts,
@@ -245,7 +256,11 @@ pub enum Notice {
         outputs: OutputRefs,
     },
     /// Sent when a stage fails for good: which stage, the error name and its cause.
-    Failure { stage: String, error: String, cause: String },
+    Failure {
+        stage: String,
+        error: String,
+        cause: String,
+    },
 }
 
 /// One e-mail that was sent (or written to the outbox).

@@ -26,7 +26,9 @@ impl RunStatus {
     }
 
     pub fn parse(s: &str) -> Option<Self> {
-        [RunStatus::Running, RunStatus::Succeeded, RunStatus::Failed].into_iter().find(|st| st.as_str() == s)
+        [RunStatus::Running, RunStatus::Succeeded, RunStatus::Failed]
+            .into_iter()
+            .find(|st| st.as_str() == s)
     }
 }
 

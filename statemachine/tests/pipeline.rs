@@ -276,10 +276,20 @@ async fn happy_path_with_invalid_rows_sends_both_notices() {
     assert_eq!(outputs.valid, obj("runs/r/valid.csv"));
     assert_eq!(outputs.stats, obj("runs/r/stats.json"));
     assert_eq!(
-        outputs.partitions.iter().map(|o| o.key.as_str()).collect::<Vec<_>>(),
+        outputs
+            .partitions
+            .iter()
+            .map(|o| o.key.as_str())
+            .collect::<Vec<_>>(),
         ["stocks/2023/01.csv", "stocks/2023/02.csv"]
     );
-    assert_eq!((outputs.partition_count, outputs.partition_manifest.as_ref().map(|m| m.key.as_str())), (2, Some("runs/r/partitions.json")));
+    assert_eq!(
+        (
+            outputs.partition_count,
+            outputs.partition_manifest.as_ref().map(|m| m.key.as_str())
+        ),
+        (2, Some("runs/r/partitions.json"))
+    );
     assert_eq!(outputs.plots, [obj("runs/r/plots/1-low-and-high.png")]);
     // The output keeps every stage's result for the run summary.
     let out = exec.output.unwrap();

@@ -16,7 +16,11 @@ use crate::handlers::StageContext;
 /// Picks the dataset a local file belongs to: `--dataset`; else the datasets whose suffix accepts the
 /// file name and whose prefix the file's folder ends with (`examples/incoming/stocks/a.csv` is under
 /// `incoming/stocks/`); else those whose suffix alone accepts it; else the only dataset.
-pub fn dataset_for<'a>(config: &'a Config, file: &Path, name: Option<&str>) -> anyhow::Result<&'a Dataset> {
+pub fn dataset_for<'a>(
+    config: &'a Config,
+    file: &Path,
+    name: Option<&str>,
+) -> anyhow::Result<&'a Dataset> {
     if let Some(name) = name {
         return config.dataset(name).ok_or_else(|| {
             let known: Vec<&str> = config.datasets.iter().map(|d| d.name.as_str()).collect();
@@ -27,15 +31,34 @@ pub fn dataset_for<'a>(config: &'a Config, file: &Path, name: Option<&str>) -> a
             )
         });
     }
-    let file_name = file.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
-    let folder = format!("/{}/", file.parent().map(|p| p.to_string_lossy().replace('\\', "/")).unwrap_or_default());
-    let by_suffix: Vec<&Dataset> = config.datasets.iter().filter(|d| file_name.ends_with(&d.suffix)).collect();
+    let file_name = file
+        .file_name()
+        .map(|f| f.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let folder = format!(
+        "/{}/",
+        file.parent()
+            .map(|p| p.to_string_lossy().replace('\\', "/"))
+            .unwrap_or_default()
+    );
+    let by_suffix: Vec<&Dataset> = config
+        .datasets
+        .iter()
+        .filter(|d| file_name.ends_with(&d.suffix))
+        .collect();
     let by_prefix: Vec<&Dataset> = by_suffix
         .iter()
         .copied()
-        .filter(|d| !d.prefix.is_empty() && folder.ends_with(&format!("/{}", d.prefix.trim_start_matches('/'))))
+        .filter(|d| {
+            !d.prefix.is_empty()
+                && folder.ends_with(&format!("/{}", d.prefix.trim_start_matches('/')))
+        })
         .collect();
-    let candidates = if by_prefix.is_empty() { by_suffix } else { by_prefix };
+    let candidates = if by_prefix.is_empty() {
+        by_suffix
+    } else {
+        by_prefix
+    };
     match (candidates.as_slice(), config.datasets.as_slice()) {
         ([one], _) => Ok(one),
         (_, [only]) => Ok(only),
@@ -71,18 +94,28 @@ pub async fn run_file(
         .ok_or_else(|| anyhow::anyhow!("{} is not a file name", file.display()))?
         .to_string_lossy()
         .into_owned();
-    let source = ObjectRef::new(&ctx.config.buckets.landing, format!("{}{}", ds.prefix, file_name));
-    let meta = store.land(file, &source).await.map_err(|e| anyhow::anyhow!(e.cause))?;
+    let source = ObjectRef::new(
+        &ctx.config.buckets.landing,
+        format!("{}{}", ds.prefix, file_name),
+    );
+    let meta = store
+        .land(file, &source)
+        .await
+        .map_err(|e| anyhow::anyhow!(e.cause))?;
     let run_id = run_id_for(&source.bucket, &source.key, &meta.etag);
     tracing::info!(%run_id, dataset = %ds.name, source = %store.uri(&source), bytes = meta.size, "run started");
 
     let run = RunSummary::started(run_id.clone(), ds.name.clone(), source.clone(), Utc::now());
-    runs.put_run(&run).await.map_err(|e| anyhow::anyhow!(e.cause))?;
+    runs.put_run(&run)
+        .await
+        .map_err(|e| anyhow::anyhow!(e.cause))?;
     let mut run = flow::execute(ctx, run, as_of).await?;
     run.finished_at = Some(Utc::now());
     if let Some(e) = &run.error {
         tracing::error!(%run_id, stage = ?e.stage, error = %e.error, cause = %e.cause, "run failed");
     }
-    runs.put_run(&run).await.map_err(|e| anyhow::anyhow!(e.cause))?;
+    runs.put_run(&run)
+        .await
+        .map_err(|e| anyhow::anyhow!(e.cause))?;
     Ok(run)
 }

@@ -13,7 +13,9 @@ use async_trait::async_trait;
 use chrono::NaiveDate;
 use serde_json::{Value, json};
 use sluice_proto::*;
-use sluice_statemachine::{Executor, ExecutionStatus, StateMachine, SystemClock, TaskDispatcher, TaskError, TaskRequest};
+use sluice_statemachine::{
+    ExecutionStatus, Executor, StateMachine, SystemClock, TaskDispatcher, TaskError, TaskRequest,
+};
 
 use crate::handlers::{Faults, StageContext, handle};
 use crate::summary::apply_output;
@@ -34,7 +36,11 @@ pub fn queue_placeholder(stage: Stage) -> &'static str {
 
 /// pipeline.asl.json with each stage's queue URL filled in by `url_of`.
 pub fn pipeline_definition(url_of: impl Fn(Stage) -> String) -> String {
-    Stage::ALL.iter().fold(PIPELINE_ASL.to_string(), |def, &stage| def.replace(queue_placeholder(stage), &url_of(stage)))
+    Stage::ALL
+        .iter()
+        .fold(PIPELINE_ASL.to_string(), |def, &stage| {
+            def.replace(queue_placeholder(stage), &url_of(stage))
+        })
 }
 
 fn embedded_url(stage: Stage) -> String {
@@ -43,8 +49,22 @@ fn embedded_url(stage: Stage) -> String {
 
 /// A W3C traceparent whose trace id is the run id, so every hop of a file shares one trace.
 pub fn traceparent_for(run_id: &RunId) -> String {
-    let trace: String = format!("{:0>32}", run_id.as_str()).chars().rev().take(32).collect::<Vec<_>>().into_iter().rev().collect();
-    let trace = if trace.bytes().all(|b| b.is_ascii_hexdigit()) { trace.to_ascii_lowercase() } else { format!("{:032x}", xxhash_rust::xxh3::xxh3_128(run_id.as_str().as_bytes())) };
+    let trace: String = format!("{:0>32}", run_id.as_str())
+        .chars()
+        .rev()
+        .take(32)
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .collect();
+    let trace = if trace.bytes().all(|b| b.is_ascii_hexdigit()) {
+        trace.to_ascii_lowercase()
+    } else {
+        format!(
+            "{:032x}",
+            xxhash_rust::xxh3::xxh3_128(run_id.as_str().as_bytes())
+        )
+    };
     let span = &format!("{:016x}", xxhash_rust::xxh3::xxh3_64(trace.as_bytes()));
     format!("00-{trace}-{span}-01")
 }
@@ -59,22 +79,41 @@ struct EmbeddedDispatcher {
 #[async_trait]
 impl TaskDispatcher for EmbeddedDispatcher {
     async fn dispatch(&self, request: TaskRequest) -> Result<Value, TaskError> {
-        let body = request.parameters.get("MessageBody").cloned().unwrap_or(Value::Null);
+        let body = request
+            .parameters
+            .get("MessageBody")
+            .cloned()
+            .unwrap_or(Value::Null);
         let envelope: TaskEnvelope = serde_json::from_value(body).map_err(|e| {
-            TaskError::new("Sluice.Internal", format!("state {:?} sent a message that is not a task envelope: {e}", request.state_name))
+            TaskError::new(
+                "Sluice.Internal",
+                format!(
+                    "state {:?} sent a message that is not a task envelope: {e}",
+                    request.state_name
+                ),
+            )
         })?;
         let stage = envelope.input.stage();
-        let queue = request.parameters.get("QueueUrl").and_then(Value::as_str).unwrap_or("");
+        let queue = request
+            .parameters
+            .get("QueueUrl")
+            .and_then(Value::as_str)
+            .unwrap_or("");
         if queue != embedded_url(stage) {
             return Err(TaskError::new(
                 "Sluice.Internal",
-                format!("state {:?} sent a {stage} task to queue {queue:?}", request.state_name),
+                format!(
+                    "state {:?} sent a {stage} task to queue {queue:?}",
+                    request.state_name
+                ),
             ));
         }
         tracing::debug!(state = %request.state_name, %stage, attempt = request.attempt, "task");
         let result = {
             // Heartbeats while the stage works, as a worker would send them.
-            let beat_every = request.heartbeat.map_or(Duration::from_secs(10), |h| (h / 3).min(Duration::from_secs(10)));
+            let beat_every = request.heartbeat.map_or(Duration::from_secs(10), |h| {
+                (h / 3).min(Duration::from_secs(10))
+            });
             let beats = request.heartbeats.clone();
             let ticker = tokio::spawn(async move {
                 loop {
@@ -91,11 +130,14 @@ impl TaskDispatcher for EmbeddedDispatcher {
                 if let Ok(mut run) = self.run.lock() {
                     apply_output(&mut run, &output, &|o| self.ctx.store.uri(o));
                 }
-                serde_json::to_value(&output).map_err(|e| TaskError::new("Sluice.Internal", e.to_string()))
+                serde_json::to_value(&output)
+                    .map_err(|e| TaskError::new("Sluice.Internal", e.to_string()))
             }
             Err(e) => {
                 tracing::warn!(state = %request.state_name, %stage, attempt = request.attempt, error = %e.error, cause = %e.cause, "stage failed");
-                if stage != Stage::Notifier && let Ok(mut failed) = self.failed_stage.lock() {
+                if stage != Stage::Notifier
+                    && let Ok(mut failed) = self.failed_stage.lock()
+                {
                     *failed = Some(stage);
                 }
                 Err(TaskError::new(e.error.as_str(), e.cause))
@@ -106,7 +148,11 @@ impl TaskDispatcher for EmbeddedDispatcher {
 
 /// Runs the pipeline definition for a started run and returns the finished summary (status, counts,
 /// stats, outputs, e-mails, error and the execution history).
-pub async fn execute(ctx: &StageContext, run: RunSummary, as_of: NaiveDate) -> anyhow::Result<RunSummary> {
+pub async fn execute(
+    ctx: &StageContext,
+    run: RunSummary,
+    as_of: NaiveDate,
+) -> anyhow::Result<RunSummary> {
     let definition = StateMachine::parse(&pipeline_definition(embedded_url))
         .map_err(|e| anyhow::anyhow!("statemachine/pipeline.asl.json: {e}"))?;
     // Injected faults count per run: each file of `sluice run a.csv b.csv` sees the same failures.
@@ -128,16 +174,31 @@ pub async fn execute(ctx: &StageContext, run: RunSummary, as_of: NaiveDate) -> a
     });
     let execution = executor.execute(input, run.run_id.as_str()).await;
 
-    let mut done = dispatcher.run.lock().map_err(|_| anyhow::anyhow!("run summary lock poisoned"))?.clone();
-    done.history = execution.history.iter().filter_map(|e| serde_json::to_value(e).ok()).collect();
+    let mut done = dispatcher
+        .run
+        .lock()
+        .map_err(|_| anyhow::anyhow!("run summary lock poisoned"))?
+        .clone();
+    done.history = execution
+        .history
+        .iter()
+        .filter_map(|e| serde_json::to_value(e).ok())
+        .collect();
     match execution.status {
         ExecutionStatus::Succeeded => done.status = RunStatus::Succeeded,
         ExecutionStatus::Failed | ExecutionStatus::TimedOut => {
             done.status = RunStatus::Failed;
-            let stage = dispatcher.failed_stage.lock().ok().and_then(|s| *s).map(|s| s.to_string());
+            let stage = dispatcher
+                .failed_stage
+                .lock()
+                .ok()
+                .and_then(|s| *s)
+                .map(|s| s.to_string());
             done.error = Some(RunError {
                 stage,
-                error: execution.error.unwrap_or_else(|| execution.status.as_str().to_string()),
+                error: execution
+                    .error
+                    .unwrap_or_else(|| execution.status.as_str().to_string()),
                 cause: execution.cause.unwrap_or_default(),
             });
         }
@@ -152,16 +213,25 @@ mod tests {
     #[test]
     fn every_placeholder_is_filled() {
         let def = pipeline_definition(embedded_url);
-        assert!(!def.contains("${"), "a queue URL placeholder is left in pipeline.asl.json");
+        assert!(
+            !def.contains("${"),
+            "a queue URL placeholder is left in pipeline.asl.json"
+        );
         for stage in Stage::ALL {
-            assert!(PIPELINE_ASL.contains(queue_placeholder(stage)), "{stage} has no queue in the definition");
+            assert!(
+                PIPELINE_ASL.contains(queue_placeholder(stage)),
+                "{stage} has no queue in the definition"
+            );
         }
     }
 
     #[test]
     fn traceparents_are_w3c_shaped() {
         let tp = traceparent_for(&RunId::parse("b355bbaed6607462d53ddc06e607bcfa").unwrap());
-        assert_eq!(tp, format!("00-b355bbaed6607462d53ddc06e607bcfa-{}-01", &tp[36..52]));
+        assert_eq!(
+            tp,
+            format!("00-b355bbaed6607462d53ddc06e607bcfa-{}-01", &tp[36..52])
+        );
         let other = traceparent_for(&RunId::parse("not-hex").unwrap());
         assert_eq!(other.len(), 55);
     }

@@ -49,7 +49,11 @@ impl Faults {
     pub fn parse(spec: &str) -> anyhow::Result<Self> {
         let mut map = HashMap::new();
         for item in spec.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-            let bad = || anyhow::anyhow!("SLUICE_INJECT_FAULTS: {item:?} is not STAGE=transient[:N] or STAGE=invalid[:N]");
+            let bad = || {
+                anyhow::anyhow!(
+                    "SLUICE_INJECT_FAULTS: {item:?} is not STAGE=transient[:N] or STAGE=invalid[:N]"
+                )
+            };
             let (stage, rest) = item.split_once('=').ok_or_else(bad)?;
             let stage = Stage::parse(stage).ok_or_else(bad)?;
             let (kind, n) = rest.split_once(':').unwrap_or((rest, ""));
@@ -58,7 +62,11 @@ impl Faults {
                 "invalid" => ErrorName::InvalidInput,
                 _ => return Err(bad()),
             };
-            let n = if n.is_empty() { u32::MAX } else { n.parse().map_err(|_| bad())? };
+            let n = if n.is_empty() {
+                u32::MAX
+            } else {
+                n.parse().map_err(|_| bad())?
+            };
             map.insert(stage, (name, n));
         }
         Ok(Faults(Mutex::new(map)))
@@ -72,7 +80,10 @@ impl Faults {
             return None;
         }
         *left -= 1;
-        Some(StageError { error: *name, cause: format!("injected by SLUICE_INJECT_FAULTS for {stage}") })
+        Some(StageError {
+            error: *name,
+            cause: format!("injected by SLUICE_INJECT_FAULTS for {stage}"),
+        })
     }
 }
 
@@ -81,21 +92,30 @@ const ROW_BATCH: usize = 5000;
 
 impl StageContext {
     fn dataset(&self, name: &str) -> Result<Arc<Dataset>, StageError> {
-        self.config.dataset(name).cloned().map(Arc::new).ok_or_else(|| {
-            StageError::invalid_input(format!(
-                "dataset {name:?} is not defined in {}",
-                self.config.path.display()
-            ))
-        })
+        self.config
+            .dataset(name)
+            .cloned()
+            .map(Arc::new)
+            .ok_or_else(|| {
+                StageError::invalid_input(format!(
+                    "dataset {name:?} is not defined in {}",
+                    self.config.path.display()
+                ))
+            })
     }
 
     fn scratch(&self) -> Result<tempfile::TempDir, StageError> {
         std::fs::create_dir_all(&self.scratch_root)?;
-        Ok(tempfile::Builder::new().prefix("task-").tempdir_in(&self.scratch_root)?)
+        Ok(tempfile::Builder::new()
+            .prefix("task-")
+            .tempdir_in(&self.scratch_root)?)
     }
 
     fn keys<'a>(&'a self, run_id: &'a RunId) -> RunKeys<'a> {
-        RunKeys { work_bucket: &self.config.buckets.work, run_id }
+        RunKeys {
+            work_bucket: &self.config.buckets.work,
+            run_id,
+        }
     }
 }
 
@@ -139,11 +159,17 @@ async fn validate(ctx: &StageContext, input: ValidateInput) -> Result<ValidateOu
         );
         let progress = ctx.progress.clone();
         blocking(move || {
-            let opts = sluice_validator::ValidateOptions { scratch_dir: &dir, progress: progress.as_deref() };
+            let opts = sluice_validator::ValidateOptions {
+                scratch_dir: &dir,
+                progress: progress.as_deref(),
+            };
             sluice_validator::validate(&ds, &src, &valid, &invalid, &opts)
         })
         .await
-        .map_err(|e| StageError { cause: format!("{source_uri}: {}", e.cause), ..e })?
+        .map_err(|e| StageError {
+            cause: format!("{source_uri}: {}", e.cause),
+            ..e
+        })?
     };
 
     let stored_rows = if ds.store_rows {
@@ -155,13 +181,26 @@ async fn validate(ctx: &StageContext, input: ValidateInput) -> Result<ValidateOu
     let keys = ctx.keys(&input.run_id);
     let (valid, invalid) = (keys.valid(), keys.invalid());
     ctx.store.put_file(&valid, &valid_path, "text/csv").await?;
-    ctx.store.put_file(&invalid, &invalid_path, "text/csv").await?;
-    Ok(ValidateOutput { rows: report.rows, valid, invalid, top_reasons: report.top_reasons, stored_rows })
+    ctx.store
+        .put_file(&invalid, &invalid_path, "text/csv")
+        .await?;
+    Ok(ValidateOutput {
+        rows: report.rows,
+        valid,
+        invalid,
+        top_reasons: report.top_reasons,
+        stored_rows,
+    })
 }
 
 /// Streams the valid rows into the row store: a blocking reader feeds batches through a bounded
 /// channel, so memory holds at most two batches.
-async fn store_rows(ctx: &StageContext, ds: &Arc<Dataset>, run_id: &RunId, valid: &Path) -> Result<u64, StageError> {
+async fn store_rows(
+    ctx: &StageContext,
+    ds: &Arc<Dataset>,
+    run_id: &RunId,
+    valid: &Path,
+) -> Result<u64, StageError> {
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<RowItem>>(2);
     let reader = {
         let (ds, run_id, valid) = (ds.clone(), run_id.clone(), valid.to_path_buf());
@@ -169,8 +208,12 @@ async fn store_rows(ctx: &StageContext, ds: &Arc<Dataset>, run_id: &RunId, valid
             let mut batch = Vec::with_capacity(ROW_BATCH);
             for row in sluice_validator::stored_rows(&ds, &run_id, &valid)? {
                 let row = row?;
-                batch.push(RowItem { key: row.key, item: row.item });
-                if batch.len() == ROW_BATCH && tx.blocking_send(std::mem::take(&mut batch)).is_err() {
+                batch.push(RowItem {
+                    key: row.key,
+                    item: row.item,
+                });
+                if batch.len() == ROW_BATCH && tx.blocking_send(std::mem::take(&mut batch)).is_err()
+                {
                     return Ok(()); // the writer stopped; its error is reported below
                 }
             }
@@ -192,42 +235,78 @@ async fn store_rows(ctx: &StageContext, ds: &Arc<Dataset>, run_id: &RunId, valid
         }
     }
     drop(rx);
-    reader.await.map_err(|e| StageError::internal(format!("row reader failed: {e}")))??;
+    reader
+        .await
+        .map_err(|e| StageError::internal(format!("row reader failed: {e}")))??;
     write_result.map(|()| written)
 }
 
-async fn filter_stats(ctx: &StageContext, input: FilterStatsInput) -> Result<FilterStatsOutput, StageError> {
+async fn filter_stats(
+    ctx: &StageContext,
+    input: FilterStatsInput,
+) -> Result<FilterStatsOutput, StageError> {
     let ds = ctx.dataset(&input.dataset)?;
     let scratch = ctx.scratch()?;
     let valid = ctx.store.local_copy(&input.valid, scratch.path()).await?;
     let filtered_path = scratch.path().join("filtered.csv");
     let stats_path = scratch.path().join("stats.json");
     let report = {
-        let (ds, src, f, s, as_of) =
-            (ds.clone(), valid.path().to_path_buf(), filtered_path.clone(), stats_path.clone(), input.as_of);
+        let (ds, src, f, s, as_of) = (
+            ds.clone(),
+            valid.path().to_path_buf(),
+            filtered_path.clone(),
+            stats_path.clone(),
+            input.as_of,
+        );
         blocking(move || sluice_filter_stats::filter_stats(&ds, &src, as_of, &f, &s)).await?
     };
     let keys = ctx.keys(&input.run_id);
     let (filtered, stats_object) = (keys.filtered(), keys.stats());
-    ctx.store.put_file(&filtered, &filtered_path, "text/csv").await?;
-    ctx.store.put_file(&stats_object, &stats_path, "application/json").await?;
-    Ok(FilterStatsOutput { filtered_rows: report.filtered_rows, filtered, stats_object, stats: report.stats })
+    ctx.store
+        .put_file(&filtered, &filtered_path, "text/csv")
+        .await?;
+    ctx.store
+        .put_file(&stats_object, &stats_path, "application/json")
+        .await?;
+    Ok(FilterStatsOutput {
+        filtered_rows: report.filtered_rows,
+        filtered,
+        stats_object,
+        stats: report.stats,
+    })
 }
 
-async fn partition(ctx: &StageContext, input: PartitionInput) -> Result<PartitionOutput, StageError> {
+async fn partition(
+    ctx: &StageContext,
+    input: PartitionInput,
+) -> Result<PartitionOutput, StageError> {
     let ds = ctx.dataset(&input.dataset)?;
     let scratch = ctx.scratch()?;
-    let filtered = ctx.store.local_copy(&input.filtered, scratch.path()).await?;
+    let filtered = ctx
+        .store
+        .local_copy(&input.filtered, scratch.path())
+        .await?;
     let out_dir = scratch.path().join("partitions");
     let written = {
-        let (ds, run_id, src, out) = (ds.clone(), input.run_id.clone(), filtered.path().to_path_buf(), out_dir.clone());
+        let (ds, run_id, src, out) = (
+            ds.clone(),
+            input.run_id.clone(),
+            filtered.path().to_path_buf(),
+            out_dir.clone(),
+        );
         blocking(move || sluice_partitioner::partition(&ds, &run_id, &src, &out)).await?
     };
     let mut all = Vec::with_capacity(written.len());
     for key in written {
         let obj = ObjectRef::new(&ctx.config.buckets.curated, &key);
-        let content_type = if key.ends_with(".parquet") { "application/vnd.apache.parquet" } else { "text/csv" };
-        ctx.store.put_file(&obj, &out_dir.join(&key), content_type).await?;
+        let content_type = if key.ends_with(".parquet") {
+            "application/vnd.apache.parquet"
+        } else {
+            "text/csv"
+        };
+        ctx.store
+            .put_file(&obj, &out_dir.join(&key), content_type)
+            .await?;
         all.push(obj);
     }
     // Every partition goes into the manifest; messages name only the first few (payload limits).
@@ -235,16 +314,25 @@ async fn partition(ctx: &StageContext, input: PartitionInput) -> Result<Partitio
     let manifest_path = scratch.path().join("partitions.json");
     let json = serde_json::to_vec_pretty(&all).map_err(|e| StageError::internal(e.to_string()))?;
     std::fs::write(&manifest_path, json)?;
-    ctx.store.put_file(&manifest, &manifest_path, "application/json").await?;
+    ctx.store
+        .put_file(&manifest, &manifest_path, "application/json")
+        .await?;
     let count = all.len() as u64;
     all.truncate(PARTITIONS_LISTED);
-    Ok(PartitionOutput { count, partitions: all, manifest })
+    Ok(PartitionOutput {
+        count,
+        partitions: all,
+        manifest,
+    })
 }
 
 async fn plot(ctx: &StageContext, input: PlotInput) -> Result<PlotOutput, StageError> {
     let ds = ctx.dataset(&input.dataset)?;
     let scratch = ctx.scratch()?;
-    let filtered = ctx.store.local_copy(&input.filtered, scratch.path()).await?;
+    let filtered = ctx
+        .store
+        .local_copy(&input.filtered, scratch.path())
+        .await?;
     let out_dir = scratch.path().join("plots");
     std::fs::create_dir_all(&out_dir)?;
     let names = {
@@ -255,7 +343,9 @@ async fn plot(ctx: &StageContext, input: PlotInput) -> Result<PlotOutput, StageE
     let mut plots = Vec::with_capacity(names.len());
     for name in names {
         let obj = keys.plot(&name);
-        ctx.store.put_file(&obj, &out_dir.join(&name), "image/png").await?;
+        ctx.store
+            .put_file(&obj, &out_dir.join(&name), "image/png")
+            .await?;
         plots.push(obj);
     }
     Ok(PlotOutput { plots })
@@ -265,7 +355,9 @@ async fn notify(ctx: &StageContext, input: NotifyInput) -> Result<NotifyOutput, 
     let ds = ctx.dataset(&input.dataset)?;
     let scratch = ctx.scratch()?;
     let attachment = match &input.notice {
-        Notice::InvalidRows { invalid, .. } => Some(ctx.store.local_copy(invalid, scratch.path()).await?),
+        Notice::InvalidRows { invalid, .. } => {
+            Some(ctx.store.local_copy(invalid, scratch.path()).await?)
+        }
         _ => None,
     };
     let email = {
@@ -282,8 +374,18 @@ async fn notify(ctx: &StageContext, input: NotifyInput) -> Result<NotifyOutput, 
     let Some(email) = email else {
         return Ok(NotifyOutput { emails: Vec::new() });
     };
-    let outgoing = OutgoingEmail { from: email.from, to: email.to, subject: email.subject, raw: email.raw };
+    let outgoing = OutgoingEmail {
+        from: email.from,
+        to: email.to,
+        subject: email.subject,
+        raw: email.raw,
+    };
     let sent_to = ctx.mailer.send(&outgoing).await?;
     tracing::info!(run_id = %input.run_id, to = ?outgoing.to, subject = %outgoing.subject, %sent_to, "e-mail sent");
-    Ok(NotifyOutput { emails: vec![EmailSent { to: outgoing.to, subject: outgoing.subject }] })
+    Ok(NotifyOutput {
+        emails: vec![EmailSent {
+            to: outgoing.to,
+            subject: outgoing.subject,
+        }],
+    })
 }

@@ -25,10 +25,19 @@ use sluice_proto::{RunId, RunStatus};
 use crate::handlers::StageContext;
 
 #[derive(Parser)]
-#[command(name = "sluice", version, about = "Validate, filter, summarise, partition, chart and load CSV files")]
+#[command(
+    name = "sluice",
+    version,
+    about = "Validate, filter, summarise, partition, chart and load CSV files"
+)]
 struct Cli {
     /// The dataset spec.
-    #[arg(long, global = true, default_value = "sluice.toml", env = "SLUICE_CONFIG")]
+    #[arg(
+        long,
+        global = true,
+        default_value = "sluice.toml",
+        env = "SLUICE_CONFIG"
+    )]
     config: PathBuf,
     /// Where embedded mode keeps buckets, the run store and the outbox
     /// (default: `[embedded] data_dir` of the spec, else ./.sluice).
@@ -127,26 +136,34 @@ enum RunsCommand {
 
 fn parse_stage(s: &str) -> Result<sluice_proto::Stage, String> {
     sluice_proto::Stage::parse(s).ok_or_else(|| {
-        let all: Vec<&str> = sluice_proto::Stage::ALL.iter().map(|s| s.as_str()).collect();
+        let all: Vec<&str> = sluice_proto::Stage::ALL
+            .iter()
+            .map(|s| s.as_str())
+            .collect();
         format!("{s:?} is not a stage: one of {}", all.join(", "))
     })
 }
 
 fn parse_date(s: &str) -> Result<NaiveDate, String> {
-    NaiveDate::parse_from_str(s, "%Y-%m-%d").map_err(|_| format!("{s:?} is not a date: use YYYY-MM-DD"))
+    NaiveDate::parse_from_str(s, "%Y-%m-%d")
+        .map_err(|_| format!("{s:?} is not a date: use YYYY-MM-DD"))
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("SLUICE_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn,sea_orm=warn")),
+            tracing_subscriber::EnvFilter::try_from_env("SLUICE_LOG").unwrap_or_else(|_| {
+                tracing_subscriber::EnvFilter::new("info,sqlx=warn,sea_orm=warn")
+            }),
         )
         .with_writer(std::io::stderr)
         .with_target(false)
         .init();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -181,10 +198,17 @@ async fn embedded(config_path: &Path, data_dir: Option<PathBuf>) -> anyhow::Resu
             anyhow::anyhow!("{e}")
         }
     })?);
-    let data_dir = data_dir.or_else(|| config.data_dir.clone()).unwrap_or_else(|| PathBuf::from(".sluice"));
-    std::fs::create_dir_all(&data_dir).with_context(|| format!("cannot create the data directory {}", data_dir.display()))?;
+    let data_dir = data_dir
+        .or_else(|| config.data_dir.clone())
+        .unwrap_or_else(|| PathBuf::from(".sluice"));
+    std::fs::create_dir_all(&data_dir)
+        .with_context(|| format!("cannot create the data directory {}", data_dir.display()))?;
     let store = Arc::new(FsObjectStore::new(data_dir.join("buckets")));
-    let db = Arc::new(SqliteStore::open(&data_dir.join("sluice.db")).await.map_err(|e| anyhow::anyhow!(e.cause))?);
+    let db = Arc::new(
+        SqliteStore::open(&data_dir.join("sluice.db"))
+            .await
+            .map_err(|e| anyhow::anyhow!(e.cause))?,
+    );
     let ctx = StageContext {
         config: config.clone(),
         store: store.clone(),
@@ -195,12 +219,22 @@ async fn embedded(config_path: &Path, data_dir: Option<PathBuf>) -> anyhow::Resu
         // `flow::execute` reads SLUICE_INJECT_FAULTS afresh for each run.
         faults: Arc::default(),
     };
-    Ok(Embedded { config, store, db, ctx })
+    Ok(Embedded {
+        config,
+        store,
+        db,
+        ctx,
+    })
 }
 
 async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
-        Command::Run { files, dataset, as_of, json } => {
+        Command::Run {
+            files,
+            dataset,
+            as_of,
+            json,
+        } => {
             let mut env = embedded(&cli.config, cli.data_dir).await?;
             let as_of = as_of.unwrap_or_else(|| chrono::Utc::now().date_naive());
             // Check every file and dataset before running any, so a typo does not leave half a batch.
@@ -209,14 +243,18 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 if !file.is_file() {
                     anyhow::bail!("{}: no such file", file.display());
                 }
-                plan.push((file, driver::dataset_for(&env.config, file, dataset.as_deref())?.clone()));
+                plan.push((
+                    file,
+                    driver::dataset_for(&env.config, file, dataset.as_deref())?.clone(),
+                ));
             }
             let mut all_ok = true;
             for (file, ds) in plan {
                 let progress = Arc::new(AtomicU64::new(0));
                 env.ctx.progress = Some(progress.clone());
                 let bar = progress_bar(file, progress, json);
-                let run = driver::run_file(&env.ctx, &env.store, env.db.as_ref(), &ds, file, as_of).await;
+                let run =
+                    driver::run_file(&env.ctx, &env.store, env.db.as_ref(), &ds, file, as_of).await;
                 if let Some((bar, ticker)) = bar {
                     ticker.abort();
                     bar.finish_and_clear();
@@ -224,35 +262,70 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 let run = run?;
                 all_ok &= run.status == RunStatus::Succeeded;
                 // A closed stdout (piped into `head`) must not panic or stop the remaining runs.
-                let text = if json { format!("{}\n", serde_json::to_string(&run)?) } else { report::human(&run) };
+                let text = if json {
+                    format!("{}\n", serde_json::to_string(&run)?)
+                } else {
+                    report::human(&run)
+                };
                 let _ = std::io::Write::write_all(&mut std::io::stdout(), text.as_bytes());
             }
-            Ok(if all_ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+            Ok(if all_ok {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
         }
-        Command::Worker { stage, concurrency, lease_seconds } => {
-            aws_mode::worker(&cli.config, stage, concurrency, Duration::from_secs(lease_seconds)).await
+        Command::Worker {
+            stage,
+            concurrency,
+            lease_seconds,
+        } => {
+            aws_mode::worker(
+                &cli.config,
+                stage,
+                concurrency,
+                Duration::from_secs(lease_seconds),
+            )
+            .await
         }
         Command::Dispatcher => aws_mode::dispatcher(&cli.config).await,
         Command::Deploy => aws_mode::deploy(&cli.config).await,
         Command::Statemachine { command } => {
             let code = match command {
                 StatemachineCommand::Lint { file } => sluice_statemachine::cli::lint(&file).await,
-                StatemachineCommand::Render { file } => sluice_statemachine::cli::render(&file).await,
-                StatemachineCommand::Exec { file, input, responder, json, fast } => {
-                    sluice_statemachine::cli::exec(&file, &input, &responder, json, fast).await
+                StatemachineCommand::Render { file } => {
+                    sluice_statemachine::cli::render(&file).await
                 }
+                StatemachineCommand::Exec {
+                    file,
+                    input,
+                    responder,
+                    json,
+                    fast,
+                } => sluice_statemachine::cli::exec(&file, &input, &responder, json, fast).await,
             };
             Ok(ExitCode::from(u8::try_from(code).unwrap_or(2)))
         }
         Command::Runs { aws: true, command } => match command {
-            RunsCommand::List { limit, json } => aws_mode::runs_list(&cli.config, limit, json).await,
-            RunsCommand::Show { run_id, json } => aws_mode::runs_show(&cli.config, &run_id, json).await,
+            RunsCommand::List { limit, json } => {
+                aws_mode::runs_list(&cli.config, limit, json).await
+            }
+            RunsCommand::Show { run_id, json } => {
+                aws_mode::runs_show(&cli.config, &run_id, json).await
+            }
         },
-        Command::Runs { aws: false, command } => {
+        Command::Runs {
+            aws: false,
+            command,
+        } => {
             let env = embedded(&cli.config, cli.data_dir).await?;
             match command {
                 RunsCommand::List { limit, json } => {
-                    let runs = env.db.list_runs(limit).await.map_err(|e| anyhow::anyhow!(e.cause))?;
+                    let runs = env
+                        .db
+                        .list_runs(limit)
+                        .await
+                        .map_err(|e| anyhow::anyhow!(e.cause))?;
                     if json {
                         for r in &runs {
                             println!("{}", serde_json::to_string(r)?);
@@ -264,7 +337,12 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 }
                 RunsCommand::Show { run_id, json } => {
                     let id = RunId::parse(&run_id).map_err(|e| anyhow::anyhow!(e))?;
-                    let Some(run) = env.db.get_run(&id).await.map_err(|e| anyhow::anyhow!(e.cause))? else {
+                    let Some(run) = env
+                        .db
+                        .get_run(&id)
+                        .await
+                        .map_err(|e| anyhow::anyhow!(e.cause))?
+                    else {
                         anyhow::bail!("no run {run_id} in the run store (see `sluice runs list`)");
                     };
                     if json {
@@ -291,9 +369,11 @@ fn progress_bar(
     let len = std::fs::metadata(file).map(|m| m.len()).unwrap_or(0);
     let bar = indicatif::ProgressBar::new(len);
     bar.set_style(
-        indicatif::ProgressStyle::with_template("{msg} [{bar:40}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}")
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
-            .progress_chars("=> "),
+        indicatif::ProgressStyle::with_template(
+            "{msg} [{bar:40}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+        .progress_chars("=> "),
     );
     bar.set_message(file.display().to_string());
     let ticker = {

@@ -15,7 +15,11 @@ fn num(x: Option<f64>) -> String {
 /// The report `sluice run` and `sluice runs show` print.
 pub fn human(run: &RunSummary) -> String {
     let mut s = String::new();
-    let _ = writeln!(s, "{}  {}  {}  run {}", run.status, run.dataset, run.source.key, run.run_id);
+    let _ = writeln!(
+        s,
+        "{}  {}  {}  run {}",
+        run.status, run.dataset, run.source.key, run.run_id
+    );
     let r = &run.rows;
     let _ = writeln!(
         s,
@@ -23,7 +27,13 @@ pub fn human(run: &RunSummary) -> String {
         r.total, r.valid, r.invalid, r.filtered
     );
     if let Some(e) = &run.error {
-        let _ = writeln!(s, "  error: {} at {}: {}", e.error, e.stage.as_deref().unwrap_or("?"), e.cause);
+        let _ = writeln!(
+            s,
+            "  error: {} at {}: {}",
+            e.error,
+            e.stage.as_deref().unwrap_or("?"),
+            e.cause
+        );
     }
     if !run.stats.is_empty() {
         let _ = writeln!(s, "  stats:");
@@ -47,7 +57,12 @@ pub fn human(run: &RunSummary) -> String {
         }
     }
     let o = &run.outputs;
-    let single = [("valid", &o.valid), ("invalid", &o.invalid), ("filtered", &o.filtered), ("stats", &o.stats)];
+    let single = [
+        ("valid", &o.valid),
+        ("invalid", &o.invalid),
+        ("filtered", &o.filtered),
+        ("stats", &o.stats),
+    ];
     if single.iter().any(|(_, v)| v.is_some()) || !o.plots.is_empty() || !o.partitions.is_empty() {
         let _ = writeln!(s, "  outputs:");
         for (name, v) in single {

@@ -3,7 +3,11 @@
 use sluice_proto::{ObjectRef, RunSummary, StageOutput};
 
 /// Records what a stage produced in the run summary (counts, stats, output URIs, e-mails).
-pub fn apply_output(run: &mut RunSummary, output: &StageOutput, uri_of: &dyn Fn(&ObjectRef) -> String) {
+pub fn apply_output(
+    run: &mut RunSummary,
+    output: &StageOutput,
+    uri_of: &dyn Fn(&ObjectRef) -> String,
+) {
     match output {
         StageOutput::Validator(v) => {
             run.rows.total = v.rows.total;

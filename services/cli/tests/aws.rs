@@ -581,7 +581,12 @@ async fn permanent_failure(stage: &str) {
     );
     assert!(log.contains("Sluice.InvalidInput"), "{log}");
 
-    assert_eq!(error.as_deref(), Some("Sluice.InvalidInput"), "{cause:?}\n{}", env.logs());
+    assert_eq!(
+        error.as_deref(),
+        Some("Sluice.InvalidInput"),
+        "{cause:?}\n{}",
+        env.logs()
+    );
     assert!(
         cause
             .unwrap_or_default()

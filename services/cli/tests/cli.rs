@@ -8,7 +8,10 @@ use std::process::{Command, Output};
 use serde_json::Value;
 
 fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap()
 }
 
 struct Sluice {
@@ -18,7 +21,10 @@ struct Sluice {
 
 impl Sluice {
     fn new() -> Self {
-        Sluice { data: tempfile::tempdir().unwrap(), config: repo().join("sluice.toml") }
+        Sluice {
+            data: tempfile::tempdir().unwrap(),
+            config: repo().join("sluice.toml"),
+        }
     }
 
     fn with_config(text: &str) -> Self {
@@ -56,15 +62,22 @@ impl Sluice {
         let out = self.cmd_env(&args, env);
         let stdout = String::from_utf8_lossy(&out.stdout);
         let stderr = String::from_utf8_lossy(&out.stderr);
-        let line = stdout.lines().next().unwrap_or_else(|| panic!("no summary; stderr:\n{stderr}"));
-        let summary: Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}\n{stderr}"));
+        let line = stdout
+            .lines()
+            .next()
+            .unwrap_or_else(|| panic!("no summary; stderr:\n{stderr}"));
+        let summary: Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}\n{stderr}"));
         (out.status.code().unwrap(), summary)
     }
 
     fn outbox(&self) -> Vec<String> {
         let dir = self.data.path().join("data/outbox");
         let mut mails: Vec<String> = std::fs::read_dir(dir)
-            .map(|d| d.map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap()).collect())
+            .map(|d| {
+                d.map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
+                    .collect()
+            })
             .unwrap_or_default();
         mails.sort();
         mails
@@ -76,9 +89,15 @@ fn path_of(uri: &Value) -> PathBuf {
 }
 
 fn read_csv(path: &Path) -> (Vec<String>, Vec<Vec<String>>) {
-    let mut r = csv::ReaderBuilder::new().flexible(true).from_path(path).unwrap();
+    let mut r = csv::ReaderBuilder::new()
+        .flexible(true)
+        .from_path(path)
+        .unwrap();
     let header = r.headers().unwrap().iter().map(String::from).collect();
-    let rows = r.records().map(|rec| rec.unwrap().iter().map(String::from).collect()).collect();
+    let rows = r
+        .records()
+        .map(|rec| rec.unwrap().iter().map(String::from).collect())
+        .collect();
     (header, rows)
 }
 
@@ -99,8 +118,15 @@ fn reference_stats(values: &[f64]) -> (usize, f64, f64, f64, f64, f64) {
 }
 
 fn assert_close(what: &str, got: f64, want: f64) {
-    let rel = if want == 0.0 { got.abs() } else { ((got - want) / want).abs() };
-    assert!(rel <= 1e-9, "{what}: got {got}, want {want} (relative error {rel:e})");
+    let rel = if want == 0.0 {
+        got.abs()
+    } else {
+        ((got - want) / want).abs()
+    };
+    assert!(
+        rel <= 1e-9,
+        "{what}: got {got}, want {want} (relative error {rel:e})"
+    );
 }
 
 #[test]
@@ -128,7 +154,10 @@ fn stocks_sample_runs_end_to_end() {
     assert_eq!(rows["total"], src_rows.len() as u64);
     assert_eq!(rows["valid"], valid.len() as u64);
     assert_eq!(rows["invalid"], (src_rows.len() - valid.len()) as u64);
-    assert_eq!(rows["total"].as_u64(), Some(rows["valid"].as_u64().unwrap() + rows["invalid"].as_u64().unwrap()));
+    assert_eq!(
+        rows["total"].as_u64(),
+        Some(rows["valid"].as_u64().unwrap() + rows["invalid"].as_u64().unwrap())
+    );
 
     // Every invalid row appears once, with a reason, and its line number points at it.
     let (inv_header, inv_rows) = read_csv(&path_of(&run["outputs"]["invalid"]));
@@ -141,7 +170,12 @@ fn stocks_sample_runs_end_to_end() {
     for r in &inv_rows {
         assert!(!r[1].is_empty(), "a reason for line {}", r[0]);
         let line: usize = r[0].parse().unwrap();
-        assert!(file_lines[line - 1].starts_with(&r[2]), "line {line} is {:?}, report says {:?}", file_lines[line - 1], r);
+        assert!(
+            file_lines[line - 1].starts_with(&r[2]),
+            "line {line} is {:?}, report says {:?}",
+            file_lines[line - 1],
+            r
+        );
     }
 
     // The filter window (previous_year of 2024-06-30 = 2023) and the stats, computed independently.
@@ -159,13 +193,23 @@ fn stocks_sample_runs_end_to_end() {
         assert_close(&format!("{col} stddev"), st["stddev"].as_f64().unwrap(), sd);
     }
     let stats_json: Value =
-        serde_json::from_str(&std::fs::read_to_string(path_of(&run["outputs"]["stats"])).unwrap()).unwrap();
-    assert_eq!(stats_json["columns"]["volume"]["count"], run["stats"]["volume"]["count"]);
+        serde_json::from_str(&std::fs::read_to_string(path_of(&run["outputs"]["stats"])).unwrap())
+            .unwrap();
+    assert_eq!(
+        stats_json["columns"]["volume"]["count"],
+        run["stats"]["volume"]["count"]
+    );
 
     // Partitions hold exactly the filtered rows, each in its month; Parquet reads back typed.
     let parts = run["outputs"]["partitions"].as_array().unwrap();
-    let csvs: Vec<&Value> = parts.iter().filter(|p| p.as_str().unwrap().ends_with(".csv")).collect();
-    let parquets: Vec<&Value> = parts.iter().filter(|p| p.as_str().unwrap().ends_with(".parquet")).collect();
+    let csvs: Vec<&Value> = parts
+        .iter()
+        .filter(|p| p.as_str().unwrap().ends_with(".csv"))
+        .collect();
+    let parquets: Vec<&Value> = parts
+        .iter()
+        .filter(|p| p.as_str().unwrap().ends_with(".parquet"))
+        .collect();
     assert_eq!(csvs.len(), 12, "one CSV partition per month of 2023");
     assert_eq!(parquets.len(), 12);
     let mut partitioned = Vec::new();
@@ -175,7 +219,11 @@ fn stocks_sample_runs_end_to_end() {
         let dir = path.parent().unwrap().to_string_lossy().into_owned();
         for r in &prows {
             let (y, m) = (&r[0][..4], &r[0][5..7]);
-            assert!(dir.ends_with(&format!("stocks/year={y}/month={m}")), "{} in {dir}", r[0]);
+            assert!(
+                dir.ends_with(&format!("stocks/year={y}/month={m}")),
+                "{} in {dir}",
+                r[0]
+            );
         }
         partitioned.extend(prows);
     }
@@ -183,16 +231,29 @@ fn stocks_sample_runs_end_to_end() {
     partitioned.sort();
     let mut expected = filtered.clone();
     expected.sort();
-    assert_eq!(partitioned, expected, "the partitions hold exactly the filtered rows");
+    assert_eq!(
+        partitioned, expected,
+        "the partitions hold exactly the filtered rows"
+    );
     let mut parquet_rows = 0;
     for p in &parquets {
         let file = std::fs::File::open(path_of(p)).unwrap();
-        let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file).unwrap();
+        let reader =
+            parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file).unwrap();
         let schema = reader.schema().clone();
         use arrow_schema::DataType;
-        assert_eq!(schema.field_with_name("date").unwrap().data_type(), &DataType::Date32);
-        assert_eq!(schema.field_with_name("high").unwrap().data_type(), &DataType::Float64);
-        assert_eq!(schema.field_with_name("volume").unwrap().data_type(), &DataType::Int64);
+        assert_eq!(
+            schema.field_with_name("date").unwrap().data_type(),
+            &DataType::Date32
+        );
+        assert_eq!(
+            schema.field_with_name("high").unwrap().data_type(),
+            &DataType::Float64
+        );
+        assert_eq!(
+            schema.field_with_name("volume").unwrap().data_type(),
+            &DataType::Int64
+        );
         for batch in reader.build().unwrap() {
             parquet_rows += batch.unwrap().num_rows();
         }
@@ -211,11 +272,20 @@ fn stocks_sample_runs_end_to_end() {
     }
 
     // The invalid-rows report and the success summary were written to the outbox.
-    let subjects: Vec<&str> = run["emails"].as_array().unwrap().iter().map(|e| e["subject"].as_str().unwrap()).collect();
+    let subjects: Vec<&str> = run["emails"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["subject"].as_str().unwrap())
+        .collect();
     assert_eq!(subjects.len(), 2, "{subjects:?}");
     let mails = s.outbox();
     assert_eq!(mails.len(), 2);
-    assert!(mails.iter().any(|m| m.contains("owner@example.com") && m.contains("text/csv")));
+    assert!(
+        mails
+            .iter()
+            .any(|m| m.contains("owner@example.com") && m.contains("text/csv"))
+    );
     assert!(mails.iter().any(|m| m.contains("team@example.com")));
 }
 
@@ -227,9 +297,16 @@ fn a_rerun_overwrites_instead_of_duplicating() {
     let (_, second) = s.run(&source, &[]);
     assert_eq!(first["run_id"], second["run_id"]);
     assert_eq!(first["rows"], second["rows"]);
-    assert_eq!(first["outputs"]["partitions"], second["outputs"]["partitions"]);
+    assert_eq!(
+        first["outputs"]["partitions"],
+        second["outputs"]["partitions"]
+    );
     let list = s.cmd(&["runs", "list", "--json"]);
-    assert_eq!(String::from_utf8_lossy(&list.stdout).lines().count(), 1, "one run, recorded once");
+    assert_eq!(
+        String::from_utf8_lossy(&list.stdout).lines().count(),
+        1,
+        "one run, recorded once"
+    );
     let show = s.cmd(&["runs", "show", first["run_id"].as_str().unwrap(), "--json"]);
     let shown: Value = serde_json::from_slice(&show.stdout).unwrap();
     assert_eq!(shown["status"], first["status"]);
@@ -246,7 +323,10 @@ fn a_rerun_overwrites_instead_of_duplicating() {
 #[test]
 fn orders_report_every_invalid_row_with_its_reasons() {
     let s = Sluice::new();
-    let (code, run) = s.run(&repo().join("examples/incoming/orders/orders-2024.csv"), &[]);
+    let (code, run) = s.run(
+        &repo().join("examples/incoming/orders/orders-2024.csv"),
+        &[],
+    );
     assert_eq!(code, 0, "{run:#}");
     assert_eq!(run["rows"]["total"], 71);
     assert_eq!(run["rows"]["invalid"], 11);
@@ -259,7 +339,10 @@ fn orders_report_every_invalid_row_with_its_reasons() {
     assert!(by_id["ORD-200004"].contains("quantity"));
     assert!(by_id["ORD-200005"].contains("order_date"));
     let two = by_id["ORD-200006"];
-    assert!(two.contains("amount") && two.contains("paid"), "all reasons of a row: {two}");
+    assert!(
+        two.contains("amount") && two.contains("paid"),
+        "all reasons of a row: {two}"
+    );
     assert!(by_id[""].contains("order_id"));
     assert!(by_id["ORD-100007"].contains("duplicate"));
     // No success recipients for orders: only the invalid-rows report.
@@ -275,12 +358,28 @@ fn tsv_with_datetimes_partitions_by_hour() {
     assert_eq!(code, 0, "{run:#}");
     assert_eq!(run["rows"]["invalid"], 2);
     let parts = run["outputs"]["partitions"].as_array().unwrap();
-    assert!(parts.iter().all(|p| p.as_str().unwrap().ends_with(".parquet")), "parquet only");
-    assert_eq!(run["outputs"]["partition_count"], 24 * 7, "one partition per hour of the week");
+    assert!(
+        parts
+            .iter()
+            .all(|p| p.as_str().unwrap().ends_with(".parquet")),
+        "parquet only"
+    );
+    assert_eq!(
+        run["outputs"]["partition_count"],
+        24 * 7,
+        "one partition per hour of the week"
+    );
     assert_eq!(parts.len(), 100, "summaries name the first 100 partitions");
-    assert!(parts[0].as_str().unwrap().contains("sensors/year=2024/month=06/day=01/hour=00/"));
-    let manifest: Vec<Value> =
-        serde_json::from_str(&std::fs::read_to_string(path_of(&run["outputs"]["partition_manifest"])).unwrap()).unwrap();
+    assert!(
+        parts[0]
+            .as_str()
+            .unwrap()
+            .contains("sensors/year=2024/month=06/day=01/hour=00/")
+    );
+    let manifest: Vec<Value> = serde_json::from_str(
+        &std::fs::read_to_string(path_of(&run["outputs"]["partition_manifest"])).unwrap(),
+    )
+    .unwrap();
     assert_eq!(manifest.len(), 24 * 7, "the manifest names them all");
 }
 
@@ -297,7 +396,13 @@ fn a_file_that_cannot_be_processed_fails_the_run_and_alerts() {
     assert_eq!(run["status"], "FAILED");
     assert_eq!(run["error"]["stage"], "validator");
     assert_eq!(run["error"]["error"], "Sluice.InvalidInput");
-    assert!(run["error"]["cause"].as_str().unwrap().contains("broken.csv"), "{run:#}");
+    assert!(
+        run["error"]["cause"]
+            .as_str()
+            .unwrap()
+            .contains("broken.csv"),
+        "{run:#}"
+    );
     let mails = s.outbox();
     assert_eq!(mails.len(), 1, "the failure alert");
     assert!(mails[0].contains("oncall@example.com"));
@@ -311,7 +416,10 @@ fn bad_usage_exits_2_with_a_reason_and_runs_nothing() {
     let out = s.cmd(&["run", "whatever.csv"]);
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("spec.toml:3:1") && err.contains("colums"), "{err}");
+    assert!(
+        err.contains("spec.toml:3:1") && err.contains("colums"),
+        "{err}"
+    );
 
     let s = Sluice::new();
     let out = s.cmd(&["run", "/nonexistent/file.csv"]);
@@ -323,7 +431,10 @@ fn bad_usage_exits_2_with_a_reason_and_runs_nothing() {
     std::fs::write(&f, "a\n1\n").unwrap();
     let out = s.cmd(&["run", f.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("--dataset"), "ambiguous dataset");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("--dataset"),
+        "ambiguous dataset"
+    );
 
     let out = s.cmd(&["runs", "show", "0123"]);
     assert_eq!(out.status.code(), Some(2));
@@ -331,38 +442,74 @@ fn bad_usage_exits_2_with_a_reason_and_runs_nothing() {
 }
 
 fn events<'a>(run: &'a Value, kind: &str) -> Vec<&'a Value> {
-    run["history"].as_array().unwrap().iter().filter(|e| e["type"] == kind).collect()
+    run["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["type"] == kind)
+        .collect()
 }
 
 #[test]
 fn a_transient_stage_failure_is_retried_by_the_definition_and_the_run_succeeds() {
     let s = Sluice::new();
     let source = repo().join("examples/incoming/stocks/prices.csv");
-    let (code, run) =
-        s.run_env(&source, &["--as-of", "2024-06-30"], &[("SLUICE_INJECT_FAULTS", "filter-stats=transient:1")]);
+    let (code, run) = s.run_env(
+        &source,
+        &["--as-of", "2024-06-30"],
+        &[("SLUICE_INJECT_FAULTS", "filter-stats=transient:1")],
+    );
     assert_eq!(code, 0, "{run:#}");
     assert_eq!(run["status"], "SUCCEEDED");
     let failed = events(&run, "TaskFailed");
     assert_eq!(failed.len(), 1, "one failed attempt");
     assert_eq!(failed[0]["details"]["error"], "Sluice.Transient");
-    let entered: Vec<&str> = events(&run, "TaskStateEntered").iter().map(|e| e["details"]["name"].as_str().unwrap()).collect();
-    assert_eq!(entered.iter().filter(|n| **n == "Filter and compute stats").count(), 1, "a retry stays in the state: {entered:?}");
+    let entered: Vec<&str> = events(&run, "TaskStateEntered")
+        .iter()
+        .map(|e| e["details"]["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        entered
+            .iter()
+            .filter(|n| **n == "Filter and compute stats")
+            .count(),
+        1,
+        "a retry stays in the state: {entered:?}"
+    );
     assert_eq!(run["rows"]["filtered"], 260);
-    assert!(s.outbox().iter().all(|m| !m.contains("oncall@example.com")), "no alert for a retried failure");
+    assert!(
+        s.outbox().iter().all(|m| !m.contains("oncall@example.com")),
+        "no alert for a retried failure"
+    );
 }
 
 #[test]
 fn a_permanent_stage_failure_alerts_and_fails_the_run_with_the_stage_error() {
     let s = Sluice::new();
     let source = repo().join("examples/incoming/stocks/prices.csv");
-    let (code, run) = s.run_env(&source, &["--as-of", "2024-06-30"], &[("SLUICE_INJECT_FAULTS", "partitioner=invalid")]);
+    let (code, run) = s.run_env(
+        &source,
+        &["--as-of", "2024-06-30"],
+        &[("SLUICE_INJECT_FAULTS", "partitioner=invalid")],
+    );
     assert_eq!(code, 1, "{run:#}");
     assert_eq!(run["status"], "FAILED");
     assert_eq!(run["error"]["stage"], "partitioner");
     assert_eq!(run["error"]["error"], "Sluice.InvalidInput");
-    assert!(run["error"]["cause"].as_str().unwrap().contains("injected"), "{run:#}");
-    assert_eq!(events(&run, "TaskFailed").len(), 1, "Sluice.InvalidInput is never retried");
+    assert!(
+        run["error"]["cause"].as_str().unwrap().contains("injected"),
+        "{run:#}"
+    );
+    assert_eq!(
+        events(&run, "TaskFailed").len(),
+        1,
+        "Sluice.InvalidInput is never retried"
+    );
     assert_eq!(events(&run, "ExecutionFailed").len(), 1);
-    let alert = s.outbox().into_iter().find(|m| m.contains("oncall@example.com")).expect("a failure alert");
+    let alert = s
+        .outbox()
+        .into_iter()
+        .find(|m| m.contains("oncall@example.com"))
+        .expect("a failure alert");
     assert!(alert.contains("partitioner"), "{alert}");
 }

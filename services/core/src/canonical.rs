@@ -12,9 +12,9 @@ use std::fs::File;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 
-use csv_core::ReadRecordResult;
 use crate::config::{Column, Dataset};
 use crate::values::{TypeMismatch, Value, parse_canonical};
+use csv_core::ReadRecordResult;
 use sluice_proto::StageError;
 
 /// Buffer size for reading and writing data files: large enough that syscalls do not dominate,

@@ -60,7 +60,11 @@ fn default_curated() -> String {
 
 impl Default for Buckets {
     fn default() -> Self {
-        Buckets { landing: default_landing(), work: default_work(), curated: default_curated() }
+        Buckets {
+            landing: default_landing(),
+            work: default_work(),
+            curated: default_curated(),
+        }
     }
 }
 
@@ -197,7 +201,9 @@ impl Window {
                     // The cap keeps every window inside the calendar chrono can represent.
                     match n.parse::<u32>() {
                         Ok(n) if (1..=MAX_LAST_DAYS).contains(&n) => Ok(Window::LastDays(n)),
-                        _ => Err(format!("{s:?}: last_days needs a whole number of days from 1 to {MAX_LAST_DAYS}")),
+                        _ => Err(format!(
+                            "{s:?}: last_days needs a whole number of days from 1 to {MAX_LAST_DAYS}"
+                        )),
                     }
                 } else if let Some(range) = s.strip_prefix("between:") {
                     let (a, b) = range.split_once("..").ok_or_else(bad)?;
@@ -358,7 +364,11 @@ struct RawFormat {
 
 impl Default for RawFormat {
     fn default() -> Self {
-        RawFormat { delimiter: comma(), header: true, null_values: default_nulls() }
+        RawFormat {
+            delimiter: comma(),
+            header: true,
+            null_values: default_nulls(),
+        }
     }
 }
 
@@ -479,7 +489,11 @@ impl Config {
             let span = ds.span();
             let ds = ctx.dataset(ds.into_inner())?;
             if !names.insert(ds.name.clone()) {
-                return Err(ctx.err(span, "name", format!("a dataset named {:?} is defined twice", ds.name)));
+                return Err(ctx.err(
+                    span,
+                    "name",
+                    format!("a dataset named {:?} is defined twice", ds.name),
+                ));
             }
             datasets.push(ds);
         }
@@ -509,7 +523,13 @@ impl Ctx<'_> {
 
     fn err(&self, span: Range<usize>, key: &str, message: impl Into<String>) -> ConfigError {
         let (line, column) = self.position(span.start);
-        ConfigError { path: self.path.to_path_buf(), line, column, key: key.to_string(), message: message.into() }
+        ConfigError {
+            path: self.path.to_path_buf(),
+            line,
+            column,
+            key: key.to_string(),
+            message: message.into(),
+        }
     }
 
     fn toml_error(&self, e: &toml::de::Error) -> ConfigError {
@@ -517,9 +537,18 @@ impl Ctx<'_> {
         let (line, column) = self.position(span.start);
         // The key is what stands before `=` on the offending line, when there is one.
         let line_text = self.text.lines().nth(line.saturating_sub(1)).unwrap_or("");
-        let key = line_text.split_once('=').map(|(k, _)| k.trim().to_string()).unwrap_or_default();
+        let key = line_text
+            .split_once('=')
+            .map(|(k, _)| k.trim().to_string())
+            .unwrap_or_default();
         let message = e.message().trim().to_string();
-        ConfigError { path: self.path.to_path_buf(), line, column, key, message }
+        ConfigError {
+            path: self.path.to_path_buf(),
+            line,
+            column,
+            key,
+            message,
+        }
     }
 
     fn column_ref(
@@ -529,24 +558,31 @@ impl Ctx<'_> {
         name: &Spanned<String>,
         key: &str,
     ) -> Result<usize, ConfigError> {
-        columns.iter().position(|c| c.name == *name.get_ref()).ok_or_else(|| {
-            let known: Vec<&str> = columns.iter().map(|c| c.name.as_str()).collect();
-            self.err(
-                name.span(),
-                key,
-                format!(
-                    "dataset {:?} has no column {:?} (its columns: {})",
-                    ds.name.get_ref(),
-                    name.get_ref(),
-                    known.join(", ")
-                ),
-            )
-        })
+        columns
+            .iter()
+            .position(|c| c.name == *name.get_ref())
+            .ok_or_else(|| {
+                let known: Vec<&str> = columns.iter().map(|c| c.name.as_str()).collect();
+                self.err(
+                    name.span(),
+                    key,
+                    format!(
+                        "dataset {:?} has no column {:?} (its columns: {})",
+                        ds.name.get_ref(),
+                        name.get_ref(),
+                        known.join(", ")
+                    ),
+                )
+            })
     }
 
     fn dataset(&self, ds: RawDataset) -> Result<Dataset, ConfigError> {
         let name = ds.name.get_ref().clone();
-        if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+        if name.is_empty()
+            || !name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
             return Err(self.err(
                 ds.name.span(),
                 "name",
@@ -555,7 +591,9 @@ impl Ctx<'_> {
         }
         let delimiter = match ds.format.delimiter.get_ref().as_str() {
             "\\t" | "\t" | "tab" => b'\t',
-            d if d.len() == 1 && d.is_ascii() && d != "\"" && d != "\n" && d != "\r" => d.as_bytes()[0],
+            d if d.len() == 1 && d.is_ascii() && d != "\"" && d != "\n" && d != "\r" => {
+                d.as_bytes()[0]
+            }
             d => {
                 return Err(self.err(
                     ds.format.delimiter.span(),
@@ -574,35 +612,57 @@ impl Ctx<'_> {
                 return Err(self.err(c.name.span(), "name", "a column name cannot be empty"));
             }
             if columns.iter().any(|o| o.name == cname) {
-                return Err(self.err(c.name.span(), "name", format!("column {cname:?} is declared twice")));
+                return Err(self.err(
+                    c.name.span(),
+                    "name",
+                    format!("column {cname:?} is declared twice"),
+                ));
             }
             let formats = match &c.formats {
-                None => c.ty.default_formats().iter().map(|s| s.to_string()).collect(),
+                None => {
+                    c.ty.default_formats()
+                        .iter()
+                        .map(|s| s.to_string())
+                        .collect()
+                }
                 Some(f) if !c.ty.is_temporal() => {
                     return Err(self.err(
                         f.span(),
                         "formats",
-                        format!("column {cname:?} is a {}; formats apply to date and datetime columns", c.ty),
+                        format!(
+                            "column {cname:?} is a {}; formats apply to date and datetime columns",
+                            c.ty
+                        ),
                     ));
                 }
                 Some(f) if f.get_ref().is_empty() => {
-                    return Err(self.err(f.span(), "formats", "give at least one format, or leave `formats` out"));
+                    return Err(self.err(
+                        f.span(),
+                        "formats",
+                        "give at least one format, or leave `formats` out",
+                    ));
                 }
                 Some(f) => {
                     for fmt in f.get_ref() {
-                        check_format(c.ty, fmt)
-                            .map_err(|m| self.err(f.span(), "formats", format!("column {cname:?}: {m}")))?;
+                        check_format(c.ty, fmt).map_err(|m| {
+                            self.err(f.span(), "formats", format!("column {cname:?}: {m}"))
+                        })?;
                     }
                     f.get_ref().clone()
                 }
             };
-            let bound = |b: &Option<Spanned<RawNumber>>, key: &str| -> Result<Option<f64>, ConfigError> {
+            let bound = |b: &Option<Spanned<RawNumber>>,
+                         key: &str|
+             -> Result<Option<f64>, ConfigError> {
                 match b {
                     None => Ok(None),
                     Some(b) if !c.ty.is_numeric() => Err(self.err(
                         b.span(),
                         key,
-                        format!("column {cname:?} is a {}; {key} applies to integer and float columns", c.ty),
+                        format!(
+                            "column {cname:?} is a {}; {key} applies to integer and float columns",
+                            c.ty
+                        ),
                     )),
                     Some(b) => Ok(Some(b.get_ref().as_f64())),
                 }
@@ -611,7 +671,11 @@ impl Ctx<'_> {
             if let (Some(lo), Some(hi)) = (min, max)
                 && lo > hi
             {
-                return Err(self.err(col_span, "min", format!("column {cname:?}: min {lo} is above max {hi}")));
+                return Err(self.err(
+                    col_span,
+                    "min",
+                    format!("column {cname:?}: min {lo} is above max {hi}"),
+                ));
             }
             let pattern = match &c.pattern {
                 None => None,
@@ -619,21 +683,41 @@ impl Ctx<'_> {
                     return Err(self.err(
                         p.span(),
                         "pattern",
-                        format!("column {cname:?} is a {}; pattern applies to string columns", c.ty),
+                        format!(
+                            "column {cname:?} is a {}; pattern applies to string columns",
+                            c.ty
+                        ),
                     ));
                 }
                 Some(p) => Some(Regex::new(p.get_ref()).map_err(|e| {
-                    self.err(p.span(), "pattern", format!("column {cname:?}: not a valid regular expression: {e}"))
+                    self.err(
+                        p.span(),
+                        "pattern",
+                        format!("column {cname:?}: not a valid regular expression: {e}"),
+                    )
                 })?),
             };
             let allowed = match &c.allowed {
                 Some(a) if a.get_ref().is_empty() => {
-                    return Err(self.err(a.span(), "allowed", "an empty `allowed` list would reject every row"));
+                    return Err(self.err(
+                        a.span(),
+                        "allowed",
+                        "an empty `allowed` list would reject every row",
+                    ));
                 }
                 Some(a) => Some(a.get_ref().clone()),
                 None => None,
             };
-            columns.push(Column { name: cname, ty: c.ty, formats, required: c.required, min, max, pattern, allowed });
+            columns.push(Column {
+                name: cname,
+                ty: c.ty,
+                formats,
+                required: c.required,
+                min,
+                max,
+                pattern,
+                allowed,
+            });
         }
         if columns.is_empty() {
             return Err(self.err(
@@ -649,7 +733,11 @@ impl Ctx<'_> {
                 let named = Spanned::new(k.span(), kname.clone());
                 let i = self.column_ref(&ds, &columns, &named, "key")?;
                 if key.contains(&i) {
-                    return Err(self.err(k.span(), "key", format!("column {kname:?} is named twice in the key")));
+                    return Err(self.err(
+                        k.span(),
+                        "key",
+                        format!("column {kname:?} is named twice in the key"),
+                    ));
                 }
                 key.push(i);
             }
@@ -664,10 +752,14 @@ impl Ctx<'_> {
                     return Err(self.err(
                         f.column.span(),
                         "column",
-                        format!("the filter column {:?} must be a date or datetime column", columns[column].name),
+                        format!(
+                            "the filter column {:?} must be a date or datetime column",
+                            columns[column].name
+                        ),
                     ));
                 }
-                let window = Window::parse(f.window.get_ref()).map_err(|m| self.err(f.window.span(), "window", m))?;
+                let window = Window::parse(f.window.get_ref())
+                    .map_err(|m| self.err(f.window.span(), "window", m))?;
                 Some(Filter { column, window })
             }
         };
@@ -676,12 +768,20 @@ impl Ctx<'_> {
         if let Some(s) = &ds.stats {
             let cols = &s.get_ref().columns;
             for cname in cols.get_ref() {
-                let i = self.column_ref(&ds, &columns, &Spanned::new(cols.span(), cname.clone()), "columns")?;
+                let i = self.column_ref(
+                    &ds,
+                    &columns,
+                    &Spanned::new(cols.span(), cname.clone()),
+                    "columns",
+                )?;
                 if !columns[i].ty.is_numeric() {
                     return Err(self.err(
                         cols.span(),
                         "columns",
-                        format!("stats column {cname:?} is a {}; stats need integer or float columns", columns[i].ty),
+                        format!(
+                            "stats column {cname:?} is a {}; stats need integer or float columns",
+                            columns[i].ty
+                        ),
                     ));
                 }
                 if !stats.contains(&i) {
@@ -700,7 +800,10 @@ impl Ctx<'_> {
                     return Err(self.err(
                         p.column.span(),
                         "column",
-                        format!("the partition column {:?} must be a date or datetime column", columns[column].name),
+                        format!(
+                            "the partition column {:?} must be a date or datetime column",
+                            columns[column].name
+                        ),
                     ));
                 }
                 if ty == ColumnType::Date && p.granularity > Granularity::Day {
@@ -715,7 +818,11 @@ impl Ctx<'_> {
                 }
                 let mut formats = p.formats.clone();
                 formats.dedup();
-                Some(Partition { column, granularity: p.granularity, formats })
+                Some(Partition {
+                    column,
+                    granularity: p.granularity,
+                    formats,
+                })
             }
         };
 
@@ -727,7 +834,10 @@ impl Ctx<'_> {
                 return Err(self.err(
                     p.x.span(),
                     "x",
-                    format!("plot x column {:?} must be a date, datetime, integer or float column", columns[x].name),
+                    format!(
+                        "plot x column {:?} must be a date, datetime, integer or float column",
+                        columns[x].name
+                    ),
                 ));
             }
             if p.y.get_ref().is_empty() {
@@ -735,19 +845,26 @@ impl Ctx<'_> {
             }
             let mut y = Vec::new();
             for yname in p.y.get_ref() {
-                let i = self.column_ref(&ds, &columns, &Spanned::new(p.y.span(), yname.clone()), "y")?;
+                let i =
+                    self.column_ref(&ds, &columns, &Spanned::new(p.y.span(), yname.clone()), "y")?;
                 if !columns[i].ty.is_numeric() {
                     return Err(self.err(
                         p.y.span(),
                         "y",
-                        format!("plot y column {yname:?} is a {}; y columns must be integer or float", columns[i].ty),
+                        format!(
+                            "plot y column {yname:?} is a {}; y columns must be integer or float",
+                            columns[i].ty
+                        ),
                     ));
                 }
                 y.push(i);
             }
             let ynames: Vec<&str> = y.iter().map(|&i| columns[i].name.as_str()).collect();
             plots.push(Plot {
-                title: p.title.clone().unwrap_or_else(|| format!("{name} {} (chart {})", ynames.join(", "), n + 1)),
+                title: p
+                    .title
+                    .clone()
+                    .unwrap_or_else(|| format!("{name} {} (chart {})", ynames.join(", "), n + 1)),
                 x_label: p.x_label.clone().unwrap_or_else(|| columns[x].name.clone()),
                 y_label: p.y_label.clone().unwrap_or_else(|| ynames.join(", ")),
                 x,
@@ -757,16 +874,27 @@ impl Ctx<'_> {
 
         let email = |s: &Spanned<String>, key: &str| -> Result<String, ConfigError> {
             let a = s.get_ref().trim();
-            let ok = a.split_once('@').is_some_and(|(l, d)| !l.is_empty() && d.contains('.') && !a.contains(' '));
+            let ok = a
+                .split_once('@')
+                .is_some_and(|(l, d)| !l.is_empty() && d.contains('.') && !a.contains(' '));
             if ok {
                 Ok(a.to_string())
             } else {
                 Err(self.err(s.span(), key, format!("{a:?} is not an e-mail address")))
             }
         };
-        let list = |v: &[Spanned<String>], key: &str| v.iter().map(|s| email(s, key)).collect::<Result<Vec<_>, _>>();
+        let list = |v: &[Spanned<String>], key: &str| {
+            v.iter()
+                .map(|s| email(s, key))
+                .collect::<Result<Vec<_>, _>>()
+        };
         let notify = Notify {
-            from: ds.notify.from.as_ref().map(|f| email(f, "from")).transpose()?,
+            from: ds
+                .notify
+                .from
+                .as_ref()
+                .map(|f| email(f, "from"))
+                .transpose()?,
             invalid_rows: list(&ds.notify.invalid_rows, "invalid_rows")?,
             success: list(&ds.notify.success, "success")?,
             failure: list(&ds.notify.failure, "failure")?,
@@ -884,7 +1012,10 @@ failure = ["oncall@example.com"]
 
     #[test]
     fn bad_regex_format_and_window_are_errors() {
-        let e = error_of(&GOOD.replace("min = 0\n\n[[dataset.columns]]\nname = \"volume\"", "min = 0\n\n[[dataset.columns]]\nname = \"volume\"\npattern = \"(\""));
+        let e = error_of(&GOOD.replace(
+            "min = 0\n\n[[dataset.columns]]\nname = \"volume\"",
+            "min = 0\n\n[[dataset.columns]]\nname = \"volume\"\npattern = \"(\"",
+        ));
         assert_eq!(e.key, "pattern", "{e}");
         let e = error_of(&GOOD.replace("formats = [\"%Y-%m-%d\"]", "formats = [\"%Y-%m\"]"));
         assert_eq!((e.line, e.key.as_str()), (14, "formats"), "{e}");
@@ -896,7 +1027,10 @@ failure = ["oncall@example.com"]
 
     #[test]
     fn references_to_missing_or_mistyped_columns_are_errors() {
-        let e = error_of(&GOOD.replace("columns = [\"high\", \"volume\"]", "columns = [\"high\", \"vol\"]"));
+        let e = error_of(&GOOD.replace(
+            "columns = [\"high\", \"volume\"]",
+            "columns = [\"high\", \"vol\"]",
+        ));
         assert!(e.message.contains("no column \"vol\""), "{e}");
         assert_eq!(e.line, 32);
         let e = error_of(&GOOD.replace("column = \"date\"\nwindow", "column = \"high\"\nwindow"));
@@ -920,12 +1054,27 @@ failure = ["oncall@example.com"]
     #[test]
     fn windows_are_whole_days_inclusive() {
         let as_of = NaiveDate::from_ymd_opt(2024, 6, 15).unwrap();
-        let d = |s| NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap().and_time(NaiveTime::MIN);
-        assert_eq!(Window::PreviousYear.bounds(as_of), Some((d("2023-01-01"), d("2024-01-01"))));
-        assert_eq!(Window::CurrentYear.bounds(as_of), Some((d("2024-01-01"), d("2025-01-01"))));
-        assert_eq!(Window::LastDays(7).bounds(as_of), Some((d("2024-06-09"), d("2024-06-16"))));
+        let d = |s| {
+            NaiveDate::parse_from_str(s, "%Y-%m-%d")
+                .unwrap()
+                .and_time(NaiveTime::MIN)
+        };
         assert_eq!(
-            Window::parse("between:2013-03-01..2013-05-31").unwrap().bounds(as_of),
+            Window::PreviousYear.bounds(as_of),
+            Some((d("2023-01-01"), d("2024-01-01")))
+        );
+        assert_eq!(
+            Window::CurrentYear.bounds(as_of),
+            Some((d("2024-01-01"), d("2025-01-01")))
+        );
+        assert_eq!(
+            Window::LastDays(7).bounds(as_of),
+            Some((d("2024-06-09"), d("2024-06-16")))
+        );
+        assert_eq!(
+            Window::parse("between:2013-03-01..2013-05-31")
+                .unwrap()
+                .bounds(as_of),
             Some((d("2013-03-01"), d("2013-06-01")))
         );
         assert_eq!(Window::All.bounds(as_of), None);

@@ -58,7 +58,11 @@ pub fn slug(title: &str) -> String {
     while out.ends_with('-') {
         out.pop();
     }
-    if out.is_empty() { "chart".to_string() } else { out }
+    if out.is_empty() {
+        "chart".to_string()
+    } else {
+        out
+    }
 }
 
 #[cfg(test)]

@@ -22,7 +22,10 @@ impl LocalFile {
 
     /// A temporary copy, removed when this is dropped.
     pub fn temporary(temp: tempfile::TempPath) -> Self {
-        LocalFile { path: temp.to_path_buf(), _temp: Some(temp) }
+        LocalFile {
+            path: temp.to_path_buf(),
+            _temp: Some(temp),
+        }
     }
 
     pub fn path(&self) -> &Path {
@@ -42,7 +45,12 @@ pub trait ObjectStore: Send + Sync {
     /// A local file with the object's content; `scratch` is where a download may go.
     async fn local_copy(&self, obj: &ObjectRef, scratch: &Path) -> Result<LocalFile, StageError>;
     /// Stores a local file as the object (overwriting it).
-    async fn put_file(&self, obj: &ObjectRef, src: &Path, content_type: &str) -> Result<(), StageError>;
+    async fn put_file(
+        &self,
+        obj: &ObjectRef,
+        src: &Path,
+        content_type: &str,
+    ) -> Result<(), StageError>;
     /// The object's size and ETag, or None when it does not exist.
     async fn head(&self, obj: &ObjectRef) -> Result<Option<ObjectMeta>, StageError>;
     /// How a user reaches the object: `s3://bucket/key`, or a `file://` URI embedded.
@@ -59,7 +67,12 @@ pub struct RowItem {
 #[async_trait]
 pub trait RowSink: Send + Sync {
     /// Upserts a batch of rows of one dataset; returns how many were written.
-    async fn put_rows(&self, dataset: &str, run_id: &RunId, rows: &[RowItem]) -> Result<u64, StageError>;
+    async fn put_rows(
+        &self,
+        dataset: &str,
+        run_id: &RunId,
+        rows: &[RowItem],
+    ) -> Result<u64, StageError>;
     /// How many rows the store holds for a dataset.
     async fn count_rows(&self, dataset: &str) -> Result<u64, StageError>;
 }

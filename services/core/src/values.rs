@@ -85,9 +85,10 @@ impl Value<'_> {
             Value::Int(i) => Some(i as f64),
             Value::Float(f) => Some(f),
             Value::Date(d) => Some(days_since_epoch(d) as f64),
-            Value::Datetime(dt) => {
-                Some(dt.and_utc().timestamp() as f64 + f64::from(dt.and_utc().timestamp_subsec_nanos()) / 1e9)
-            }
+            Value::Datetime(dt) => Some(
+                dt.and_utc().timestamp() as f64
+                    + f64::from(dt.and_utc().timestamp_subsec_nanos()) / 1e9,
+            ),
             _ => None,
         }
     }
@@ -121,7 +122,11 @@ pub fn parse_bool(s: &str) -> Option<bool> {
 
 /// Parses a raw (already trimmed, non-null) field as `ty`, trying `formats` in order for dates and
 /// datetimes. Strings are returned as they are.
-pub fn parse_raw<'a>(ty: ColumnType, raw: &'a str, formats: &[String]) -> Result<Value<'a>, TypeMismatch> {
+pub fn parse_raw<'a>(
+    ty: ColumnType,
+    raw: &'a str,
+    formats: &[String],
+) -> Result<Value<'a>, TypeMismatch> {
     match ty {
         ColumnType::String => Ok(Value::Str(raw)),
         ColumnType::Integer => raw
@@ -133,39 +138,55 @@ pub fn parse_raw<'a>(ty: ColumnType, raw: &'a str, formats: &[String]) -> Result
             Ok(_) => Err(TypeMismatch(format!("{raw:?} is not a finite number"))),
             Err(_) => Err(TypeMismatch(format!("{raw:?} is not a number"))),
         },
-        ColumnType::Boolean => parse_bool(raw)
-            .map(Value::Bool)
-            .ok_or_else(|| TypeMismatch(format!("{raw:?} is not a boolean (true/false, yes/no, 1/0)"))),
+        ColumnType::Boolean => parse_bool(raw).map(Value::Bool).ok_or_else(|| {
+            TypeMismatch(format!(
+                "{raw:?} is not a boolean (true/false, yes/no, 1/0)"
+            ))
+        }),
         ColumnType::Date => formats
             .iter()
             .find_map(|f| NaiveDate::parse_from_str(raw, f).ok())
             .map(Value::Date)
-            .ok_or_else(|| TypeMismatch(format!("{raw:?} is not a date in any of the formats {formats:?}"))),
+            .ok_or_else(|| {
+                TypeMismatch(format!(
+                    "{raw:?} is not a date in any of the formats {formats:?}"
+                ))
+            }),
         ColumnType::Datetime => formats
             .iter()
             .find_map(|f| parse_datetime_with(raw, f))
             .map(Value::Datetime)
-            .ok_or_else(|| TypeMismatch(format!("{raw:?} is not a datetime in any of the formats {formats:?}"))),
+            .ok_or_else(|| {
+                TypeMismatch(format!(
+                    "{raw:?} is not a datetime in any of the formats {formats:?}"
+                ))
+            }),
     }
 }
 
 fn parse_datetime_with(raw: &str, format: &str) -> Option<NaiveDateTime> {
     if format_has_offset(format) {
-        DateTime::parse_from_str(raw, format).ok().map(|dt| dt.naive_utc())
+        DateTime::parse_from_str(raw, format)
+            .ok()
+            .map(|dt| dt.naive_utc())
     } else {
         NaiveDateTime::parse_from_str(raw, format).ok()
     }
 }
 
 fn format_has_offset(format: &str) -> bool {
-    ["%z", "%:z", "%::z", "%#z"].iter().any(|z| format.contains(z))
+    ["%z", "%:z", "%::z", "%#z"]
+        .iter()
+        .any(|z| format.contains(z))
 }
 
 /// Checks a chrono format for a column type: it must parse as strftime, and a value formatted with
 /// it must parse back (so a date format names year, month and day).
 pub fn check_format(ty: ColumnType, format: &str) -> Result<(), String> {
     if StrftimeItems::new(format).any(|i| matches!(i, Item::Error)) {
-        return Err(format!("{format:?} is not a valid chrono format (see the chrono strftime docs)"));
+        return Err(format!(
+            "{format:?} is not a valid chrono format (see the chrono strftime docs)"
+        ));
     }
     let sample = NaiveDate::from_ymd_opt(2024, 3, 17)
         .and_then(|d| d.and_hms_opt(13, 45, 0))
@@ -176,7 +197,9 @@ pub fn check_format(ty: ColumnType, format: &str) -> Result<(), String> {
         sample.format(format).to_string()
     };
     let back = match ty {
-        ColumnType::Date => NaiveDate::parse_from_str(&text, format).ok().map(|d| d == sample.date()),
+        ColumnType::Date => NaiveDate::parse_from_str(&text, format)
+            .ok()
+            .map(|d| d == sample.date()),
         _ => parse_datetime_with(&text, format).map(|dt| dt == sample),
     };
     match back {
@@ -225,9 +248,16 @@ pub fn parse_canonical(ty: ColumnType, s: &str) -> Result<Value<'_>, TypeMismatc
             .map(Value::Date)
             .map_err(|_| TypeMismatch(format!("{s:?} is not a canonical date (YYYY-MM-DD)"))),
         ColumnType::Datetime => parse_iso_datetime_seconds(s)
-            .map_or_else(|| NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f"), Ok)
+            .map_or_else(
+                || NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f"),
+                Ok,
+            )
             .map(Value::Datetime)
-            .map_err(|_| TypeMismatch(format!("{s:?} is not a canonical datetime (YYYY-MM-DDTHH:MM:SS)"))),
+            .map_err(|_| {
+                TypeMismatch(format!(
+                    "{s:?} is not a canonical datetime (YYYY-MM-DDTHH:MM:SS)"
+                ))
+            }),
         ColumnType::Boolean => match s {
             "true" => Ok(Value::Bool(true)),
             "false" => Ok(Value::Bool(false)),
@@ -254,7 +284,13 @@ fn write_iso_date(d: NaiveDate, buf: &mut String) {
             day / 10,
             day % 10,
         ];
-        buf.extend(digits.iter().map(|&n| if n == 10 { '-' } else { char::from(b'0' + n as u8) }));
+        buf.extend(digits.iter().map(|&n| {
+            if n == 10 {
+                '-'
+            } else {
+                char::from(b'0' + n as u8)
+            }
+        }));
     } else {
         let _ = write!(buf, "{}", d.format("%Y-%m-%d"));
     }
@@ -262,7 +298,9 @@ fn write_iso_date(d: NaiveDate, buf: &mut String) {
 
 /// `n` ASCII digits of `b` as a number, or `None` if any is not a digit.
 fn digits(b: &[u8]) -> Option<u32> {
-    b.iter().try_fold(0u32, |acc, &c| c.is_ascii_digit().then(|| acc * 10 + u32::from(c - b'0')))
+    b.iter().try_fold(0u32, |acc, &c| {
+        c.is_ascii_digit().then(|| acc * 10 + u32::from(c - b'0'))
+    })
 }
 
 /// Exactly `YYYY-MM-DD` (four-digit year), the way chrono's `%Y-%m-%d` reads it, without chrono's
@@ -273,7 +311,11 @@ pub fn parse_iso_date(s: &str) -> Option<NaiveDate> {
     if b.len() != 10 || b[4] != b'-' || b[7] != b'-' {
         return None;
     }
-    NaiveDate::from_ymd_opt(digits(&b[0..4])? as i32, digits(&b[5..7])?, digits(&b[8..10])?)
+    NaiveDate::from_ymd_opt(
+        digits(&b[0..4])? as i32,
+        digits(&b[5..7])?,
+        digits(&b[8..10])?,
+    )
 }
 
 /// Exactly `YYYY-MM-DDTHH:MM:SS` (the canonical datetime without a fraction); `None` otherwise.
@@ -282,7 +324,11 @@ fn parse_iso_datetime_seconds(s: &str) -> Option<NaiveDateTime> {
     if b.len() != 19 || b[10] != b'T' || b[13] != b':' || b[16] != b':' {
         return None;
     }
-    let t = NaiveTime::from_hms_opt(digits(&b[11..13])?, digits(&b[14..16])?, digits(&b[17..19])?)?;
+    let t = NaiveTime::from_hms_opt(
+        digits(&b[11..13])?,
+        digits(&b[14..16])?,
+        digits(&b[17..19])?,
+    )?;
     Some(parse_iso_date(&s[..10])?.and_time(t))
 }
 
@@ -315,19 +361,32 @@ mod tests {
         assert_eq!(a, b);
         assert_eq!(b, c);
         let mut out = String::new();
-        write_canonical(&parse_raw(ColumnType::Datetime, "2024-03-05 08:00:00.25", &f).unwrap(), "", &mut out);
+        write_canonical(
+            &parse_raw(ColumnType::Datetime, "2024-03-05 08:00:00.25", &f).unwrap(),
+            "",
+            &mut out,
+        );
         assert_eq!(out, "2024-03-05T08:00:00.250");
         assert!(parse_canonical(ColumnType::Datetime, &out).is_ok());
     }
 
     #[test]
     fn numbers_and_booleans() {
-        assert_eq!(parse_raw(ColumnType::Integer, "-12", &[]).unwrap(), Value::Int(-12));
+        assert_eq!(
+            parse_raw(ColumnType::Integer, "-12", &[]).unwrap(),
+            Value::Int(-12)
+        );
         assert!(parse_raw(ColumnType::Integer, "1.5", &[]).is_err());
         assert!(parse_raw(ColumnType::Float, "NaN", &[]).is_err());
         assert!(parse_raw(ColumnType::Float, "inf", &[]).is_err());
-        assert_eq!(parse_raw(ColumnType::Float, "1e3", &[]).unwrap(), Value::Float(1000.0));
-        assert_eq!(parse_raw(ColumnType::Boolean, "Yes", &[]).unwrap(), Value::Bool(true));
+        assert_eq!(
+            parse_raw(ColumnType::Float, "1e3", &[]).unwrap(),
+            Value::Float(1000.0)
+        );
+        assert_eq!(
+            parse_raw(ColumnType::Boolean, "Yes", &[]).unwrap(),
+            Value::Bool(true)
+        );
         assert!(parse_raw(ColumnType::Boolean, "maybe", &[]).is_err());
     }
 
@@ -347,22 +406,45 @@ mod tests {
 
     #[test]
     fn canonical_fast_paths_agree_with_chrono() {
-        for s in ["2024-03-05", "2024-02-29", "0001-01-01", "9999-12-31", "1970-01-01"] {
+        for s in [
+            "2024-03-05",
+            "2024-02-29",
+            "0001-01-01",
+            "9999-12-31",
+            "1970-01-01",
+        ] {
             let d = parse_canonical(ColumnType::Date, s).unwrap();
-            assert_eq!(d, Value::Date(NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap()), "{s}");
+            assert_eq!(
+                d,
+                Value::Date(NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap()),
+                "{s}"
+            );
             let mut out = String::new();
             write_canonical(&d, s, &mut out);
             assert_eq!(out, s);
         }
-        for s in ["2023-02-29", "2024-13-01", "2024-1-05", "2024/03/05", "2024-03-0x"] {
+        for s in [
+            "2023-02-29",
+            "2024-13-01",
+            "2024-1-05",
+            "2024/03/05",
+            "2024-03-0x",
+        ] {
             assert_eq!(parse_iso_date(s), None, "{s}");
         }
         // Shapes the fast path does not take still parse through chrono.
         assert!(parse_canonical(ColumnType::Date, "2024-3-5").is_ok());
         assert!(parse_canonical(ColumnType::Date, "2023-02-29").is_err());
-        for s in ["2024-03-05T08:09:10", "2024-03-05T23:59:59", "2024-03-05T08:09:10.250"] {
+        for s in [
+            "2024-03-05T08:09:10",
+            "2024-03-05T23:59:59",
+            "2024-03-05T08:09:10.250",
+        ] {
             let v = parse_canonical(ColumnType::Datetime, s).unwrap();
-            assert_eq!(v, Value::Datetime(NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f").unwrap()));
+            assert_eq!(
+                v,
+                Value::Datetime(NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f").unwrap())
+            );
             let mut out = String::new();
             write_canonical(&v, s, &mut out);
             assert_eq!(out, s);

@@ -28,7 +28,11 @@ use crate::ports::{CallbackOutcome, LeaseOutcome, Mailbox, MailboxMessage, TaskC
 /// Runs one stage's work (the stage handlers of the `sluice` binary).
 #[async_trait]
 pub trait TaskHandler: Send + Sync {
-    async fn handle(&self, envelope: &TaskEnvelope, input: StageInput) -> Result<StageOutput, StageError>;
+    async fn handle(
+        &self,
+        envelope: &TaskEnvelope,
+        input: StageInput,
+    ) -> Result<StageOutput, StageError>;
 }
 
 #[derive(Debug, Clone)]
@@ -107,10 +111,23 @@ pub async fn run_worker(
         };
         for message in messages {
             let Some(permit) = permits.pop() else { break };
-            let (mailbox, callbacks, handler, settings, abort) =
-                (mailbox.clone(), callbacks.clone(), handler.clone(), settings.clone(), abort_rx.clone());
+            let (mailbox, callbacks, handler, settings, abort) = (
+                mailbox.clone(),
+                callbacks.clone(),
+                handler.clone(),
+                settings.clone(),
+                abort_rx.clone(),
+            );
             in_flight.spawn(async move {
-                work_on(message, mailbox.as_ref(), callbacks.as_ref(), handler.as_ref(), &settings, abort).await;
+                work_on(
+                    message,
+                    mailbox.as_ref(),
+                    callbacks.as_ref(),
+                    handler.as_ref(),
+                    &settings,
+                    abort,
+                )
+                .await;
                 drop(permit);
             });
         }
@@ -119,7 +136,10 @@ pub async fn run_worker(
     }
 
     tracing::info!(stage = %settings.stage, in_flight = in_flight.len(), "shutting down: no new messages");
-    let drained = tokio::time::timeout(settings.grace, async { while in_flight.join_next().await.is_some() {} }).await;
+    let drained = tokio::time::timeout(settings.grace, async {
+        while in_flight.join_next().await.is_some() {}
+    })
+    .await;
     if drained.is_err() {
         tracing::warn!(stage = %settings.stage, "grace period over: releasing the leases of unfinished tasks");
         let _ = abort_tx.send(true);
@@ -147,7 +167,9 @@ async fn work_on(
                 error = %e,
                 "unreadable task message: left to the queue's redrive policy (dead-letter queue)"
             );
-            let _ = mailbox.extend(&message.receipt_handle, Duration::ZERO).await;
+            let _ = mailbox
+                .extend(&message.receipt_handle, Duration::ZERO)
+                .await;
             return;
         }
     };
@@ -202,9 +224,21 @@ async fn work_on(
         let answer = match &result {
             Ok(output) => match serde_json::to_value(output) {
                 Ok(json) => callbacks.send_success(&token, &json).await,
-                Err(e) => callbacks.send_failure(&token, "Sluice.Internal", &format!("output not serialisable: {e}")).await,
+                Err(e) => {
+                    callbacks
+                        .send_failure(
+                            &token,
+                            "Sluice.Internal",
+                            &format!("output not serialisable: {e}"),
+                        )
+                        .await
+                }
             },
-            Err(e) => callbacks.send_failure(&token, e.error.as_str(), &e.cause).await,
+            Err(e) => {
+                callbacks
+                    .send_failure(&token, e.error.as_str(), &e.cause)
+                    .await
+            }
         };
         match answer {
             Ok(outcome) => {
@@ -212,7 +246,9 @@ async fn work_on(
                     (CallbackOutcome::TaskGone { reason }, _) => {
                         tracing::warn!(%run_id, %reason, "task gone before the answer; moving on")
                     }
-                    (_, Ok(_)) => tracing::info!(stage = %settings.stage, %run_id, "task succeeded"),
+                    (_, Ok(_)) => {
+                        tracing::info!(stage = %settings.stage, %run_id, "task succeeded")
+                    }
                     (_, Err(e)) => {
                         tracing::warn!(stage = %settings.stage, %run_id, error = %e.error, cause = %e.cause, "task failed")
                     }
@@ -254,7 +290,12 @@ mod tests {
 
     #[async_trait]
     impl Mailbox for MemMailbox {
-        async fn receive(&self, max: u32, wait: Duration, _lease: Duration) -> Result<Vec<MailboxMessage>, StageError> {
+        async fn receive(
+            &self,
+            max: u32,
+            wait: Duration,
+            _lease: Duration,
+        ) -> Result<Vec<MailboxMessage>, StageError> {
             let batch: Vec<_> = {
                 let mut q = self.queue.lock().unwrap();
                 let n = (max as usize).min(q.len());
@@ -288,18 +329,35 @@ mod tests {
 
     #[async_trait]
     impl TaskCallbacks for MemCallbacks {
-        async fn send_success(&self, token: &str, output: &serde_json::Value) -> Result<CallbackOutcome, StageError> {
-            self.answers.lock().unwrap().push((token.into(), Ok(output.clone())));
+        async fn send_success(
+            &self,
+            token: &str,
+            output: &serde_json::Value,
+        ) -> Result<CallbackOutcome, StageError> {
+            self.answers
+                .lock()
+                .unwrap()
+                .push((token.into(), Ok(output.clone())));
             Ok(CallbackOutcome::Accepted)
         }
-        async fn send_failure(&self, token: &str, error: &str, cause: &str) -> Result<CallbackOutcome, StageError> {
-            self.answers.lock().unwrap().push((token.into(), Err((error.into(), cause.into()))));
+        async fn send_failure(
+            &self,
+            token: &str,
+            error: &str,
+            cause: &str,
+        ) -> Result<CallbackOutcome, StageError> {
+            self.answers
+                .lock()
+                .unwrap()
+                .push((token.into(), Err((error.into(), cause.into()))));
             Ok(CallbackOutcome::Accepted)
         }
         async fn send_heartbeat(&self, _token: &str) -> Result<CallbackOutcome, StageError> {
             *self.heartbeats.lock().unwrap() += 1;
             if self.gone {
-                Ok(CallbackOutcome::TaskGone { reason: "TaskTimedOut".into() })
+                Ok(CallbackOutcome::TaskGone {
+                    reason: "TaskTimedOut".into(),
+                })
             } else {
                 Ok(CallbackOutcome::Accepted)
             }
@@ -313,10 +371,16 @@ mod tests {
 
     #[async_trait]
     impl TaskHandler for FakeHandler {
-        async fn handle(&self, _env: &TaskEnvelope, input: StageInput) -> Result<StageOutput, StageError> {
+        async fn handle(
+            &self,
+            _env: &TaskEnvelope,
+            input: StageInput,
+        ) -> Result<StageOutput, StageError> {
             tokio::time::sleep(self.delay).await;
             match input {
-                StageInput::Plotter(p) if p.dataset == "bad" => Err(StageError::invalid_input("bad file")),
+                StageInput::Plotter(p) if p.dataset == "bad" => {
+                    Err(StageError::invalid_input("bad file"))
+                }
                 StageInput::Plotter(_) => Ok(StageOutput::Plotter(PlotOutput { plots: vec![] })),
                 _ => Err(StageError::internal("unexpected")),
             }
@@ -362,7 +426,13 @@ mod tests {
         after: Duration,
     ) {
         let (tx, rx) = watch::channel(false);
-        let worker = tokio::spawn(run_worker(mailbox, callbacks, Arc::new(handler), settings, rx));
+        let worker = tokio::spawn(run_worker(
+            mailbox,
+            callbacks,
+            Arc::new(handler),
+            settings,
+            rx,
+        ));
         tokio::time::sleep(after).await;
         tx.send(true).unwrap();
         worker.await.unwrap().unwrap();
@@ -371,19 +441,41 @@ mod tests {
     #[tokio::test]
     async fn answers_then_deletes_and_keeps_failures_typed() {
         let mailbox = Arc::new(MemMailbox::default());
-        mailbox.queue.lock().unwrap().extend([message(1, "ok"), message(2, "bad")]);
+        mailbox
+            .queue
+            .lock()
+            .unwrap()
+            .extend([message(1, "ok"), message(2, "bad")]);
         let callbacks = Arc::new(MemCallbacks::default());
-        let handler = FakeHandler { delay: Duration::from_millis(70) };
-        run_until_idle(mailbox.clone(), callbacks.clone(), handler, fast(Stage::Plotter), Duration::from_millis(300)).await;
+        let handler = FakeHandler {
+            delay: Duration::from_millis(70),
+        };
+        run_until_idle(
+            mailbox.clone(),
+            callbacks.clone(),
+            handler,
+            fast(Stage::Plotter),
+            Duration::from_millis(300),
+        )
+        .await;
         let answers = callbacks.answers.lock().unwrap().clone();
         assert_eq!(answers.len(), 2);
         let failure = answers.iter().find(|(t, _)| t == "tok2").unwrap();
-        assert_eq!(failure.1, Err(("Sluice.InvalidInput".into(), "bad file".into())));
+        assert_eq!(
+            failure.1,
+            Err(("Sluice.InvalidInput".into(), "bad file".into()))
+        );
         let mut deleted = mailbox.deleted.lock().unwrap().clone();
         deleted.sort();
         assert_eq!(deleted, ["h1", "h2"]);
-        assert!(*mailbox.extended.lock().unwrap() >= 2, "the lease is extended while a task runs");
-        assert!(*callbacks.heartbeats.lock().unwrap() >= 2, "heartbeats are sent while a task runs");
+        assert!(
+            *mailbox.extended.lock().unwrap() >= 2,
+            "the lease is extended while a task runs"
+        );
+        assert!(
+            *callbacks.heartbeats.lock().unwrap() >= 2,
+            "heartbeats are sent while a task runs"
+        );
     }
 
     #[tokio::test]
@@ -393,8 +485,17 @@ mod tests {
         junk.body = "{not json".into();
         mailbox.queue.lock().unwrap().push_back(junk);
         let callbacks = Arc::new(MemCallbacks::default());
-        let handler = FakeHandler { delay: Duration::ZERO };
-        run_until_idle(mailbox.clone(), callbacks.clone(), handler, fast(Stage::Plotter), Duration::from_millis(100)).await;
+        let handler = FakeHandler {
+            delay: Duration::ZERO,
+        };
+        run_until_idle(
+            mailbox.clone(),
+            callbacks.clone(),
+            handler,
+            fast(Stage::Plotter),
+            Duration::from_millis(100),
+        )
+        .await;
         assert!(mailbox.deleted.lock().unwrap().is_empty());
         assert_eq!(mailbox.released.lock().unwrap().as_slice(), ["h1"]);
         assert!(callbacks.answers.lock().unwrap().is_empty());
@@ -405,19 +506,42 @@ mod tests {
         let mailbox = Arc::new(MemMailbox::default());
         mailbox.queue.lock().unwrap().push_back(message(1, "ok"));
         let callbacks = Arc::new(MemCallbacks::default());
-        let handler = FakeHandler { delay: Duration::ZERO };
-        run_until_idle(mailbox.clone(), callbacks.clone(), handler, fast(Stage::Validator), Duration::from_millis(100)).await;
+        let handler = FakeHandler {
+            delay: Duration::ZERO,
+        };
+        run_until_idle(
+            mailbox.clone(),
+            callbacks.clone(),
+            handler,
+            fast(Stage::Validator),
+            Duration::from_millis(100),
+        )
+        .await;
         let answers = callbacks.answers.lock().unwrap().clone();
-        assert!(matches!(&answers[0].1, Err((e, c)) if e == "Sluice.Internal" && c.contains("plotter task reached the validator")));
+        assert!(
+            matches!(&answers[0].1, Err((e, c)) if e == "Sluice.Internal" && c.contains("plotter task reached the validator"))
+        );
     }
 
     #[tokio::test]
     async fn a_gone_task_stops_and_is_deleted_without_an_answer() {
         let mailbox = Arc::new(MemMailbox::default());
         mailbox.queue.lock().unwrap().push_back(message(1, "ok"));
-        let callbacks = Arc::new(MemCallbacks { gone: true, ..Default::default() });
-        let handler = FakeHandler { delay: Duration::from_secs(5) };
-        run_until_idle(mailbox.clone(), callbacks.clone(), handler, fast(Stage::Plotter), Duration::from_millis(150)).await;
+        let callbacks = Arc::new(MemCallbacks {
+            gone: true,
+            ..Default::default()
+        });
+        let handler = FakeHandler {
+            delay: Duration::from_secs(5),
+        };
+        run_until_idle(
+            mailbox.clone(),
+            callbacks.clone(),
+            handler,
+            fast(Stage::Plotter),
+            Duration::from_millis(150),
+        )
+        .await;
         assert!(callbacks.answers.lock().unwrap().is_empty());
         assert_eq!(mailbox.deleted.lock().unwrap().as_slice(), ["h1"]);
     }
@@ -427,8 +551,17 @@ mod tests {
         let mailbox = Arc::new(MemMailbox::default());
         mailbox.queue.lock().unwrap().push_back(message(1, "ok"));
         let callbacks = Arc::new(MemCallbacks::default());
-        let handler = FakeHandler { delay: Duration::from_secs(30) };
-        run_until_idle(mailbox.clone(), callbacks.clone(), handler, fast(Stage::Plotter), Duration::from_millis(50)).await;
+        let handler = FakeHandler {
+            delay: Duration::from_secs(30),
+        };
+        run_until_idle(
+            mailbox.clone(),
+            callbacks.clone(),
+            handler,
+            fast(Stage::Plotter),
+            Duration::from_millis(50),
+        )
+        .await;
         assert_eq!(mailbox.released.lock().unwrap().as_slice(), ["h1"]);
         assert!(mailbox.deleted.lock().unwrap().is_empty());
         assert!(callbacks.answers.lock().unwrap().is_empty());

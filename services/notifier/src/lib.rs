@@ -119,7 +119,13 @@ pub fn compose(
             filtered_rows,
             stats,
             outputs,
-        } => notices::success(&run, rows, *filtered_rows, stats, &outputs.to_uris(ctx.uri_of)),
+        } => notices::success(
+            &run,
+            rows,
+            *filtered_rows,
+            stats,
+            &outputs.to_uris(ctx.uri_of),
+        ),
         Notice::Failure {
             stage,
             error,

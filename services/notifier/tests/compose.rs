@@ -11,7 +11,8 @@ use sluice_core::config::{Config, Dataset};
 use sluice_notifier::attachment::ATTACHMENT_CAP;
 use sluice_notifier::{ComposeContext, Email, compose};
 use sluice_proto::{
-    ColumnStats, ErrorName, Notice, NotifyInput, ObjectRef, OutputRefs, ReasonCount, RowCounts, RunId,
+    ColumnStats, ErrorName, Notice, NotifyInput, ObjectRef, OutputRefs, ReasonCount, RowCounts,
+    RunId,
 };
 
 const RUN: &str = "0123456789abcdef0123456789abcdef";
@@ -348,7 +349,10 @@ fn success_notice(partitions: usize) -> Notice {
                 })
                 .collect(),
             partition_count: partitions as u64,
-            partition_manifest: Some(ObjectRef::new("sluice-work", format!("runs/{RUN}/partitions.json"))),
+            partition_manifest: Some(ObjectRef::new(
+                "sluice-work",
+                format!("runs/{RUN}/partitions.json"),
+            )),
         },
     }
 }

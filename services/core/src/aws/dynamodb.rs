@@ -331,7 +331,10 @@ impl DynamoRunStore {
             if stored_status != RunStatus::Running && run.status == RunStatus::Running {
                 run.status = stored_status;
             }
-            match self.write(&run, RunWrite::Update, Guard::Version(version)).await? {
+            match self
+                .write(&run, RunWrite::Update, Guard::Version(version))
+                .await?
+            {
                 RunWriteOutcome::Written => return Ok(Some(run)),
                 RunWriteOutcome::KeptFinal { .. } => {
                     tracing::debug!(%run_id, round, "run changed under us; reading it again");
@@ -412,14 +415,19 @@ impl DynamoRunStore {
         let zero = n(0);
         let one = n(1);
         u.set_expr("version", |u, name| {
-            format!("if_not_exists({name}, {}) + {}", u.value(zero), u.value(one))
+            format!(
+                "if_not_exists({name}, {}) + {}",
+                u.value(zero),
+                u.value(one)
+            )
         });
         // The rule: only a RUNNING write of the same attempt is conditional.
-        let mut condition = (mode == RunWrite::Update && run.status == RunStatus::Running).then(|| {
-            let (key, status) = (u.name("run_id"), u.name("status"));
-            let running = u.value(s(RunStatus::Running.as_str()));
-            format!("(attribute_not_exists({key}) OR {status} = {running})")
-        });
+        let mut condition =
+            (mode == RunWrite::Update && run.status == RunStatus::Running).then(|| {
+                let (key, status) = (u.name("run_id"), u.name("status"));
+                let running = u.value(s(RunStatus::Running.as_str()));
+                format!("(attribute_not_exists({key}) OR {status} = {running})")
+            });
         let guard_condition = match guard {
             Guard::None => None,
             Guard::Absent => Some(format!("attribute_not_exists({})", u.name("summary"))),

@@ -89,7 +89,11 @@ impl QueueNotification {
         // Only the configurations `set_queue_notifications` writes (all created events) compare equal.
         let events_ok = q.events().len() == 1 && q.events()[0].as_str() == "s3:ObjectCreated:*";
         QueueNotification {
-            id: if events_ok { q.id().unwrap_or_default().to_string() } else { String::new() },
+            id: if events_ok {
+                q.id().unwrap_or_default().to_string()
+            } else {
+                String::new()
+            },
             queue_arn: q.queue_arn().to_string(),
             prefix: rule(FilterRuleName::Prefix),
             suffix: rule(FilterRuleName::Suffix),
@@ -214,12 +218,16 @@ impl S3ObjectStore {
         if have == want && !others {
             return Ok(false);
         }
-        let build_err =
-            |e: aws_sdk_s3::error::BuildError| StageError::internal(format!("S3 notification of {bucket}: {e}"));
+        let build_err = |e: aws_sdk_s3::error::BuildError| {
+            StageError::internal(format!("S3 notification of {bucket}: {e}"))
+        };
         let mut config = NotificationConfiguration::builder();
         for q in &want {
             let mut rules = Vec::new();
-            for (name, value) in [(FilterRuleName::Prefix, &q.prefix), (FilterRuleName::Suffix, &q.suffix)] {
+            for (name, value) in [
+                (FilterRuleName::Prefix, &q.prefix),
+                (FilterRuleName::Suffix, &q.suffix),
+            ] {
                 if !value.is_empty() {
                     rules.push(FilterRule::builder().name(name).value(value).build());
                 }

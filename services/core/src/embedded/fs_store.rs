@@ -22,12 +22,15 @@ impl FsObjectStore {
     /// The file behind an object. Keys are checked so `..` or an absolute key cannot escape the bucket.
     pub fn path_of(&self, obj: &ObjectRef) -> Result<PathBuf, StageError> {
         let bad = |what: &str| StageError::invalid_input(format!("object {obj}: {what}"));
-        if obj.bucket.is_empty() || obj.bucket.contains(['/', '\\']) || obj.bucket.starts_with('.') {
+        if obj.bucket.is_empty() || obj.bucket.contains(['/', '\\']) || obj.bucket.starts_with('.')
+        {
             return Err(bad("not a usable bucket name"));
         }
         let key = Path::new(&obj.key);
         if obj.key.is_empty() || !key.components().all(|c| matches!(c, Component::Normal(_))) {
-            return Err(bad("the key must be a relative path without '.' or '..' parts"));
+            return Err(bad(
+                "the key must be a relative path without '.' or '..' parts",
+            ));
         }
         Ok(self.root.join(&obj.bucket).join(key))
     }
@@ -45,10 +48,15 @@ impl FsObjectStore {
 
 fn copy_hashing(src: &Path, dest: &Path) -> Result<ObjectMeta, StageError> {
     use std::io::{Read, Write};
-    let open_err = |e: std::io::Error| StageError::invalid_input(format!("cannot read {}: {e}", src.display()));
+    let open_err = |e: std::io::Error| {
+        StageError::invalid_input(format!("cannot read {}: {e}", src.display()))
+    };
     let mut input = std::fs::File::open(src).map_err(open_err)?;
     if input.metadata().map_err(open_err)?.is_dir() {
-        return Err(StageError::invalid_input(format!("{} is a directory, not a file", src.display())));
+        return Err(StageError::invalid_input(format!(
+            "{} is a directory, not a file",
+            src.display()
+        )));
     }
     if let Some(dir) = dest.parent() {
         std::fs::create_dir_all(dir)?;
@@ -70,7 +78,10 @@ fn copy_hashing(src: &Path, dest: &Path) -> Result<ObjectMeta, StageError> {
     out.flush()?;
     drop(out);
     std::fs::rename(&tmp, dest)?;
-    Ok(ObjectMeta { size, etag: format!("{:032x}", hasher.digest128()) })
+    Ok(ObjectMeta {
+        size,
+        etag: format!("{:032x}", hasher.digest128()),
+    })
 }
 
 fn hash_file(path: &Path) -> std::io::Result<String> {
@@ -92,12 +103,20 @@ impl ObjectStore for FsObjectStore {
     async fn local_copy(&self, obj: &ObjectRef, _scratch: &Path) -> Result<LocalFile, StageError> {
         let path = self.path_of(obj)?;
         if !path.is_file() {
-            return Err(StageError::invalid_input(format!("object {} does not exist", self.uri(obj))));
+            return Err(StageError::invalid_input(format!(
+                "object {} does not exist",
+                self.uri(obj)
+            )));
         }
         Ok(LocalFile::borrowed(path))
     }
 
-    async fn put_file(&self, obj: &ObjectRef, src: &Path, _content_type: &str) -> Result<(), StageError> {
+    async fn put_file(
+        &self,
+        obj: &ObjectRef,
+        src: &Path,
+        _content_type: &str,
+    ) -> Result<(), StageError> {
         let dest = self.path_of(obj)?;
         if let Some(dir) = dest.parent() {
             tokio::fs::create_dir_all(dir).await?;
@@ -116,7 +135,10 @@ impl ObjectStore for FsObjectStore {
                 let etag = tokio::task::spawn_blocking(move || hash_file(&path))
                     .await
                     .map_err(|e| StageError::internal(e.to_string()))??;
-                Ok(Some(ObjectMeta { size: m.len(), etag }))
+                Ok(Some(ObjectMeta {
+                    size: m.len(),
+                    etag,
+                }))
             }
             Ok(_) => Ok(None),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
@@ -153,7 +175,10 @@ mod tests {
         assert!(!src.exists());
         assert!(store.uri(&out).starts_with("file:///"));
         assert!(store.uri(&out).ends_with("/buckets/work/runs/x/valid.csv"));
-        assert_eq!(store.head(&ObjectRef::new("work", "nope")).await.unwrap(), None);
+        assert_eq!(
+            store.head(&ObjectRef::new("work", "nope")).await.unwrap(),
+            None
+        );
     }
 
     #[tokio::test]

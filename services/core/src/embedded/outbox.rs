@@ -16,7 +16,10 @@ pub struct OutboxMailer {
 
 impl OutboxMailer {
     pub fn new(dir: impl Into<PathBuf>) -> Self {
-        OutboxMailer { dir: dir.into(), seq: AtomicU64::new(0) }
+        OutboxMailer {
+            dir: dir.into(),
+            seq: AtomicU64::new(0),
+        }
     }
 }
 

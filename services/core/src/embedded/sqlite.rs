@@ -3,8 +3,8 @@
 use async_trait::async_trait;
 use sea_orm::sea_query::OnConflict;
 use sea_orm::{
-    ActiveValue::Set, ConnectOptions, ConnectionTrait, Database, DatabaseConnection, EntityTrait, PaginatorTrait,
-    QueryFilter, QueryOrder, QuerySelect, TransactionTrait, ColumnTrait,
+    ActiveValue::Set, ColumnTrait, ConnectOptions, ConnectionTrait, Database, DatabaseConnection,
+    EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
 };
 use sea_orm_migration::MigratorTrait;
 use sluice_proto::{RunId, RunSummary, StageError};
@@ -105,7 +105,12 @@ mod migration {
                 Table::create()
                     .table(Runs::Table)
                     .if_not_exists()
-                    .col(ColumnDef::new(Runs::RunId).string().not_null().primary_key())
+                    .col(
+                        ColumnDef::new(Runs::RunId)
+                            .string()
+                            .not_null()
+                            .primary_key(),
+                    )
                     .col(ColumnDef::new(Runs::Dataset).string().not_null())
                     .col(ColumnDef::new(Runs::Status).string().not_null())
                     .col(ColumnDef::new(Runs::SourceBucket).string().not_null())
@@ -140,8 +145,10 @@ mod migration {
         }
 
         async fn down(&self, m: &SchemaManager) -> Result<(), DbErr> {
-            m.drop_table(Table::drop().table(Rows::Table).to_owned()).await?;
-            m.drop_table(Table::drop().table(Runs::Table).to_owned()).await
+            m.drop_table(Table::drop().table(Rows::Table).to_owned())
+                .await?;
+            m.drop_table(Table::drop().table(Runs::Table).to_owned())
+                .await
         }
     }
 }
@@ -173,23 +180,30 @@ impl SqliteStore {
         opts.max_connections(4).sqlx_logging(false);
         let db = Database::connect(opts).await.map_err(db_err)?;
         // WAL lets `sluice runs list` read while a run writes.
-        db.execute_unprepared("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=5000;")
-            .await
-            .map_err(db_err)?;
+        db.execute_unprepared(
+            "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=5000;",
+        )
+        .await
+        .map_err(db_err)?;
         migration::Migrator::up(&db, None).await.map_err(db_err)?;
         Ok(SqliteStore { db })
     }
 }
 
 fn decode(model: runs::Model) -> Result<RunSummary, StageError> {
-    serde_json::from_str(&model.summary)
-        .map_err(|e| StageError::internal(format!("run store: run {} has an unreadable summary: {e}", model.run_id)))
+    serde_json::from_str(&model.summary).map_err(|e| {
+        StageError::internal(format!(
+            "run store: run {} has an unreadable summary: {e}",
+            model.run_id
+        ))
+    })
 }
 
 #[async_trait]
 impl RunStore for SqliteStore {
     async fn put_run(&self, run: &RunSummary) -> Result<(), StageError> {
-        let summary = serde_json::to_string(run).map_err(|e| StageError::internal(e.to_string()))?;
+        let summary =
+            serde_json::to_string(run).map_err(|e| StageError::internal(e.to_string()))?;
         let model = runs::ActiveModel {
             run_id: Set(run.run_id.to_string()),
             dataset: Set(run.dataset.clone()),
@@ -221,7 +235,11 @@ impl RunStore for SqliteStore {
     }
 
     async fn get_run(&self, run_id: &RunId) -> Result<Option<RunSummary>, StageError> {
-        match runs::Entity::find_by_id(run_id.to_string()).one(&self.db).await.map_err(db_err)? {
+        match runs::Entity::find_by_id(run_id.to_string())
+            .one(&self.db)
+            .await
+            .map_err(db_err)?
+        {
             Some(m) => decode(m).map(Some),
             None => Ok(None),
         }
@@ -245,7 +263,12 @@ const ROWS_PER_STATEMENT: usize = 2000;
 
 #[async_trait]
 impl RowSink for SqliteStore {
-    async fn put_rows(&self, dataset: &str, run_id: &RunId, rows: &[RowItem]) -> Result<u64, StageError> {
+    async fn put_rows(
+        &self,
+        dataset: &str,
+        run_id: &RunId,
+        rows: &[RowItem],
+    ) -> Result<u64, StageError> {
         if rows.is_empty() {
             return Ok(0);
         }
@@ -272,7 +295,11 @@ impl RowSink for SqliteStore {
     }
 
     async fn count_rows(&self, dataset: &str) -> Result<u64, StageError> {
-        rows::Entity::find().filter(rows::Column::Dataset.eq(dataset)).count(&self.db).await.map_err(db_err)
+        rows::Entity::find()
+            .filter(rows::Column::Dataset.eq(dataset))
+            .count(&self.db)
+            .await
+            .map_err(db_err)
     }
 }
 
@@ -286,13 +313,27 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = SqliteStore::open(&dir.path().join("s.db")).await.unwrap();
         let id = RunId::parse("r1").unwrap();
-        let mut run = RunSummary::started(id.clone(), "stocks".into(), ObjectRef::new("l", "k"), chrono::Utc::now());
+        let mut run = RunSummary::started(
+            id.clone(),
+            "stocks".into(),
+            ObjectRef::new("l", "k"),
+            chrono::Utc::now(),
+        );
         store.put_run(&run).await.unwrap();
         run.status = RunStatus::Succeeded;
         store.put_run(&run).await.unwrap();
-        assert_eq!(store.get_run(&id).await.unwrap().unwrap().status, RunStatus::Succeeded);
+        assert_eq!(
+            store.get_run(&id).await.unwrap().unwrap().status,
+            RunStatus::Succeeded
+        );
         assert_eq!(store.list_runs(10).await.unwrap().len(), 1);
-        assert!(store.get_run(&RunId::parse("nope").unwrap()).await.unwrap().is_none());
+        assert!(
+            store
+                .get_run(&RunId::parse("nope").unwrap())
+                .await
+                .unwrap()
+                .is_none()
+        );
 
         let row = |k: &str, v: i64| RowItem {
             key: k.into(),
@@ -301,7 +342,11 @@ mod tests {
         let batch: Vec<RowItem> = (0..5000).map(|i| row(&format!("k{i}"), i)).collect();
         assert_eq!(store.put_rows("stocks", &id, &batch).await.unwrap(), 5000);
         store.put_rows("stocks", &id, &batch).await.unwrap();
-        assert_eq!(store.count_rows("stocks").await.unwrap(), 5000, "a re-run overwrites");
+        assert_eq!(
+            store.count_rows("stocks").await.unwrap(),
+            5000,
+            "a re-run overwrites"
+        );
         assert_eq!(store.count_rows("orders").await.unwrap(), 0);
         // Reopening runs the migrations again harmlessly.
         drop(store);
