@@ -651,10 +651,9 @@ impl Ctx<'_> {
                     f.get_ref().clone()
                 }
             };
-            let bound = |b: &Option<Spanned<RawNumber>>,
-                         key: &str|
-             -> Result<Option<f64>, ConfigError> {
-                match b {
+            let bound =
+                |b: &Option<Spanned<RawNumber>>, key: &str| -> Result<Option<f64>, ConfigError> {
+                    match b {
                     None => Ok(None),
                     Some(b) if !c.ty.is_numeric() => Err(self.err(
                         b.span(),
@@ -666,7 +665,7 @@ impl Ctx<'_> {
                     )),
                     Some(b) => Ok(Some(b.get_ref().as_f64())),
                 }
-            };
+                };
             let (min, max) = (bound(&c.min, "min")?, bound(&c.max, "max")?);
             if let (Some(lo), Some(hi)) = (min, max)
                 && lo > hi

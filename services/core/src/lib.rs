@@ -9,5 +9,6 @@ pub mod values;
 pub use sluice_proto as proto;
 pub mod aws;
 pub mod embedded;
+pub mod format;
 pub mod ports;
 pub mod worker;
