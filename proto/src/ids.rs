@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 ///
 /// It is also the Step Functions execution name, so a duplicated S3 event cannot start a second
 /// execution, and every output key is derived from it, so a re-run overwrites instead of duplicating.
-/// Built by `sluice_core::run_id_for` as 32 lowercase hex characters (a 128-bit xxh3 digest).
+/// Built by `sluice_spec::keys::run_id_for` as 32 lowercase hex characters (a 128-bit xxh3 digest).
 #[derive(
     Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
 )]
@@ -32,7 +32,7 @@ impl RunId {
         }
     }
 
-    /// Builds the run id from a 128-bit digest of (bucket, key, etag); see `sluice_core::run_id_for`.
+    /// Builds the run id from a 128-bit digest of (bucket, key, etag); see `sluice_spec::keys::run_id_for`.
     pub fn from_digest(digest: u128) -> Self {
         RunId(format!("{digest:032x}"))
     }
@@ -87,5 +87,64 @@ impl ObjectRef {
 impl fmt::Display for ObjectRef {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}/{}", self.bucket, self.key)
+    }
+}
+
+/// The name of a `[[dataset]]` of the spec, as messages and run summaries carry it.
+#[derive(
+    Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
+#[serde(transparent)]
+pub struct DatasetName(String);
+
+impl DatasetName {
+    pub fn new(name: impl Into<String>) -> Self {
+        DatasetName(name.into())
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for DatasetName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl From<&str> for DatasetName {
+    fn from(s: &str) -> Self {
+        DatasetName(s.to_string())
+    }
+}
+
+impl From<String> for DatasetName {
+    fn from(s: String) -> Self {
+        DatasetName(s)
+    }
+}
+
+impl PartialEq<str> for DatasetName {
+    fn eq(&self, other: &str) -> bool {
+        self.0 == other
+    }
+}
+
+impl PartialEq<&str> for DatasetName {
+    fn eq(&self, other: &&str) -> bool {
+        self.0 == *other
+    }
+}
+
+impl std::borrow::Borrow<str> for DatasetName {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
+impl AsRef<str> for DatasetName {
+    fn as_ref(&self) -> &str {
+        &self.0
     }
 }

@@ -15,6 +15,6 @@ pub mod stage;
 pub mod summary;
 
 pub use error::{ErrorName, StageError};
-pub use ids::{ObjectRef, RunId};
+pub use ids::{DatasetName, ObjectRef, RunId};
 pub use stage::*;
 pub use summary::*;

@@ -19,6 +19,7 @@ pub fn all() -> Vec<(&'static str, String)> {
         ("stage-output.schema.json", pretty::<StageOutput>()),
         ("stage-error.schema.json", pretty::<StageError>()),
         ("run-summary.schema.json", pretty::<RunSummary>()),
+        ("execution-input.schema.json", pretty::<ExecutionInput>()),
     ]
 }
 

@@ -6,7 +6,7 @@ use chrono::NaiveDate;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::{ObjectRef, RunId, StageError};
+use crate::{DatasetName, ErrorName, ObjectRef, RunId, StageError};
 
 /// The stages a run passes through. Each has its own worker service and queue in AWS mode.
 #[derive(
@@ -116,7 +116,7 @@ pub type TaskResult = Result<StageOutput, StageError>;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct ValidateInput {
     pub run_id: RunId,
-    pub dataset: String,
+    pub dataset: DatasetName,
     /// The landed file.
     pub source: ObjectRef,
 }
@@ -155,7 +155,7 @@ pub struct ValidateOutput {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct FilterStatsInput {
     pub run_id: RunId,
-    pub dataset: String,
+    pub dataset: DatasetName,
     /// The validator's normalised valid rows.
     pub valid: ObjectRef,
     /// The date the filter window is relative to.
@@ -192,7 +192,7 @@ pub struct FilterStatsOutput {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct PartitionInput {
     pub run_id: RunId,
-    pub dataset: String,
+    pub dataset: DatasetName,
     pub filtered: ObjectRef,
 }
 
@@ -216,7 +216,7 @@ pub const PARTITIONS_LISTED: usize = 100;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct PlotInput {
     pub run_id: RunId,
-    pub dataset: String,
+    pub dataset: DatasetName,
     pub filtered: ObjectRef,
 }
 
@@ -232,7 +232,7 @@ pub struct PlotOutput {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct NotifyInput {
     pub run_id: RunId,
-    pub dataset: String,
+    pub dataset: DatasetName,
     pub source: ObjectRef,
     pub notice: Notice,
 }
@@ -257,8 +257,8 @@ pub enum Notice {
     },
     /// Sent when a stage fails for good: which stage, the error name and its cause.
     Failure {
-        stage: String,
-        error: String,
+        stage: Stage,
+        error: ErrorName,
         cause: String,
     },
 }

@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::{ColumnStats, EmailSent, ObjectRef, Outputs, RunId};
+use crate::{ColumnStats, DatasetName, EmailSent, ErrorName, ObjectRef, Outputs, RunId, Stage};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
@@ -14,6 +14,13 @@ pub enum RunStatus {
     Running,
     Succeeded,
     Failed,
+}
+
+impl RunStatus {
+    /// Succeeded and Failed are final: a run that reached one never changes status again.
+    pub fn is_final(self) -> bool {
+        !matches!(self, RunStatus::Running)
+    }
 }
 
 impl RunStatus {
@@ -50,8 +57,8 @@ pub struct RunRows {
 /// Why a run failed: the failing stage, its error name and cause.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct RunError {
-    pub stage: Option<String>,
-    pub error: String,
+    pub stage: Option<Stage>,
+    pub error: ErrorName,
     pub cause: String,
 }
 
@@ -59,7 +66,7 @@ pub struct RunError {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct RunSummary {
     pub run_id: RunId,
-    pub dataset: String,
+    pub dataset: DatasetName,
     pub status: RunStatus,
     pub source: ObjectRef,
     pub rows: RunRows,
@@ -76,7 +83,12 @@ pub struct RunSummary {
 }
 
 impl RunSummary {
-    pub fn started(run_id: RunId, dataset: String, source: ObjectRef, now: DateTime<Utc>) -> Self {
+    pub fn started(
+        run_id: RunId,
+        dataset: DatasetName,
+        source: ObjectRef,
+        now: DateTime<Utc>,
+    ) -> Self {
         RunSummary {
             run_id,
             dataset,
@@ -92,4 +104,66 @@ impl RunSummary {
             history: Vec::new(),
         }
     }
+}
+
+/// Where one stage of a run stands, as the workers record it (`sluice runs show --aws`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum StageState {
+    /// The attempt failed with `Sluice.Transient`; the state machine retries it.
+    Retrying,
+    Succeeded,
+    Failed,
+}
+
+impl StageState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StageState::Retrying => "RETRYING",
+            StageState::Succeeded => "SUCCEEDED",
+            StageState::Failed => "FAILED",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        [
+            StageState::Retrying,
+            StageState::Succeeded,
+            StageState::Failed,
+        ]
+        .into_iter()
+        .find(|st| st.as_str() == s)
+    }
+
+    /// Succeeded and Failed end the attempt; Retrying expects a later one.
+    pub fn is_final(self) -> bool {
+        !matches!(self, StageState::Retrying)
+    }
+}
+
+/// A stage's state and the attempt (1, 2, ...: the state machine's retry count + 1) that reported it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+pub struct StageStatus {
+    pub state: StageState,
+    pub attempt: u32,
+}
+
+impl std::fmt::Display for StageStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} (attempt {})", self.state.as_str(), self.attempt)
+    }
+}
+
+/// The input of one execution of `statemachine/pipeline.asl.json`: what the dispatcher (AWS) and the
+/// embedded run both start it with. The definition reads these fields by name (`$.run_id`, ...).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct ExecutionInput {
+    pub run_id: RunId,
+    pub dataset: DatasetName,
+    /// The landed file.
+    pub source: ObjectRef,
+    /// The date filter windows are relative to.
+    pub as_of: chrono::NaiveDate,
+    /// W3C trace context of the run, copied into every task message.
+    pub traceparent: String,
 }

@@ -1,107 +1,139 @@
-//! AWS mode: `sluice worker`, `sluice dispatcher`, `sluice deploy`, `sluice runs --aws`.
+//! AWS mode's composition roots: which AWS adapters go with which library for `sluice worker`,
+//! `sluice dispatcher`, `sluice deploy` and `sluice runs --aws`.
 //!
 //! Every process reads the dataset spec and finds AWS only through the SDK's standard settings
-//! (`AWS_ENDPOINT_URL`, `AWS_REGION`, credentials...). Resource names come from the spec:
-//! queues `{queue_prefix}{stage}` and `{queue_prefix}events`, each with a `-dlq` dead-letter queue; the
-//! state machine `[aws] state_machine`; the tables `[aws] runs_table` / `rows_table`; the buckets.
-
-mod deploy;
-mod dispatcher;
-mod worker;
+//! (`AWS_ENDPOINT_URL`, `AWS_REGION`, credentials...); resource names come from the spec
+//! (`sluice_aws::provision`).
 
 use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
 
-use sluice_core::aws::{AwsClients, DynamoRunStore};
-use sluice_core::config::Config;
-use sluice_core::ports::RunStore;
+use sluice_aws::provision::{self, events_queue, queue_url, stage_queue};
+use sluice_aws::{
+    AwsClients, DynamoRowSink, DynamoRunStore, S3ObjectStore, SesMailer, SfnStateMachines,
+    SfnTaskCallbacks, SfnWorkflow, SqsWorkQueue,
+};
+use sluice_dispatcher::{Dispatcher, run_dispatcher};
+use sluice_pipeline::StageContext;
+use sluice_pipeline::faults::Faults;
+use sluice_pipeline::summary::RecordingHandler;
 use sluice_proto::{RunId, Stage};
-use tokio::sync::watch;
+use sluice_runtime::runs::RunStore;
+use sluice_runtime::shutdown;
+use sluice_runtime::worker::{WorkerSettings, run_worker};
 
-pub use deploy::deploy;
-pub use dispatcher::dispatcher;
-pub use worker::worker;
+use crate::{load_config, report};
 
-use crate::report;
+/// How often a task heartbeat is sent: well inside the definition's HeartbeatSeconds (120).
+const HEARTBEAT_EVERY: Duration = Duration::from_secs(30);
 
-/// The name of a stage's queue.
-pub fn stage_queue(config: &Config, stage: Stage) -> String {
-    format!("{}{stage}", config.aws.queue_prefix)
-}
-
-/// The name of the queue S3 event notifications go to.
-pub fn events_queue(config: &Config) -> String {
-    format!("{}events", config.aws.queue_prefix)
-}
-
-fn load_config(path: &Path) -> anyhow::Result<Arc<Config>> {
-    Config::load(path).map(Arc::new).map_err(|e| {
-        if e.line == 0 && !path.exists() {
-            anyhow::anyhow!(
-                "{}: no dataset spec here; pass --config FILE (examples: examples/sluice.toml)",
-                path.display()
-            )
-        } else {
-            anyhow::anyhow!("{e}")
-        }
-    })
-}
-
-/// The URL of a queue `sluice deploy` created.
-async fn queue_url(sqs: &aws_sdk_sqs::Client, name: &str) -> anyhow::Result<String> {
-    match sqs.get_queue_url().queue_name(name).send().await {
-        Ok(out) => out
-            .queue_url
-            .ok_or_else(|| anyhow::anyhow!("SQS answered GetQueueUrl {name} without a URL")),
-        Err(e) => {
-            if e.as_service_error()
-                .is_some_and(|s| s.is_queue_does_not_exist())
-            {
-                anyhow::bail!(
-                    "SQS queue {name} does not exist: run `sluice deploy` first (with the same --config)"
-                )
-            }
-            Err(anyhow::anyhow!(
-                "SQS GetQueueUrl {name} failed: {}",
-                sdk_error_text(&e)
-            ))
-        }
+/// `sluice worker STAGE`: the stage's queue -> the pipeline's stage dispatch (with run bookkeeping)
+/// -> Step Functions.
+pub async fn worker(
+    config_path: &Path,
+    stage: Stage,
+    concurrency: usize,
+    lease: Duration,
+) -> anyhow::Result<ExitCode> {
+    if lease < Duration::from_secs(3) {
+        anyhow::bail!("--lease-seconds must be at least 3: the lease is renewed every third of it");
     }
-}
-
-/// An SDK error with its sources: the top-level text is often just "dispatch failure".
-fn sdk_error_text(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
-}
-
-/// A channel that turns true on SIGTERM or SIGINT (Ctrl-C), for a graceful shutdown.
-fn shutdown_signal() -> anyhow::Result<watch::Receiver<bool>> {
-    let (tx, rx) = watch::channel(false);
-    #[cfg(unix)]
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-    tokio::spawn(async move {
-        #[cfg(unix)]
-        let name = tokio::select! {
-            _ = term.recv() => "SIGTERM",
-            _ = tokio::signal::ctrl_c() => "SIGINT",
-        };
-        #[cfg(not(unix))]
-        let name = {
-            let _ = tokio::signal::ctrl_c().await;
-            "Ctrl-C"
-        };
-        tracing::info!(signal = name, "shutting down");
-        let _ = tx.send(true);
+    let config = load_config(config_path)?;
+    let clients = AwsClients::from_env().await;
+    let url = queue_url(&clients.sqs, &stage_queue(&config, stage)).await?;
+    let scratch_root = std::env::temp_dir().join(format!("sluice-{stage}-{}", std::process::id()));
+    let ctx = StageContext {
+        config: config.clone(),
+        store: Arc::new(S3ObjectStore::new(clients.s3.clone())),
+        rows: Arc::new(DynamoRowSink::new(
+            clients.dynamodb.clone(),
+            config.aws.rows_table.clone(),
+        )),
+        mailer: Arc::new(SesMailer::new(clients.ses.clone())),
+        scratch_root: scratch_root.clone(),
+        progress: None,
+        faults: Arc::new(Faults::from_env()?),
+    };
+    let handler = Arc::new(RecordingHandler {
+        ctx,
+        runs: Arc::new(DynamoRunStore::new(
+            clients.dynamodb.clone(),
+            config.aws.runs_table.clone(),
+        )),
     });
-    Ok(rx)
+    let settings = WorkerSettings {
+        concurrency: concurrency.max(1),
+        lease,
+        extend_every: lease / 3,
+        heartbeat_every: HEARTBEAT_EVERY,
+        ..WorkerSettings::new(stage)
+    };
+    let shutdown = shutdown::on_signal()?;
+    tracing::info!(%stage, queue = %url, "listening");
+    let result = run_worker(
+        Arc::new(SqsWorkQueue::new(clients.sqs.clone(), url)),
+        Arc::new(SfnTaskCallbacks::new(clients.sfn.clone())),
+        handler,
+        settings,
+        shutdown,
+    )
+    .await;
+    // Each task cleans its own folder; this removes the (now empty) root.
+    let _ = std::fs::remove_dir_all(&scratch_root);
+    result.map_err(|e| anyhow::anyhow!("{stage} worker: {}", e.cause))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `sluice dispatcher`: the events queue -> one Step Functions execution per landed file.
+pub async fn dispatcher(config_path: &Path) -> anyhow::Result<ExitCode> {
+    let config = load_config(config_path)?;
+    let clients = AwsClients::from_env().await;
+    let url = queue_url(&clients.sqs, &events_queue(&config)).await?;
+    let name = &config.aws.state_machine;
+    let Some(state_machine_arn) = SfnStateMachines::new(clients.sfn.clone())
+        .find_state_machine(name)
+        .await
+        .map_err(|e| anyhow::anyhow!(e.cause))?
+    else {
+        anyhow::bail!(
+            "state machine {name} does not exist: run `sluice deploy` first (with the same --config)"
+        );
+    };
+    tracing::info!(queue = %url, state_machine = %state_machine_arn, "dispatcher started");
+    let dispatcher = Arc::new(Dispatcher {
+        runs: Arc::new(DynamoRunStore::new(
+            clients.dynamodb.clone(),
+            config.aws.runs_table.clone(),
+        )),
+        workflow: Arc::new(SfnWorkflow::new(clients.sfn.clone(), state_machine_arn)),
+        config,
+    });
+    run_dispatcher(
+        Arc::new(SqsWorkQueue::new(clients.sqs.clone(), url)),
+        dispatcher,
+        sluice_dispatcher::consumer_settings(),
+        shutdown::on_signal()?,
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!("dispatcher: {}", e.cause))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `sluice deploy`: every resource of the spec, idempotently, one line each.
+pub async fn deploy(config_path: &Path) -> anyhow::Result<ExitCode> {
+    let config = load_config(config_path)?;
+    let clients = AwsClients::from_env().await;
+    let arn = provision::deploy(
+        &config,
+        &clients,
+        &|url_of| sluice_pipeline::definition::pipeline_definition(url_of),
+        &mut |kind, name, state| println!("{kind:<14} {name:<40} {state}"),
+    )
+    .await?;
+    println!("state machine ARN: {arn}");
+    Ok(ExitCode::SUCCESS)
 }
 
 async fn run_store(config: &Path) -> anyhow::Result<DynamoRunStore> {
@@ -119,14 +151,7 @@ pub async fn runs_list(config: &Path, limit: u64, json: bool) -> anyhow::Result<
         .list_runs(limit)
         .await
         .map_err(|e| anyhow::anyhow!(e.cause))?;
-    if json {
-        for r in &runs {
-            println!("{}", serde_json::to_string(r)?);
-        }
-    } else {
-        print!("{}", report::table(&runs));
-    }
-    Ok(ExitCode::SUCCESS)
+    report::print_runs(&runs, json)
 }
 
 pub async fn runs_show(config: &Path, run_id: &str, json: bool) -> anyhow::Result<ExitCode> {
@@ -142,21 +167,9 @@ pub async fn runs_show(config: &Path, run_id: &str, json: bool) -> anyhow::Resul
             store.table()
         );
     };
-    if json {
-        println!("{}", serde_json::to_string_pretty(&run)?);
-    } else {
-        print!("{}", report::human(&run));
-        let stages = store
-            .stage_statuses(&id)
-            .await
-            .map_err(|e| anyhow::anyhow!(e.cause))?;
-        if !stages.is_empty() {
-            let list: Vec<String> = stages
-                .iter()
-                .map(|(stage, status)| format!("{stage} {status}"))
-                .collect();
-            println!("  stages: {}", list.join(", "));
-        }
-    }
-    Ok(ExitCode::SUCCESS)
+    let stages = store
+        .stage_statuses(&id)
+        .await
+        .map_err(|e| anyhow::anyhow!(e.cause))?;
+    report::print_run(&run, &stages, json)
 }

@@ -1,11 +1,7 @@
 //! `sluice`: one binary for every Sluice process. See contracts.md for the command line users rely on.
 
 mod aws_mode;
-mod driver;
-mod flow;
-mod handlers;
 mod report;
-mod summary;
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -17,12 +13,12 @@ use std::time::Duration;
 use anyhow::Context;
 use chrono::NaiveDate;
 use clap::{Parser, Subcommand};
-use sluice_core::config::Config;
-use sluice_core::embedded::{FsObjectStore, OutboxMailer, SqliteStore};
-use sluice_core::ports::RunStore;
-use sluice_proto::{RunId, RunStatus};
-
-use crate::handlers::StageContext;
+use sluice_embedded::{FsObjectStore, OutboxMailer, SqliteStore};
+use sluice_pipeline::StageContext;
+use sluice_pipeline::file_run::{dataset_for, run_landed};
+use sluice_proto::{ObjectRef, RunId, RunStatus};
+use sluice_runtime::runs::RunStore;
+use sluice_spec::config::Config;
 
 #[derive(Parser)]
 #[command(
@@ -149,6 +145,20 @@ fn parse_date(s: &str) -> Result<NaiveDate, String> {
         .map_err(|_| format!("{s:?} is not a date: use YYYY-MM-DD"))
 }
 
+/// The dataset spec, with a hint when the file is not there.
+fn load_config(path: &Path) -> anyhow::Result<Arc<Config>> {
+    Config::load(path).map(Arc::new).map_err(|e| {
+        if e.line == 0 && !path.exists() {
+            anyhow::anyhow!(
+                "{}: no dataset spec here; pass --config FILE (examples: examples/sluice.toml)",
+                path.display()
+            )
+        } else {
+            anyhow::anyhow!("{e}")
+        }
+    })
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
@@ -188,16 +198,7 @@ struct Embedded {
 }
 
 async fn embedded(config_path: &Path, data_dir: Option<PathBuf>) -> anyhow::Result<Embedded> {
-    let config = Arc::new(Config::load(config_path).map_err(|e| {
-        if e.line == 0 && !config_path.exists() {
-            anyhow::anyhow!(
-                "{}: no dataset spec here; pass --config FILE (examples: examples/sluice.toml)",
-                config_path.display()
-            )
-        } else {
-            anyhow::anyhow!("{e}")
-        }
-    })?);
+    let config = load_config(config_path)?;
     let data_dir = data_dir
         .or_else(|| config.data_dir.clone())
         .unwrap_or_else(|| PathBuf::from(".sluice"));
@@ -216,7 +217,7 @@ async fn embedded(config_path: &Path, data_dir: Option<PathBuf>) -> anyhow::Resu
         mailer: Arc::new(OutboxMailer::new(data_dir.join("outbox"))),
         scratch_root: data_dir.join("tmp"),
         progress: None,
-        // `flow::execute` reads SLUICE_INJECT_FAULTS afresh for each run.
+        // `sluice_pipeline::embedded::execute` reads SLUICE_INJECT_FAULTS afresh for each run.
         faults: Arc::default(),
     };
     Ok(Embedded {
@@ -245,7 +246,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 }
                 plan.push((
                     file,
-                    driver::dataset_for(&env.config, file, dataset.as_deref())?.clone(),
+                    dataset_for(&env.config, file, dataset.as_deref())?.clone(),
                 ));
             }
             let mut all_ok = true;
@@ -253,8 +254,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 let progress = Arc::new(AtomicU64::new(0));
                 env.ctx.progress = Some(progress.clone());
                 let bar = progress_bar(file, progress, json);
-                let run =
-                    driver::run_file(&env.ctx, &env.store, env.db.as_ref(), &ds, file, as_of).await;
+                let run = land_and_run(&env, &ds, file, as_of).await;
                 if let Some((bar, ticker)) = bar {
                     ticker.abort();
                     bar.finish_and_clear();
@@ -319,42 +319,53 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             command,
         } => {
             let env = embedded(&cli.config, cli.data_dir).await?;
+            let db = env.db.as_ref();
             match command {
                 RunsCommand::List { limit, json } => {
-                    let runs = env
-                        .db
+                    let runs = db
                         .list_runs(limit)
                         .await
                         .map_err(|e| anyhow::anyhow!(e.cause))?;
-                    if json {
-                        for r in &runs {
-                            println!("{}", serde_json::to_string(r)?);
-                        }
-                    } else {
-                        print!("{}", report::table(&runs));
-                    }
-                    Ok(ExitCode::SUCCESS)
+                    report::print_runs(&runs, json)
                 }
                 RunsCommand::Show { run_id, json } => {
                     let id = RunId::parse(&run_id).map_err(|e| anyhow::anyhow!(e))?;
-                    let Some(run) = env
-                        .db
+                    let Some(run) = db
                         .get_run(&id)
                         .await
                         .map_err(|e| anyhow::anyhow!(e.cause))?
                     else {
                         anyhow::bail!("no run {run_id} in the run store (see `sluice runs list`)");
                     };
-                    if json {
-                        println!("{}", serde_json::to_string_pretty(&run)?);
-                    } else {
-                        print!("{}", report::human(&run));
-                    }
-                    Ok(ExitCode::SUCCESS)
+                    report::print_run(&run, &Default::default(), json)
                 }
             }
         }
     }
+}
+
+/// Copies `file` into the landing folder under the dataset's prefix, then runs it.
+async fn land_and_run(
+    env: &Embedded,
+    ds: &sluice_spec::config::Dataset,
+    file: &Path,
+    as_of: NaiveDate,
+) -> anyhow::Result<sluice_proto::RunSummary> {
+    let file_name = file
+        .file_name()
+        .ok_or_else(|| anyhow::anyhow!("{} is not a file name", file.display()))?
+        .to_string_lossy()
+        .into_owned();
+    let source = ObjectRef::new(
+        &env.config.buckets.landing,
+        format!("{}{}", ds.prefix, file_name),
+    );
+    let meta = env
+        .store
+        .land(file, &source)
+        .await
+        .map_err(|e| anyhow::anyhow!(e.cause))?;
+    run_landed(&env.ctx, env.db.as_ref(), ds, source, &meta.etag, as_of).await
 }
 
 /// A progress bar over the bytes validated, drawn only on a terminal (never when piped or with --json).

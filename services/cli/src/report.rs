@@ -2,7 +2,10 @@
 
 use std::fmt::Write as _;
 
-use sluice_proto::RunSummary;
+use std::collections::BTreeMap;
+use std::process::ExitCode;
+
+use sluice_proto::{RunSummary, Stage, StageStatus};
 
 fn num(x: Option<f64>) -> String {
     match x {
@@ -31,7 +34,7 @@ pub fn human(run: &RunSummary) -> String {
             s,
             "  error: {} at {}: {}",
             e.error,
-            e.stage.as_deref().unwrap_or("?"),
+            e.stage.map_or("?", |s| s.as_str()),
             e.cause
         );
     }
@@ -111,4 +114,37 @@ pub fn table(runs: &[RunSummary]) -> String {
         s.push_str("(no runs yet: try `sluice run FILE`)\n");
     }
     s
+}
+
+/// `runs list`: a table, or one JSON summary per line.
+pub fn print_runs(runs: &[RunSummary], json: bool) -> anyhow::Result<ExitCode> {
+    if json {
+        for r in runs {
+            println!("{}", serde_json::to_string(r)?);
+        }
+    } else {
+        print!("{}", table(runs));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `runs show`: the report with the stage statuses, or the summary as JSON.
+pub fn print_run(
+    run: &RunSummary,
+    stages: &BTreeMap<Stage, StageStatus>,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(run)?);
+    } else {
+        print!("{}", human(run));
+        if !stages.is_empty() {
+            let list: Vec<String> = stages
+                .iter()
+                .map(|(stage, status)| format!("{stage} {status}"))
+                .collect();
+            println!("  stages: {}", list.join(", "));
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }

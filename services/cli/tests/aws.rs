@@ -12,10 +12,11 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use aws_sdk_s3::primitives::ByteStream;
-use sluice_core::aws::{DynamoRowSink, DynamoRunStore};
-use sluice_core::keys::run_id_for;
-use sluice_core::ports::{RowSink, RunStore};
-use sluice_proto::{RunId, RunStatus, RunSummary};
+use sluice_aws::{DynamoRowSink, DynamoRunStore};
+use sluice_proto::{RunId, RunStatus, RunSummary, Stage, StageState, StageStatus};
+use sluice_runtime::ports::RowSink;
+use sluice_runtime::runs::RunStore;
+use sluice_spec::keys::run_id_for;
 
 const SLUICE: &str = env!("CARGO_BIN_EXE_sluice");
 const TIMEOUT: Duration = Duration::from_secs(90);
@@ -141,7 +142,7 @@ impl Env {
         let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
             .load()
             .await;
-        let clients = sluice_core::aws::AwsClients::new(&sdk);
+        let clients = sluice_aws::AwsClients::new(&sdk);
         let env = Env {
             runs: DynamoRunStore::new(clients.dynamodb.clone(), format!("{sfx}-runs")),
             rows: DynamoRowSink::new(clients.dynamodb.clone(), format!("{sfx}-rows")),
@@ -491,7 +492,7 @@ async fn a_landed_file_succeeds_with_rows_outputs_and_emails() {
     assert_eq!(run.stats["price"].count, 5);
 
     // DynamoDB holds exactly the valid rows.
-    assert_eq!(env.rows.count_rows("prices").await.unwrap(), 5);
+    assert_eq!(env.rows.count_rows(&"prices".into()).await.unwrap(), 5);
 
     // Every output the run lists is in S3.
     let o = &run.outputs;
@@ -570,8 +571,8 @@ async fn permanent_failure(stage: &str) {
     let (status, error, cause) = env.wait_execution(&run_id).await;
     assert_eq!(status, "FAILED", "\n{}", env.logs());
     assert_eq!(
-        env.runs.stage_statuses(&run_id).await.unwrap()[stage],
-        "FAILED"
+        env.runs.stage_statuses(&run_id).await.unwrap()[&Stage::parse(stage).unwrap()].state,
+        StageState::Failed
     );
     let log = env.log(stage);
     assert_eq!(
@@ -597,7 +598,7 @@ async fn permanent_failure(stage: &str) {
     assert_eq!(run.status, RunStatus::Failed);
     let e = run.error.clone().expect("the run records its error");
     assert_eq!(
-        (e.stage.as_deref(), e.error.as_str()),
+        (e.stage.map(|s| s.as_str()), e.error.as_str()),
         (Some(stage), "Sluice.InvalidInput")
     );
     assert!(
@@ -647,8 +648,11 @@ async fn a_transient_failure_is_retried_and_succeeds() {
     let log = env.log("filter-stats");
     assert_eq!(log.matches("task received").count(), 3, "{log}");
     assert_eq!(
-        env.runs.stage_statuses(&run_id).await.unwrap()["filter-stats"],
-        "SUCCEEDED"
+        env.runs.stage_statuses(&run_id).await.unwrap()[&Stage::FilterStats],
+        StageStatus {
+            state: StageState::Succeeded,
+            attempt: 3
+        }
     );
 }
 
@@ -735,7 +739,7 @@ async fn duplicate_uploads_and_notifications_start_one_execution() {
         [(run_id.to_string(), "SUCCEEDED".to_string())]
     );
     assert_eq!(env.runs.list_runs(10).await.unwrap().len(), 1);
-    assert_eq!(env.rows.count_rows("prices").await.unwrap(), 3);
+    assert_eq!(env.rows.count_rows(&"prices".into()).await.unwrap(), 3);
     assert!(
         env.log("dispatcher").contains("no dataset matches"),
         "{}",
@@ -777,7 +781,7 @@ async fn a_worker_killed_mid_task_is_replaced_and_the_run_succeeds() {
 
     // Kill the validator once it is writing rows, before it has answered.
     let deadline = Instant::now() + TIMEOUT;
-    while env.rows.count_rows("prices").await.unwrap() == 0 {
+    while env.rows.count_rows(&"prices".into()).await.unwrap() == 0 {
         assert!(
             Instant::now() < deadline,
             "the validator never started writing rows\n{}",
@@ -788,7 +792,7 @@ async fn a_worker_killed_mid_task_is_replaced_and_the_run_succeeds() {
     env.kill("validator");
     let stages = env.runs.stage_statuses(&run_id).await.unwrap();
     assert!(
-        !stages.contains_key("validator"),
+        !stages.contains_key(&Stage::Validator),
         "the validator finished before it was killed: use a larger file ({stages:?})"
     );
 
@@ -808,5 +812,8 @@ async fn a_worker_killed_mid_task_is_replaced_and_the_run_succeeds() {
     let run = env.wait_run(&run_id).await;
     assert_eq!(run.rows.valid, ROWS as u64);
     // Rows are keyed by dataset and key columns: the second attempt overwrote, nothing doubled.
-    assert_eq!(env.rows.count_rows("prices").await.unwrap(), ROWS as u64);
+    assert_eq!(
+        env.rows.count_rows(&"prices".into()).await.unwrap(),
+        ROWS as u64
+    );
 }

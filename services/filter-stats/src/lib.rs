@@ -15,11 +15,11 @@ use std::path::Path;
 
 use chrono::{Datelike, Days, NaiveDate, NaiveDateTime};
 use serde::Serialize;
-use sluice_core::config::{Dataset, Window};
 use sluice_proto::{ColumnStats, StageError};
+use sluice_spec::config::{Dataset, Window};
 
 pub use accumulator::StatsAccumulator;
-use sluice_core::canonical::{CanonicalReader, IO_BUFFER};
+use sluice_spec::canonical::{CanonicalReader, IO_BUFFER};
 
 /// What [`filter_stats`] found: the rows kept and the statistics per stats column (by name).
 #[derive(Debug, Clone, PartialEq)]

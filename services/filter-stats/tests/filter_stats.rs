@@ -4,9 +4,9 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use chrono::NaiveDate;
-use sluice_core::config::{Config, Dataset};
 use sluice_filter_stats::{FilterStatsReport, filter_stats};
 use sluice_proto::{ColumnStats, ErrorName, StageError};
+use sluice_spec::config::{Config, Dataset};
 
 const COLUMNS: &str = r#"
 [[dataset.columns]]

@@ -5,11 +5,11 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::ExitCode;
 
-use sluice_core::config::Config;
 use sluice_notifier::{ComposeContext, compose};
 use sluice_proto::{
     ColumnStats, Notice, NotifyInput, ObjectRef, OutputRefs, ReasonCount, RowCounts, RunId,
 };
+use sluice_spec::config::Config;
 
 const SPEC: &str = r#"
 [[dataset]]
@@ -98,7 +98,7 @@ fn main() -> ExitCode {
         (
             "failure",
             Notice::Failure {
-                stage: "validator".into(),
+                stage: sluice_proto::Stage::Validator,
                 error: "Sluice.InvalidInput".into(),
                 cause: "incoming/stocks/prices.csv: line 1: the header has no column \"volume\" (it has date, open, high, low, close): add the column or fix the dataset spec".into(),
             },
@@ -117,7 +117,7 @@ fn main() -> ExitCode {
     for (name, notice) in notices {
         let input = NotifyInput {
             run_id: run_id.clone(),
-            dataset: ds.name.clone(),
+            dataset: ds.name.as_str().into(),
             source: ObjectRef::new("sluice-landing", "incoming/stocks/prices.csv"),
             notice,
         };

@@ -67,7 +67,7 @@ pub fn percent(part: u64, whole: u64) -> Option<String> {
     })
 }
 
-pub use sluice_core::format::group_thousands;
+pub use sluice_spec::format::group_thousands;
 
 #[cfg(test)]
 mod tests {

@@ -15,8 +15,8 @@ use std::str::FromStr;
 use lettre::message::header::{ContentTransferEncoding, ContentType, HeaderName, HeaderValue};
 use lettre::message::{Attachment, Body, Mailbox, Mailboxes, MultiPart, SinglePart};
 use lettre::{Address, Message};
-use sluice_core::config::Dataset;
 use sluice_proto::{Notice, NotifyInput, ObjectRef, StageError};
+use sluice_spec::config::Dataset;
 
 pub mod attachment;
 pub mod doc;
@@ -130,7 +130,7 @@ pub fn compose(
             stage,
             error,
             cause,
-        } => notices::failure(&run, stage, error, cause),
+        } => notices::failure(&run, stage.as_str(), error.as_str(), cause),
     };
     let subject = content.subject.clone();
     let message = build_message(&from, to, &run, content)?;

@@ -7,13 +7,13 @@ use std::path::Path;
 
 use chrono::{TimeZone, Utc};
 use mailparse::{DispositionType, MailHeaderMap, ParsedMail, parse_mail};
-use sluice_core::config::{Config, Dataset};
 use sluice_notifier::attachment::ATTACHMENT_CAP;
 use sluice_notifier::{ComposeContext, Email, compose};
 use sluice_proto::{
     ColumnStats, ErrorName, Notice, NotifyInput, ObjectRef, OutputRefs, ReasonCount, RowCounts,
     RunId,
 };
+use sluice_spec::config::{Config, Dataset};
 
 const RUN: &str = "0123456789abcdef0123456789abcdef";
 
@@ -412,7 +412,7 @@ fn success_summary_lists_rows_stats_and_outputs() {
 #[test]
 fn failure_alert_says_what_failed_and_what_to_do() {
     let notice = Notice::Failure {
-        stage: "validator".into(),
+        stage: sluice_proto::Stage::Validator,
         error: ErrorName::InvalidInput.as_str().into(),
         cause: "prices.csv: line 1: the header has no column \"date\"; add it".into(),
     };
@@ -439,7 +439,7 @@ fn failure_alert_says_what_failed_and_what_to_do() {
     );
 
     let transient = Notice::Failure {
-        stage: "partitioner".into(),
+        stage: sluice_proto::Stage::Partitioner,
         error: "Sluice.Transient".into(),
         cause: "throttled".into(),
     };
@@ -470,7 +470,7 @@ fn no_recipients_means_no_email() {
     );
     let none = dataset("");
     let f = Notice::Failure {
-        stage: "validator".into(),
+        stage: sluice_proto::Stage::Validator,
         error: "Sluice.Internal".into(),
         cause: "bug".into(),
     };
@@ -522,7 +522,7 @@ fn data_is_html_escaped() {
     assert!(text.contains("name: <script>alert('x')</script> & more"));
 
     let failure = Notice::Failure {
-        stage: "plotter".into(),
+        stage: sluice_proto::Stage::Plotter,
         error: "Sluice.Internal".into(),
         cause: "<img src=x onerror=y>".into(),
     };
@@ -597,7 +597,7 @@ fn addresses_lettre_refuses_are_invalid_input_naming_them() {
     // The spec parser only checks addresses loosely; this one passes it but is not an address.
     let ds = dataset("from = \"bad@@example.com\"\nfailure = [\"oncall@example.com\"]");
     let f = Notice::Failure {
-        stage: "validator".into(),
+        stage: sluice_proto::Stage::Validator,
         error: "Sluice.Internal".into(),
         cause: "bug".into(),
     };

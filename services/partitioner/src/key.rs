@@ -1,8 +1,8 @@
 //! Which partition a row belongs to, and the Hive-style key of that partition's files.
 
 use chrono::{Datelike, NaiveDateTime, Timelike};
-use sluice_core::config::{Dataset, Granularity};
 use sluice_proto::RunId;
+use sluice_spec::config::{Dataset, Granularity};
 
 /// Hive's name for the partition of rows whose partition column is null.
 pub const DEFAULT_PARTITION: &str = "__HIVE_DEFAULT_PARTITION__";

@@ -22,8 +22,8 @@ mod to_parquet;
 
 use std::path::Path;
 
-use sluice_core::config::{Dataset, PartitionFormat};
 use sluice_proto::{RunId, StageError};
+use sluice_spec::config::{Dataset, PartitionFormat};
 
 pub use key::DEFAULT_PARTITION;
 use key::PartitionKey;
@@ -95,7 +95,7 @@ fn partition_with_limit(
     let csv_root = scratch.as_ref().map_or(out_dir, |d| d.path());
 
     // Pass 1: every row to its partition's CSV file.
-    let mut rows = sluice_core::canonical::CanonicalReader::open(filtered_csv, ds)?;
+    let mut rows = sluice_spec::canonical::CanonicalReader::open(filtered_csv, ds)?;
     let mut files = PartitionFiles::new(max_open, rows.header_raw());
     let column = &ds.columns[spec.column];
     let mut total = 0u64;
@@ -161,7 +161,7 @@ fn partition_with_limit(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use sluice_core::config::Config;
+    use sluice_spec::config::Config;
 
     fn dataset() -> Dataset {
         let spec = r#"

@@ -18,11 +18,11 @@ use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use parquet::arrow::ArrowWriter;
 use parquet::basic::Compression;
 use parquet::file::properties::WriterProperties;
-use sluice_core::config::Dataset;
-use sluice_core::values::{ColumnType, Value, days_since_epoch};
 use sluice_proto::StageError;
+use sluice_spec::config::Dataset;
+use sluice_spec::values::{ColumnType, Value, days_since_epoch};
 
-use sluice_core::canonical::{CanonicalReader, IO_BUFFER};
+use sluice_spec::canonical::{CanonicalReader, IO_BUFFER};
 
 /// Rows per record batch and per row group: large enough for good compression and statistics.
 const BATCH_ROWS: usize = 64 * 1024;

@@ -10,9 +10,9 @@ use arrow_array::{Array, RecordBatch};
 use arrow_schema::{DataType, TimeUnit};
 use chrono::{NaiveDate, NaiveDateTime};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
-use sluice_core::config::{Config, Dataset};
 use sluice_partitioner::{arrow_schema, partition};
 use sluice_proto::{ErrorName, RunId};
+use sluice_spec::config::{Config, Dataset};
 
 const RUN: &str = "0123456789abcdef0123456789abcdef";
 

@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::process::ExitCode;
 
-use sluice_core::config::Config;
+use sluice_spec::config::Config;
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();

@@ -8,8 +8,8 @@ use std::ops::Range;
 use plotters::coord::ranged1d::{DefaultFormatting, KeyPointHint, Ranged};
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
-use sluice_core::config::{Dataset, Plot};
 use sluice_proto::StageError;
+use sluice_spec::config::{Dataset, Plot};
 
 use crate::scan::{ChartData, XKind};
 use crate::text::{ChartBackend, Fonts};

@@ -7,9 +7,9 @@
 
 use std::path::Path;
 
-use sluice_core::config::Dataset;
-use sluice_core::keys::slug;
 use sluice_proto::StageError;
+use sluice_spec::config::Dataset;
+use sluice_spec::keys::slug;
 
 pub mod draw;
 pub mod m4;
@@ -21,7 +21,7 @@ pub use draw::{HEIGHT, WIDTH};
 
 /// Draws one PNG per `ds.plots` entry from the filtered canonical CSV into `out_dir` (created if
 /// missing); returns the file names written, in plot order: `"{n}-{slug}.png"` with n from 1 and
-/// slug = [`sluice_core::keys::slug`] of the title.
+/// slug = [`sluice_spec::keys::slug`] of the title.
 ///
 /// A chart with no rows to show is still drawn, with its title and a caption saying why it is
 /// empty, so every configured chart has a file.

@@ -8,9 +8,9 @@ use std::fs::File;
 use std::path::Path;
 
 use csv::{ByteRecord, Reader, ReaderBuilder};
-use sluice_core::config::Dataset;
-use sluice_core::values::{ColumnType, Value, parse_canonical};
 use sluice_proto::StageError;
+use sluice_spec::config::Dataset;
+use sluice_spec::values::{ColumnType, Value, parse_canonical};
 
 use crate::m4::M4;
 use crate::ticks::SECONDS_PER_DAY;

@@ -73,7 +73,7 @@ pub fn format_number(v: f64, step: f64) -> String {
     group_thousands(&text)
 }
 
-pub use sluice_core::format::group_thousands;
+pub use sluice_spec::format::group_thousands;
 
 /// How time tick labels are written, from the coarsest to the finest.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]

@@ -4,9 +4,9 @@ use std::collections::HashSet;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-use sluice_core::config::{Config, Dataset};
 use sluice_plotter::{HEIGHT, WIDTH, plot, plot_with_buckets};
 use sluice_proto::ErrorName;
+use sluice_spec::config::{Config, Dataset};
 
 /// A dataset spec with the given columns and plots (TOML fragments).
 fn dataset(columns: &[(&str, &str)], plots: &str) -> Dataset {

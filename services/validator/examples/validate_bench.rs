@@ -13,7 +13,7 @@ use std::io::{BufWriter, Write};
 use std::path::Path;
 use std::time::Instant;
 
-use sluice_core::config::Config;
+use sluice_spec::config::Config;
 use sluice_validator::{ValidateOptions, validate};
 
 const SPEC: &str = r#"

@@ -31,8 +31,8 @@ use std::sync::atomic::AtomicU64;
 use std::sync::mpsc;
 
 use csv::{ByteRecord, StringRecord};
-use sluice_core::config::Dataset;
 use sluice_proto::{ReasonCount, RowCounts, StageError};
+use sluice_spec::config::Dataset;
 use tempfile::NamedTempFile;
 
 use crate::rules::{Checker, Kind, ReasonKey, Tally, key_names};

@@ -9,11 +9,11 @@ use std::collections::HashMap;
 use std::fmt::{self, Write as _};
 
 use csv::ByteRecord;
-use sluice_core::config::{Column, Dataset};
-use sluice_core::values::{
+use sluice_proto::ReasonCount;
+use sluice_spec::config::{Column, Dataset};
+use sluice_spec::values::{
     ColumnType, TypeMismatch, Value, parse_iso_date, parse_raw, write_canonical,
 };
-use sluice_proto::ReasonCount;
 
 /// What kind of problem a reason is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -327,7 +327,7 @@ fn looks_like_integer(s: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use sluice_core::config::Config;
+    use sluice_spec::config::Config;
     use std::path::Path;
 
     fn dataset(columns: &str, extra: &str) -> Dataset {

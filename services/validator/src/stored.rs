@@ -6,9 +6,9 @@ use std::path::Path;
 
 use csv::StringRecord;
 use serde_json::{Map, Number, Value as Json};
-use sluice_core::config::Dataset;
-use sluice_core::values::{ColumnType, Value, parse_canonical};
 use sluice_proto::{RunId, StageError};
+use sluice_spec::config::Dataset;
+use sluice_spec::values::{ColumnType, Value, parse_canonical};
 
 use crate::source::file_name;
 

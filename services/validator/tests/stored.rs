@@ -7,7 +7,7 @@ use serde_json::json;
 use sluice_proto::{ErrorName, RunId};
 use sluice_validator::{Limits, StoredRow, stored_rows};
 
-fn typed() -> sluice_core::config::Dataset {
+fn typed() -> sluice_spec::config::Dataset {
     dataset(
         r#"
 key = ["sym", "day"]
@@ -34,7 +34,7 @@ type = "boolean"
     )
 }
 
-fn rows_of(ds: &sluice_core::config::Dataset, input: &str, run_id: &RunId) -> Vec<StoredRow> {
+fn rows_of(ds: &sluice_spec::config::Dataset, input: &str, run_id: &RunId) -> Vec<StoredRow> {
     let w = Workdir::new(input.as_bytes());
     w.run(ds, Limits::default()).unwrap();
     stored_rows(ds, run_id, &w.valid)

@@ -3,8 +3,8 @@
 
 use std::path::{Path, PathBuf};
 
-use sluice_core::config::{Config, Dataset};
 use sluice_proto::{ErrorName, StageError};
+use sluice_spec::config::{Config, Dataset};
 use sluice_validator::{Limits, ValidateOptions, ValidationReport, validate_with_limits};
 
 /// A dataset from the body of a `[[dataset]]` table (name and the header line are added).

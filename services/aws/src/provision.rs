@@ -1,0 +1,260 @@
+//! Provisioning (`sluice deploy`): creates or updates everything AWS mode uses, idempotently, and says
+//! what it did, one line per resource. Resource names come from the spec: queues `{queue_prefix}{stage}`
+//! and `{queue_prefix}events`, each with a `-dlq` dead-letter queue; the state machine
+//! `[aws] state_machine`; the tables `[aws] runs_table` / `rows_table`; the buckets.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use anyhow::Context;
+use sluice_proto::{Stage, StageError};
+use sluice_spec::config::Config;
+
+use crate::{
+    AwsClients, DynamoTables, QueueInfo, QueueNotification, QueueSettings, S3ObjectStore,
+    SesMailer, SfnStateMachines, allow_s3_notifications, create_queue_with_dlq,
+};
+
+/// The name of a stage's queue.
+pub fn stage_queue(config: &Config, stage: Stage) -> String {
+    format!("{}{stage}", config.aws.queue_prefix)
+}
+
+/// The name of the queue S3 event notifications go to.
+pub fn events_queue(config: &Config) -> String {
+    format!("{}events", config.aws.queue_prefix)
+}
+
+/// The URL of a queue `sluice deploy` created.
+pub async fn queue_url(sqs: &aws_sdk_sqs::Client, name: &str) -> anyhow::Result<String> {
+    match sqs.get_queue_url().queue_name(name).send().await {
+        Ok(out) => out
+            .queue_url
+            .ok_or_else(|| anyhow::anyhow!("SQS answered GetQueueUrl {name} without a URL")),
+        Err(e) => {
+            if e.as_service_error()
+                .is_some_and(|s| s.is_queue_does_not_exist())
+            {
+                anyhow::bail!(
+                    "SQS queue {name} does not exist: run `sluice deploy` first (with the same --config)"
+                )
+            }
+            Err(anyhow::anyhow!(
+                "SQS GetQueueUrl {name} failed: {}",
+                error_chain(&e)
+            ))
+        }
+    }
+}
+
+/// An error with its sources: an SDK error's top-level text is often just "dispatch failure".
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
+
+/// Stage queues' visibility timeout: how long a message stays hidden when a worker did not set its own
+/// lease (workers take and renew theirs, `--lease-seconds`).
+const VISIBILITY: Duration = Duration::from_secs(60);
+
+fn err(e: StageError) -> anyhow::Error {
+    anyhow::anyhow!(e.cause)
+}
+
+/// What [`deploy`] did to one resource: its kind, name and state (`created`, `unchanged`, ...).
+pub type Report<'a> = &'a mut (dyn FnMut(&str, &str, &str) + Send);
+
+/// Creates or updates every resource of `config`, with `definition` (pipeline.asl.json with the queue
+/// URL placeholders left in: `url_of` fills them) as the state machine. Returns the state machine ARN.
+pub async fn deploy(
+    config: &Config,
+    clients: &AwsClients,
+    fill_definition: &(dyn Fn(&dyn Fn(Stage) -> String) -> String + Sync),
+    say: Report<'_>,
+) -> anyhow::Result<String> {
+    // Buckets.
+    let s3 = S3ObjectStore::new(clients.s3.clone());
+    let b = &config.buckets;
+    for bucket in [&b.landing, &b.work, &b.curated] {
+        let created = s3.create_bucket(bucket).await.map_err(err)?;
+        say(
+            "bucket",
+            bucket,
+            if created { "created" } else { "unchanged" },
+        );
+    }
+
+    // Queues, each with its dead-letter queue.
+    let settings = QueueSettings {
+        visibility_timeout: VISIBILITY,
+        max_receive_count: config.aws.max_receive_count,
+        ..QueueSettings::default()
+    };
+    let mut stage_urls = Vec::new();
+    for stage in Stage::ALL {
+        let name = stage_queue(&config, stage);
+        let queue = ensure_queue(&clients.sqs, &name, &settings, say).await?;
+        stage_urls.push((stage, queue.url));
+    }
+    let events = ensure_queue(&clients.sqs, &events_queue(config), &settings, say).await?;
+
+    // S3 -> events queue.
+    let changed = allow_s3_notifications(&clients.sqs, &events, &b.landing, None)
+        .await
+        .map_err(err)?;
+    say(
+        "queue policy",
+        &events.name,
+        if changed {
+            "updated (S3 may send)"
+        } else {
+            "unchanged"
+        },
+    );
+    let notifications: Vec<QueueNotification> = config
+        .datasets
+        .iter()
+        .map(|d| QueueNotification {
+            id: format!("sluice-{}", d.name),
+            queue_arn: events.arn.clone(),
+            prefix: d.prefix.clone(),
+            suffix: d.suffix.clone(),
+        })
+        .collect();
+    let changed = s3
+        .set_queue_notifications(&b.landing, &notifications)
+        .await
+        .map_err(err)?;
+    say(
+        "notification",
+        &b.landing,
+        &format!(
+            "{} ({} dataset(s) -> {})",
+            if changed { "updated" } else { "unchanged" },
+            notifications.len(),
+            events.name
+        ),
+    );
+
+    // Tables.
+    let tables = DynamoTables::new(
+        clients.dynamodb.clone(),
+        config.aws.runs_table.clone(),
+        config.aws.rows_table.clone(),
+    );
+    let (runs, rows) = tables.create_tables().await.map_err(err)?;
+    say(
+        "table",
+        &config.aws.runs_table,
+        if runs { "created" } else { "unchanged" },
+    );
+    say(
+        "table",
+        &config.aws.rows_table,
+        if rows { "created" } else { "unchanged" },
+    );
+
+    // The state machine, with the queue URLs filled in.
+    let definition = fill_definition(&|stage| {
+        stage_urls
+            .iter()
+            .find(|(s, _)| *s == stage)
+            .map(|(_, url)| url.clone())
+            .unwrap_or_default()
+    });
+    let machine = SfnStateMachines::new(clients.sfn.clone())
+        .create_or_update_state_machine(
+            &config.aws.state_machine,
+            &definition,
+            &config.aws.role_arn,
+        )
+        .await
+        .map_err(err)?;
+    say(
+        "state machine",
+        &config.aws.state_machine,
+        if machine.created {
+            "created"
+        } else {
+            "updated"
+        },
+    );
+
+    // SES identities: every sender and recipient (while the account is in the SES sandbox, recipients
+    // must be verified too).
+    let mailer = SesMailer::new(clients.ses.clone());
+    let mut unverified = Vec::new();
+    for identity in identities(config) {
+        let status = mailer.verify_identity(&identity).await.map_err(err)?;
+        let state = match (status.created, status.verified_for_sending) {
+            (true, true) => "created, verified",
+            (true, false) => "created, verification e-mail sent",
+            (false, true) => "unchanged, verified",
+            (false, false) => "unchanged, not verified yet",
+        };
+        if !status.verified_for_sending {
+            unverified.push(identity.clone());
+        }
+        say("ses identity", &identity, state);
+    }
+    if !unverified.is_empty() {
+        say(
+            "note",
+            "SES",
+            &format!(
+                "sends only from verified identities (and, in the SES sandbox, only to verified ones); \
+                 follow the link in the verification e-mail sent to: {}",
+                unverified.join(", ")
+            ),
+        );
+    }
+    Ok(machine.arn)
+}
+
+/// Creates or updates a queue and its DLQ, saying which.
+async fn ensure_queue(
+    sqs: &aws_sdk_sqs::Client,
+    name: &str,
+    settings: &QueueSettings,
+    say: Report<'_>,
+) -> anyhow::Result<QueueInfo> {
+    let existed = sqs.get_queue_url().queue_name(name).send().await.is_ok();
+    let pair = create_queue_with_dlq(sqs, name, settings)
+        .await
+        .map_err(err)
+        .with_context(|| format!("queue {name}"))?;
+    say(
+        "queue",
+        name,
+        &format!(
+            "{} (dead letters: {} after {} receives)",
+            if existed { "updated" } else { "created" },
+            pair.dlq.name,
+            settings.max_receive_count
+        ),
+    );
+    Ok(pair.queue)
+}
+
+/// Every address of every dataset's `[dataset.notify]`, once each, sorted.
+fn identities(config: &Config) -> BTreeSet<String> {
+    let mut all = BTreeSet::new();
+    for d in &config.datasets {
+        let n = &d.notify;
+        all.extend(n.from.iter().cloned());
+        all.extend(
+            n.invalid_rows
+                .iter()
+                .chain(&n.success)
+                .chain(&n.failure)
+                .cloned(),
+        );
+    }
+    all
+}

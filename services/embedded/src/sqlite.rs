@@ -1,0 +1,479 @@
+//! Run records and valid rows in SQLite, through sea-orm, with migrations.
+//!
+//! The run table is a [`RunRecords`] store: every write is guarded by the record's `version` (an
+//! `UPDATE ... WHERE version = ?`, or an insert that does nothing on conflict), and the rules of runs
+//! are `sluice_runtime::runs`'.
+
+use std::collections::BTreeMap;
+
+use async_trait::async_trait;
+use sea_orm::sea_query::OnConflict;
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectOptions, ConnectionTrait, Database, DatabaseConnection,
+    EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
+};
+use sea_orm_migration::MigratorTrait;
+use sluice_proto::{DatasetName, RunId, RunSummary, Stage, StageError, StageStatus};
+
+use sluice_runtime::ports::{RowItem, RowSink, RunRecord, RunRecords};
+
+pub mod runs {
+    use sea_orm::entity::prelude::*;
+
+    /// One row per run; the whole summary is kept as JSON, the columns are for listing and filtering.
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "runs")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub run_id: String,
+        pub dataset: String,
+        pub status: String,
+        pub source_bucket: String,
+        pub source_key: String,
+        pub started_at: String,
+        pub finished_at: Option<String>,
+        /// The run summary as JSON; empty while only stage statuses are recorded.
+        pub summary: String,
+        /// `{"validator": {"state": "SUCCEEDED", "attempt": 1}, ...}`.
+        pub stages: String,
+        pub attempt: i64,
+        pub version: i64,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub mod rows {
+    use sea_orm::entity::prelude::*;
+
+    /// Valid rows, keyed by dataset and key so a re-run overwrites instead of duplicating.
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "rows")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub dataset: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub row_key: String,
+        pub run_id: String,
+        pub item: String,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+mod migration {
+    use sea_orm_migration::prelude::*;
+
+    pub struct Migrator;
+
+    #[async_trait::async_trait]
+    impl MigratorTrait for Migrator {
+        fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+            vec![Box::new(M0001Init), Box::new(M0002RunRecords)]
+        }
+    }
+
+    #[derive(DeriveIden)]
+    enum Runs {
+        Table,
+        RunId,
+        Dataset,
+        Status,
+        SourceBucket,
+        SourceKey,
+        StartedAt,
+        FinishedAt,
+        Summary,
+        Stages,
+        Attempt,
+        Version,
+    }
+
+    #[derive(DeriveIden)]
+    enum Rows {
+        Table,
+        Dataset,
+        RowKey,
+        RunId,
+        Item,
+    }
+
+    pub struct M0001Init;
+
+    impl MigrationName for M0001Init {
+        fn name(&self) -> &str {
+            "m0001_runs_and_rows"
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl MigrationTrait for M0001Init {
+        async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
+            m.create_table(
+                Table::create()
+                    .table(Runs::Table)
+                    .if_not_exists()
+                    .col(
+                        ColumnDef::new(Runs::RunId)
+                            .string()
+                            .not_null()
+                            .primary_key(),
+                    )
+                    .col(ColumnDef::new(Runs::Dataset).string().not_null())
+                    .col(ColumnDef::new(Runs::Status).string().not_null())
+                    .col(ColumnDef::new(Runs::SourceBucket).string().not_null())
+                    .col(ColumnDef::new(Runs::SourceKey).string().not_null())
+                    .col(ColumnDef::new(Runs::StartedAt).string().not_null())
+                    .col(ColumnDef::new(Runs::FinishedAt).string())
+                    .col(ColumnDef::new(Runs::Summary).text().not_null())
+                    .to_owned(),
+            )
+            .await?;
+            m.create_index(
+                Index::create()
+                    .if_not_exists()
+                    .name("runs_by_started_at")
+                    .table(Runs::Table)
+                    .col(Runs::StartedAt)
+                    .to_owned(),
+            )
+            .await?;
+            m.create_table(
+                Table::create()
+                    .table(Rows::Table)
+                    .if_not_exists()
+                    .col(ColumnDef::new(Rows::Dataset).string().not_null())
+                    .col(ColumnDef::new(Rows::RowKey).string().not_null())
+                    .col(ColumnDef::new(Rows::RunId).string().not_null())
+                    .col(ColumnDef::new(Rows::Item).text().not_null())
+                    .primary_key(Index::create().col(Rows::Dataset).col(Rows::RowKey))
+                    .to_owned(),
+            )
+            .await
+        }
+
+        async fn down(&self, m: &SchemaManager) -> Result<(), DbErr> {
+            m.drop_table(Table::drop().table(Rows::Table).to_owned())
+                .await?;
+            m.drop_table(Table::drop().table(Runs::Table).to_owned())
+                .await
+        }
+    }
+
+    /// Stage statuses, attempts and the version that guards every write. Runs recorded before this
+    /// migration become version 1, attempt 1, no stage statuses.
+    pub struct M0002RunRecords;
+
+    impl MigrationName for M0002RunRecords {
+        fn name(&self) -> &str {
+            "m0002_run_records"
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl MigrationTrait for M0002RunRecords {
+        async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
+            // SQLite adds one column per ALTER TABLE.
+            for col in [
+                ColumnDef::new(Runs::Stages)
+                    .text()
+                    .not_null()
+                    .default("{}")
+                    .to_owned(),
+                ColumnDef::new(Runs::Attempt)
+                    .big_integer()
+                    .not_null()
+                    .default(1)
+                    .to_owned(),
+                ColumnDef::new(Runs::Version)
+                    .big_integer()
+                    .not_null()
+                    .default(1)
+                    .to_owned(),
+            ] {
+                let mut col = col;
+                m.alter_table(
+                    Table::alter()
+                        .table(Runs::Table)
+                        .add_column(&mut col)
+                        .to_owned(),
+                )
+                .await?;
+            }
+            Ok(())
+        }
+
+        async fn down(&self, m: &SchemaManager) -> Result<(), DbErr> {
+            for col in [Runs::Stages, Runs::Attempt, Runs::Version] {
+                m.alter_table(
+                    Table::alter()
+                        .table(Runs::Table)
+                        .drop_column(col)
+                        .to_owned(),
+                )
+                .await?;
+            }
+            Ok(())
+        }
+    }
+}
+
+/// The embedded run store and row sink: one SQLite file.
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    db: DatabaseConnection,
+}
+
+fn db_err(e: sea_orm::DbErr) -> StageError {
+    // SQLite busy/locked is worth a retry; everything else is ours to fix.
+    let text = e.to_string();
+    if text.contains("database is locked") || text.contains("busy") {
+        StageError::transient(format!("run store: {text}"))
+    } else {
+        StageError::internal(format!("run store: {text}"))
+    }
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database file and runs the migrations.
+    pub async fn open(path: &std::path::Path) -> Result<Self, StageError> {
+        if let Some(dir) = path.parent() {
+            tokio::fs::create_dir_all(dir).await?;
+        }
+        let url = format!("sqlite://{}?mode=rwc", path.display());
+        let mut opts = ConnectOptions::new(url);
+        opts.max_connections(4).sqlx_logging(false);
+        let db = Database::connect(opts).await.map_err(db_err)?;
+        // WAL lets `sluice runs list` read while a run writes.
+        db.execute_unprepared(
+            "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=5000;",
+        )
+        .await
+        .map_err(db_err)?;
+        migration::Migrator::up(&db, None).await.map_err(db_err)?;
+        Ok(SqliteStore { db })
+    }
+}
+
+fn decode(model: runs::Model) -> Result<RunRecord, StageError> {
+    let unreadable = |what: &str, e: serde_json::Error| {
+        StageError::internal(format!(
+            "run store: run {} has unreadable {what}: {e}",
+            model.run_id
+        ))
+    };
+    let summary = if model.summary.is_empty() {
+        None
+    } else {
+        Some(
+            serde_json::from_str::<RunSummary>(&model.summary)
+                .map_err(|e| unreadable("summary", e))?,
+        )
+    };
+    let stages: BTreeMap<Stage, StageStatus> =
+        serde_json::from_str(&model.stages).map_err(|e| unreadable("stage statuses", e))?;
+    Ok(RunRecord {
+        summary,
+        stages,
+        attempt: u32::try_from(model.attempt).unwrap_or(1),
+        version: u64::try_from(model.version).unwrap_or(0),
+    })
+}
+
+fn encode(run_id: &RunId, record: &RunRecord) -> Result<runs::ActiveModel, StageError> {
+    let internal = |e: serde_json::Error| StageError::internal(format!("run store: {e}"));
+    let summary = match &record.summary {
+        Some(run) => serde_json::to_string(run).map_err(internal)?,
+        None => String::new(),
+    };
+    let run = record.summary.as_ref();
+    Ok(runs::ActiveModel {
+        run_id: Set(run_id.to_string()),
+        dataset: Set(run.map(|r| r.dataset.to_string()).unwrap_or_default()),
+        status: Set(run
+            .map(|r| r.status.as_str().to_string())
+            .unwrap_or_default()),
+        source_bucket: Set(run.map(|r| r.source.bucket.clone()).unwrap_or_default()),
+        source_key: Set(run.map(|r| r.source.key.clone()).unwrap_or_default()),
+        started_at: Set(run.map(|r| r.started_at.to_rfc3339()).unwrap_or_default()),
+        finished_at: Set(run.and_then(|r| r.finished_at.map(|t| t.to_rfc3339()))),
+        summary: Set(summary),
+        stages: Set(serde_json::to_string(&record.stages).map_err(internal)?),
+        attempt: Set(i64::from(record.attempt.max(1))),
+        version: Set(i64::try_from(record.version + 1).unwrap_or(i64::MAX)),
+    })
+}
+
+#[async_trait]
+impl RunRecords for SqliteStore {
+    async fn load(&self, run_id: &RunId) -> Result<Option<RunRecord>, StageError> {
+        match runs::Entity::find_by_id(run_id.to_string())
+            .one(&self.db)
+            .await
+            .map_err(db_err)?
+        {
+            Some(m) => decode(m).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    async fn store_if_unchanged(
+        &self,
+        run_id: &RunId,
+        record: &RunRecord,
+    ) -> Result<bool, StageError> {
+        let model = encode(run_id, record)?;
+        if record.version == 0 {
+            let inserted = runs::Entity::insert(model)
+                .on_conflict(
+                    OnConflict::column(runs::Column::RunId)
+                        .do_nothing()
+                        .to_owned(),
+                )
+                .exec_without_returning(&self.db)
+                .await;
+            return match inserted {
+                Ok(n) => Ok(n == 1),
+                Err(sea_orm::DbErr::RecordNotInserted) => Ok(false),
+                Err(e) => Err(db_err(e)),
+            };
+        }
+        let expected = i64::try_from(record.version).unwrap_or(i64::MAX);
+        let updated = runs::Entity::update_many()
+            .set(model)
+            .filter(runs::Column::RunId.eq(run_id.to_string()))
+            .filter(runs::Column::Version.eq(expected))
+            .exec(&self.db)
+            .await
+            .map_err(db_err)?;
+        Ok(updated.rows_affected == 1)
+    }
+
+    async fn list_recent(&self, limit: u64) -> Result<Vec<RunSummary>, StageError> {
+        runs::Entity::find()
+            .filter(runs::Column::Summary.ne(""))
+            .order_by_desc(runs::Column::StartedAt)
+            .limit(limit)
+            .all(&self.db)
+            .await
+            .map_err(db_err)?
+            .into_iter()
+            .filter_map(|m| decode(m).map(|r| r.summary).transpose())
+            .collect()
+    }
+}
+
+/// Rows per INSERT statement: 4 bound values each, well under SQLite's 32766-variable limit.
+const ROWS_PER_STATEMENT: usize = 2000;
+
+#[async_trait]
+impl RowSink for SqliteStore {
+    async fn put_rows(
+        &self,
+        dataset: &DatasetName,
+        run_id: &RunId,
+        rows: &[RowItem],
+    ) -> Result<u64, StageError> {
+        if rows.is_empty() {
+            return Ok(0);
+        }
+        let txn = self.db.begin().await.map_err(db_err)?;
+        for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+            let models = chunk.iter().map(|r| rows::ActiveModel {
+                dataset: Set(dataset.to_string()),
+                row_key: Set(r.key.clone()),
+                run_id: Set(run_id.to_string()),
+                item: Set(serde_json::Value::Object(r.item.clone()).to_string()),
+            });
+            rows::Entity::insert_many(models)
+                .on_conflict(
+                    OnConflict::columns([rows::Column::Dataset, rows::Column::RowKey])
+                        .update_columns([rows::Column::RunId, rows::Column::Item])
+                        .to_owned(),
+                )
+                .exec(&txn)
+                .await
+                .map_err(db_err)?;
+        }
+        txn.commit().await.map_err(db_err)?;
+        Ok(rows.len() as u64)
+    }
+
+    async fn count_rows(&self, dataset: &DatasetName) -> Result<u64, StageError> {
+        rows::Entity::find()
+            .filter(rows::Column::Dataset.eq(dataset.as_str()))
+            .count(&self.db)
+            .await
+            .map_err(db_err)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sluice_proto::{ObjectRef, RunStatus};
+    use sluice_runtime::runs::{RunStore, conformance};
+
+    #[tokio::test]
+    async fn the_rules_of_runs_hold() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("s.db")).await.unwrap();
+        conformance::check(&store, "sqlite").await;
+    }
+
+    #[tokio::test]
+    async fn runs_and_rows_round_trip_and_rows_overwrite() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("s.db")).await.unwrap();
+        let id = RunId::parse("r1").unwrap();
+        let mut run = RunSummary::started(
+            id.clone(),
+            "stocks".into(),
+            ObjectRef::new("l", "k"),
+            chrono::Utc::now(),
+        );
+        assert!(store.create_run(&run).await.unwrap());
+        run.status = RunStatus::Succeeded;
+        store
+            .update_run(&id, &mut |r| r.status = RunStatus::Succeeded)
+            .await
+            .unwrap();
+        assert_eq!(
+            store.get_run(&id).await.unwrap().unwrap().status,
+            RunStatus::Succeeded
+        );
+        assert_eq!(store.list_runs(10).await.unwrap().len(), 1);
+        assert!(
+            store
+                .get_run(&RunId::parse("nope").unwrap())
+                .await
+                .unwrap()
+                .is_none()
+        );
+
+        let row = |k: &str, v: i64| RowItem {
+            key: k.into(),
+            item: serde_json::json!({"v": v}).as_object().unwrap().clone(),
+        };
+        let batch: Vec<RowItem> = (0..5000).map(|i| row(&format!("k{i}"), i)).collect();
+        let stocks = DatasetName::from("stocks");
+        assert_eq!(store.put_rows(&stocks, &id, &batch).await.unwrap(), 5000);
+        store.put_rows(&stocks, &id, &batch).await.unwrap();
+        assert_eq!(
+            store.count_rows(&stocks).await.unwrap(),
+            5000,
+            "a re-run overwrites"
+        );
+        assert_eq!(store.count_rows(&"orders".into()).await.unwrap(), 0);
+        // Reopening runs the migrations again harmlessly.
+        drop(store);
+        let again = SqliteStore::open(&dir.path().join("s.db")).await.unwrap();
+        assert_eq!(again.count_rows(&stocks).await.unwrap(), 5000);
+    }
+}

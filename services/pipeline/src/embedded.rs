@@ -1,0 +1,153 @@
+//! The embedded pipeline: statemachine/pipeline.asl.json, the one definition AWS runs too, executed by
+//! the local ASL engine, with every Task answered in-process by the [stage dispatch](crate::stages).
+//!
+//! The definition's Task resource is `sqs:sendMessage.waitForTaskToken` with a `QueueUrl` placeholder per
+//! stage; embedded, the placeholders become `embedded://{stage}` and [`EmbeddedDispatcher`] plays the
+//! worker: it reads the task message (a [`TaskEnvelope`]), runs the stage and answers with its output or
+//! its typed error, so Retry and Catch in the definition decide what happens next.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::NaiveDate;
+use serde_json::Value;
+use sluice_proto::*;
+use sluice_statemachine::{
+    ExecutionStatus, Executor, StateMachine, SystemClock, TaskDispatcher, TaskError, TaskRequest,
+};
+
+use crate::definition::{embedded_url, execution_input, pipeline_definition};
+use crate::faults::Faults;
+use crate::stages::{StageContext, handle};
+use crate::summary::apply_output;
+
+/// Answers the executor's tasks in-process, and keeps the run summary up to date as stages finish.
+struct EmbeddedDispatcher {
+    ctx: StageContext,
+    run: Mutex<RunSummary>,
+    failed_stage: Mutex<Option<Stage>>,
+}
+
+#[async_trait]
+impl TaskDispatcher for EmbeddedDispatcher {
+    async fn dispatch(&self, request: TaskRequest) -> Result<Value, TaskError> {
+        let body = request
+            .parameters
+            .get("MessageBody")
+            .cloned()
+            .unwrap_or(Value::Null);
+        let envelope: TaskEnvelope = serde_json::from_value(body).map_err(|e| {
+            TaskError::new(
+                ErrorName::Internal.as_str(),
+                format!(
+                    "state {:?} sent a message that is not a task envelope: {e}",
+                    request.state_name
+                ),
+            )
+        })?;
+        let stage = envelope.input.stage();
+        let queue = request
+            .parameters
+            .get("QueueUrl")
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        if queue != embedded_url(stage) {
+            return Err(TaskError::new(
+                ErrorName::Internal.as_str(),
+                format!(
+                    "state {:?} sent a {stage} task to queue {queue:?}",
+                    request.state_name
+                ),
+            ));
+        }
+        tracing::debug!(state = %request.state_name, %stage, attempt = request.attempt, "task");
+        let result = {
+            // Heartbeats while the stage works, as a worker would send them.
+            let beat_every = request.heartbeat.map_or(Duration::from_secs(10), |h| {
+                (h / 3).min(Duration::from_secs(10))
+            });
+            let beats = request.heartbeats.clone();
+            let ticker = tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(beat_every).await;
+                    beats.beat();
+                }
+            });
+            let r = handle(&self.ctx, envelope.input).await;
+            ticker.abort();
+            r
+        };
+        match result {
+            Ok(output) => {
+                if let Ok(mut run) = self.run.lock() {
+                    apply_output(&mut run, &output, &|o| self.ctx.store.uri(o));
+                }
+                serde_json::to_value(&output)
+                    .map_err(|e| TaskError::new(ErrorName::Internal.as_str(), e.to_string()))
+            }
+            Err(e) => {
+                tracing::warn!(state = %request.state_name, %stage, attempt = request.attempt, error = %e.error, cause = %e.cause, "stage failed");
+                if stage != Stage::Notifier
+                    && let Ok(mut failed) = self.failed_stage.lock()
+                {
+                    *failed = Some(stage);
+                }
+                Err(TaskError::new(e.error.as_str(), e.cause))
+            }
+        }
+    }
+}
+
+/// Runs the pipeline definition for a started run and returns the finished summary (status, counts,
+/// stats, outputs, e-mails, error and the execution history).
+pub async fn execute(
+    ctx: &StageContext,
+    run: RunSummary,
+    as_of: NaiveDate,
+) -> anyhow::Result<RunSummary> {
+    let definition = StateMachine::parse(&pipeline_definition(embedded_url))
+        .map_err(|e| anyhow::anyhow!("statemachine/pipeline.asl.json: {e}"))?;
+    // Injected faults count per run: each file of `sluice run a.csv b.csv` sees the same failures.
+    let mut ctx = ctx.clone();
+    ctx.faults = Arc::new(Faults::from_env()?);
+    let dispatcher = Arc::new(EmbeddedDispatcher {
+        ctx,
+        run: Mutex::new(run.clone()),
+        failed_stage: Mutex::new(None),
+    });
+    let executor = Executor::new(definition, dispatcher.clone(), Arc::new(SystemClock))
+        .with_state_machine_name("sluice-pipeline");
+    let input = execution_input(&run.run_id, &run.dataset, &run.source, as_of);
+    let input = serde_json::to_value(&input)?;
+    let execution = executor.execute(input, run.run_id.as_str()).await;
+
+    let mut done = dispatcher
+        .run
+        .lock()
+        .map_err(|_| anyhow::anyhow!("run summary lock poisoned"))?
+        .clone();
+    done.history = execution
+        .history
+        .iter()
+        .filter_map(|e| serde_json::to_value(e).ok())
+        .collect();
+    match execution.status {
+        ExecutionStatus::Succeeded => done.status = RunStatus::Succeeded,
+        ExecutionStatus::Failed | ExecutionStatus::TimedOut => {
+            done.status = RunStatus::Failed;
+            let stage = dispatcher.failed_stage.lock().ok().and_then(|s| *s);
+            done.error = Some(RunError {
+                stage,
+                error: ErrorName::parse(
+                    execution
+                        .error
+                        .as_deref()
+                        .unwrap_or(execution.status.as_str()),
+                ),
+                cause: execution.cause.unwrap_or_default(),
+            });
+        }
+    }
+    Ok(done)
+}

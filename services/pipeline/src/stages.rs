@@ -1,0 +1,333 @@
+//! The one dispatch point of the stages: a [`StageInput`] in, a [`StageOutput`] or a typed
+//! [`StageError`] out. The embedded run calls it in-process; the workers call it per task message.
+//!
+//! Each handler fetches its inputs through the object store port, runs the (sync, streaming) stage
+//! library on local files in a blocking thread, and stores the outputs under keys derived from the run id.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+
+use sluice_proto::*;
+use sluice_runtime::ports::{Mailer, ObjectStore, OutgoingEmail, RowItem, RowSink};
+use sluice_spec::config::{Config, Dataset};
+use sluice_spec::keys::RunKeys;
+
+use crate::faults::Faults;
+
+/// Everything a stage needs besides its input.
+#[derive(Clone)]
+pub struct StageContext {
+    pub config: Arc<Config>,
+    pub store: Arc<dyn ObjectStore>,
+    pub rows: Arc<dyn RowSink>,
+    pub mailer: Arc<dyn Mailer>,
+    /// Scratch space; each task gets its own temporary folder inside it.
+    pub scratch_root: PathBuf,
+    /// Bytes of the landed file validated so far, for the progress bar.
+    pub progress: Option<Arc<AtomicU64>>,
+    /// Scripted failures (`SLUICE_INJECT_FAULTS`), applied by [`handle`] before a stage runs, so the
+    /// embedded run and the AWS workers fail the same way.
+    pub faults: Arc<Faults>,
+}
+
+/// Rows sent to the row store per batch.
+const ROW_BATCH: usize = 5000;
+
+impl StageContext {
+    fn dataset(&self, name: &DatasetName) -> Result<Arc<Dataset>, StageError> {
+        self.config
+            .dataset(name.as_str())
+            .cloned()
+            .map(Arc::new)
+            .ok_or_else(|| {
+                StageError::invalid_input(format!(
+                    "dataset {name:?} is not defined in {}",
+                    self.config.path.display()
+                ))
+            })
+    }
+
+    fn scratch(&self) -> Result<tempfile::TempDir, StageError> {
+        std::fs::create_dir_all(&self.scratch_root)?;
+        Ok(tempfile::Builder::new()
+            .prefix("task-")
+            .tempdir_in(&self.scratch_root)?)
+    }
+
+    fn keys<'a>(&'a self, run_id: &'a RunId) -> RunKeys<'a> {
+        RunKeys {
+            work_bucket: &self.config.buckets.work,
+            run_id,
+        }
+    }
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, StageError> + Send + 'static,
+) -> Result<T, StageError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| StageError::internal(format!("stage thread failed: {e}")))?
+}
+
+/// Runs one stage.
+pub async fn handle(ctx: &StageContext, input: StageInput) -> Result<StageOutput, StageError> {
+    if let Some(e) = ctx.faults.take(input.stage()) {
+        return Err(e);
+    }
+    match input {
+        StageInput::Validator(i) => validate(ctx, i).await.map(StageOutput::Validator),
+        StageInput::FilterStats(i) => filter_stats(ctx, i).await.map(StageOutput::FilterStats),
+        StageInput::Partitioner(i) => partition(ctx, i).await.map(StageOutput::Partitioner),
+        StageInput::Plotter(i) => plot(ctx, i).await.map(StageOutput::Plotter),
+        StageInput::Notifier(i) => notify(ctx, i).await.map(StageOutput::Notifier),
+    }
+}
+
+async fn validate(ctx: &StageContext, input: ValidateInput) -> Result<ValidateOutput, StageError> {
+    let ds = ctx.dataset(&input.dataset)?;
+    let scratch = ctx.scratch()?;
+    let source = ctx.store.local_copy(&input.source, scratch.path()).await?;
+    let valid_path = scratch.path().join("valid.csv");
+    let invalid_path = scratch.path().join("invalid.csv");
+    let source_uri = ctx.store.uri(&input.source);
+
+    let report = {
+        let (ds, src, valid, invalid, dir) = (
+            ds.clone(),
+            source.path().to_path_buf(),
+            valid_path.clone(),
+            invalid_path.clone(),
+            scratch.path().to_path_buf(),
+        );
+        let progress = ctx.progress.clone();
+        blocking(move || {
+            let opts = sluice_validator::ValidateOptions {
+                scratch_dir: &dir,
+                progress: progress.as_deref(),
+            };
+            sluice_validator::validate(&ds, &src, &valid, &invalid, &opts)
+        })
+        .await
+        .map_err(|e| e.context(&source_uri))?
+    };
+
+    let stored_rows = if ds.store_rows {
+        store_rows(ctx, &ds, &input.run_id, &valid_path).await?
+    } else {
+        0
+    };
+
+    let keys = ctx.keys(&input.run_id);
+    let (valid, invalid) = (keys.valid(), keys.invalid());
+    ctx.store.put_file(&valid, &valid_path, "text/csv").await?;
+    ctx.store
+        .put_file(&invalid, &invalid_path, "text/csv")
+        .await?;
+    Ok(ValidateOutput {
+        rows: report.rows,
+        valid,
+        invalid,
+        top_reasons: report.top_reasons,
+        stored_rows,
+    })
+}
+
+/// Streams the valid rows into the row store: a blocking reader feeds batches through a bounded
+/// channel, so memory holds at most two batches.
+async fn store_rows(
+    ctx: &StageContext,
+    ds: &Arc<Dataset>,
+    run_id: &RunId,
+    valid: &Path,
+) -> Result<u64, StageError> {
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<RowItem>>(2);
+    let reader = {
+        let (ds, run_id, valid) = (ds.clone(), run_id.clone(), valid.to_path_buf());
+        tokio::task::spawn_blocking(move || -> Result<(), StageError> {
+            let mut batch = Vec::with_capacity(ROW_BATCH);
+            for row in sluice_validator::stored_rows(&ds, &run_id, &valid)? {
+                let row = row?;
+                batch.push(RowItem {
+                    key: row.key,
+                    item: row.item,
+                });
+                if batch.len() == ROW_BATCH && tx.blocking_send(std::mem::take(&mut batch)).is_err()
+                {
+                    return Ok(()); // the writer stopped; its error is reported below
+                }
+            }
+            if !batch.is_empty() {
+                let _ = tx.blocking_send(batch);
+            }
+            Ok(())
+        })
+    };
+    let dataset = DatasetName::from(ds.name.as_str());
+    let mut written = 0;
+    let mut write_result = Ok(());
+    while let Some(batch) = rx.recv().await {
+        match ctx.rows.put_rows(&dataset, run_id, &batch).await {
+            Ok(n) => written += n,
+            Err(e) => {
+                write_result = Err(e);
+                break;
+            }
+        }
+    }
+    drop(rx);
+    reader
+        .await
+        .map_err(|e| StageError::internal(format!("row reader failed: {e}")))??;
+    write_result.map(|()| written)
+}
+
+async fn filter_stats(
+    ctx: &StageContext,
+    input: FilterStatsInput,
+) -> Result<FilterStatsOutput, StageError> {
+    let ds = ctx.dataset(&input.dataset)?;
+    let scratch = ctx.scratch()?;
+    let valid = ctx.store.local_copy(&input.valid, scratch.path()).await?;
+    let filtered_path = scratch.path().join("filtered.csv");
+    let stats_path = scratch.path().join("stats.json");
+    let report = {
+        let (ds, src, f, s, as_of) = (
+            ds.clone(),
+            valid.path().to_path_buf(),
+            filtered_path.clone(),
+            stats_path.clone(),
+            input.as_of,
+        );
+        blocking(move || sluice_filter_stats::filter_stats(&ds, &src, as_of, &f, &s)).await?
+    };
+    let keys = ctx.keys(&input.run_id);
+    let (filtered, stats_object) = (keys.filtered(), keys.stats());
+    ctx.store
+        .put_file(&filtered, &filtered_path, "text/csv")
+        .await?;
+    ctx.store
+        .put_file(&stats_object, &stats_path, "application/json")
+        .await?;
+    Ok(FilterStatsOutput {
+        filtered_rows: report.filtered_rows,
+        filtered,
+        stats_object,
+        stats: report.stats,
+    })
+}
+
+async fn partition(
+    ctx: &StageContext,
+    input: PartitionInput,
+) -> Result<PartitionOutput, StageError> {
+    let ds = ctx.dataset(&input.dataset)?;
+    let scratch = ctx.scratch()?;
+    let filtered = ctx
+        .store
+        .local_copy(&input.filtered, scratch.path())
+        .await?;
+    let out_dir = scratch.path().join("partitions");
+    let written = {
+        let (ds, run_id, src, out) = (
+            ds.clone(),
+            input.run_id.clone(),
+            filtered.path().to_path_buf(),
+            out_dir.clone(),
+        );
+        blocking(move || sluice_partitioner::partition(&ds, &run_id, &src, &out)).await?
+    };
+    let mut all = Vec::with_capacity(written.len());
+    for key in written {
+        let obj = ObjectRef::new(&ctx.config.buckets.curated, &key);
+        let content_type = if key.ends_with(".parquet") {
+            "application/vnd.apache.parquet"
+        } else {
+            "text/csv"
+        };
+        ctx.store
+            .put_file(&obj, &out_dir.join(&key), content_type)
+            .await?;
+        all.push(obj);
+    }
+    // Every partition goes into the manifest; messages name only the first few (payload limits).
+    let manifest = ctx.keys(&input.run_id).partition_manifest();
+    let manifest_path = scratch.path().join("partitions.json");
+    let json = serde_json::to_vec_pretty(&all).map_err(|e| StageError::internal(e.to_string()))?;
+    std::fs::write(&manifest_path, json)?;
+    ctx.store
+        .put_file(&manifest, &manifest_path, "application/json")
+        .await?;
+    let count = all.len() as u64;
+    all.truncate(PARTITIONS_LISTED);
+    Ok(PartitionOutput {
+        count,
+        partitions: all,
+        manifest,
+    })
+}
+
+async fn plot(ctx: &StageContext, input: PlotInput) -> Result<PlotOutput, StageError> {
+    let ds = ctx.dataset(&input.dataset)?;
+    let scratch = ctx.scratch()?;
+    let filtered = ctx
+        .store
+        .local_copy(&input.filtered, scratch.path())
+        .await?;
+    let out_dir = scratch.path().join("plots");
+    std::fs::create_dir_all(&out_dir)?;
+    let names = {
+        let (ds, src, out) = (ds.clone(), filtered.path().to_path_buf(), out_dir.clone());
+        blocking(move || sluice_plotter::plot(&ds, &src, &out)).await?
+    };
+    let keys = ctx.keys(&input.run_id);
+    let mut plots = Vec::with_capacity(names.len());
+    for name in names {
+        let obj = keys.plot(&name);
+        ctx.store
+            .put_file(&obj, &out_dir.join(&name), "image/png")
+            .await?;
+        plots.push(obj);
+    }
+    Ok(PlotOutput { plots })
+}
+
+async fn notify(ctx: &StageContext, input: NotifyInput) -> Result<NotifyOutput, StageError> {
+    let ds = ctx.dataset(&input.dataset)?;
+    let scratch = ctx.scratch()?;
+    let attachment = match &input.notice {
+        Notice::InvalidRows { invalid, .. } => {
+            Some(ctx.store.local_copy(invalid, scratch.path()).await?)
+        }
+        _ => None,
+    };
+    let email = {
+        // Scoped: the compose context borrows a closure that is not Send, and must not live across an await.
+        let store = ctx.store.clone();
+        let uri_of = move |o: &ObjectRef| store.uri(o);
+        let compose_ctx = sluice_notifier::ComposeContext {
+            invalid_rows_csv: attachment.as_ref().map(|a| a.path()),
+            uri_of: &uri_of,
+            now: chrono::Utc::now(),
+        };
+        sluice_notifier::compose(&ds, &input, &compose_ctx)?
+    };
+    let Some(email) = email else {
+        return Ok(NotifyOutput { emails: Vec::new() });
+    };
+    let outgoing = OutgoingEmail {
+        from: email.from,
+        to: email.to,
+        subject: email.subject,
+        raw: email.raw,
+    };
+    let sent_to = ctx.mailer.send(&outgoing).await?;
+    tracing::info!(run_id = %input.run_id, to = ?outgoing.to, subject = %outgoing.subject, %sent_to, "e-mail sent");
+    Ok(NotifyOutput {
+        emails: vec![EmailSent {
+            to: outgoing.to,
+            subject: outgoing.subject,
+        }],
+    })
+}

@@ -1,0 +1,141 @@
+//! Folding stage outputs into a run summary, and the workers' bookkeeping of a run: the same rules for
+//! the embedded run and the workers, whatever the run store.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::Utc;
+use sluice_proto::{
+    ErrorName, Notice, ObjectRef, RunError, RunStatus, RunSummary, Stage, StageError, StageInput,
+    StageOutput, StageState, StageStatus, TaskEnvelope,
+};
+use sluice_runtime::runs::RunStore;
+use sluice_runtime::worker::TaskHandler;
+
+use crate::stages::{StageContext, handle};
+
+/// Records what a stage produced in the run summary (counts, stats, output URIs, e-mails).
+pub fn apply_output(
+    run: &mut RunSummary,
+    output: &StageOutput,
+    uri_of: &dyn Fn(&ObjectRef) -> String,
+) {
+    match output {
+        StageOutput::Validator(v) => {
+            run.rows.total = v.rows.total;
+            run.rows.valid = v.rows.valid;
+            run.rows.invalid = v.rows.invalid;
+            run.outputs.valid = Some(uri_of(&v.valid));
+            run.outputs.invalid = Some(uri_of(&v.invalid));
+        }
+        StageOutput::FilterStats(f) => {
+            run.rows.filtered = f.filtered_rows;
+            run.stats = f.stats.clone();
+            run.outputs.filtered = Some(uri_of(&f.filtered));
+            run.outputs.stats = Some(uri_of(&f.stats_object));
+        }
+        StageOutput::Partitioner(p) => {
+            run.outputs.partitions = p.partitions.iter().map(uri_of).collect();
+            run.outputs.partition_count = p.count;
+            run.outputs.partition_manifest = Some(uri_of(&p.manifest));
+        }
+        StageOutput::Plotter(p) => run.outputs.plots = p.plots.iter().map(uri_of).collect(),
+        StageOutput::Notifier(n) => run.emails.extend(n.emails.iter().cloned()),
+    }
+}
+
+/// A worker's [`TaskHandler`]: runs the stage, then records its outcome in the run store: the stage's
+/// status, what it produced, and, for the notifier's final notices, how the run ended.
+pub struct RecordingHandler {
+    pub ctx: StageContext,
+    pub runs: Arc<dyn RunStore>,
+}
+
+#[async_trait]
+impl TaskHandler for RecordingHandler {
+    async fn handle(
+        &self,
+        envelope: &TaskEnvelope,
+        input: StageInput,
+    ) -> Result<StageOutput, StageError> {
+        let stage = input.stage();
+        let notice = match &input {
+            StageInput::Notifier(n) => Some(n.notice.clone()),
+            _ => None,
+        };
+        let result = handle(&self.ctx, input).await;
+        // Bookkeeping must not change the task's answer: the execution is the source of truth, and
+        // failing a stage that did its work (or sending an alert twice) over a table hiccup would be worse
+        // than a run record that lags. Failures are logged loudly instead.
+        if let Err(e) = self.record(envelope, stage, notice.as_ref(), &result).await {
+            tracing::error!(run_id = %envelope.run_id, %stage, error = %e.error, cause = %e.cause, "could not record the stage in the run store");
+        }
+        result
+    }
+}
+
+impl RecordingHandler {
+    async fn record(
+        &self,
+        envelope: &TaskEnvelope,
+        stage: Stage,
+        notice: Option<&Notice>,
+        result: &Result<StageOutput, StageError>,
+    ) -> Result<(), StageError> {
+        let run_id = &envelope.run_id;
+        let state = match result {
+            Ok(_) => StageState::Succeeded,
+            Err(e) if e.error == ErrorName::Transient => StageState::Retrying,
+            Err(_) => StageState::Failed,
+        };
+        let status = StageStatus {
+            state,
+            attempt: envelope.attempt,
+        };
+        if !self.runs.put_stage_status(run_id, stage, status).await? {
+            tracing::info!(%run_id, %stage, %status, "a newer status of this stage is recorded already; kept it");
+        }
+
+        let store = self.ctx.store.clone();
+        let uri_of = move |o: &ObjectRef| store.uri(o);
+        let updated = self
+            .runs
+            .update_run(run_id, &mut |run| {
+                if let Ok(output) = result {
+                    apply_output(run, output, &uri_of);
+                }
+                match (notice, result) {
+                    // The success summary went out: the run is done.
+                    (Some(Notice::Success { .. }), Ok(_)) => {
+                        run.status = RunStatus::Succeeded;
+                        run.finished_at = Some(Utc::now());
+                        run.error = None;
+                    }
+                    // The failure alert is only sent for a failing run: the run has failed whether or not
+                    // the alert itself could be sent (or is being retried).
+                    (
+                        Some(Notice::Failure {
+                            stage,
+                            error,
+                            cause,
+                        }),
+                        _,
+                    ) => {
+                        run.status = RunStatus::Failed;
+                        run.finished_at = Some(Utc::now());
+                        run.error = Some(RunError {
+                            stage: Some(*stage),
+                            error: error.clone(),
+                            cause: cause.clone(),
+                        });
+                    }
+                    _ => {}
+                }
+            })
+            .await?;
+        if updated.is_none() {
+            tracing::warn!(%run_id, %stage, "the run has no record in the run store (was it started by the dispatcher?)");
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,283 @@
+//! The ports all I/O goes through. Each has an embedded adapter (crate `sluice-embedded`) and an AWS
+//! adapter (crate `sluice-aws`); stage logic never calls an SDK.
+//!
+//! | port | for | AWS | embedded |
+//! |---|---|---|---|
+//! | [`ObjectStore`] | files and outputs | S3 | a folder per bucket |
+//! | [`RunRecords`] (the [`RunStore`](crate::runs::RunStore)) | run state | DynamoDB | SQLite, or memory |
+//! | [`RowSink`] | valid rows | DynamoDB | SQLite |
+//! | [`Mailer`] | e-mail | SES | `.eml` files |
+//! | [`WorkQueue`] | task messages, S3 events | SQS | memory |
+//! | [`TaskCallbacks`] | answering a task | Step Functions | the local executor |
+//! | [`Workflow`] | starting and describing executions | Step Functions | the local executor |
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use async_trait::async_trait;
+
+use sluice_proto::{
+    DatasetName, ErrorName, ExecutionInput, ObjectRef, RunId, RunSummary, Stage, StageError,
+    StageStatus,
+};
+
+/// A local file holding an object's bytes, for the sync stage code to stream from.
+/// Embedded, it is the object itself; from S3 it is a download that is removed on drop.
+#[derive(Debug)]
+pub struct LocalFile {
+    path: PathBuf,
+    _temp: Option<tempfile::TempPath>,
+}
+
+impl LocalFile {
+    /// The object's own file: nothing is removed on drop.
+    pub fn borrowed(path: PathBuf) -> Self {
+        LocalFile { path, _temp: None }
+    }
+
+    /// A temporary copy, removed when this is dropped.
+    pub fn temporary(temp: tempfile::TempPath) -> Self {
+        LocalFile {
+            path: temp.to_path_buf(),
+            _temp: Some(temp),
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+/// Size and entity tag of a stored object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectMeta {
+    pub size: u64,
+    pub etag: String,
+}
+
+#[async_trait]
+pub trait ObjectStore: Send + Sync {
+    /// A local file with the object's content; `scratch` is where a download may go.
+    async fn local_copy(&self, obj: &ObjectRef, scratch: &Path) -> Result<LocalFile, StageError>;
+    /// Stores a local file as the object (overwriting it).
+    async fn put_file(
+        &self,
+        obj: &ObjectRef,
+        src: &Path,
+        content_type: &str,
+    ) -> Result<(), StageError>;
+    /// The object's size and ETag, or None when it does not exist.
+    async fn head(&self, obj: &ObjectRef) -> Result<Option<ObjectMeta>, StageError>;
+    /// How a user reaches the object: `s3://bucket/key`, or a `file://` URI embedded.
+    fn uri(&self, obj: &ObjectRef) -> String;
+}
+
+/// One valid row for the row store, keyed by dataset and key columns so a re-run overwrites.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RowItem {
+    pub key: String,
+    pub item: serde_json::Map<String, serde_json::Value>,
+}
+
+#[async_trait]
+pub trait RowSink: Send + Sync {
+    /// Upserts a batch of rows of one dataset; returns how many were written.
+    async fn put_rows(
+        &self,
+        dataset: &DatasetName,
+        run_id: &RunId,
+        rows: &[RowItem],
+    ) -> Result<u64, StageError>;
+    /// How many rows the store holds for a dataset.
+    async fn count_rows(&self, dataset: &DatasetName) -> Result<u64, StageError>;
+}
+
+/// What a run store keeps for one run: its summary (absent while only stage statuses were recorded),
+/// the status of each stage, which attempt of the run this is, and a version every write increments.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct RunRecord {
+    pub summary: Option<RunSummary>,
+    pub stages: BTreeMap<Stage, StageStatus>,
+    /// 1 for the first attempt; a deliberate re-run of the same run id counts one more.
+    pub attempt: u32,
+    /// 0 when nothing is stored yet.
+    pub version: u64,
+}
+
+/// The storage primitive of a run store: read a record, and write it only if nobody wrote it in
+/// between (an optimistic lock on [`RunRecord::version`]). Adapters implement this; the rules of runs
+/// (a status never goes backwards) are written once on top of it, in [`crate::runs`], and every
+/// `RunRecords` is a [`RunStore`](crate::runs::RunStore).
+#[async_trait]
+pub trait RunRecords: Send + Sync {
+    /// The stored record (strongly consistent), or None.
+    async fn load(&self, run_id: &RunId) -> Result<Option<RunRecord>, StageError>;
+    /// Stores `record` with version `record.version + 1`, only if the stored version is still
+    /// `record.version` (0: no record stored). Ok(false), and nothing written, when it is not.
+    async fn store_if_unchanged(
+        &self,
+        run_id: &RunId,
+        record: &RunRecord,
+    ) -> Result<bool, StageError>;
+    /// The `limit` most recent runs (by start time), newest first; records without a summary are left out.
+    async fn list_recent(&self, limit: u64) -> Result<Vec<RunSummary>, StageError>;
+}
+
+/// A finished RFC 5322 message and its envelope.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutgoingEmail {
+    pub from: String,
+    pub to: Vec<String>,
+    pub subject: String,
+    pub raw: Vec<u8>,
+}
+
+#[async_trait]
+pub trait Mailer: Send + Sync {
+    /// Sends (or, embedded, files) the message; returns where it went (a message id or a path).
+    async fn send(&self, email: &OutgoingEmail) -> Result<String, StageError>;
+}
+
+/// One message taken from a [`WorkQueue`]. Until it is deleted, or its lease runs out, no other receiver
+/// gets it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueMessage {
+    /// Stable across deliveries of the same message.
+    pub message_id: String,
+    /// Names this delivery: extend and delete take it. A redelivery gets a new one.
+    pub receipt_handle: String,
+    pub body: String,
+    /// How many times the message has been received, this delivery included (1 the first time). A
+    /// worker can tell a redelivery, e.g. after a crash, from a first attempt.
+    pub receive_count: u32,
+}
+
+/// What became of a lease when a worker extended or settled it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LeaseOutcome {
+    /// Done as asked.
+    Done,
+    /// The lease had already run out (the message may be with another receiver, or gone): the worker
+    /// should stop touching this delivery.
+    Gone,
+}
+
+/// A work queue with leases (SQS in AWS mode, in memory embedded): where the stage workers get their
+/// task messages and the dispatcher its S3 events. Not to be confused with the [`Mailer`], which sends e-mail.
+#[async_trait]
+pub trait WorkQueue: Send + Sync {
+    /// Waits up to `wait` (long polling; SQS allows at most 20 s) for up to `max` messages (1 to 10), each
+    /// leased to this receiver for `lease` (its visibility timeout). Returns an empty list when none came.
+    async fn receive(
+        &self,
+        max: u32,
+        wait: std::time::Duration,
+        lease: std::time::Duration,
+    ) -> Result<Vec<QueueMessage>, StageError>;
+    /// Sets the lease of a delivery to `lease` from now: a long task extends it while it runs, and a
+    /// worker shutting down releases a message at once with `Duration::ZERO`.
+    async fn extend(
+        &self,
+        receipt_handle: &str,
+        lease: std::time::Duration,
+    ) -> Result<LeaseOutcome, StageError>;
+    /// Acknowledges a delivery: the message is removed for good.
+    async fn delete(&self, receipt_handle: &str) -> Result<LeaseOutcome, StageError>;
+}
+
+/// How the workflow engine took a task callback.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CallbackOutcome {
+    Accepted,
+    /// The task no longer waits for an answer: it timed out, its execution ended, or the token was already
+    /// answered (Step Functions: TaskDoesNotExist, InvalidToken, TaskTimedOut). The worker moves on;
+    /// `reason` says which, for the log.
+    TaskGone {
+        reason: String,
+    },
+}
+
+/// Answers to a workflow task that waits for a callback (`.waitForTaskToken`): Step Functions in AWS
+/// mode, the local ASL executor embedded.
+#[async_trait]
+pub trait TaskCallbacks: Send + Sync {
+    /// The task succeeded with this output (a JSON value; Step Functions accepts at most 256 KiB).
+    async fn send_success(
+        &self,
+        token: &str,
+        output: &serde_json::Value,
+    ) -> Result<CallbackOutcome, StageError>;
+    /// The task failed: `error` is the name Retry and Catch match (e.g. `Sluice.Transient`), `cause` the
+    /// human-readable reason.
+    async fn send_failure(
+        &self,
+        token: &str,
+        error: &str,
+        cause: &str,
+    ) -> Result<CallbackOutcome, StageError>;
+    /// The task is still being worked on (resets its HeartbeatSeconds clock).
+    async fn send_heartbeat(&self, token: &str) -> Result<CallbackOutcome, StageError>;
+}
+
+/// What [`Workflow::start`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StartOutcome {
+    /// A new execution (its id: an execution ARN on AWS).
+    Started { execution_id: String },
+    /// An execution with this run id already exists (running or finished): nothing new was started.
+    /// Executions are named by run id, so this is a duplicated event.
+    AlreadyStarted { execution_id: String },
+}
+
+impl StartOutcome {
+    pub fn execution_id(&self) -> &str {
+        match self {
+            StartOutcome::Started { execution_id }
+            | StartOutcome::AlreadyStarted { execution_id } => execution_id,
+        }
+    }
+}
+
+/// Where an execution stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ExecutionState {
+    Running,
+    Succeeded,
+    Failed,
+    TimedOut,
+    Aborted,
+}
+
+impl ExecutionState {
+    /// From Step Functions' names (RUNNING, SUCCEEDED, FAILED, TIMED_OUT, ABORTED; PENDING_REDRIVE is
+    /// a failed execution that may be redriven).
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "RUNNING" => ExecutionState::Running,
+            "SUCCEEDED" => ExecutionState::Succeeded,
+            "FAILED" | "PENDING_REDRIVE" => ExecutionState::Failed,
+            "TIMED_OUT" => ExecutionState::TimedOut,
+            "ABORTED" => ExecutionState::Aborted,
+            _ => return None,
+        })
+    }
+}
+
+/// One execution as the workflow engine describes it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExecutionInfo {
+    pub execution_id: String,
+    pub state: ExecutionState,
+    pub error: Option<ErrorName>,
+    pub cause: Option<String>,
+}
+
+/// Runs the pipeline definition: AWS Step Functions, or the local ASL executor. One execution per run,
+/// named by the run id.
+#[async_trait]
+pub trait Workflow: Send + Sync {
+    /// Starts the execution of `input.run_id`, unless it exists.
+    async fn start(&self, input: &ExecutionInput) -> Result<StartOutcome, StageError>;
+    /// The execution of a run, or None when there is none.
+    async fn describe(&self, run_id: &RunId) -> Result<Option<ExecutionInfo>, StageError>;
+}
