@@ -1,0 +1,379 @@
+//! The whole system in one process, in the spirit of zero2prod's `spawn_app`: the dispatcher and the
+//! five stage workers, each on its own in-memory queue with leases, answering a local workflow (the ASL
+//! executor running `statemachine/pipeline.asl.json`) through in-memory task callbacks. The wiring is the
+//! one `sluice dispatcher` / `sluice worker` use on AWS, with the embedded adapters in place of the AWS
+//! ones: no emulator, no network. An S3-shaped event goes in; an execution, a run record, outputs and
+//! e-mails come out.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::json;
+use sluice_dispatcher::{Dispatcher, run_dispatcher};
+use sluice_embedded::{
+    FsObjectStore, LocalTaskCallbacks, LocalWorkflow, MemoryQueue, OutboxMailer, QUEUE_URL_SCHEME,
+    SqliteStore,
+};
+use sluice_pipeline::StageContext;
+use sluice_pipeline::definition::pipeline_definition;
+use sluice_pipeline::faults::Faults;
+use sluice_pipeline::summary::RecordingHandler;
+use sluice_proto::{ObjectRef, RunId, RunStatus, Stage, StageState, StageStatus};
+use sluice_runtime::ports::{ExecutionState, ObjectStore, RowSink, Workflow};
+use sluice_runtime::runs::{MemoryRunStore, RunStore};
+use sluice_runtime::worker::{WorkerSettings, run_worker};
+use sluice_spec::config::Config;
+use sluice_spec::keys::run_id_for;
+use sluice_statemachine::SystemClock;
+use tokio::sync::watch;
+
+const SPEC: &str = r#"
+[buckets]
+landing = "landing"
+work = "work"
+curated = "curated"
+
+[[dataset]]
+name = "prices"
+match = { prefix = "in/prices/", suffix = ".csv" }
+key = ["date"]
+
+[[dataset.columns]]
+name = "date"
+type = "date"
+required = true
+
+[[dataset.columns]]
+name = "price"
+type = "float"
+min = 0
+required = true
+
+[dataset.filter]
+column = "date"
+window = "all"
+
+[dataset.stats]
+columns = ["price"]
+
+[dataset.partition]
+column = "date"
+granularity = "month"
+formats = ["csv", "parquet"]
+
+[[dataset.plot]]
+x = "date"
+y = ["price"]
+title = "Price"
+
+[dataset.notify]
+from = "pipeline@example.com"
+invalid_rows = ["owner@example.com"]
+success = ["team@example.com"]
+failure = ["oncall@example.com"]
+"#;
+
+const CSV: &str =
+    "date,price\n2024-01-02,10.5\n2024-01-03,11\n2024-02-01,12.25\n2024-02-02,-1\n2024-03-04,13\n";
+
+/// A running system: its queues, stores and workflow, and the switch that stops it.
+struct System {
+    _dir: tempfile::TempDir,
+    data: PathBuf,
+    config: Arc<Config>,
+    store: Arc<FsObjectStore>,
+    runs: Arc<MemoryRunStore>,
+    rows: Arc<SqliteStore>,
+    events: Arc<MemoryQueue>,
+    workflow: Arc<LocalWorkflow>,
+    stop: watch::Sender<bool>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+/// Starts the dispatcher and one worker per stage. `faults` is `SLUICE_INJECT_FAULTS` syntax, applied
+/// in every worker.
+async fn spawn_system(faults: &str) -> System {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().to_path_buf();
+    let spec = data.join("sluice.toml");
+    std::fs::write(&spec, SPEC).unwrap();
+    let config = Arc::new(Config::load(&spec).unwrap());
+    let store = Arc::new(FsObjectStore::new(data.join("buckets")));
+    let runs = Arc::new(MemoryRunStore::default());
+    let rows = Arc::new(SqliteStore::open(&data.join("rows.db")).await.unwrap());
+
+    let queues: Vec<Arc<MemoryQueue>> = Stage::ALL
+        .iter()
+        .map(|s| Arc::new(MemoryQueue::new(s.as_str(), 3)))
+        .collect();
+    let callbacks = Arc::new(LocalTaskCallbacks::default());
+    let definition = pipeline_definition(|stage| format!("{QUEUE_URL_SCHEME}{stage}"));
+    let workflow = Arc::new(
+        LocalWorkflow::new(
+            &definition,
+            &queues,
+            callbacks.clone(),
+            Arc::new(SystemClock),
+        )
+        .unwrap(),
+    );
+    let events = Arc::new(MemoryQueue::new("events", 3));
+    let (stop, shutdown) = watch::channel(false);
+
+    let mut tasks = Vec::new();
+    let dispatcher = Arc::new(Dispatcher {
+        config: config.clone(),
+        runs: runs.clone(),
+        workflow: workflow.clone(),
+    });
+    let settings = sluice_runtime::consumer::ConsumerSettings {
+        wait: Duration::from_millis(50),
+        ..sluice_dispatcher::consumer_settings()
+    };
+    tasks.push(tokio::spawn({
+        let (events, shutdown) = (events.clone(), shutdown.clone());
+        async move {
+            run_dispatcher(events, dispatcher, settings, shutdown)
+                .await
+                .unwrap()
+        }
+    }));
+    for (stage, queue) in Stage::ALL.into_iter().zip(&queues) {
+        let ctx = StageContext {
+            config: config.clone(),
+            store: store.clone(),
+            rows: rows.clone(),
+            mailer: Arc::new(OutboxMailer::new(data.join("outbox"))),
+            scratch_root: data.join("tmp"),
+            progress: None,
+            faults: Arc::new(Faults::parse(faults).unwrap()),
+        };
+        let handler = Arc::new(RecordingHandler {
+            ctx,
+            runs: runs.clone(),
+        });
+        let settings = WorkerSettings {
+            wait: Duration::from_millis(50),
+            extend_every: Duration::from_secs(5),
+            heartbeat_every: Duration::from_secs(5),
+            grace: Duration::from_secs(2),
+            ..WorkerSettings::new(stage)
+        };
+        let (queue, callbacks, shutdown) = (queue.clone(), callbacks.clone(), shutdown.clone());
+        tasks.push(tokio::spawn(async move {
+            run_worker(queue, callbacks, handler, settings, shutdown)
+                .await
+                .unwrap()
+        }));
+    }
+    System {
+        _dir: dir,
+        data,
+        config,
+        store,
+        runs,
+        rows,
+        events,
+        workflow,
+        stop,
+        tasks,
+    }
+}
+
+impl System {
+    /// Lands `content` at `key` in the landing bucket and sends the S3 event for it, as S3 would.
+    async fn upload(&self, key: &str, content: &str) -> RunId {
+        let local = self.data.join("upload.csv");
+        std::fs::write(&local, content).unwrap();
+        let object = ObjectRef::new(&self.config.buckets.landing, key);
+        let meta = self.store.land(&local, &object).await.unwrap();
+        self.send_event(key, &meta.etag);
+        run_id_for(&object.bucket, key, &meta.etag)
+    }
+
+    fn send_event(&self, key: &str, etag: &str) {
+        let event = json!({"Records": [{
+            "eventVersion": "2.1", "eventSource": "aws:s3", "awsRegion": "us-east-1",
+            "eventTime": "2024-03-01T10:00:00.000Z", "eventName": "ObjectCreated:Put",
+            "s3": {"s3SchemaVersion": "1.0", "configurationId": "sluice-prices",
+                   "bucket": {"name": self.config.buckets.landing, "arn": "arn:aws:s3:::landing"},
+                   "object": {"key": key, "size": 1, "eTag": etag}}
+        }]});
+        self.events.send(event.to_string());
+    }
+
+    async fn wait(&self, run_id: &RunId) -> Arc<sluice_statemachine::Execution> {
+        self.workflow
+            .wait_ended(run_id, Duration::from_secs(60))
+            .await
+            .expect("the execution ends within a minute")
+    }
+
+    /// The e-mails in the outbox: (recipients header, subject).
+    fn emails(&self) -> Vec<String> {
+        let Ok(dir) = std::fs::read_dir(self.data.join("outbox")) else {
+            return Vec::new();
+        };
+        let mut all: Vec<String> = dir
+            .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
+            .collect();
+        all.sort();
+        all
+    }
+
+    async fn stop(self) {
+        self.stop.send(true).unwrap();
+        for t in self.tasks {
+            t.await.unwrap();
+        }
+    }
+}
+
+fn exists(uri: &str) -> bool {
+    let path = uri.strip_prefix("file://").expect("a file URI");
+    std::path::Path::new(path).is_file()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_s3_event_becomes_a_succeeded_run_with_its_outputs() {
+    let sys = spawn_system("").await;
+    let run_id = sys.upload("in/prices/p.csv", CSV).await;
+
+    let execution = sys.wait(&run_id).await;
+    assert_eq!(
+        execution.status.as_str(),
+        "SUCCEEDED",
+        "{:?}",
+        execution.error
+    );
+    let run = sys
+        .runs
+        .get_run(&run_id)
+        .await
+        .unwrap()
+        .expect("the dispatcher recorded the run");
+    assert_eq!(run.status, RunStatus::Succeeded);
+    assert_eq!(run.dataset, "prices");
+    assert_eq!(
+        (run.rows.total, run.rows.valid, run.rows.invalid),
+        (5, 4, 1)
+    );
+    assert_eq!(run.rows.filtered, 4);
+    assert_eq!(run.stats["price"].count, 4);
+    for uri in [
+        &run.outputs.valid,
+        &run.outputs.invalid,
+        &run.outputs.filtered,
+        &run.outputs.stats,
+    ] {
+        assert!(exists(uri.as_deref().unwrap()), "{uri:?}");
+    }
+    assert_eq!(run.outputs.plots.len(), 1);
+    assert_eq!(run.outputs.partition_count, 6, "3 months, CSV and Parquet");
+    assert!(run.outputs.partitions.iter().all(|p| exists(p)));
+    assert_eq!(sys.rows.count_rows(&"prices".into()).await.unwrap(), 4);
+    for stage in Stage::ALL {
+        assert_eq!(
+            sys.runs.stage_statuses(&run_id).await.unwrap()[&stage].state,
+            StageState::Succeeded,
+            "{stage}"
+        );
+    }
+    let emails = sys.emails();
+    assert_eq!(
+        emails.len(),
+        2,
+        "the invalid-rows report and the success summary"
+    );
+    assert!(
+        emails
+            .iter()
+            .any(|m| m.contains("To: owner@example.com") && m.contains("invalid"))
+    );
+    assert!(emails.iter().any(|m| m.contains("To: team@example.com")));
+
+    // The same event again (S3 delivers at least once): nothing new starts.
+    sys.send_event(
+        "in/prices/p.csv",
+        &sys.store
+            .head(&ObjectRef::new("landing", "in/prices/p.csv"))
+            .await
+            .unwrap()
+            .unwrap()
+            .etag,
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        sys.events.depth(),
+        0,
+        "the duplicate was handled and deleted"
+    );
+    assert_eq!(sys.runs.list_runs(10).await.unwrap().len(), 1);
+    assert_eq!(sys.emails().len(), 2, "no second set of e-mails");
+    sys.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_transient_failure_is_retried_by_the_definition() {
+    let sys = spawn_system("filter-stats=transient:1").await;
+    let run_id = sys.upload("in/prices/p.csv", CSV).await;
+
+    let execution = sys.wait(&run_id).await;
+    assert_eq!(
+        execution.status.as_str(),
+        "SUCCEEDED",
+        "{:?}",
+        execution.error
+    );
+    assert_eq!(
+        execution.events("TaskFailed").len(),
+        1,
+        "one failed attempt"
+    );
+    let run = sys.runs.get_run(&run_id).await.unwrap().unwrap();
+    assert_eq!(run.status, RunStatus::Succeeded);
+    assert_eq!(
+        sys.runs.stage_statuses(&run_id).await.unwrap()[&Stage::FilterStats],
+        StageStatus {
+            state: StageState::Succeeded,
+            attempt: 2
+        },
+        "the retry's success replaced the first attempt's RETRYING"
+    );
+    sys.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_permanent_failure_alerts_and_fails_the_run() {
+    let sys = spawn_system("partitioner=invalid").await;
+    let run_id = sys.upload("in/prices/p.csv", CSV).await;
+
+    let execution = sys.wait(&run_id).await;
+    assert_eq!(execution.status.as_str(), "FAILED");
+    let info = sys.workflow.describe(&run_id).await.unwrap().unwrap();
+    assert_eq!(info.state, ExecutionState::Failed);
+    assert_eq!(info.error.unwrap().as_str(), "Sluice.InvalidInput");
+    let run = sys.runs.get_run(&run_id).await.unwrap().unwrap();
+    assert_eq!(run.status, RunStatus::Failed);
+    let error = run.error.expect("the failure is recorded");
+    assert_eq!(error.stage, Some(Stage::Partitioner));
+    assert_eq!(error.error.as_str(), "Sluice.InvalidInput");
+    assert!(
+        error.cause.contains("SLUICE_INJECT_FAULTS"),
+        "{}",
+        error.cause
+    );
+    assert_eq!(
+        sys.runs.stage_statuses(&run_id).await.unwrap()[&Stage::Partitioner].state,
+        StageState::Failed
+    );
+    let alerts: Vec<String> = sys
+        .emails()
+        .into_iter()
+        .filter(|m| m.contains("To: oncall@example.com"))
+        .collect();
+    assert_eq!(alerts.len(), 1, "one failure alert");
+    assert!(alerts[0].contains("partitioner"));
+    sys.stop().await;
+}
