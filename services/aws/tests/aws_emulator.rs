@@ -7,7 +7,9 @@
 //!   AWS_SECRET_ACCESS_KEY=test cargo test -p sluice-aws --test aws_emulator
 //! ```
 //!
-//! Without `AWS_ENDPOINT_URL` every test that needs the endpoint says it is skipped and passes. Each test
+//! Every test that needs the endpoint is `#[ignore]`d with the reason, so a plain `cargo test` lists it
+//! as ignored; `scripts/test` starts the emulator and runs them with `--include-ignored`. Asked for
+//! without `AWS_ENDPOINT_URL`, they fail. Each test
 //! names its resources with a random suffix, so tests run in parallel and next to other users of the same
 //! emulator; none of them resets it.
 //!
@@ -31,16 +33,17 @@ use sluice_runtime::ports::{
     TaskCallbacks, WorkQueue,
 };
 
-const SKIPPED: &str = "skipped: AWS_ENDPOINT_URL not set (scripts/test starts the emulator)";
-
-/// The clients, or None (after saying so) when no endpoint is configured. Region and credentials fall
-/// back to us-east-1 and dummy keys when the environment has none, as an emulator accepts anything.
-async fn clients() -> Option<AwsClients> {
+/// The clients of the configured endpoint. These tests are `#[ignore]`d unless asked for, so a missing
+/// endpoint here is a mistake: it fails, it does not pass silently. Region and credentials fall back to
+/// us-east-1 and dummy keys when the environment has none, as an emulator accepts anything.
+async fn clients() -> AwsClients {
     if std::env::var_os("AWS_ENDPOINT_URL").is_none_or(|v| v.is_empty()) {
-        println!("{SKIPPED}");
-        return None;
+        panic!(
+            "AWS_ENDPOINT_URL is not set: start the emulator (compose/emulator.sh install && \
+             compose/emulator.sh start) and export AWS_ENDPOINT_URL=http://127.0.0.1:4566, or run scripts/test"
+        );
     }
-    Some(AwsClients::new(&sdk_config().await))
+    AwsClients::new(&sdk_config().await)
 }
 
 async fn sdk_config() -> aws_config::SdkConfig {
@@ -125,9 +128,10 @@ fn read_full(f: &mut std::fs::File, buf: &mut [u8]) -> usize {
 // ---------------------------------------------------------------------------------------------------
 // S3
 
+#[ignore = "needs an AWS endpoint: set AWS_ENDPOINT_URL (scripts/test starts the emulator and runs these with --include-ignored)"]
 #[tokio::test]
 async fn s3_put_head_and_download_round_trip() {
-    let Some(aws) = clients().await else { return };
+    let aws = clients().await;
     let dir = tempfile::tempdir().unwrap();
     let bucket = unique("sluice-test");
     let store = S3ObjectStore::new(aws.s3.clone());
@@ -237,9 +241,10 @@ async fn s3_put_head_and_download_round_trip() {
 // ---------------------------------------------------------------------------------------------------
 // SQS
 
+#[ignore = "needs an AWS endpoint: set AWS_ENDPOINT_URL (scripts/test starts the emulator and runs these with --include-ignored)"]
 #[tokio::test]
 async fn sqs_queues_leases_and_dead_letters() {
-    let Some(aws) = clients().await else { return };
+    let aws = clients().await;
     let name = unique("sluice-test-q");
     let settings = QueueSettings {
         max_receive_count: 2,
@@ -390,9 +395,10 @@ fn row(key: String, v: i64, note: &str) -> RowItem {
     }
 }
 
+#[ignore = "needs an AWS endpoint: set AWS_ENDPOINT_URL (scripts/test starts the emulator and runs these with --include-ignored)"]
 #[tokio::test]
 async fn dynamodb_rows_overwrite_and_runs_never_go_backwards() {
-    let Some(aws) = clients().await else { return };
+    let aws = clients().await;
     let suffix = unique("t");
     let tables = DynamoTables::new(
         aws.dynamodb.clone(),
@@ -515,9 +521,10 @@ fn raw_email(from: &str, to: &str, subject: &str, body: &str, csv: &str) -> Vec<
     .into_bytes()
 }
 
+#[ignore = "needs an AWS endpoint: set AWS_ENDPOINT_URL (scripts/test starts the emulator and runs these with --include-ignored)"]
 #[tokio::test]
 async fn ses_raw_mail_is_sent_and_can_be_read_back() {
-    let Some(aws) = clients().await else { return };
+    let aws = clients().await;
     let mailer = SesMailer::new(aws.ses.clone());
     let from = format!("{}@example.com", unique("pipeline"));
     let first = mailer.verify_identity(&from).await.unwrap();
@@ -906,9 +913,10 @@ async fn wait_until_finished(
     panic!("execution {execution_arn} still RUNNING after 30 s");
 }
 
+#[ignore = "needs an AWS endpoint: set AWS_ENDPOINT_URL (scripts/test starts the emulator and runs these with --include-ignored)"]
 #[tokio::test]
 async fn step_functions_task_tokens_round_trip() {
-    let Some(aws) = clients().await else { return };
+    let aws = clients().await;
     let queue = create_queue_with_dlq(
         &aws.sqs,
         &unique("sluice-test-task"),
@@ -1057,7 +1065,7 @@ fn base64_helpers_agree() {
 #[tokio::test]
 #[ignore = "moves 2 GiB through the endpoint; run by hand to measure peak memory"]
 async fn s3_memory_stays_flat() {
-    let Some(aws) = clients().await else { return };
+    let aws = clients().await;
     let mib: usize = std::env::var("SLUICE_MEMORY_TEST_MIB")
         .ok()
         .and_then(|v| v.parse().ok())
