@@ -1,4 +1,4 @@
-//! `sluice`: one binary for every Sluice process. See contracts.md for the command line users rely on.
+//! `sluice`: one binary for every Sluice process. See docs/contracts.md for the command line users rely on.
 
 mod aws_mode;
 mod report;
@@ -96,7 +96,7 @@ enum StatemachineCommand {
     Lint { file: PathBuf },
     /// Print a Mermaid flowchart of a definition.
     Render { file: PathBuf },
-    /// Run a definition with scripted task outcomes (see contracts.md, "Task responder file").
+    /// Run a definition with scripted task outcomes (see docs/contracts.md, "Task responder file").
     Exec {
         file: PathBuf,
         /// The execution input (JSON text).
