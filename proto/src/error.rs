@@ -151,6 +151,17 @@ impl StageError {
         StageError::new(ErrorName::Internal, cause)
     }
 
+    /// A failed local read or write: `"{what}: {e}"`, Transient when the disk is full or over quota
+    /// (space frees up, or another worker has room), Internal otherwise; the I/O error stays the source.
+    pub fn io(what: impl std::fmt::Display, e: std::io::Error) -> Self {
+        use std::io::ErrorKind;
+        let name = match e.kind() {
+            ErrorKind::StorageFull | ErrorKind::QuotaExceeded => ErrorName::Transient,
+            _ => ErrorName::Internal,
+        };
+        StageError::new(name, format!("{what}: {e}")).with_source(e)
+    }
+
     /// Keeps `source` as the error's cause in the chain (`std::error::Error::source`).
     pub fn with_source(mut self, source: impl std::error::Error + Send + Sync + 'static) -> Self {
         self.source = Some(Arc::new(source));
@@ -169,12 +180,7 @@ impl From<std::io::Error> for StageError {
     /// up, or another worker has room); anything else is internal. Adapters map their own errors more
     /// finely.
     fn from(e: std::io::Error) -> Self {
-        use std::io::ErrorKind;
-        let name = match e.kind() {
-            ErrorKind::StorageFull | ErrorKind::QuotaExceeded => ErrorName::Transient,
-            _ => ErrorName::Internal,
-        };
-        StageError::new(name, format!("I/O error: {e}")).with_source(e)
+        StageError::io("I/O error", e)
     }
 }
 
@@ -205,5 +211,10 @@ mod tests {
         assert_eq!(source.to_string(), "no space left on device");
         let other = StageError::from(std::io::Error::other("boom"));
         assert_eq!(other.error, ErrorName::Internal);
+        let quota = StageError::io(
+            "cannot write /x",
+            std::io::Error::new(std::io::ErrorKind::QuotaExceeded, "quota"),
+        );
+        assert_eq!((quota.error, quota.cause.as_str()), (ErrorName::Transient, "cannot write /x: quota"));
     }
 }

@@ -105,13 +105,17 @@ impl CallError {
     /// anything else is `Sluice.Internal` (a deployment or code problem, not the user's input).
     /// `what` names the operation and its target, e.g. `DynamoDB PutItem on table sluice-runs`.
     pub fn into_stage_error(self, what: &str) -> StageError {
-        if self.transient {
+        let error = if self.transient {
             StageError::transient(format!("{what} failed, worth retrying: {self}"))
         } else {
             StageError::internal(format!("{what} failed: {self}"))
-        }
+        };
+        error.with_source(self)
     }
 }
+
+/// So a [`StageError`] keeps the call's code, message and status as its source.
+impl std::error::Error for CallError {}
 
 impl fmt::Display for CallError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

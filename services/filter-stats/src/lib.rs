@@ -45,9 +45,8 @@ pub fn filter_stats(
     let window = ResolvedWindow::for_dataset(ds, as_of)?;
     let mut rows = CanonicalReader::open(valid_csv, ds)?;
     let mut kept_out = create(filtered_out)?;
-    let write_err = |e: std::io::Error| {
-        StageError::internal(format!("cannot write {}: {e}", filtered_out.display()))
-    };
+    let write_err =
+        |e: std::io::Error| StageError::io(format_args!("cannot write {}", filtered_out.display()), e);
     kept_out
         .write_all(rows.header_raw())
         .and_then(|()| kept_out.write_all(b"\n"))
@@ -218,7 +217,7 @@ struct WindowDocument<'a> {
 
 fn create(path: &Path) -> Result<BufWriter<File>, StageError> {
     let file = File::create(path)
-        .map_err(|e| StageError::internal(format!("cannot create {}: {e}", path.display())))?;
+        .map_err(|e| StageError::io(format_args!("cannot create {}", path.display()), e))?;
     Ok(BufWriter::with_capacity(IO_BUFFER, file))
 }
 

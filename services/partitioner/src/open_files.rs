@@ -85,31 +85,31 @@ impl PartitionFiles {
         p.out
             .write_all(line)
             .and_then(|()| p.out.write_all(b"\n"))
-            .map_err(|e| write_error(&p.path, &e))
+            .map_err(|e| write_error(&p.path, e))
     }
 
     fn open_file(&mut self, key: PartitionKey, path: PathBuf) -> Result<OpenPartition, StageError> {
         let out = if self.created.insert(key) {
             if let Some(dir) = path.parent() {
                 std::fs::create_dir_all(dir).map_err(|e| {
-                    StageError::internal(format!(
-                        "cannot create the partition folder {}: {e}",
-                        dir.display()
-                    ))
+                    StageError::io(
+                        format_args!("cannot create the partition folder {}", dir.display()),
+                        e,
+                    )
                 })?;
             }
             let file = File::create(&path).map_err(|e| {
-                StageError::internal(format!("cannot create {}: {e}", path.display()))
+                StageError::io(format_args!("cannot create {}", path.display()), e)
             })?;
             let mut out = BufWriter::with_capacity(WRITER_BUFFER, file);
             out.write_all(&self.header)
                 .and_then(|()| out.write_all(b"\n"))
-                .map_err(|e| write_error(&path, &e))?;
+                .map_err(|e| write_error(&path, e))?;
             out
         } else {
             self.stats.reopened += 1;
             let file = OpenOptions::new().append(true).open(&path).map_err(|e| {
-                StageError::internal(format!("cannot reopen {}: {e}", path.display()))
+                StageError::io(format_args!("cannot reopen {}", path.display()), e)
             })?;
             BufWriter::with_capacity(WRITER_BUFFER, file)
         };
@@ -132,9 +132,9 @@ fn close(p: OpenPartition) -> Result<(), StageError> {
     p.out
         .into_inner()
         .map(drop)
-        .map_err(|e| write_error(&p.path, e.error()))
+        .map_err(|e| write_error(&p.path, e.into_error()))
 }
 
-fn write_error(path: &Path, e: &std::io::Error) -> StageError {
-    StageError::internal(format!("cannot write {}: {e}", path.display()))
+fn write_error(path: &Path, e: std::io::Error) -> StageError {
+    StageError::io(format_args!("cannot write {}", path.display()), e)
 }
