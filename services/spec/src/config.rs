@@ -577,6 +577,46 @@ impl Ctx<'_> {
     }
 
     fn dataset(&self, ds: RawDataset) -> Result<Dataset, ConfigError> {
+        let name = self.dataset_name(&ds)?;
+        let delimiter = self.delimiter(&ds.format)?;
+        let mut columns: Vec<Column> = Vec::new();
+        for col in &ds.columns {
+            let column = self.column(col)?;
+            if columns.iter().any(|o| o.name == column.name) {
+                return Err(self.err(
+                    col.get_ref().name.span(),
+                    "name",
+                    format!("column {:?} is declared twice", column.name),
+                ));
+            }
+            columns.push(column);
+        }
+        if columns.is_empty() {
+            return Err(self.err(
+                ds.name.span(),
+                "columns",
+                format!("dataset {name:?} declares no columns: add [[dataset.columns]] tables"),
+            ));
+        }
+        Ok(Dataset {
+            key: self.key(&ds, &columns)?,
+            filter: self.filter(&ds, &columns)?,
+            stats: self.stats(&ds, &columns)?,
+            partition: self.partition(&ds, &columns)?,
+            plots: self.plots(&ds, &columns, &name)?,
+            notify: self.notify(&ds.notify)?,
+            prefix: ds.match_.prefix.clone(),
+            suffix: ds.match_.suffix.clone(),
+            delimiter,
+            header: ds.format.header,
+            null_values: ds.format.null_values.clone(),
+            store_rows: ds.store_rows,
+            columns,
+            name,
+        })
+    }
+
+    fn dataset_name(&self, ds: &RawDataset) -> Result<String, ConfigError> {
         let name = ds.name.get_ref().clone();
         if name.is_empty()
             || !name
@@ -589,71 +629,69 @@ impl Ctx<'_> {
                 format!("{name:?} is not a dataset name: use letters, digits, '-' and '_'"),
             ));
         }
-        let delimiter = match ds.format.delimiter.get_ref().as_str() {
+        Ok(name)
+    }
+
+    fn delimiter(&self, format: &RawFormat) -> Result<u8, ConfigError> {
+        Ok(match format.delimiter.get_ref().as_str() {
             "\\t" | "\t" | "tab" => b'\t',
             d if d.len() == 1 && d.is_ascii() && d != "\"" && d != "\n" && d != "\r" => {
                 d.as_bytes()[0]
             }
             d => {
                 return Err(self.err(
-                    ds.format.delimiter.span(),
+                    format.delimiter.span(),
                     "delimiter",
                     format!("{d:?} is not a delimiter: use one ASCII character such as \",\", \";\", \"|\" or \"\\t\""),
                 ));
             }
-        };
+        })
+    }
 
-        let mut columns: Vec<Column> = Vec::new();
-        for col in &ds.columns {
-            let col_span = col.span();
-            let c = col.get_ref();
-            let cname = c.name.get_ref().clone();
-            if cname.trim().is_empty() {
-                return Err(self.err(c.name.span(), "name", "a column name cannot be empty"));
+    /// One `[[dataset.columns]]` table, checked on its own (the caller checks names across columns).
+    fn column(&self, col: &Spanned<RawColumn>) -> Result<Column, ConfigError> {
+        let col_span = col.span();
+        let c = col.get_ref();
+        let cname = c.name.get_ref().clone();
+        if cname.trim().is_empty() {
+            return Err(self.err(c.name.span(), "name", "a column name cannot be empty"));
+        }
+        let formats = match &c.formats {
+            None => {
+                c.ty.default_formats()
+                    .iter()
+                    .map(|s| s.to_string())
+                    .collect()
             }
-            if columns.iter().any(|o| o.name == cname) {
+            Some(f) if !c.ty.is_temporal() => {
                 return Err(self.err(
-                    c.name.span(),
-                    "name",
-                    format!("column {cname:?} is declared twice"),
+                    f.span(),
+                    "formats",
+                    format!(
+                        "column {cname:?} is a {}; formats apply to date and datetime columns",
+                        c.ty
+                    ),
                 ));
             }
-            let formats = match &c.formats {
-                None => {
-                    c.ty.default_formats()
-                        .iter()
-                        .map(|s| s.to_string())
-                        .collect()
+            Some(f) if f.get_ref().is_empty() => {
+                return Err(self.err(
+                    f.span(),
+                    "formats",
+                    "give at least one format, or leave `formats` out",
+                ));
+            }
+            Some(f) => {
+                for fmt in f.get_ref() {
+                    check_format(c.ty, fmt).map_err(|m| {
+                        self.err(f.span(), "formats", format!("column {cname:?}: {m}"))
+                    })?;
                 }
-                Some(f) if !c.ty.is_temporal() => {
-                    return Err(self.err(
-                        f.span(),
-                        "formats",
-                        format!(
-                            "column {cname:?} is a {}; formats apply to date and datetime columns",
-                            c.ty
-                        ),
-                    ));
-                }
-                Some(f) if f.get_ref().is_empty() => {
-                    return Err(self.err(
-                        f.span(),
-                        "formats",
-                        "give at least one format, or leave `formats` out",
-                    ));
-                }
-                Some(f) => {
-                    for fmt in f.get_ref() {
-                        check_format(c.ty, fmt).map_err(|m| {
-                            self.err(f.span(), "formats", format!("column {cname:?}: {m}"))
-                        })?;
-                    }
-                    f.get_ref().clone()
-                }
-            };
-            let bound =
-                |b: &Option<Spanned<RawNumber>>, key: &str| -> Result<Option<f64>, ConfigError> {
-                    match b {
+                f.get_ref().clone()
+            }
+        };
+        let bound =
+            |b: &Option<Spanned<RawNumber>>, key: &str| -> Result<Option<f64>, ConfigError> {
+                match b {
                     None => Ok(None),
                     Some(b) if !c.ty.is_numeric() => Err(self.err(
                         b.span(),
@@ -665,72 +703,66 @@ impl Ctx<'_> {
                     )),
                     Some(b) => Ok(Some(b.get_ref().as_f64())),
                 }
-                };
-            let (min, max) = (bound(&c.min, "min")?, bound(&c.max, "max")?);
-            if let (Some(lo), Some(hi)) = (min, max)
-                && lo > hi
-            {
-                return Err(self.err(
-                    col_span,
-                    "min",
-                    format!("column {cname:?}: min {lo} is above max {hi}"),
-                ));
-            }
-            let pattern = match &c.pattern {
-                None => None,
-                Some(p) if c.ty != ColumnType::String => {
-                    return Err(self.err(
-                        p.span(),
-                        "pattern",
-                        format!(
-                            "column {cname:?} is a {}; pattern applies to string columns",
-                            c.ty
-                        ),
-                    ));
-                }
-                Some(p) => Some(Regex::new(p.get_ref()).map_err(|e| {
-                    self.err(
-                        p.span(),
-                        "pattern",
-                        format!("column {cname:?}: not a valid regular expression: {e}"),
-                    )
-                })?),
             };
-            let allowed = match &c.allowed {
-                Some(a) if a.get_ref().is_empty() => {
-                    return Err(self.err(
-                        a.span(),
-                        "allowed",
-                        "an empty `allowed` list would reject every row",
-                    ));
-                }
-                Some(a) => Some(a.get_ref().clone()),
-                None => None,
-            };
-            columns.push(Column {
-                name: cname,
-                ty: c.ty,
-                formats,
-                required: c.required,
-                min,
-                max,
-                pattern,
-                allowed,
-            });
-        }
-        if columns.is_empty() {
+        let (min, max) = (bound(&c.min, "min")?, bound(&c.max, "max")?);
+        if let (Some(lo), Some(hi)) = (min, max)
+            && lo > hi
+        {
             return Err(self.err(
-                ds.name.span(),
-                "columns",
-                format!("dataset {name:?} declares no columns: add [[dataset.columns]] tables"),
+                col_span,
+                "min",
+                format!("column {cname:?}: min {lo} is above max {hi}"),
             ));
         }
+        let pattern = match &c.pattern {
+            None => None,
+            Some(p) if c.ty != ColumnType::String => {
+                return Err(self.err(
+                    p.span(),
+                    "pattern",
+                    format!(
+                        "column {cname:?} is a {}; pattern applies to string columns",
+                        c.ty
+                    ),
+                ));
+            }
+            Some(p) => Some(Regex::new(p.get_ref()).map_err(|e| {
+                self.err(
+                    p.span(),
+                    "pattern",
+                    format!("column {cname:?}: not a valid regular expression: {e}"),
+                )
+            })?),
+        };
+        let allowed = match &c.allowed {
+            Some(a) if a.get_ref().is_empty() => {
+                return Err(self.err(
+                    a.span(),
+                    "allowed",
+                    "an empty `allowed` list would reject every row",
+                ));
+            }
+            Some(a) => Some(a.get_ref().clone()),
+            None => None,
+        };
+        Ok(Column {
+            name: cname,
+            ty: c.ty,
+            formats,
+            required: c.required,
+            min,
+            max,
+            pattern,
+            allowed,
+        })
+    }
 
+    fn key(&self, ds: &RawDataset, columns: &[Column]) -> Result<Vec<usize>, ConfigError> {
         let mut key = Vec::new();
         if let Some(k) = &ds.key {
             for kname in k.get_ref() {
                 let named = Spanned::new(k.span(), kname.clone());
-                let i = self.column_ref(&ds, &columns, &named, "key")?;
+                let i = self.column_ref(ds, columns, &named, "key")?;
                 if key.contains(&i) {
                     return Err(self.err(
                         k.span(),
@@ -741,12 +773,15 @@ impl Ctx<'_> {
                 key.push(i);
             }
         }
+        Ok(key)
+    }
 
-        let filter = match &ds.filter {
+    fn filter(&self, ds: &RawDataset, columns: &[Column]) -> Result<Option<Filter>, ConfigError> {
+        Ok(match &ds.filter {
             None => None,
             Some(f) => {
                 let f = f.get_ref();
-                let column = self.column_ref(&ds, &columns, &f.column, "column")?;
+                let column = self.column_ref(ds, columns, &f.column, "column")?;
                 if !columns[column].ty.is_temporal() {
                     return Err(self.err(
                         f.column.span(),
@@ -761,15 +796,17 @@ impl Ctx<'_> {
                     .map_err(|m| self.err(f.window.span(), "window", m))?;
                 Some(Filter { column, window })
             }
-        };
+        })
+    }
 
+    fn stats(&self, ds: &RawDataset, columns: &[Column]) -> Result<Vec<usize>, ConfigError> {
         let mut stats = Vec::new();
         if let Some(s) = &ds.stats {
             let cols = &s.get_ref().columns;
             for cname in cols.get_ref() {
                 let i = self.column_ref(
-                    &ds,
-                    &columns,
+                    ds,
+                    columns,
                     &Spanned::new(cols.span(), cname.clone()),
                     "columns",
                 )?;
@@ -788,12 +825,19 @@ impl Ctx<'_> {
                 }
             }
         }
+        Ok(stats)
+    }
 
-        let partition = match &ds.partition {
+    fn partition(
+        &self,
+        ds: &RawDataset,
+        columns: &[Column],
+    ) -> Result<Option<Partition>, ConfigError> {
+        Ok(match &ds.partition {
             None => None,
             Some(p) => {
                 let p = p.get_ref();
-                let column = self.column_ref(&ds, &columns, &p.column, "column")?;
+                let column = self.column_ref(ds, columns, &p.column, "column")?;
                 let ty = columns[column].ty;
                 if !ty.is_temporal() {
                     return Err(self.err(
@@ -823,12 +867,19 @@ impl Ctx<'_> {
                     formats,
                 })
             }
-        };
+        })
+    }
 
+    fn plots(
+        &self,
+        ds: &RawDataset,
+        columns: &[Column],
+        name: &str,
+    ) -> Result<Vec<Plot>, ConfigError> {
         let mut plots = Vec::new();
         for (n, p) in ds.plot.iter().enumerate() {
             let p = p.get_ref();
-            let x = self.column_ref(&ds, &columns, &p.x, "x")?;
+            let x = self.column_ref(ds, columns, &p.x, "x")?;
             if !(columns[x].ty.is_numeric() || columns[x].ty.is_temporal()) {
                 return Err(self.err(
                     p.x.span(),
@@ -845,7 +896,7 @@ impl Ctx<'_> {
             let mut y = Vec::new();
             for yname in p.y.get_ref() {
                 let i =
-                    self.column_ref(&ds, &columns, &Spanned::new(p.y.span(), yname.clone()), "y")?;
+                    self.column_ref(ds, columns, &Spanned::new(p.y.span(), yname.clone()), "y")?;
                 if !columns[i].ty.is_numeric() {
                     return Err(self.err(
                         p.y.span(),
@@ -870,7 +921,10 @@ impl Ctx<'_> {
                 y,
             });
         }
+        Ok(plots)
+    }
 
+    fn notify(&self, notify: &RawNotify) -> Result<Notify, ConfigError> {
         let email = |s: &Spanned<String>, key: &str| -> Result<String, ConfigError> {
             let a = s.get_ref().trim();
             let ok = a
@@ -887,33 +941,11 @@ impl Ctx<'_> {
                 .map(|s| email(s, key))
                 .collect::<Result<Vec<_>, _>>()
         };
-        let notify = Notify {
-            from: ds
-                .notify
-                .from
-                .as_ref()
-                .map(|f| email(f, "from"))
-                .transpose()?,
-            invalid_rows: list(&ds.notify.invalid_rows, "invalid_rows")?,
-            success: list(&ds.notify.success, "success")?,
-            failure: list(&ds.notify.failure, "failure")?,
-        };
-
-        Ok(Dataset {
-            name,
-            prefix: ds.match_.prefix.clone(),
-            suffix: ds.match_.suffix.clone(),
-            delimiter,
-            header: ds.format.header,
-            null_values: ds.format.null_values.clone(),
-            columns,
-            key,
-            store_rows: ds.store_rows,
-            filter,
-            stats,
-            partition,
-            plots,
-            notify,
+        Ok(Notify {
+            from: notify.from.as_ref().map(|f| email(f, "from")).transpose()?,
+            invalid_rows: list(&notify.invalid_rows, "invalid_rows")?,
+            success: list(&notify.success, "success")?,
+            failure: list(&notify.failure, "failure")?,
         })
     }
 }
