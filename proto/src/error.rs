@@ -215,6 +215,9 @@ mod tests {
             "cannot write /x",
             std::io::Error::new(std::io::ErrorKind::QuotaExceeded, "quota"),
         );
-        assert_eq!((quota.error, quota.cause.as_str()), (ErrorName::Transient, "cannot write /x: quota"));
+        assert_eq!(
+            (quota.error, quota.cause.as_str()),
+            (ErrorName::Transient, "cannot write /x: quota")
+        );
     }
 }

@@ -9,7 +9,6 @@
 //! branches and Map item processors are checked recursively.
 
 use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
-use std::fmt;
 
 use serde_json::{Map, Value};
 
@@ -17,40 +16,8 @@ use crate::choice::{Condition, parse_timestamp};
 use crate::error;
 use crate::model::DEFAULT_TASK_TIMEOUT_SECONDS;
 use crate::path::{Path, Root};
+pub use crate::problem::Problem;
 use crate::template::{PathOrIntrinsic, PayloadTemplate};
-
-/// One problem in a definition.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Problem {
-    /// Where: `state "X"`, `state "Y" in branch 2 of "P"`, or empty for the top level.
-    pub location: String,
-    pub message: String,
-}
-
-impl Problem {
-    pub fn new(location: impl Into<String>, message: impl Into<String>) -> Self {
-        Problem {
-            location: location.into(),
-            message: message.into(),
-        }
-    }
-}
-
-impl fmt::Display for Problem {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.location.is_empty() {
-            write!(f, "{}", self.message)
-        } else {
-            // "State "X": ..." reads as a sentence.
-            let mut loc = self.location.clone();
-            if let Some(first) = loc.get(0..1) {
-                let upper = first.to_uppercase();
-                loc.replace_range(0..1, &upper);
-            }
-            write!(f, "{loc}: {}", self.message)
-        }
-    }
-}
 
 /// Lints a definition given as JSON text.
 pub fn lint_str(json: &str) -> Vec<Problem> {

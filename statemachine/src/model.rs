@@ -2,7 +2,8 @@
 //!
 //! [`StateMachine::parse`] is the one entry point: it reads the JSON, runs [`crate::lint`] over it
 //! (so every structural problem is reported at once, in sentences), and only then builds the typed
-//! model. Paths, payload templates, intrinsic calls, Choice rules and timestamps are compiled here,
+//! model (it is defined in `load.rs`, so that this module does not depend on the linter). Paths,
+//! payload templates, intrinsic calls, Choice rules and timestamps are compiled here,
 //! so the executor never meets a malformed one.
 
 use std::collections::HashMap;
@@ -14,8 +15,8 @@ use serde::{Deserialize, Deserializer};
 use serde_json::Value;
 
 use crate::choice::ChoiceRule;
-use crate::lint::{self, Problem};
 use crate::path::{Path, ReferencePath};
+use crate::problem::Problem;
 use crate::template::{PathOrIntrinsic, PayloadTemplate};
 
 /// Why a definition cannot be used.
@@ -25,13 +26,6 @@ pub enum DefinitionError {
     Json(String),
     #[error("the definition has {} problem(s):\n{}", .0.len(), .0.iter().map(|p| format!("  - {p}")).collect::<Vec<_>>().join("\n"))]
     Invalid(Vec<Problem>),
-}
-
-fn unreadable(e: serde_json::Error) -> DefinitionError {
-    DefinitionError::Invalid(vec![Problem::new(
-        "",
-        format!("the definition could not be read: {e}"),
-    )])
 }
 
 /// A whole definition.
@@ -49,30 +43,6 @@ pub struct StateMachine {
     pub version: Option<String>,
     #[serde(default)]
     pub query_language: Option<String>,
-}
-
-impl StateMachine {
-    /// Reads, lints and compiles a definition.
-    pub fn parse(json: &str) -> Result<StateMachine, DefinitionError> {
-        let value: Value =
-            serde_json::from_str(json).map_err(|e| DefinitionError::Json(e.to_string()))?;
-        let problems = lint::lint_value(&value);
-        if !problems.is_empty() {
-            return Err(DefinitionError::Invalid(problems));
-        }
-        // Read the typed model from the text, not from `value`: a `Value` object does not keep the
-        // order of the states, and drawings and messages list them as written.
-        serde_json::from_str(json).map_err(unreadable)
-    }
-
-    /// Lints and compiles an already-parsed JSON definition (states are then listed by name).
-    pub fn from_value(value: &Value) -> Result<StateMachine, DefinitionError> {
-        let problems = lint::lint_value(value);
-        if !problems.is_empty() {
-            return Err(DefinitionError::Invalid(problems));
-        }
-        serde_json::from_value(value.clone()).map_err(unreadable)
-    }
 }
 
 /// The states of a machine or branch, in definition order.

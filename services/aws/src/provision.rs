@@ -67,6 +67,9 @@ fn err(e: StageError) -> anyhow::Error {
     anyhow::anyhow!(e.cause)
 }
 
+/// Fills pipeline.asl.json's queue URL placeholders with the URL of each stage's queue.
+pub type FillDefinition = dyn Fn(&dyn Fn(Stage) -> String) -> String + Sync;
+
 /// What [`deploy`] did to one resource: its kind, name and state (`created`, `unchanged`, ...).
 pub type Report<'a> = &'a mut (dyn FnMut(&str, &str, &str) + Send);
 
@@ -75,7 +78,7 @@ pub type Report<'a> = &'a mut (dyn FnMut(&str, &str, &str) + Send);
 pub async fn deploy(
     config: &Config,
     clients: &AwsClients,
-    fill_definition: &(dyn Fn(&dyn Fn(Stage) -> String) -> String + Sync),
+    fill_definition: &FillDefinition,
     say: Report<'_>,
 ) -> anyhow::Result<String> {
     // Buckets.
@@ -98,7 +101,7 @@ pub async fn deploy(
     };
     let mut stage_urls = Vec::new();
     for stage in Stage::ALL {
-        let name = stage_queue(&config, stage);
+        let name = stage_queue(config, stage);
         let queue = ensure_queue(&clients.sqs, &name, &settings, say).await?;
         stage_urls.push((stage, queue.url));
     }

@@ -45,8 +45,9 @@ pub fn filter_stats(
     let window = ResolvedWindow::for_dataset(ds, as_of)?;
     let mut rows = CanonicalReader::open(valid_csv, ds)?;
     let mut kept_out = create(filtered_out)?;
-    let write_err =
-        |e: std::io::Error| StageError::io(format_args!("cannot write {}", filtered_out.display()), e);
+    let write_err = |e: std::io::Error| {
+        StageError::io(format_args!("cannot write {}", filtered_out.display()), e)
+    };
     kept_out
         .write_all(rows.header_raw())
         .and_then(|()| kept_out.write_all(b"\n"))

@@ -98,9 +98,8 @@ impl PartitionFiles {
                     )
                 })?;
             }
-            let file = File::create(&path).map_err(|e| {
-                StageError::io(format_args!("cannot create {}", path.display()), e)
-            })?;
+            let file = File::create(&path)
+                .map_err(|e| StageError::io(format_args!("cannot create {}", path.display()), e))?;
             let mut out = BufWriter::with_capacity(WRITER_BUFFER, file);
             out.write_all(&self.header)
                 .and_then(|()| out.write_all(b"\n"))
@@ -108,9 +107,10 @@ impl PartitionFiles {
             out
         } else {
             self.stats.reopened += 1;
-            let file = OpenOptions::new().append(true).open(&path).map_err(|e| {
-                StageError::io(format_args!("cannot reopen {}", path.display()), e)
-            })?;
+            let file = OpenOptions::new()
+                .append(true)
+                .open(&path)
+                .map_err(|e| StageError::io(format_args!("cannot reopen {}", path.display()), e))?;
             BufWriter::with_capacity(WRITER_BUFFER, file)
         };
         Ok(OpenPartition { key, path, out })

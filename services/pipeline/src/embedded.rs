@@ -2,7 +2,7 @@
 //! the local ASL engine, with every Task answered in-process by the [stage dispatch](crate::stages).
 //!
 //! The definition's Task resource is `sqs:sendMessage.waitForTaskToken` with a `QueueUrl` placeholder per
-//! stage; embedded, the placeholders become `embedded://{stage}` and [`EmbeddedDispatcher`] plays the
+//! stage; embedded, the placeholders become `embedded://{stage}` and [`InProcessTasks`] plays the
 //! worker: it reads the task message (a [`TaskEnvelope`]), runs the stage and answers with its output or
 //! its typed error, so Retry and Catch in the definition decide what happens next.
 
@@ -23,14 +23,14 @@ use crate::stages::{StageContext, handle};
 use crate::summary::apply_output;
 
 /// Answers the executor's tasks in-process, and keeps the run summary up to date as stages finish.
-struct EmbeddedDispatcher {
+struct InProcessTasks {
     ctx: StageContext,
     run: Mutex<RunSummary>,
     failed_stage: Mutex<Option<Stage>>,
 }
 
 #[async_trait]
-impl TaskDispatcher for EmbeddedDispatcher {
+impl TaskDispatcher for InProcessTasks {
     async fn dispatch(&self, request: TaskRequest) -> Result<Value, TaskError> {
         let body = request
             .parameters
@@ -111,18 +111,18 @@ pub async fn execute(
     // Injected faults count per run: each file of `sluice run a.csv b.csv` sees the same failures.
     let mut ctx = ctx.clone();
     ctx.faults = Arc::new(Faults::from_env()?);
-    let dispatcher = Arc::new(EmbeddedDispatcher {
+    let tasks = Arc::new(InProcessTasks {
         ctx,
         run: Mutex::new(run.clone()),
         failed_stage: Mutex::new(None),
     });
-    let executor = Executor::new(definition, dispatcher.clone(), Arc::new(SystemClock))
+    let executor = Executor::new(definition, tasks.clone(), Arc::new(SystemClock))
         .with_state_machine_name("sluice-pipeline");
     let input = execution_input(&run.run_id, &run.dataset, &run.source, as_of);
     let input = serde_json::to_value(&input)?;
     let execution = executor.execute(input, run.run_id.as_str()).await;
 
-    let mut done = dispatcher
+    let mut done = tasks
         .run
         .lock()
         .map_err(|_| anyhow::anyhow!("run summary lock poisoned"))?
@@ -136,7 +136,7 @@ pub async fn execute(
         ExecutionStatus::Succeeded => done.status = RunStatus::Succeeded,
         ExecutionStatus::Failed | ExecutionStatus::TimedOut => {
             done.status = RunStatus::Failed;
-            let stage = dispatcher.failed_stage.lock().ok().and_then(|s| *s);
+            let stage = tasks.failed_stage.lock().ok().and_then(|s| *s);
             done.error = Some(RunError {
                 stage,
                 error: ErrorName::parse(

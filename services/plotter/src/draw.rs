@@ -5,7 +5,9 @@ use std::path::Path;
 
 use std::ops::Range;
 
+use plotters::coord::Shift;
 use plotters::coord::ranged1d::{DefaultFormatting, KeyPointHint, Ranged};
+use plotters::drawing::DrawingAreaErrorKind;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 use sluice_proto::StageError;
@@ -65,7 +67,7 @@ pub fn draw_chart(
     plot: &Plot,
     data: &ChartData,
 ) -> Result<(), StageError> {
-    let fail = |e: &dyn std::fmt::Display| {
+    let fail = |e: DrawError| {
         StageError::internal(format!(
             "cannot draw the chart {:?} to {}: {e}",
             plot.title,
@@ -73,69 +75,149 @@ pub fn draw_chart(
         ))
     };
     let root = ChartBackend::new(path, (WIDTH, HEIGHT), fonts).into_drawing_area();
-    root.fill(&WHITE).map_err(|e| fail(&e))?;
+    root.fill(&WHITE).map_err(fail)?;
+    let title_px = draw_title(&root, &plot.title).map_err(fail)?;
+    let legend_top = 16 + title_px as i32 + 16;
+    let header_h = draw_legend(&root, &y_names(ds, plot), legend_top).map_err(fail)?;
+    let (_, body) = root.split_vertically(header_h);
+    let layout = layout_axes(&root, data, header_h).map_err(fail)?;
+    let mut chart = draw_mesh(&body, layout, plot).map_err(fail)?;
+    draw_series(&root, &mut chart, data).map_err(fail)?;
+    if let Some(caption) = empty_caption(ds, plot, data) {
+        draw_caption(&root, &chart, &caption).map_err(fail)?;
+    }
+    root.present().map_err(fail)?;
+    Ok(())
+}
 
-    // Title, shrunk until it fits the width.
+/// The whole image (or a part of it), drawn with the bundled fonts.
+type Area<'p> = DrawingArea<ChartBackend<'p>, Shift>;
+/// The plotting area with its two axes.
+type Chart<'a, 'p> = ChartContext<'a, ChartBackend<'p>, Cartesian2d<Axis, Axis>>;
+/// Why a drawing step failed; [`draw_chart`] adds which chart and file.
+type DrawError = DrawingAreaErrorKind<<ChartBackend<'static> as DrawingBackend>::ErrorType>;
+
+fn tick_style() -> TextStyle<'static> {
+    TextStyle::from((FONT, TICK_PX)).color(&INK)
+}
+
+/// The names of the plotted y columns, in legend (and palette) order.
+fn y_names<'d>(ds: &'d Dataset, plot: &Plot) -> Vec<&'d str> {
+    plot.y
+        .iter()
+        .map(|&i| ds.columns[i].name.as_str())
+        .collect()
+}
+
+/// Draws the title centred at the top, shrunk until it fits the width; returns its font size.
+fn draw_title(root: &Area, title: &str) -> Result<u32, DrawError> {
     let mut title_px = TITLE_PX;
     let title_style = loop {
         let style = TextStyle::from((FONT, title_px, FontStyle::Bold)).color(&INK);
-        let (w, _) = root
-            .estimate_text_size(&plot.title, &style)
-            .map_err(|e| fail(&e))?;
+        let (w, _) = root.estimate_text_size(title, &style)?;
         if w + 40 <= WIDTH || title_px <= 14 {
             break style;
         }
         title_px -= 2;
     };
     root.draw_text(
-        &plot.title,
+        title,
         &title_style.pos(Pos::new(HPos::Center, VPos::Top)),
         (WIDTH as i32 / 2, 16),
-    )
-    .map_err(|e| fail(&e))?;
+    )?;
+    Ok(title_px)
+}
 
-    // The legend: one row of "line swatch + column name" per item, wrapped when too wide.
-    let names: Vec<&str> = plot
-        .y
-        .iter()
-        .map(|&i| ds.columns[i].name.as_str())
-        .collect();
+/// Draws the legend from `top` down: rows of "line swatch + column name" items, wrapped when too
+/// wide and centred. Returns the height of the header (title and legend) above the plot.
+fn draw_legend(root: &Area, names: &[&str], top: i32) -> Result<i32, DrawError> {
     let legend_style = TextStyle::from((FONT, LEGEND_PX)).color(&INK);
     let mut items = Vec::with_capacity(names.len());
-    for name in &names {
-        let (w, _) = root
-            .estimate_text_size(name, &legend_style)
-            .map_err(|e| fail(&e))?;
+    for name in names {
+        let (w, _) = root.estimate_text_size(name, &legend_style)?;
         items.push(SWATCH + 8 + w as i32);
     }
     let rows = legend_rows(&items, WIDTH as i32 - 120);
-    let legend_top = 16 + title_px as i32 + 16;
     let row_h = LEGEND_PX as i32 + 10;
     for (r, row) in rows.iter().enumerate() {
         let total: i32 =
             row.iter().map(|&i| items[i]).sum::<i32>() + LEGEND_GAP * (row.len() as i32 - 1);
         let mut x = (WIDTH as i32 - total) / 2;
-        let y = legend_top + r as i32 * row_h + LEGEND_PX as i32 / 2;
+        let y = top + r as i32 * row_h + LEGEND_PX as i32 / 2;
         for &i in row {
             let color = PALETTE[i % PALETTE.len()];
             root.draw(&PathElement::new(
                 vec![(x, y), (x + SWATCH, y)],
                 color.stroke_width(3),
-            ))
-            .map_err(|e| fail(&e))?;
+            ))?;
             root.draw_text(
                 names[i],
                 &legend_style.pos(Pos::new(HPos::Left, VPos::Center)),
                 (x + SWATCH + 8, y),
-            )
-            .map_err(|e| fail(&e))?;
+            )?;
             x += items[i] + LEGEND_GAP;
         }
     }
-    let header_h = legend_top + rows.len() as i32 * row_h + 4;
-    let (_, body) = root.split_vertically(header_h);
+    Ok(top + rows.len() as i32 * row_h + 4)
+}
 
-    // Axes: ranges from the data, ticks from the ranges.
+/// The ranges, ticks and label formats of both axes, and the space they need around the plot.
+struct AxesLayout {
+    x: (f64, f64),
+    x_ticks: Vec<f64>,
+    x_label: XLabel,
+    y: (f64, f64),
+    y_ticks: Vec<f64>,
+    y_step: f64,
+    /// Width of the area left of the plot: the y labels and the y description.
+    y_area: u32,
+    margin_right: u32,
+}
+
+/// Axes: ranges from the data, ticks from the ranges, label space from the ticks.
+fn layout_axes(root: &Area, data: &ChartData, header_h: i32) -> Result<AxesLayout, DrawError> {
+    let tick_style = tick_style();
+    let plot_h =
+        (HEIGHT as i32 - header_h - (MARGIN_TOP + MARGIN_BOTTOM + X_LABEL_AREA) as i32).max(50);
+    let (y, y_ticks, y_step) = y_axis(data, plot_h);
+
+    let mut y_label_w = 0u32;
+    for t in &y_ticks {
+        let (w, _) = root.estimate_text_size(&format_number(*t, y_step), &tick_style)?;
+        y_label_w = y_label_w.max(w);
+    }
+    let y_area = y_label_w + 16 + AXIS_DESC_PX + 14;
+    // The right margin is not known yet (it depends on the last label): assume a typical one.
+    let axis_px = f64::from(WIDTH.saturating_sub(MARGIN_LEFT + 64 + y_area).max(100));
+
+    let (char_w, _) = root.estimate_text_size("0123456789", &tick_style)?;
+    let char_px = f64::from(char_w) / 10.0;
+    let (x, x_ticks, x_label) = x_axis(data, axis_px, char_px);
+
+    // A label centred on a tick at the right end needs half its width beyond the plotting area.
+    let (x0, x1) = x;
+    let margin_right = match x_ticks.last() {
+        Some(last) if *last >= x1 - (x1 - x0) * 0.1 => {
+            let (w, _) = root.estimate_text_size(&x_label.format(*last), &tick_style)?;
+            MARGIN_RIGHT.max(w / 2 + 12)
+        }
+        _ => MARGIN_RIGHT,
+    };
+    Ok(AxesLayout {
+        x,
+        x_ticks,
+        x_label,
+        y,
+        y_ticks,
+        y_step,
+        y_area,
+        margin_right,
+    })
+}
+
+/// The y range (padded around the data), its ticks for a plot `plot_h` pixels high, and the tick
+/// step (which decides how labels are written).
+fn y_axis(data: &ChartData, plot_h: i32) -> ((f64, f64), Vec<f64>, f64) {
     let y_range = data
         .series
         .iter()
@@ -145,27 +227,17 @@ pub fn draw_chart(
         Some((lo, hi)) => pad(lo, hi, 0.06, flat_pad(lo)),
         None => (0.0, 1.0),
     };
-    let plot_h =
-        (HEIGHT as i32 - header_h - (MARGIN_TOP + MARGIN_BOTTOM + X_LABEL_AREA) as i32).max(50);
     let (y_ticks, y_step) = if y_range.is_some() {
         nice_ticks(y0, y1, (plot_h / 55).max(2) as usize)
     } else {
         (vec![], 1.0)
     };
-    let y_fmt = |v: &f64| format_number(*v, y_step);
+    ((y0, y1), y_ticks, y_step)
+}
 
-    let tick_style = TextStyle::from((FONT, TICK_PX)).color(&INK);
-    let mut y_label_w = 0u32;
-    for t in &y_ticks {
-        let (w, _) = root
-            .estimate_text_size(&y_fmt(t), &tick_style)
-            .map_err(|e| fail(&e))?;
-        y_label_w = y_label_w.max(w);
-    }
-    let y_area = y_label_w + 16 + AXIS_DESC_PX + 14;
-    // The right margin is not known yet (it depends on the last label): assume a typical one.
-    let axis_px = f64::from(WIDTH.saturating_sub(MARGIN_LEFT + 64 + y_area).max(100));
-
+/// The x range (padded; a single instant or value is widened), and ticks that fit side by side
+/// on an axis `axis_px` wide with labels of `char_px` per character.
+fn x_axis(data: &ChartData, axis_px: f64, char_px: f64) -> ((f64, f64), Vec<f64>, XLabel) {
     let (x0, x1) = match data.x_range {
         Some((lo, hi)) if lo == hi => match data.x_kind {
             XKind::Date => (lo - SECONDS_PER_DAY, hi + SECONDS_PER_DAY),
@@ -175,10 +247,6 @@ pub fn draw_chart(
         Some((lo, hi)) => pad(lo, hi, 0.015, 0.0),
         None => (0.0, 1.0),
     };
-    let (char_w, _) = root
-        .estimate_text_size("0123456789", &tick_style)
-        .map_err(|e| fail(&e))?;
-    let char_px = f64::from(char_w) / 10.0;
     let (x_ticks, x_label) = match (data.x_range, data.x_kind) {
         (None, _) => (vec![], XLabel::Number(1.0)),
         (Some(_), XKind::Number) => {
@@ -190,42 +258,53 @@ pub fn draw_chart(
             (ticks, XLabel::Time(label))
         }
     };
-    let x_fmt = |v: &f64| x_label.format(*v);
-    // A label centred on a tick at the right end needs half its width beyond the plotting area.
-    let margin_right = match x_ticks.last() {
-        Some(last) if *last >= x1 - (x1 - x0) * 0.1 => {
-            let (w, _) = root
-                .estimate_text_size(&x_fmt(last), &tick_style)
-                .map_err(|e| fail(&e))?;
-            MARGIN_RIGHT.max(w / 2 + 12)
-        }
-        _ => MARGIN_RIGHT,
-    };
+    ((x0, x1), x_ticks, x_label)
+}
 
-    let mut chart = ChartBuilder::on(&body)
+/// Builds the plotting area in `body` and draws its grid, axes, tick labels and descriptions.
+fn draw_mesh<'a, 'p>(
+    body: &'a Area<'p>,
+    layout: AxesLayout,
+    plot: &Plot,
+) -> Result<Chart<'a, 'p>, DrawError> {
+    let AxesLayout {
+        x: (x0, x1),
+        x_ticks,
+        x_label,
+        y: (y0, y1),
+        y_ticks,
+        y_step,
+        y_area,
+        margin_right,
+    } = layout;
+    let x_fmt = |v: &f64| x_label.format(*v);
+    let y_fmt = |v: &f64| format_number(*v, y_step);
+    let mut chart = ChartBuilder::on(body)
         .margin_left(MARGIN_LEFT)
         .margin_right(margin_right)
         .margin_top(MARGIN_TOP)
         .margin_bottom(MARGIN_BOTTOM)
         .x_label_area_size(X_LABEL_AREA)
         .y_label_area_size(y_area)
-        .build_cartesian_2d(Axis::new(x0, x1, x_ticks), Axis::new(y0, y1, y_ticks))
-        .map_err(|e| fail(&e))?;
+        .build_cartesian_2d(Axis::new(x0, x1, x_ticks), Axis::new(y0, y1, y_ticks))?;
     chart
         .configure_mesh()
         .bold_line_style(GRID.stroke_width(1))
         .light_line_style(TRANSPARENT)
         .axis_style(AXIS.stroke_width(1))
         .set_all_tick_mark_size(5)
-        .label_style(tick_style.clone())
+        .label_style(tick_style())
         .axis_desc_style(TextStyle::from((FONT, AXIS_DESC_PX)).color(&INK))
         .x_desc(plot.x_label.as_str())
         .y_desc(plot.y_label.as_str())
         .x_label_formatter(&x_fmt)
         .y_label_formatter(&y_fmt)
-        .draw()
-        .map_err(|e| fail(&e))?;
+        .draw()?;
+    Ok(chart)
+}
 
+/// Draws one coloured line per series (with a dot per point when there are few).
+fn draw_series(root: &Area, chart: &mut Chart, data: &ChartData) -> Result<(), DrawError> {
     for (i, series) in data.series.iter().enumerate() {
         let points = series.points();
         let color = PALETTE[i % PALETTE.len()];
@@ -241,29 +320,25 @@ pub fn draw_chart(
                     .iter()
                     .map(|&(x, y)| (x + dx, y + dy))
                     .collect::<Vec<_>>();
-                root.draw(&PathElement::new(shifted, color.stroke_width(1)))
-                    .map_err(|e| fail(&e))?;
+                root.draw(&PathElement::new(shifted, color.stroke_width(1)))?;
             }
         }
         if points.len() <= MARKERS_UP_TO {
-            chart
-                .draw_series(points.iter().map(|&p| Circle::new(p, 3, color.filled())))
-                .map_err(|e| fail(&e))?;
+            chart.draw_series(points.iter().map(|&p| Circle::new(p, 3, color.filled())))?;
         }
     }
+    Ok(())
+}
 
-    if let Some(caption) = empty_caption(ds, plot, data) {
-        // Pixel ranges are absolute, and the root's origin is (0, 0).
-        let (px, py) = chart.plotting_area().get_pixel_range();
-        let centre = ((px.start + px.end) / 2, (py.start + py.end) / 2);
-        let style = TextStyle::from((FONT, CAPTION_PX))
-            .color(&MUTED)
-            .pos(Pos::new(HPos::Center, VPos::Center));
-        root.draw_text(&caption, &style, centre)
-            .map_err(|e| fail(&e))?;
-    }
-
-    root.present().map_err(|e| fail(&e))?;
+/// Writes `caption` (why the chart is empty) in the middle of the plotting area.
+fn draw_caption(root: &Area, chart: &Chart, caption: &str) -> Result<(), DrawError> {
+    // Pixel ranges are absolute, and the root's origin is (0, 0).
+    let (px, py) = chart.plotting_area().get_pixel_range();
+    let centre = ((px.start + px.end) / 2, (py.start + py.end) / 2);
+    let style = TextStyle::from((FONT, CAPTION_PX))
+        .color(&MUTED)
+        .pos(Pos::new(HPos::Center, VPos::Center));
+    root.draw_text(caption, &style, centre)?;
     Ok(())
 }
 

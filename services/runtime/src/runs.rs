@@ -413,7 +413,7 @@ impl RunRecords for MemoryRunStore {
             .values()
             .filter_map(|r| r.summary.clone())
             .collect();
-        runs.sort_by(|a, b| b.started_at.cmp(&a.started_at));
+        runs.sort_by_key(|r| std::cmp::Reverse(r.started_at));
         runs.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
         Ok(runs)
     }

@@ -290,9 +290,12 @@ mod tests {
         }
     }
 
+    /// A task's answer: its token, and its output or (error, cause).
+    type Answer = (String, Result<serde_json::Value, (String, String)>);
+
     #[derive(Default)]
     struct MemCallbacks {
-        answers: Mutex<Vec<(String, Result<serde_json::Value, (String, String)>)>>,
+        answers: Mutex<Vec<Answer>>,
         heartbeats: Mutex<u32>,
         gone: bool,
     }

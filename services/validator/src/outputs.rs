@@ -1,0 +1,120 @@
+//! The two outputs: CSV files written to temporary files next to their destinations and renamed
+//! into place ([`persist`]) only when the whole input has been processed, and the invalid-rows
+//! record ([`InvalidRow`]).
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use csv::ByteRecord;
+use sluice_proto::StageError;
+use tempfile::NamedTempFile;
+
+use crate::layout::{Fields, Layout};
+
+const MIN_WRITE_BUFFER: usize = 4096;
+
+/// An output CSV being written to a temporary file next to its destination.
+pub(crate) struct OutputCsv {
+    w: csv::Writer<NamedTempFile>,
+    dest: String,
+}
+
+impl OutputCsv {
+    pub(crate) fn create(dest: &Path, flexible: bool, buffer: usize) -> Result<Self, StageError> {
+        let dir = match dest.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => Path::new("."),
+        };
+        let tmp = tempfile::Builder::new()
+            .prefix(".sluice-")
+            .suffix(".csv.part")
+            .tempfile_in(dir)
+            .map_err(|e| {
+                StageError::internal(format!(
+                    "cannot create an output next to {}: {e}",
+                    dest.display()
+                ))
+            })?;
+        // csv's writer needs room for a few bytes at once (a quote and a delimiter): with a buffer
+        // smaller than that it would never make progress.
+        let capacity = buffer.max(MIN_WRITE_BUFFER);
+        let w = csv::WriterBuilder::new()
+            .flexible(flexible)
+            .buffer_capacity(capacity)
+            .from_writer(tmp);
+        Ok(OutputCsv {
+            w,
+            dest: dest.display().to_string(),
+        })
+    }
+
+    fn error(&self, e: impl std::fmt::Display) -> StageError {
+        StageError::internal(format!("cannot write {}: {e}", self.dest))
+    }
+
+    pub(crate) fn write(&mut self, rec: &ByteRecord) -> Result<(), StageError> {
+        self.w.write_byte_record(rec).map_err(|e| self.error(e))
+    }
+
+    pub(crate) fn write_fields<'f>(
+        &mut self,
+        fields: impl IntoIterator<Item = &'f [u8]>,
+    ) -> Result<(), StageError> {
+        self.w.write_record(fields).map_err(|e| self.error(e))
+    }
+
+    pub(crate) fn finish(self) -> Result<NamedTempFile, StageError> {
+        let dest = self.dest;
+        self.w
+            .into_inner()
+            .map_err(|e| StageError::internal(format!("cannot write {dest}: {}", e.error())))
+    }
+}
+
+pub(crate) fn persist(tmp: NamedTempFile, dest: &Path) -> Result<(), StageError> {
+    tmp.persist(dest)
+        .map(drop)
+        .map_err(|e| StageError::internal(format!("cannot write {}: {}", dest.display(), e.error)))
+}
+
+/// The buffers of an invalid-rows record, reused from row to row.
+#[derive(Default)]
+pub(crate) struct InvalidRow {
+    rec: ByteRecord,
+    line: String,
+}
+
+impl InvalidRow {
+    /// Writes `line, reasons, <declared columns' raw values>`; for a row with the wrong number of
+    /// fields, missing ones are empty and every field not in a declared column is appended, so nothing
+    /// of the row is lost.
+    pub(crate) fn write(
+        &mut self,
+        out: &mut OutputCsv,
+        line: u64,
+        reasons: &str,
+        src: &impl Fields,
+        layout: &Layout,
+    ) -> Result<(), StageError> {
+        self.rec.clear();
+        self.line.clear();
+        let _ = write!(self.line, "{line}");
+        self.rec.push_field(self.line.as_bytes());
+        self.rec.push_field(reasons.as_bytes());
+        for &p in &layout.positions {
+            self.rec.push_field(if p < src.len() {
+                src.field(p).as_bytes()
+            } else {
+                b""
+            });
+        }
+        if src.len() != layout.width {
+            for j in 0..src.len() {
+                if j >= layout.width || !layout.declared[j] {
+                    self.rec.push_field(src.field(j).as_bytes());
+                }
+            }
+        }
+        out.write(&self.rec)
+    }
+}
