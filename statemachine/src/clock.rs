@@ -10,7 +10,7 @@
 //! whole execution: after polling it, if nothing inside woke it up again, every branch is waiting
 //! on the clock (or on something outside), so time may advance. This is why the executor runs
 //! Parallel branches and Map iterations as futures inside one task instead of spawning them: a
-//! spawned task would be invisible to the driver. It also means a dispatcher used with a virtual
+//! spawned task would be invisible to the driver. It also means a task runner used with a virtual
 //! clock should answer from within its own future (as scripted responders do); one that waits for
 //! another task while a timeout is pending will see the timeout fire first.
 

@@ -4,7 +4,7 @@
 //! `ItemSelector`) -> the work -> `ResultSelector` -> `ResultPath` (merged into the state's raw
 //! input) -> `OutputPath`. Task, Parallel and Map states retry with `Retry` (exponential backoff,
 //! `MaxDelaySeconds`, FULL jitter) and then fall back to `Catch`. Task states are handed to a
-//! [`TaskDispatcher`] with a fresh task token per attempt, and are raced against `TimeoutSeconds`
+//! [`TaskRunner`] with a fresh task token per attempt, and are raced against `TimeoutSeconds`
 //! and `HeartbeatSeconds` on the injected [`Clock`]. Parallel branches and Map iterations run
 //! concurrently inside the execution's own task (see [`crate::clock`] for why), Map bounded by
 //! `MaxConcurrency` and keeping its output in item order.
@@ -82,8 +82,8 @@ impl TaskError {
 
 /// Runs Task states: sends the work somewhere and waits for its result.
 #[async_trait]
-pub trait TaskDispatcher: Send + Sync {
-    async fn dispatch(&self, request: TaskRequest) -> Result<Value, TaskError>;
+pub trait TaskRunner: Send + Sync {
+    async fn run_task(&self, request: TaskRequest) -> Result<Value, TaskError>;
 }
 
 /// Lets a running task say it is alive (SendTaskHeartbeat).
@@ -143,7 +143,7 @@ impl Execution {
 /// Runs executions of one definition.
 pub struct Executor {
     machine: Arc<StateMachine>,
-    dispatcher: Arc<dyn TaskDispatcher>,
+    tasks: Arc<dyn TaskRunner>,
     clock: Arc<dyn Clock>,
     state_machine_name: String,
     seed: Option<u64>,
@@ -155,12 +155,12 @@ const ACCOUNT: &str = "000000000000";
 impl Executor {
     pub fn new(
         definition: StateMachine,
-        dispatcher: Arc<dyn TaskDispatcher>,
+        tasks: Arc<dyn TaskRunner>,
         clock: Arc<dyn Clock>,
     ) -> Self {
         Executor {
             machine: Arc::new(definition),
-            dispatcher,
+            tasks,
             clock,
             state_machine_name: "local".to_string(),
             seed: None,
@@ -769,7 +769,7 @@ impl<'a> Run<'a> {
         }
     }
 
-    /// Hands a task to the dispatcher and races it against its timeout and heartbeat.
+    /// Hands a task to the task runner and races it against its timeout and heartbeat.
     async fn dispatch(
         &self,
         request: TaskRequest,
@@ -781,7 +781,7 @@ impl<'a> Run<'a> {
         let heartbeat = request.heartbeat;
         let deadline = add(started, timeout);
         let mut heartbeat_deadline = heartbeat.map(|h| add(started, h));
-        let mut work = self.exec.dispatcher.dispatch(request);
+        let mut work = self.exec.tasks.run_task(request);
         loop {
             let (next, is_heartbeat) = match heartbeat_deadline {
                 Some(h) if h < deadline => (h, true),

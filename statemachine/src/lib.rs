@@ -2,7 +2,7 @@
 //! Mermaid renderer and a local async executor that follows the AWS Step Functions semantics.
 //!
 //! The crate is generic ASL: it knows nothing about Sluice's stages. Task states are handed to a
-//! [`executor::TaskDispatcher`]; time comes from a [`clock::Clock`], so tests (and
+//! [`executor::TaskRunner`]; time comes from a [`clock::Clock`], so tests (and
 //! `sluice statemachine exec --fast`) can run hour-long backoffs instantly with a
 //! [`clock::VirtualClock`].
 
@@ -28,7 +28,7 @@ pub mod value;
 pub use clock::{Clock, SystemClock, VirtualClock};
 pub use error::StatesError;
 pub use executor::{
-    Execution, ExecutionStatus, Executor, HeartbeatHandle, TaskDispatcher, TaskError, TaskRequest,
+    Execution, ExecutionStatus, Executor, HeartbeatHandle, TaskError, TaskRequest, TaskRunner,
 };
 pub use model::{DefinitionError, StateMachine};
 pub use responder::Responder;

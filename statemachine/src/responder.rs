@@ -16,7 +16,7 @@ use async_trait::async_trait;
 use serde_json::Value;
 
 use crate::error;
-use crate::executor::{TaskDispatcher, TaskError, TaskRequest};
+use crate::executor::{TaskError, TaskRequest, TaskRunner};
 
 /// One scripted answer.
 #[derive(Debug, Clone, PartialEq)]
@@ -27,7 +27,7 @@ pub enum Outcome {
     Error { error: String, cause: String },
 }
 
-/// A [`TaskDispatcher`] that answers from a responder file.
+/// A [`TaskRunner`] that answers from a responder file.
 #[derive(Debug, Default)]
 pub struct Responder {
     script: HashMap<String, Vec<Outcome>>,
@@ -140,8 +140,8 @@ fn parse_outcome(entry: &Value) -> Result<Outcome, String> {
 }
 
 #[async_trait]
-impl TaskDispatcher for Responder {
-    async fn dispatch(&self, request: TaskRequest) -> Result<Value, TaskError> {
+impl TaskRunner for Responder {
+    async fn run_task(&self, request: TaskRequest) -> Result<Value, TaskError> {
         match self.next_outcome(&request.state_name) {
             Some(Outcome::Output(v)) => Ok(v),
             Some(Outcome::Error { error, cause }) => Err(TaskError::new(error, cause)),

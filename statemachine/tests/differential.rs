@@ -1,5 +1,5 @@
 //! Differential test: every definition of tests/definitions, and statemachine/pipeline.asl.json,
-//! runs in the local engine (Responder as dispatcher, virtual clock) and in a Step Functions
+//! runs in the local engine (Responder as task runner, virtual clock) and in a Step Functions
 //! emulator (ministack, started by scripts/test), and both must end the same way: status, output,
 //! error, cause and the states entered.
 //!

@@ -842,7 +842,7 @@ async fn execution_timeout_ends_as_timed_out() {
 }
 
 // -----------------------------------------------------------------------------------------------
-// History and the dispatcher interface
+// History and the task runner interface
 
 #[tokio::test]
 async fn history_uses_the_step_functions_vocabulary() {

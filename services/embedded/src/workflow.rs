@@ -16,8 +16,8 @@ use sluice_runtime::ports::{
     CallbackOutcome, ExecutionInfo, ExecutionState, StartOutcome, TaskCallbacks, Workflow,
 };
 use sluice_statemachine::{
-    Clock, Execution, ExecutionStatus, Executor, HeartbeatHandle, StateMachine, TaskDispatcher,
-    TaskError, TaskRequest,
+    Clock, Execution, ExecutionStatus, Executor, HeartbeatHandle, StateMachine, TaskError,
+    TaskRequest, TaskRunner,
 };
 use tokio::sync::{oneshot, watch};
 
@@ -104,8 +104,8 @@ impl Drop for Forget<'_> {
 }
 
 #[async_trait]
-impl TaskDispatcher for QueueTasks {
-    async fn dispatch(&self, request: TaskRequest) -> Result<Value, TaskError> {
+impl TaskRunner for QueueTasks {
+    async fn run_task(&self, request: TaskRequest) -> Result<Value, TaskError> {
         let failed = |cause: String| TaskError::new(ErrorName::TaskFailed.as_str(), cause);
         if request.resource != SEND_MESSAGE_WAIT {
             return Err(failed(format!(

@@ -14,7 +14,7 @@ use chrono::NaiveDate;
 use serde_json::Value;
 use sluice_proto::*;
 use sluice_statemachine::{
-    ExecutionStatus, Executor, StateMachine, SystemClock, TaskDispatcher, TaskError, TaskRequest,
+    ExecutionStatus, Executor, StateMachine, SystemClock, TaskError, TaskRequest, TaskRunner,
 };
 
 use crate::definition::{embedded_url, execution_input, pipeline_definition};
@@ -30,8 +30,8 @@ struct InProcessTasks {
 }
 
 #[async_trait]
-impl TaskDispatcher for InProcessTasks {
-    async fn dispatch(&self, request: TaskRequest) -> Result<Value, TaskError> {
+impl TaskRunner for InProcessTasks {
+    async fn run_task(&self, request: TaskRequest) -> Result<Value, TaskError> {
         let body = request
             .parameters
             .get("MessageBody")

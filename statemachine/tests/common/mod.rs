@@ -1,4 +1,4 @@
-//! Helpers shared by the integration tests: a scriptable dispatcher on a virtual clock.
+//! Helpers shared by the integration tests: a scriptable task runner on a virtual clock.
 #![allow(dead_code)]
 
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 use sluice_statemachine::{
-    Clock, Execution, Executor, StateMachine, TaskDispatcher, TaskError, TaskRequest, VirtualClock,
+    Clock, Execution, Executor, StateMachine, TaskError, TaskRequest, TaskRunner, VirtualClock,
 };
 
 pub fn t0() -> DateTime<Utc> {
@@ -67,7 +67,7 @@ impl Plan {
 
 type PlanFn = dyn Fn(&TaskRequest, usize) -> Plan + Send + Sync;
 
-/// A dispatcher whose behaviour is a function of the request and the call number, which records
+/// A task runner whose behaviour is a function of the request and the call number, which records
 /// every request with the virtual time it arrived and tracks how many tasks run at once.
 pub struct Script {
     pub clock: Arc<VirtualClock>,
@@ -97,8 +97,8 @@ impl Script {
 }
 
 #[async_trait]
-impl TaskDispatcher for Script {
-    async fn dispatch(&self, request: TaskRequest) -> Result<Value, TaskError> {
+impl TaskRunner for Script {
+    async fn run_task(&self, request: TaskRequest) -> Result<Value, TaskError> {
         let call = {
             let mut log = self.requests.lock().unwrap();
             log.push((request.clone(), self.clock.now()));
@@ -125,7 +125,7 @@ impl TaskDispatcher for Script {
     }
 }
 
-/// Runs a definition with a scripted dispatcher on a virtual clock starting at [`t0`].
+/// Runs a definition with a scripted task runner on a virtual clock starting at [`t0`].
 pub async fn run_with(
     def: &Value,
     input: Value,
