@@ -23,7 +23,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::Utc;
-use sluice_proto::{DatasetName, RunSummary, StageError};
+use sluice_proto::{RunSummary, StageError};
 use sluice_runtime::consumer::{ConsumerSettings, MessageHandler, consume};
 use sluice_runtime::ports::{QueueMessage, StartOutcome, WorkQueue, Workflow};
 use sluice_runtime::runs::RunStore;
@@ -127,7 +127,7 @@ impl Dispatcher {
                 tracing::warn!(%uri, "no dataset matches this key (see the match prefix/suffix of each [[dataset]]): ignored");
                 return Ok(());
             }
-            [one] => DatasetName::from(one.name.as_str()),
+            [one] => one.name.clone(),
             many => {
                 let names: Vec<&str> = many.iter().map(|d| d.name.as_str()).collect();
                 tracing::error!(%uri, datasets = %names.join(", "), "several datasets match this key; make their match prefixes/suffixes exclusive: ignored");

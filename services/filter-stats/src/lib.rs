@@ -107,7 +107,7 @@ pub fn filter_stats(
     }
 
     let document = StatsDocument {
-        dataset: &ds.name,
+        dataset: ds.name.as_str(),
         as_of,
         window: window.as_ref().map(|w| WindowDocument {
             column: &ds.columns[w.column].name,

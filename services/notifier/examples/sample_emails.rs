@@ -117,7 +117,7 @@ fn main() -> ExitCode {
     for (name, notice) in notices {
         let input = NotifyInput {
             run_id: run_id.clone(),
-            dataset: ds.name.as_str().into(),
+            dataset: ds.name.clone(),
             source: ObjectRef::new("sluice-landing", "incoming/stocks/prices.csv"),
             notice,
         };

@@ -103,7 +103,7 @@ pub fn compose(
     }
 
     let run = Run {
-        dataset: &ds.name,
+        dataset: ds.name.as_str(),
         run_id: &input.run_id,
         source: &input.source,
         ctx,

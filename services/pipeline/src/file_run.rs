@@ -92,7 +92,7 @@ pub async fn run_landed(
     let run_id = run_id_for(&source.bucket, &source.key, etag);
     tracing::info!(%run_id, dataset = %ds.name, source = %ctx.store.uri(&source), "run started");
 
-    let run = RunSummary::started(run_id.clone(), ds.name.as_str().into(), source, Utc::now());
+    let run = RunSummary::started(run_id.clone(), ds.name.clone(), source, Utc::now());
     runs.start_attempt(&run)
         .await
         .map_err(|e| anyhow::anyhow!(e.cause))?;

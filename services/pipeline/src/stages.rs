@@ -164,7 +164,7 @@ async fn store_rows(
             Ok(())
         })
     };
-    let dataset = DatasetName::from(ds.name.as_str());
+    let dataset = ds.name.clone();
     let mut written = 0;
     let mut write_result = Ok(());
     while let Some(batch) = rx.recv().await {

@@ -14,6 +14,8 @@ use regex::Regex;
 use serde::Deserialize;
 use toml::Spanned;
 
+use sluice_proto::DatasetName;
+
 use crate::values::{ColumnType, check_format};
 
 /// A spec error: `path:line:column: key: message`.
@@ -124,7 +126,7 @@ impl Config {
 
 #[derive(Debug, Clone)]
 pub struct Dataset {
-    pub name: String,
+    pub name: DatasetName,
     pub prefix: String,
     pub suffix: String,
     pub delimiter: u8,
@@ -612,7 +614,7 @@ impl Ctx<'_> {
             null_values: ds.format.null_values.clone(),
             store_rows: ds.store_rows,
             columns,
-            name,
+            name: DatasetName::new(name),
         })
     }
 
