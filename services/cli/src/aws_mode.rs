@@ -26,9 +26,6 @@ use sluice_runtime::worker::{WorkerSettings, run_worker};
 
 use crate::{load_config, report};
 
-/// How often a task heartbeat is sent: well inside the definition's HeartbeatSeconds (120).
-const HEARTBEAT_EVERY: Duration = Duration::from_secs(30);
-
 /// `sluice worker STAGE`: the stage's queue -> the pipeline's stage dispatch (with run bookkeeping)
 /// -> Step Functions.
 pub async fn worker(
@@ -67,7 +64,8 @@ pub async fn worker(
         concurrency: concurrency.max(1),
         lease,
         extend_every: lease / 3,
-        heartbeat_every: HEARTBEAT_EVERY,
+        // A third of the shortest HeartbeatSeconds of this stage's states in pipeline.asl.json.
+        heartbeat_every: sluice_pipeline::definition::heartbeat_every(stage),
         ..WorkerSettings::new(stage)
     };
     let shutdown = shutdown::on_signal()?;

@@ -23,7 +23,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::Utc;
-use sluice_proto::{RunSummary, StageError};
+use sluice_proto::{RunError, RunId, RunStatus, RunSummary, StageError};
 use sluice_runtime::consumer::{ConsumerSettings, MessageHandler, consume};
 use sluice_runtime::ports::{QueueMessage, StartOutcome, WorkQueue, Workflow};
 use sluice_runtime::runs::RunStore;
@@ -60,6 +60,14 @@ pub async fn run_dispatcher(
     consume(events, dispatcher, settings, shutdown).await
 }
 
+/// How long an event whose run could not be started stays hidden before its next delivery: 2 s after
+/// the first, doubling with each delivery, at most 5 minutes. So throttling or an execution limit does
+/// not use up `max_receive_count` in seconds and send landed files to the dead-letter queue.
+pub fn retry_delay(receive_count: u32) -> Duration {
+    let exp = receive_count.saturating_sub(1).min(16);
+    Duration::from_secs(2u64 << exp).min(Duration::from_secs(300))
+}
+
 #[async_trait]
 impl MessageHandler for Dispatcher {
     async fn on_message(
@@ -68,24 +76,47 @@ impl MessageHandler for Dispatcher {
         queue: &dyn WorkQueue,
         _abort: watch::Receiver<bool>,
     ) {
-        if self.handle(&message).await {
-            if let Err(e) = queue.delete(&message.receipt_handle).await {
-                tracing::warn!(message_id = %message.message_id, cause = %e.cause, "could not delete a handled event; it will be handled again, harmlessly");
+        match self.handle(&message).await {
+            Handled::Done => {
+                if let Err(e) = queue.delete(&message.receipt_handle).await {
+                    tracing::warn!(message_id = %message.message_id, cause = %e.cause, "could not delete a handled event; it will be handled again, harmlessly");
+                }
             }
-        } else if let Err(e) = queue.extend(&message.receipt_handle, Duration::ZERO).await {
-            tracing::debug!(message_id = %message.message_id, cause = %e.cause, "could not release an event early; it reappears when its lease ends");
+            Handled::Unreadable => {
+                // Another delivery will not read it either: straight to the redrive policy.
+                if let Err(e) = queue.extend(&message.receipt_handle, Duration::ZERO).await {
+                    tracing::debug!(message_id = %message.message_id, cause = %e.cause, "could not release an event early; it reappears when its lease ends");
+                }
+            }
+            Handled::Retry => {
+                let delay = retry_delay(message.receive_count);
+                tracing::info!(message_id = %message.message_id, receive_count = message.receive_count, delay_s = delay.as_secs(), "event delivered again after a pause");
+                if let Err(e) = queue.extend(&message.receipt_handle, delay).await {
+                    tracing::debug!(message_id = %message.message_id, cause = %e.cause, "could not set the event's pause; it reappears when its lease ends");
+                }
+            }
         }
     }
 }
 
+/// What became of one event message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Handled {
+    /// Every record started its run (or needed none): delete the message.
+    Done,
+    /// Not an S3 event: leave it to the redrive policy at once.
+    Unreadable,
+    /// A run could not be started: deliver the message again after [`retry_delay`].
+    Retry,
+}
+
 impl Dispatcher {
-    /// Handles one event message; true when it may be deleted, false to leave it to the queue
-    /// (redelivery, then the dead-letter queue).
-    pub async fn handle(&self, message: &QueueMessage) -> bool {
+    /// Handles one event message.
+    pub async fn handle(&self, message: &QueueMessage) -> Handled {
         let records = match parse_notification(&message.body) {
             Ok(S3Notification::TestEvent { bucket }) => {
                 tracing::info!(%bucket, "s3:TestEvent (sent when notifications are configured): nothing to do");
-                return true;
+                return Handled::Done;
             }
             Ok(S3Notification::Records(event)) => event.records,
             Err(e) => {
@@ -93,22 +124,49 @@ impl Dispatcher {
                     message_id = %message.message_id, receive_count = message.receive_count, error = %e,
                     "unreadable event message: left to the queue's redrive policy (dead-letter queue)"
                 );
-                return false;
+                return Handled::Unreadable;
             }
         };
-        let mut all_done = true;
+        let last_delivery = message.receive_count >= self.config.aws.max_receive_count;
+        let mut outcome = Handled::Done;
         for record in &records {
-            if let Err(e) = self.start(record).await {
+            if let Err((run_id, e)) = self.start(record).await {
                 tracing::error!(error = %e.error, cause = %e.cause, receive_count = message.receive_count, "could not start a run; the event will be delivered again");
-                all_done = false;
+                outcome = Handled::Retry;
+                if last_delivery && let Some(run_id) = run_id {
+                    self.never_started(&run_id, message.receive_count, &e).await;
+                }
             }
         }
-        all_done
+        outcome
+    }
+
+    /// The event goes to the dead-letter queue after this delivery: its run must not stay RUNNING for
+    /// an execution that never started. A later delivery (a redrive) finds it FAILED with no execution
+    /// and starts it as a new attempt.
+    async fn never_started(&self, run_id: &RunId, receive_count: u32, e: &StageError) {
+        let cause = format!(
+            "its execution could not be started in {receive_count} deliveries of the S3 event ({}); the \
+             event is in the events dead-letter queue",
+            e.cause
+        );
+        let mut fail = |run: &mut RunSummary| {
+            run.status = RunStatus::Failed;
+            run.finished_at = Some(Utc::now());
+            run.error = Some(RunError {
+                stage: None,
+                error: e.error.clone(),
+                cause: cause.clone(),
+            });
+        };
+        if let Err(e) = self.runs.update_run(run_id, &mut fail).await {
+            tracing::error!(%run_id, cause = %e.cause, "could not record that the run never started");
+        }
     }
 
     /// Starts the run of one record. Ok also for records that start nothing (not a created object, no
-    /// dataset); Err only for failures worth another delivery.
-    pub async fn start(&self, record: &S3EventRecord) -> Result<(), StageError> {
+    /// dataset); Err only for failures worth another delivery, with the run id when one was known.
+    pub async fn start(&self, record: &S3EventRecord) -> Result<(), (Option<RunId>, StageError)> {
         if !record.is_object_created() {
             tracing::debug!(event = %record.event_name, "not an object creation: skipped");
             return Ok(());
@@ -145,10 +203,16 @@ impl Dispatcher {
             return Ok(());
         };
         let run_id = run_id_for(&source.bucket, &source.key, version.trim_matches('"'));
+        let failed = |e: StageError| (Some(run_id.clone()), e);
         let run = RunSummary::started(run_id.clone(), dataset.clone(), source.clone(), Utc::now());
-        let recorded = self.runs.create_run(&run).await?;
+        let mut recorded = self.runs.create_run(&run).await.map_err(failed)?;
+        if !recorded && self.never_ran(&run_id).await.map_err(failed)? {
+            // Recorded FAILED by an earlier delivery that could not start it (see `never_started`).
+            self.runs.start_attempt(&run).await.map_err(failed)?;
+            recorded = true;
+        }
         let input = execution_input(&run_id, &dataset, &source, Utc::now().date_naive());
-        match self.workflow.start(&input).await? {
+        match self.workflow.start(&input).await.map_err(failed)? {
             StartOutcome::Started { execution_id } => {
                 tracing::info!(%run_id, %dataset, %uri, %execution_id, recorded, "run started");
             }
@@ -157,5 +221,13 @@ impl Dispatcher {
             }
         }
         Ok(())
+    }
+
+    /// A run recorded as FAILED without an execution: its start failed for good before.
+    async fn never_ran(&self, run_id: &RunId) -> Result<bool, StageError> {
+        let Some(stored) = self.runs.get_run(run_id).await? else {
+            return Ok(false);
+        };
+        Ok(stored.status == RunStatus::Failed && self.workflow.describe(run_id).await?.is_none())
     }
 }

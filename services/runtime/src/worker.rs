@@ -157,13 +157,20 @@ async fn work_on(
             settings.stage
         )))
     } else {
+        // A heartbeat at once: the task's HeartbeatSeconds clock has run since it was scheduled, and the
+        // message may have waited in the queue; this also finds a task that is already gone.
+        if let Ok(CallbackOutcome::TaskGone { reason }) = callbacks.send_heartbeat(&token).await {
+            tracing::warn!(%run_id, %reason, "task gone before work started: dropping the message");
+            let _ = queue.delete(&message.receipt_handle).await;
+            return;
+        }
         let input = envelope.input.clone();
         let work = handler.handle(&envelope, input);
         tokio::pin!(work);
         let mut extend = tokio::time::interval(settings.extend_every);
         let mut heartbeat = tokio::time::interval(settings.heartbeat_every);
         extend.tick().await; // the first tick is immediate; the lease was just taken
-        heartbeat.tick().await;
+        heartbeat.tick().await; // and the first heartbeat went out above
         loop {
             tokio::select! {
                 r = &mut work => break r,
@@ -189,38 +196,36 @@ async fn work_on(
     };
 
     // Answer first, then delete: a crash in between redelivers the message, never loses the answer.
+    let mut answer = match &result {
+        Ok(output) => match serde_json::to_value(output) {
+            Ok(json) => Answer::Success(json),
+            Err(e) => Answer::Failure(
+                ErrorName::Internal,
+                format!("the stage's output cannot be serialised: {e}"),
+            ),
+        },
+        Err(e) => Answer::Failure(e.error.clone(), e.cause.clone()),
+    };
     let mut delay = Duration::from_millis(200);
-    for attempt in 1..=ANSWER_ATTEMPTS {
-        let answer = match &result {
-            Ok(output) => match serde_json::to_value(output) {
-                Ok(json) => callbacks.send_success(&token, &json).await,
-                Err(e) => {
-                    callbacks
-                        .send_failure(
-                            &token,
-                            ErrorName::Internal.as_str(),
-                            &format!("output not serialisable: {e}"),
-                        )
-                        .await
-                }
-            },
-            Err(e) => {
-                callbacks
-                    .send_failure(&token, e.error.as_str(), &e.cause)
-                    .await
+    let mut attempt = 1;
+    loop {
+        let sent = match &answer {
+            Answer::Success(json) => callbacks.send_success(&token, json).await,
+            Answer::Failure(error, cause) => {
+                callbacks.send_failure(&token, error.as_str(), cause).await
             }
         };
-        match answer {
+        match sent {
             Ok(outcome) => {
-                match (&outcome, &result) {
+                match (&outcome, &answer) {
                     (CallbackOutcome::TaskGone { reason }, _) => {
                         tracing::warn!(%run_id, %reason, "task gone before the answer; moving on")
                     }
-                    (_, Ok(_)) => {
+                    (_, Answer::Success(_)) => {
                         tracing::info!(stage = %settings.stage, %run_id, "task succeeded")
                     }
-                    (_, Err(e)) => {
-                        tracing::warn!(stage = %settings.stage, %run_id, error = %e.error, cause = %e.cause, "task failed")
+                    (_, Answer::Failure(error, cause)) => {
+                        tracing::warn!(stage = %settings.stage, %run_id, %error, %cause, "task failed")
                     }
                 }
                 if let Err(e) = queue.delete(&message.receipt_handle).await {
@@ -228,16 +233,39 @@ async fn work_on(
                 }
                 return;
             }
+            // Refused for good (e.g. an output over Step Functions' 256 KiB): asking again would be
+            // refused again until the message went to the dead-letter queue, and the execution would wait
+            // for its timeout. Answer with the reason instead, so Retry/Catch and the alert take over.
+            Err(e) if e.error != ErrorName::Transient && matches!(answer, Answer::Success(_)) => {
+                tracing::error!(%run_id, cause = %e.cause, "the task's answer was refused; answering Sluice.Internal instead");
+                answer = Answer::Failure(
+                    ErrorName::Internal,
+                    format!("the stage's answer was refused: {}", e.cause),
+                );
+            }
+            Err(e) if e.error != ErrorName::Transient => {
+                tracing::error!(%run_id, cause = %e.cause, "the task's failure answer was refused; the task will time out");
+                let _ = queue.delete(&message.receipt_handle).await;
+                return;
+            }
             Err(e) if attempt < ANSWER_ATTEMPTS => {
                 tracing::warn!(%run_id, attempt, cause = %e.cause, "answering the task failed; retrying");
                 tokio::time::sleep(delay).await;
                 delay *= 2;
+                attempt += 1;
             }
             Err(e) => {
                 tracing::error!(%run_id, cause = %e.cause, "could not answer the task; the message will reappear");
+                return;
             }
         }
     }
+}
+
+/// What a worker answers a task with.
+enum Answer {
+    Success(serde_json::Value),
+    Failure(ErrorName, String),
 }
 
 #[cfg(test)]
@@ -298,6 +326,8 @@ mod tests {
         answers: Mutex<Vec<Answer>>,
         heartbeats: Mutex<u32>,
         gone: bool,
+        /// Refuses every success answer for good, as Step Functions does with an output over 256 KiB.
+        refuse_success: bool,
     }
 
     #[async_trait]
@@ -307,6 +337,11 @@ mod tests {
             token: &str,
             output: &serde_json::Value,
         ) -> Result<CallbackOutcome, StageError> {
+            if self.refuse_success {
+                return Err(StageError::internal(
+                    "the task output is 300000 bytes, over Step Functions' 262144-byte limit",
+                ));
+            }
             self.answers
                 .lock()
                 .unwrap()
@@ -538,5 +573,56 @@ mod tests {
         assert_eq!(queue.released.lock().unwrap().as_slice(), ["h1"]);
         assert!(queue.deleted.lock().unwrap().is_empty());
         assert!(callbacks.answers.lock().unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn an_answer_refused_for_good_becomes_a_failure_answer() {
+        let queue = Arc::new(MemQueue::default());
+        queue.queue.lock().unwrap().push_back(message(1, "ok"));
+        let callbacks = Arc::new(MemCallbacks {
+            refuse_success: true,
+            ..Default::default()
+        });
+        let handler = FakeHandler {
+            delay: Duration::ZERO,
+        };
+        run_until_idle(
+            queue.clone(),
+            callbacks.clone(),
+            handler,
+            fast(Stage::Plotter),
+            Duration::from_millis(150),
+        )
+        .await;
+        let answers = callbacks.answers.lock().unwrap().clone();
+        assert!(
+            matches!(&answers[..], [(_, Err((e, c)))] if e == "Sluice.Internal" && c.contains("262144-byte limit")),
+            "{answers:?}"
+        );
+        assert_eq!(queue.deleted.lock().unwrap().as_slice(), ["h1"]);
+    }
+
+    #[tokio::test]
+    async fn a_heartbeat_goes_out_as_soon_as_a_task_is_received() {
+        let queue = Arc::new(MemQueue::default());
+        queue.queue.lock().unwrap().push_back(message(1, "ok"));
+        let callbacks = Arc::new(MemCallbacks::default());
+        let handler = FakeHandler {
+            delay: Duration::from_millis(30),
+        };
+        let settings = WorkerSettings {
+            heartbeat_every: Duration::from_secs(3600),
+            ..fast(Stage::Plotter)
+        };
+        run_until_idle(
+            queue.clone(),
+            callbacks.clone(),
+            handler,
+            settings,
+            Duration::from_millis(150),
+        )
+        .await;
+        assert_eq!(*callbacks.heartbeats.lock().unwrap(), 1);
+        assert_eq!(callbacks.answers.lock().unwrap().len(), 1);
     }
 }
