@@ -263,6 +263,25 @@ pub enum Notice {
     },
 }
 
+/// The kind of a [`Notice`], without its content.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum NoticeKind {
+    InvalidRows,
+    Success,
+    Failure,
+}
+
+impl Notice {
+    pub fn kind(&self) -> NoticeKind {
+        match self {
+            Notice::InvalidRows { .. } => NoticeKind::InvalidRows,
+            Notice::Success { .. } => NoticeKind::Success,
+            Notice::Failure { .. } => NoticeKind::Failure,
+        }
+    }
+}
+
 /// One e-mail that was sent (or written to the outbox).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct EmailSent {

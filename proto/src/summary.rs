@@ -6,7 +6,9 @@ use chrono::{DateTime, Utc};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::{ColumnStats, DatasetName, EmailSent, ErrorName, ObjectRef, Outputs, RunId, Stage};
+use crate::{
+    ColumnStats, DatasetName, EmailSent, ErrorName, NoticeKind, ObjectRef, Outputs, RunId, Stage,
+};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
@@ -80,6 +82,10 @@ pub struct RunSummary {
     /// state machine (empty otherwise).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub history: Vec<serde_json::Value>,
+    /// The notices the notifier has taken on for this run, each at most once (AWS mode: claimed in the
+    /// run store before the e-mail goes out, so a redelivered or retried task does not send it again).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notices: Vec<NoticeKind>,
 }
 
 impl RunSummary {
@@ -102,6 +108,7 @@ impl RunSummary {
             started_at: now,
             finished_at: None,
             history: Vec::new(),
+            notices: Vec::new(),
         }
     }
 }

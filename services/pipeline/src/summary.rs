@@ -6,8 +6,8 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use chrono::Utc;
 use sluice_proto::{
-    ErrorName, Notice, ObjectRef, RunError, RunStatus, RunSummary, Stage, StageError, StageInput,
-    StageOutput, StageState, StageStatus, TaskEnvelope,
+    ErrorName, Notice, NoticeKind, NotifyOutput, ObjectRef, RunError, RunId, RunStatus, RunSummary,
+    Stage, StageError, StageInput, StageOutput, StageState, StageStatus, TaskEnvelope,
 };
 use sluice_runtime::runs::RunStore;
 use sluice_runtime::worker::TaskHandler;
@@ -63,7 +63,28 @@ impl TaskHandler for RecordingHandler {
             StageInput::Notifier(n) => Some(n.notice.clone()),
             _ => None,
         };
+        if let Some(notice) = &notice
+            && !self.claim_notice(&envelope.run_id, notice.kind()).await?
+        {
+            // Sent by an earlier delivery or attempt of this task (the worker died, or its answer was
+            // lost, after the e-mail went out): answer without sending it again.
+            tracing::info!(run_id = %envelope.run_id, kind = ?notice.kind(), "this notice was sent already; not sending it again");
+            return Ok(StageOutput::Notifier(NotifyOutput { emails: Vec::new() }));
+        }
         let result = handle(&self.ctx, input).await;
+        if let (Some(notice), Err(_)) = (&notice, &result) {
+            // Not sent: give the claim back, so the state machine's retry sends it.
+            let kind = notice.kind();
+            if let Err(e) = self
+                .runs
+                .update_run(&envelope.run_id, &mut |run| {
+                    run.notices.retain(|k| *k != kind)
+                })
+                .await
+            {
+                tracing::error!(run_id = %envelope.run_id, ?kind, cause = %e.cause, "could not give back the claim of an unsent notice; a retry will not send it");
+            }
+        }
         // Bookkeeping must not change the task's answer: the execution is the source of truth, and
         // failing a stage that did its work (or sending an alert twice) over a table hiccup would be worse
         // than a run record that lags. Failures are logged loudly instead.
@@ -75,6 +96,24 @@ impl TaskHandler for RecordingHandler {
 }
 
 impl RecordingHandler {
+    /// Takes on a notice for a run, once: true when this task is the first to claim it (and must send
+    /// it), false when it was claimed before. The claim is recorded before the e-mail goes out, so a
+    /// crash in between loses that e-mail rather than sending it twice (at most once per run and kind).
+    /// A run with no record cannot be deduplicated: its notice is sent.
+    async fn claim_notice(&self, run_id: &RunId, kind: NoticeKind) -> Result<bool, StageError> {
+        let mut first = true;
+        let claimed = self
+            .runs
+            .update_run(run_id, &mut |run| {
+                first = !run.notices.contains(&kind);
+                if first {
+                    run.notices.push(kind);
+                }
+            })
+            .await?;
+        Ok(claimed.is_none() || first)
+    }
+
     async fn record(
         &self,
         envelope: &TaskEnvelope,

@@ -19,8 +19,11 @@ use sluice_pipeline::StageContext;
 use sluice_pipeline::definition::pipeline_definition;
 use sluice_pipeline::faults::Faults;
 use sluice_pipeline::summary::RecordingHandler;
+use sluice_proto::StageError;
 use sluice_proto::{ObjectRef, RunId, RunStatus, Stage, StageState, StageStatus};
-use sluice_runtime::ports::{ExecutionState, ObjectStore, RowSink, Workflow};
+use sluice_runtime::ports::{
+    CallbackOutcome, ExecutionState, ObjectStore, RowSink, TaskCallbacks, Workflow,
+};
 use sluice_runtime::runs::{MemoryRunStore, RunStore};
 use sluice_runtime::worker::{WorkerSettings, run_worker};
 use sluice_spec::config::Config;
@@ -94,6 +97,47 @@ struct System {
 /// Starts the dispatcher and one worker per stage. `faults` is `SLUICE_INJECT_FAULTS` syntax, applied
 /// in every worker.
 async fn spawn_system(faults: &str) -> System {
+    spawn_system_losing(faults, 0).await
+}
+
+/// Answers through `inner`, but the first `lose` success answers fail as if the connection dropped
+/// (a worker that dies after its work and before its answer looks the same to the state machine).
+struct LosingCallbacks {
+    inner: Arc<LocalTaskCallbacks>,
+    lose: std::sync::atomic::AtomicU32,
+}
+
+#[async_trait::async_trait]
+impl TaskCallbacks for LosingCallbacks {
+    async fn send_success(
+        &self,
+        token: &str,
+        output: &serde_json::Value,
+    ) -> Result<CallbackOutcome, StageError> {
+        let left = self.lose.load(std::sync::atomic::Ordering::SeqCst);
+        if left > 0 {
+            self.lose
+                .store(left - 1, std::sync::atomic::Ordering::SeqCst);
+            return Err(StageError::transient("connection reset (lost on purpose)"));
+        }
+        self.inner.send_success(token, output).await
+    }
+    async fn send_failure(
+        &self,
+        token: &str,
+        error: &str,
+        cause: &str,
+    ) -> Result<CallbackOutcome, StageError> {
+        self.inner.send_failure(token, error, cause).await
+    }
+    async fn send_heartbeat(&self, token: &str) -> Result<CallbackOutcome, StageError> {
+        self.inner.send_heartbeat(token).await
+    }
+}
+
+/// [`spawn_system`], with the notifier's first `lose` success answers lost and a 2 s lease, so its task
+/// is delivered again soon after.
+async fn spawn_system_losing(faults: &str, lose: u32) -> System {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().to_path_buf();
     let spec = data.join("sluice.toml");
@@ -153,14 +197,24 @@ async fn spawn_system(faults: &str) -> System {
             ctx,
             runs: runs.clone(),
         });
-        let settings = WorkerSettings {
+        let mut settings = WorkerSettings {
             wait: Duration::from_millis(50),
             extend_every: Duration::from_secs(5),
             heartbeat_every: Duration::from_secs(5),
             grace: Duration::from_secs(2),
             ..WorkerSettings::new(stage)
         };
-        let (queue, callbacks, shutdown) = (queue.clone(), callbacks.clone(), shutdown.clone());
+        let answers: Arc<dyn TaskCallbacks> = if stage == Stage::Notifier && lose > 0 {
+            settings.lease = Duration::from_secs(2);
+            settings.extend_every = Duration::from_millis(600);
+            Arc::new(LosingCallbacks {
+                inner: callbacks.clone(),
+                lose: lose.into(),
+            })
+        } else {
+            callbacks.clone()
+        };
+        let (queue, callbacks, shutdown) = (queue.clone(), answers, shutdown.clone());
         tasks.push(tokio::spawn(async move {
             run_worker(queue, callbacks, handler, settings, shutdown)
                 .await
@@ -375,5 +429,30 @@ async fn a_permanent_failure_alerts_and_fails_the_run() {
         .collect();
     assert_eq!(alerts.len(), 1, "one failure alert");
     assert!(alerts[0].contains("partitioner"));
+    sys.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_notice_whose_answer_was_lost_is_not_sent_again() {
+    // The invalid-rows report is sent, then all five tries to answer it fail: its message comes back
+    // after the lease and the notifier works on it again.
+    let sys = spawn_system_losing("", 5).await;
+    let run_id = sys.upload("in/prices/p.csv", CSV).await;
+
+    let execution = sys.wait(&run_id).await;
+    assert_eq!(
+        execution.status.as_str(),
+        "SUCCEEDED",
+        "{:?}",
+        execution.error
+    );
+    let emails = sys.emails();
+    assert_eq!(
+        emails.len(),
+        2,
+        "the invalid-rows report once and the success summary once"
+    );
+    let run = sys.runs.get_run(&run_id).await.unwrap().unwrap();
+    assert_eq!(run.notices.len(), 2);
     sys.stop().await;
 }
