@@ -28,6 +28,7 @@ pub(crate) enum Kind {
     NotAllowed,
     DuplicateKey,
     FieldCount,
+    TooLarge,
 }
 
 /// A reason without its value: what `top_reasons` groups by.
@@ -44,6 +45,7 @@ impl ReasonKey {
         let what = match self.kind {
             Kind::DuplicateKey => return format!("{}: duplicate key", key_names(ds)),
             Kind::FieldCount => return "wrong number of fields".to_string(),
+            Kind::TooLarge => return "too large for the row store".to_string(),
             Kind::Required => "required but empty".to_string(),
             Kind::NotType => match self.column.map(|c| ds.columns[c].ty) {
                 Some(ColumnType::Integer) => "not an integer".to_string(),
@@ -120,6 +122,11 @@ struct ColumnPlan {
     iso_date_first: bool,
 }
 
+/// The largest row the row store takes: DynamoDB's item limit (400 KB, attribute names included).
+pub(crate) const MAX_STORED_ROW_BYTES: usize = 400 * 1024;
+/// The row store's own attributes (`dataset`, `row_key`, `run_id`, `item` and their map overhead).
+const STORED_ROW_OVERHEAD: usize = 128;
+
 /// Checks rows one at a time, reusing its buffers so a valid row allocates nothing.
 pub(crate) struct Checker<'d> {
     ds: &'d Dataset,
@@ -190,6 +197,35 @@ impl<'d> Checker<'d> {
         for (i, col) in ds.columns.iter().enumerate() {
             self.check_field(i, col, field(i));
         }
+        if ds.store_rows && self.is_valid() {
+            let size = self.stored_size();
+            if size > MAX_STORED_ROW_BYTES {
+                self.reason(
+                    None,
+                    Kind::TooLarge,
+                    format_args!(
+                        "row is {size} bytes as stored, over the row store's {MAX_STORED_ROW_BYTES}-byte \
+                         limit (DynamoDB items are at most 400 KB); set store_rows = false to keep such rows"
+                    ),
+                );
+            }
+        }
+    }
+
+    /// An upper bound of a valid row's size as a row-store item: every value (numbers count as their
+    /// text, which is at least DynamoDB's size for them), every column name, the key twice (as the sort
+    /// key and inside the item), and the fixed attributes.
+    fn stored_size(&self) -> usize {
+        let values: usize = self.canon.iter().map(<[u8]>::len).sum();
+        let names: usize = self.ds.columns.iter().map(|c| c.name.len() + 3).sum();
+        let key: usize = self
+            .ds
+            .key
+            .iter()
+            .filter_map(|&k| self.canon.get(k))
+            .map(|f| f.len() + 1)
+            .sum();
+        values + names + key + STORED_ROW_OVERHEAD + self.ds.name.as_str().len()
     }
 
     fn check_field(&mut self, i: usize, col: &Column, raw: &str) {
