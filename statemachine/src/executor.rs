@@ -14,7 +14,6 @@
 //! entered in order (including those inside branches and iterations) and a history in the
 //! GetExecutionHistory vocabulary.
 
-use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -470,8 +469,10 @@ impl<'a> Run<'a> {
     /// Runs `attempt` until it succeeds or no retrier allows another try.
     ///
     /// As the Step Functions documentation specifies ("a retrier's parameters apply across all
-    /// visits to the retrier", and its ErrorA/ErrorB/ErrorC example), the backoff grows with every
-    /// visit to a retrier, while `MaxAttempts` limits the retries of each error name by that retrier.
+    /// visits to the retrier", and its "complex retry scenarios" example: ErrorA, ErrorB, ErrorC,
+    /// ErrorB with `MaxAttempts: 2` on the ErrorA/ErrorB retrier sends the fourth error to the Catch),
+    /// both the backoff and `MaxAttempts` count every error a retrier matched in this state, whatever
+    /// its name.
     async fn with_retry<F, Fut>(
         &self,
         retriers: &[Retrier],
@@ -482,7 +483,6 @@ impl<'a> Run<'a> {
         Fut: Future<Output = Result<Value, StatesError>>,
     {
         let mut visits = vec![0u64; retriers.len()];
-        let mut per_error: HashMap<(usize, String), u64> = HashMap::new();
         let mut retries = 0u32;
         loop {
             let e = match attempt(retries).await {
@@ -495,11 +495,9 @@ impl<'a> Run<'a> {
             else {
                 return Err(e);
             };
-            let used = per_error.entry((i, e.error.clone())).or_insert(0);
-            if *used >= retriers[i].max_attempts {
+            if visits[i] >= retriers[i].max_attempts {
                 return Err(e);
             }
-            *used += 1;
             visits[i] += 1;
             retries = retries.saturating_add(1);
             let delay = self.retry_delay(&retriers[i], visits[i]);
