@@ -81,6 +81,7 @@ pub async fn deploy(
     fill_definition: &FillDefinition,
     say: Report<'_>,
 ) -> anyhow::Result<String> {
+    check_role(&config.aws.role_arn, endpoint_is_custom())?;
     // Buckets.
     let s3 = S3ObjectStore::new(clients.s3.clone());
     let b = &config.buckets;
@@ -260,4 +261,42 @@ fn identities(config: &Config) -> BTreeSet<String> {
         );
     }
     all
+}
+
+/// Whether the SDK talks to an endpoint of the user's choosing (an emulator) rather than AWS itself.
+fn endpoint_is_custom() -> bool {
+    ["AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_SFN"]
+        .iter()
+        .any(|v| std::env::var_os(v).is_some_and(|v| !v.is_empty()))
+}
+
+/// The placeholder role of the spec's defaults (account 000000000000) only works against an emulator.
+fn check_role(role_arn: &str, custom_endpoint: bool) -> anyhow::Result<()> {
+    if !custom_endpoint && role_arn.contains(":000000000000:") {
+        anyhow::bail!(
+            "[aws] role_arn is {role_arn:?}, a placeholder for emulators; against an AWS account set it to \
+             the ARN of the role Step Functions assumes (it needs sqs:SendMessage on the stage queues)"
+        );
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_real_account_needs_a_real_role() {
+        let placeholder = "arn:aws:iam::000000000000:role/sluice-pipeline";
+        let err = check_role(placeholder, false).unwrap_err().to_string();
+        assert!(
+            err.contains("role_arn") && err.contains("placeholder"),
+            "{err}"
+        );
+        assert!(
+            check_role(placeholder, true).is_ok(),
+            "an emulator takes anything"
+        );
+        assert!(check_role("arn:aws:iam::123456789012:role/sfn", false).is_ok());
+    }
 }

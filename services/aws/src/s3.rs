@@ -185,8 +185,9 @@ impl S3ObjectStore {
         }
     }
 
-    /// Sets the bucket's event notifications to exactly `queues` (one queue configuration each, on
-    /// `s3:ObjectCreated:*`), replacing any the bucket had. Does nothing when the bucket already has
+    /// Puts `queues` (ids `sluice-...`, one queue configuration each, on `s3:ObjectCreated:*`) into the
+    /// bucket's event notifications: the earlier `sluice-` entries are replaced, every other entry (other
+    /// queues, topics, Lambda functions, EventBridge) is kept. Does nothing when the bucket already has
     /// exactly these. Returns whether the configuration changed. S3 checks the destination queues'
     /// policies on this call, and then sends each queue an `s3:TestEvent`.
     pub async fn set_queue_notifications(
@@ -204,24 +205,34 @@ impl S3ObjectStore {
                 CallError::from_sdk(e)
                     .into_stage_error(&format!("S3 GetBucketNotificationConfiguration {bucket}"))
             })?;
-        let mut have: Vec<QueueNotification> = current
+        // Ours are the queue configurations whose id starts with `sluice-`; everything else on the
+        // bucket (other queues, topics, Lambda functions, EventBridge) is somebody else's and is kept.
+        let (ours, theirs): (Vec<&QueueConfiguration>, Vec<&QueueConfiguration>) = current
             .queue_configurations()
             .iter()
-            .map(QueueNotification::from_sdk)
+            .partition(|q| q.id().is_some_and(is_ours));
+        let mut have: Vec<QueueNotification> = ours
+            .iter()
+            .map(|q| QueueNotification::from_sdk(q))
             .collect();
-        let others = !current.topic_configurations().is_empty()
-            || !current.lambda_function_configurations().is_empty()
-            || current.event_bridge_configuration().is_some();
         let mut want = queues.to_vec();
         have.sort_by(|a, b| a.id.cmp(&b.id));
         want.sort_by(|a, b| a.id.cmp(&b.id));
-        if have == want && !others {
+        if have == want {
             return Ok(false);
         }
         let build_err = |e: aws_sdk_s3::error::BuildError| {
             StageError::internal(format!("S3 notification of {bucket}: {e}"))
         };
-        let mut config = NotificationConfiguration::builder();
+        let mut config = NotificationConfiguration::builder()
+            .set_topic_configurations(Some(current.topic_configurations().to_vec()))
+            .set_lambda_function_configurations(Some(
+                current.lambda_function_configurations().to_vec(),
+            ))
+            .set_event_bridge_configuration(current.event_bridge_configuration().cloned());
+        for q in theirs {
+            config = config.queue_configurations(q.clone());
+        }
         for q in &want {
             let mut rules = Vec::new();
             for (name, value) in [
@@ -644,4 +655,9 @@ mod tests {
             "403s are access problems"
         );
     }
+}
+
+/// Whether a notification configuration id is one `sluice deploy` wrote.
+fn is_ours(id: &str) -> bool {
+    id.starts_with("sluice-")
 }

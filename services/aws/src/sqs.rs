@@ -343,18 +343,18 @@ async fn ensure_queue(
     })
 }
 
-/// Lets S3 event notifications from `bucket` into `queue`: sets the queue's access policy to one
+/// Lets S3 event notifications from `bucket` into `queue`: puts into the queue's access policy one
 /// statement allowing the S3 service principal `sqs:SendMessage`, only for that bucket's ARN (and, when
-/// given, only from that account). Without it, `PutBucketNotificationConfiguration` fails with "Unable to
-/// validate the following destination configurations". Replaces any policy the queue had. Returns whether
-/// the policy changed.
+/// given, only from that account; by default the queue's own account). Without it,
+/// `PutBucketNotificationConfiguration` fails with "Unable to validate the following destination
+/// configurations". Joins the queue's existing policy: other statements are kept. Returns whether the
+/// policy changed.
 pub async fn allow_s3_notifications(
     client: &aws_sdk_sqs::Client,
     queue: &QueueInfo,
     bucket: &str,
     source_account: Option<&str>,
 ) -> Result<bool, StageError> {
-    let policy = s3_notification_policy(&queue.arn, bucket, source_account);
     let current = client
         .get_queue_attributes()
         .queue_url(&queue.url)
@@ -368,6 +368,11 @@ pub async fn allow_s3_notifications(
         .attributes
         .and_then(|mut a| a.remove(&QueueAttributeName::Policy))
         .and_then(|p| serde_json::from_str::<serde_json::Value>(&p).ok());
+    let account = source_account.or_else(|| arn_account(&queue.arn));
+    let policy = merge_policy(
+        current.as_ref(),
+        s3_notification_policy(&queue.arn, bucket, account),
+    );
     if current.as_ref() == Some(&policy) {
         return Ok(false);
     }
@@ -382,6 +387,32 @@ pub async fn allow_s3_notifications(
                 .into_stage_error(&format!("SQS SetQueueAttributes Policy {}", queue.name))
         })?;
     Ok(true)
+}
+
+/// The account of an ARN (`arn:aws:sqs:us-east-1:123456789012:name` -> `123456789012`).
+pub fn arn_account(arn: &str) -> Option<&str> {
+    arn.split(':').nth(4).filter(|a| !a.is_empty())
+}
+
+/// `ours` (a whole policy of one statement) merged into the queue's `current` policy: our statement
+/// (by its Sid) is replaced, every other statement is kept as it is.
+pub fn merge_policy(
+    current: Option<&serde_json::Value>,
+    ours: serde_json::Value,
+) -> serde_json::Value {
+    let Some(mut merged) = current
+        .filter(|c| c.get("Statement").is_some_and(|s| s.is_array()))
+        .cloned()
+    else {
+        return ours;
+    };
+    let our_statements = ours["Statement"].as_array().cloned().unwrap_or_default();
+    let sids: Vec<&serde_json::Value> = our_statements.iter().map(|s| &s["Sid"]).collect();
+    if let Some(statements) = merged["Statement"].as_array_mut() {
+        statements.retain(|s| !sids.contains(&&s["Sid"]));
+        statements.extend(our_statements.iter().cloned());
+    }
+    merged
 }
 
 /// The queue policy of [`allow_s3_notifications`] (AWS's documented example, "Granting permissions to
@@ -409,4 +440,42 @@ pub fn s3_notification_policy(
             "Condition": condition,
         }]
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn our_statement_joins_a_policy_others_wrote() {
+        let theirs = json!({"Version": "2012-10-17", "Id": "team", "Statement": [
+            {"Sid": "AllowSns", "Effect": "Allow", "Principal": {"Service": "sns.amazonaws.com"},
+             "Action": "sqs:SendMessage", "Resource": "arn:aws:sqs:us-east-1:123456789012:events"},
+            {"Sid": "AllowS3EventNotifications", "Effect": "Allow", "Resource": "old"}
+        ]});
+        let ours = s3_notification_policy(
+            "arn:aws:sqs:us-east-1:123456789012:events",
+            "landing",
+            arn_account("arn:aws:sqs:us-east-1:123456789012:events"),
+        );
+        let merged = merge_policy(Some(&theirs), ours.clone());
+        let statements = merged["Statement"].as_array().unwrap();
+        assert_eq!(statements.len(), 2, "theirs kept, our old one replaced");
+        assert_eq!(statements[0]["Sid"], "AllowSns");
+        assert_eq!(statements[1], ours["Statement"][0]);
+        assert_eq!(merged["Id"], "team");
+        assert_eq!(
+            statements[1]["Condition"]["StringEquals"]["aws:SourceAccount"],
+            "123456789012"
+        );
+        assert_eq!(
+            statements[1]["Condition"]["ArnLike"]["aws:SourceArn"],
+            "arn:aws:s3:::landing"
+        );
+        // Merging again changes nothing; no policy at all gets ours.
+        assert_eq!(merge_policy(Some(&merged), ours.clone()), merged);
+        assert_eq!(merge_policy(None, ours.clone()), ours);
+    }
 }

@@ -503,6 +503,114 @@ async fn dynamodb_rows_overwrite_and_runs_never_go_backwards() {
     assert!(raw["version"].as_n().unwrap().parse::<u64>().unwrap() > 5);
 }
 
+#[tokio::test]
+#[ignore = "needs an AWS endpoint: set AWS_ENDPOINT_URL (scripts/test starts the emulator and runs these with --include-ignored)"]
+async fn deploy_joins_what_others_configured_on_the_bucket_and_queue() {
+    use aws_sdk_s3::types::{Event, NotificationConfiguration, QueueConfiguration};
+    let aws = clients().await;
+    let s3 = S3ObjectStore::new(aws.s3.clone());
+    let bucket = unique("sluice-test-merge");
+    s3.create_bucket(&bucket).await.unwrap();
+    let settings = QueueSettings::default();
+    let ours = create_queue_with_dlq(&aws.sqs, &unique("sluice-test-ev"), &settings)
+        .await
+        .unwrap()
+        .queue;
+    let theirs = create_queue_with_dlq(&aws.sqs, &unique("team-audit"), &settings)
+        .await
+        .unwrap()
+        .queue;
+
+    // Somebody else's notification and queue policy statement are already there.
+    let their_policy = json!({"Version": "2012-10-17", "Statement": [{
+        "Sid": "TeamAudit", "Effect": "Allow", "Principal": {"Service": "sns.amazonaws.com"},
+        "Action": "sqs:SendMessage", "Resource": ours.arn}]});
+    aws.sqs
+        .set_queue_attributes()
+        .queue_url(&ours.url)
+        .attributes(
+            aws_sdk_sqs::types::QueueAttributeName::Policy,
+            their_policy.to_string(),
+        )
+        .send()
+        .await
+        .unwrap();
+    sluice_aws::allow_s3_notifications(&aws.sqs, &theirs, &bucket, None)
+        .await
+        .unwrap();
+    aws.s3
+        .put_bucket_notification_configuration()
+        .bucket(&bucket)
+        .notification_configuration(
+            NotificationConfiguration::builder()
+                .queue_configurations(
+                    QueueConfiguration::builder()
+                        .id("team-audit")
+                        .queue_arn(&theirs.arn)
+                        .events(Event::from("s3:ObjectCreated:*"))
+                        .build()
+                        .unwrap(),
+                )
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+
+    // Deploy's two steps: our statement joins the policy, our notification joins the bucket's.
+    assert!(
+        sluice_aws::allow_s3_notifications(&aws.sqs, &ours, &bucket, None)
+            .await
+            .unwrap()
+    );
+    let wanted = [sluice_aws::QueueNotification {
+        id: "sluice-prices".into(),
+        queue_arn: ours.arn.clone(),
+        prefix: "in/".into(),
+        suffix: ".csv".into(),
+    }];
+    assert!(s3.set_queue_notifications(&bucket, &wanted).await.unwrap());
+    assert!(
+        !s3.set_queue_notifications(&bucket, &wanted).await.unwrap(),
+        "a second deploy changes nothing"
+    );
+
+    let config = aws
+        .s3
+        .get_bucket_notification_configuration()
+        .bucket(&bucket)
+        .send()
+        .await
+        .unwrap();
+    let mut ids: Vec<&str> = config
+        .queue_configurations()
+        .iter()
+        .filter_map(|q| q.id())
+        .collect();
+    ids.sort();
+    assert_eq!(ids, ["sluice-prices", "team-audit"], "theirs is kept");
+    let policy = aws
+        .sqs
+        .get_queue_attributes()
+        .queue_url(&ours.url)
+        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::Policy)
+        .send()
+        .await
+        .unwrap()
+        .attributes
+        .unwrap()
+        .remove(&aws_sdk_sqs::types::QueueAttributeName::Policy)
+        .unwrap();
+    let policy: serde_json::Value = serde_json::from_str(&policy).unwrap();
+    let sids: Vec<&str> = policy["Statement"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|s| s["Sid"].as_str())
+        .collect();
+    assert_eq!(sids, ["TeamAudit", "AllowS3EventNotifications"]);
+}
+
 // ---------------------------------------------------------------------------------------------------
 // SES
 
