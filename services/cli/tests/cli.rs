@@ -39,16 +39,26 @@ impl Sluice {
     }
 
     fn cmd_env(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_sluice"))
+        self.command(args)
             .envs(env.iter().copied())
-            .args(args)
+            .output()
+            .unwrap()
+    }
+
+    /// `sluice ARGS` run from `dir`, so relative paths are typed the way a user types them.
+    fn cmd_in(&self, dir: &Path, args: &[&str]) -> Output {
+        self.command(args).current_dir(dir).output().unwrap()
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_sluice"));
+        cmd.args(args)
             .arg("--config")
             .arg(&self.config)
             .arg("--data-dir")
             .arg(self.data.path().join("data"))
-            .env("SLUICE_LOG", "warn")
-            .output()
-            .unwrap()
+            .env("SLUICE_LOG", "warn");
+        cmd
     }
 
     /// `sluice run FILE --json ...`: the exit code and the one summary printed.
@@ -439,6 +449,150 @@ fn bad_usage_exits_2_with_a_reason_and_runs_nothing() {
     let out = s.cmd(&["runs", "show", "0123"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("no run 0123"));
+}
+
+/// `sluice ARGS` that must fail before running anything: exit code 2, and what it said on stderr.
+fn usage_error(s: &Sluice, args: &[&str]) -> String {
+    let out = s.cmd(args);
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    err
+}
+
+#[cfg(unix)]
+#[test]
+fn run_says_what_a_path_that_is_not_a_regular_file_is() {
+    let s = Sluice::new();
+    let dir = tempfile::tempdir().unwrap();
+    let run = |p: &Path| usage_error(&s, &["run", p.to_str().unwrap()]);
+
+    let folder = dir.path().join("incoming");
+    std::fs::create_dir(&folder).unwrap();
+    let err = run(&folder);
+    assert!(
+        err.contains(&format!("{}: is a directory", folder.display())),
+        "{err}"
+    );
+    assert!(!err.contains("no such file"), "{err}");
+
+    let fifo = dir.path().join("pipe.csv");
+    let made = Command::new("mkfifo").arg(&fifo).status().unwrap();
+    assert!(made.success(), "mkfifo");
+    let err = run(&fifo);
+    assert!(
+        err.contains(&format!(
+            "{}: is not a regular file (a named pipe)",
+            fifo.display()
+        )),
+        "{err}"
+    );
+
+    let (a, b) = (dir.path().join("a.csv"), dir.path().join("b.csv"));
+    std::os::unix::fs::symlink(&b, &a).unwrap();
+    std::os::unix::fs::symlink(&a, &b).unwrap();
+    let err = run(&a);
+    assert!(
+        err.contains(&format!("{}: cannot be read: ", a.display()))
+            && err
+                .to_lowercase()
+                .contains("cannot be read: too many levels of symbolic links"),
+        "the OS error: {err}"
+    );
+
+    // A path that is not there at all is still "no such file".
+    let err = run(&dir.path().join("missing.csv"));
+    assert!(err.contains("missing.csv: no such file"), "{err}");
+
+    let list = s.cmd(&["runs", "list", "--json"]);
+    assert_eq!(
+        String::from_utf8_lossy(&list.stdout).lines().count(),
+        0,
+        "nothing ran"
+    );
+}
+
+#[test]
+fn a_whole_file_error_names_the_file_as_typed_not_the_landed_copy() {
+    let s = Sluice::new();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("incoming/stocks")).unwrap();
+    std::fs::write(dir.path().join("incoming/stocks/empty.csv"), b"").unwrap();
+    let typed = "incoming/stocks/empty.csv";
+
+    let out = s.cmd_in(dir.path(), &["run", typed, "--json"]);
+    assert_eq!(out.status.code(), Some(1));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let run: Value = serde_json::from_str(stdout.lines().next().unwrap()).unwrap();
+    assert_eq!(run["status"], "FAILED");
+    assert_eq!(run["error"]["error"], "Sluice.InvalidInput");
+    assert_eq!(
+        run["error"]["cause"], "incoming/stocks/empty.csv: the file is empty",
+        "{run:#}"
+    );
+
+    let out = s.cmd_in(dir.path(), &["run", typed]);
+    assert_eq!(out.status.code(), Some(1));
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        report.contains(
+            "error: Sluice.InvalidInput at validator: incoming/stocks/empty.csv: the file is empty"
+        ),
+        "{report}"
+    );
+    assert!(!report.contains("file://"), "{report}");
+
+    // A binary file given by an absolute path: the cause starts with that path.
+    let bad = dir.path().join("incoming/stocks/broken.csv");
+    std::fs::write(&bad, b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR binary").unwrap();
+    let (code, run) = s.run(&bad, &[]);
+    assert_eq!(code, 1);
+    let cause = run["error"]["cause"].as_str().unwrap();
+    assert!(
+        cause.starts_with(&format!("{}: looks like a binary file", bad.display())),
+        "{cause}"
+    );
+    assert!(
+        !cause.contains(".sluice") && !cause.contains("buckets"),
+        "{cause}"
+    );
+}
+
+#[test]
+fn a_missing_spec_hint_names_an_example_that_exists() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Sluice {
+        config: dir.path().join("nowhere.toml"),
+        ..Sluice::new()
+    };
+    let err = usage_error(&s, &["runs", "list"]);
+    assert!(
+        err.contains("nowhere.toml: no dataset spec here; pass --config FILE"),
+        "{err}"
+    );
+    assert!(!err.contains("examples/sluice.toml"), "{err}");
+    assert!(
+        err.contains("the repository's sluice.toml is an example"),
+        "{err}"
+    );
+    assert!(repo().join("sluice.toml").is_file());
+}
+
+#[test]
+fn a_data_dir_that_is_a_file_is_named_as_such() {
+    let s = Sluice::new();
+    let file = s.data.path().join("data");
+    std::fs::write(&file, b"not a folder").unwrap();
+    for args in [&["runs", "list"][..], &["run", "whatever.csv"][..]] {
+        let err = usage_error(&s, args);
+        assert!(
+            err.contains(&format!(
+                "--data-dir {} is a file, not a directory",
+                file.display()
+            )),
+            "{err}"
+        );
+        assert!(!err.contains("os error"), "{err}");
+    }
 }
 
 fn events<'a>(run: &'a Value, kind: &str) -> Vec<&'a Value> {

@@ -329,8 +329,9 @@ struct RawDataset {
     key: Option<Spanned<Vec<String>>>,
     #[serde(default = "yes")]
     store_rows: bool,
+    /// Spanned as a whole too, so an empty list is reported where it is written.
     #[serde(default)]
-    columns: Vec<Spanned<RawColumn>>,
+    columns: Option<Spanned<Vec<Spanned<RawColumn>>>>,
     filter: Option<Spanned<RawFilter>>,
     stats: Option<Spanned<RawStats>>,
     partition: Option<Spanned<RawPartition>>,
@@ -582,7 +583,11 @@ impl Ctx<'_> {
         let name = self.dataset_name(&ds)?;
         let delimiter = self.delimiter(&ds.format)?;
         let mut columns: Vec<Column> = Vec::new();
-        for col in &ds.columns {
+        let raw_columns = ds
+            .columns
+            .as_ref()
+            .map_or(&[][..], |c| c.get_ref().as_slice());
+        for col in raw_columns {
             let column = self.column(col)?;
             if columns.iter().any(|o| o.name == column.name) {
                 return Err(self.err(
@@ -594,8 +599,13 @@ impl Ctx<'_> {
             columns.push(column);
         }
         if columns.is_empty() {
+            // At `columns = []` when it is written; at the dataset's name when `columns` is absent.
+            let span = ds
+                .columns
+                .as_ref()
+                .map_or_else(|| ds.name.span(), |c| c.span());
             return Err(self.err(
-                ds.name.span(),
+                span,
                 "columns",
                 format!("dataset {name:?} declares no columns: add [[dataset.columns]] tables"),
             ));
@@ -1072,6 +1082,23 @@ failure = ["oncall@example.com"]
         assert!(e.message.contains("need a datetime column"), "{e}");
         let e = error_of(&GOOD.replace("key = [\"date\"]", "key = [\"day\"]"));
         assert_eq!(e.key, "key");
+    }
+
+    #[test]
+    fn a_dataset_without_columns_is_an_error_at_its_columns_key() {
+        let e = error_of("[[dataset]]\nname = \"x\"\nkey = []\ncolumns = []\n");
+        assert_eq!((e.line, e.key.as_str()), (4, "columns"), "{e}");
+        assert_eq!(
+            e.message,
+            "dataset \"x\" declares no columns: add [[dataset.columns]] tables"
+        );
+        // No `columns` at all: the dataset's name is the place.
+        let e = error_of("[[dataset]]\nname = \"x\"\nkey = []\n");
+        assert_eq!((e.line, e.key.as_str()), (2, "columns"), "{e}");
+        assert_eq!(
+            e.message,
+            "dataset \"x\" declares no columns: add [[dataset.columns]] tables"
+        );
     }
 
     #[test]

@@ -6,8 +6,8 @@
 
 use std::fmt::Write as _;
 
-use chrono::format::{Item, StrftimeItems};
-use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime, NaiveTime, Timelike};
+use chrono::format::{Item, ParseErrorKind, Parsed, StrftimeItems};
+use chrono::{DateTime, Datelike, Month, NaiveDate, NaiveDateTime, NaiveTime, Timelike};
 use serde::{Deserialize, Serialize};
 
 /// The types a column can be declared with (`type = "..."` in the dataset spec).
@@ -148,20 +148,58 @@ pub fn parse_raw<'a>(
             .find_map(|f| NaiveDate::parse_from_str(raw, f).ok())
             .map(Value::Date)
             .ok_or_else(|| {
-                TypeMismatch(format!(
-                    "{raw:?} is not a date in any of the formats {formats:?}"
-                ))
+                TypeMismatch(no_such_day(raw, formats).unwrap_or_else(|| {
+                    format!("{raw:?} is not a date in any of the formats {formats:?}")
+                }))
             }),
         ColumnType::Datetime => formats
             .iter()
             .find_map(|f| parse_datetime_with(raw, f))
             .map(Value::Datetime)
             .ok_or_else(|| {
-                TypeMismatch(format!(
-                    "{raw:?} is not a datetime in any of the formats {formats:?}"
-                ))
+                TypeMismatch(no_such_day(raw, formats).unwrap_or_else(|| {
+                    format!("{raw:?} is not a datetime in any of the formats {formats:?}")
+                }))
             }),
     }
+}
+
+/// Why `raw` failed when it has the shape of one of `formats`, with every field in its own range, and
+/// names a day its month does not have (`2024-02-30`): chrono reads it whole, then finds no such date.
+/// `None` for every other failure (a wrong shape, a month 13, a weekday that does not match...).
+fn no_such_day(raw: &str, formats: &[String]) -> Option<String> {
+    formats.iter().find_map(|format| {
+        let mut parsed = Parsed::new();
+        chrono::format::parse(&mut parsed, raw, StrftimeItems::new(format)).ok()?;
+        let err = parsed.to_naive_date().err()?;
+        if !matches!(
+            err.kind(),
+            ParseErrorKind::OutOfRange | ParseErrorKind::Impossible
+        ) {
+            return None;
+        }
+        let year = match (parsed.year(), parsed.year_div_100(), parsed.year_mod_100()) {
+            (Some(y), _, _) => y,
+            (None, Some(q), Some(r)) => q.checked_mul(100)?.checked_add(r)?,
+            // chrono's reading of a two-digit year.
+            (None, None, Some(r)) => r + if r < 70 { 2000 } else { 1900 },
+            _ => return None,
+        };
+        let (month, day) = (parsed.month()?, parsed.day()?);
+        let days = days_in_month(year, month)?;
+        let month_name = Month::try_from(u8::try_from(month).ok()?).ok()?.name();
+        (day > days).then(|| {
+            format!("{raw:?} is not a day of the calendar ({month_name} {year} has {days} days)")
+        })
+    })
+}
+
+/// 28 to 31; `None` for a month or year chrono cannot represent.
+fn days_in_month(year: i32, month: u32) -> Option<u32> {
+    NaiveDate::from_ymd_opt(year, month, 1)?;
+    (28..=31)
+        .rev()
+        .find(|&d| NaiveDate::from_ymd_opt(year, month, d).is_some())
 }
 
 fn parse_datetime_with(raw: &str, format: &str) -> Option<NaiveDateTime> {
@@ -350,6 +388,56 @@ mod tests {
             assert_eq!(parse_canonical(ColumnType::Date, &out).unwrap(), v);
         }
         assert!(parse_raw(ColumnType::Date, "2024-02-30", &fmts(ColumnType::Date)).is_err());
+    }
+
+    #[test]
+    fn a_day_the_month_does_not_have_is_named_as_such() {
+        let date = |raw: &str, formats: &[&str]| {
+            let formats: Vec<String> = formats.iter().map(|f| f.to_string()).collect();
+            parse_raw(ColumnType::Date, raw, &formats).unwrap_err().0
+        };
+        let defaults = ColumnType::Date.default_formats();
+        assert_eq!(
+            date("2024-02-30", defaults),
+            "\"2024-02-30\" is not a day of the calendar (February 2024 has 29 days)"
+        );
+        assert_eq!(
+            date("20230229", defaults),
+            "\"20230229\" is not a day of the calendar (February 2023 has 28 days)"
+        );
+        assert_eq!(
+            date("31.04.2024", &["%d.%m.%Y"]),
+            "\"31.04.2024\" is not a day of the calendar (April 2024 has 30 days)"
+        );
+        assert_eq!(
+            date("30 Feb 24", &["%d %b %y"]),
+            "\"30 Feb 24\" is not a day of the calendar (February 2024 has 29 days)"
+        );
+        let datetime = parse_raw(
+            ColumnType::Datetime,
+            "2023-06-31 10:00",
+            &fmts(ColumnType::Datetime),
+        )
+        .unwrap_err()
+        .0;
+        assert_eq!(
+            datetime,
+            "\"2023-06-31 10:00\" is not a day of the calendar (June 2023 has 30 days)"
+        );
+        // Other failures keep the general reason: a field out of its own range, a wrong shape, a
+        // weekday that does not match the date.
+        for (raw, formats) in [
+            ("2024-13-01", defaults),
+            ("2024-01-32", defaults),
+            ("2024-02-30 ", defaults),
+            ("2024-02-3O", defaults),
+            ("Mon 2024-02-29", &["%a %Y-%m-%d"][..]),
+        ] {
+            assert_eq!(
+                date(raw, formats),
+                format!("{raw:?} is not a date in any of the formats {formats:?}")
+            );
+        }
     }
 
     #[test]

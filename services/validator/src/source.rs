@@ -1,7 +1,8 @@
 //! Reading the landed file: what it must look like as a whole, and where each record starts.
 //!
 //! The csv crate parses; this module adds what the validator needs around it:
-//! - a sniff of the first 8 KiB (empty, binary, UTF-16, old Mac line ends), and the UTF-8 BOM;
+//! - a sniff of the first 8 KiB (empty, compressed, binary, UTF-16, old Mac line ends), and the UTF-8
+//!   BOM;
 //! - the exact physical line and byte at which each record starts (csv's own position is where the
 //!   previous record ended, which is wrong after blank lines);
 //! - file-level failures as sentences naming the file, the line or byte, and the fix: NUL bytes
@@ -327,12 +328,52 @@ fn binary_file(name: &str, byte: u64, line: Option<u64>) -> StageError {
     ))
 }
 
+/// What a compressed file or an archive is and how to get the CSV out of it, told by its magic number
+/// (these files are binary too, but "binary" does not tell their owner what to do).
+fn compressed(name: &str, head: &[u8]) -> Option<String> {
+    // `gunzip x.csv` refuses a name without its `.gz`: then the command writes the text elsewhere.
+    let tool = |format: &str, tool: &str, suffix: &str| {
+        let command = if name.ends_with(suffix) {
+            format!("{tool} {name}")
+        } else {
+            format!("{tool} -c {name} > plain-{name}")
+        };
+        format!(
+            "the file is {format}-compressed, not CSV text; decompress it first ({command}) and upload \
+             the CSV text"
+        )
+    };
+    if head.starts_with(b"\x1f\x8b") {
+        Some(tool("gzip", "gunzip", ".gz"))
+    } else if head.starts_with(b"PK\x03\x04") || head.starts_with(b"PK\x05\x06") {
+        Some(format!(
+            "the file is a zip archive, not CSV text; extract the CSV from it (unzip {name}) and upload \
+             that (an Excel .xlsx workbook is a zip archive too: save the sheet as \"CSV UTF-8\")"
+        ))
+    } else if head.len() >= 10
+        && head.starts_with(b"BZh")
+        && (b'1'..=b'9').contains(&head[3])
+        && head[4..10] == *b"\x31\x41\x59\x26\x53\x59"
+    {
+        Some(tool("bzip2", "bunzip2", ".bz2"))
+    } else if head.starts_with(b"\xFD7zXZ\x00") {
+        Some(tool("xz", "unxz", ".xz"))
+    } else if head.starts_with(b"\x28\xB5\x2F\xFD") {
+        Some(tool("zstd", "unzstd", ".zst"))
+    } else {
+        None
+    }
+}
+
 /// Checks the first bytes of the file; returns the length of a UTF-8 BOM to skip (0 or 3).
 fn sniff(name: &str, head: &[u8]) -> Result<u64, StageError> {
     if head.is_empty() {
         return Err(StageError::invalid_input(format!(
             "{name}: the file is empty"
         )));
+    }
+    if let Some(why) = compressed(name, head) {
+        return Err(StageError::invalid_input(format!("{name}: {why}")));
     }
     if head.starts_with(&[0xFF, 0xFE]) || head.starts_with(&[0xFE, 0xFF]) {
         return Err(StageError::invalid_input(format!(
@@ -634,7 +675,18 @@ mod tests {
         };
         assert!(err(b"").contains("the file is empty"));
         assert!(err(b"\xFF\xFEa\0b\0").contains("UTF-16"));
-        assert!(err(b"PK\x03\x04\0\0").contains("binary file (NUL byte at byte 4)"));
+        assert!(err(b"\x7fELF\x02\0\0").contains("binary file (NUL byte at byte 5)"));
+        assert!(err(b"\x1f\x8b\x08\0\0\0\0\0\0\x03").contains("gzip-compressed"));
+        assert_eq!(
+            compressed("prices.csv.gz", b"\x1f\x8b\x08").unwrap(),
+            "the file is gzip-compressed, not CSV text; decompress it first (gunzip prices.csv.gz) and \
+             upload the CSV text"
+        );
+        assert!(err(b"PK\x03\x04\0\0").contains("zip archive"));
+        assert!(
+            err(b"PK\x05\x06\0\0").contains("zip archive"),
+            "an empty zip"
+        );
         assert!(err(b"a,b\r1,2\r").contains("carriage return"));
     }
 

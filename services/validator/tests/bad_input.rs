@@ -59,6 +59,52 @@ fn binary_file() {
 }
 
 #[test]
+fn gzip_file() {
+    // `printf 'date\n' | gzip -n`: the header has NUL bytes, but the file is not "binary" to its owner.
+    let gz =
+        b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\x03KI,I\xe5\x02\x00\x86\x00\xad\x82\x05\x00\x00\x00";
+    let cause = file_error(&stocks(), gz);
+    assert_eq!(
+        cause,
+        "prices.csv: the file is gzip-compressed, not CSV text; decompress it first \
+         (gunzip -c prices.csv > plain-prices.csv) and upload the CSV text"
+    );
+}
+
+#[test]
+fn zip_file() {
+    let zip = b"PK\x03\x04\x14\x00\x00\x00\x08\x00prices.csv";
+    let cause = file_error(&stocks(), zip);
+    assert!(
+        cause.starts_with("prices.csv: the file is a zip archive"),
+        "{cause}"
+    );
+    assert!(cause.contains("unzip prices.csv"), "{cause}");
+    assert!(
+        cause.contains(".xlsx"),
+        "a workbook is a zip archive too: {cause}"
+    );
+    assert!(!cause.contains("binary"), "{cause}");
+}
+
+#[test]
+fn other_compressed_files() {
+    for (magic, what) in [
+        (&b"BZh91AY&SY\x00\x01"[..], "bzip2-compressed"),
+        (&b"\xfd7zXZ\x00\x00\x04"[..], "xz-compressed"),
+        (&b"\x28\xb5\x2f\xfd\x04\x00"[..], "zstd-compressed"),
+    ] {
+        let cause = file_error(&stocks(), magic);
+        assert!(cause.contains(what), "{what}: {cause}");
+    }
+    // Text that merely starts like a magic number is still read as CSV.
+    let mut ds = stocks();
+    ds.header = false;
+    let o = run(&ds, "BZh,1,1,1\n");
+    assert_eq!(o.report.rows.invalid, 1);
+}
+
+#[test]
 fn nul_byte_after_the_first_block() {
     let mut input = b"date,open,close,volume\n".to_vec();
     for _ in 0..1000 {
@@ -271,6 +317,35 @@ fn bad_date() {
         one_row("2024-13-01,1,1,1"),
         "date: \"2024-13-01\" is not a date in any of the formats [\"%Y-%m-%d\"]"
     );
+}
+
+#[test]
+fn a_day_the_month_does_not_have() {
+    assert_eq!(
+        one_row("2024-02-30,1,1,1"),
+        "date: \"2024-02-30\" is not a day of the calendar (February 2024 has 29 days)"
+    );
+    assert_eq!(
+        one_row("2023-02-29,1,1,1"),
+        "date: \"2023-02-29\" is not a day of the calendar (February 2023 has 28 days)"
+    );
+    assert_eq!(
+        one_row("2024-04-31,1,1,1"),
+        "date: \"2024-04-31\" is not a day of the calendar (April 2024 has 30 days)"
+    );
+    // Anything else that is not a date keeps the general reason.
+    for bad in [
+        "2024-13-01",
+        "2024-01-32",
+        "2024-01-00",
+        "2024-02-30x",
+        "30.02.2024",
+    ] {
+        assert_eq!(
+            one_row(&format!("{bad},1,1,1")),
+            format!("date: {bad:?} is not a date in any of the formats [\"%Y-%m-%d\"]")
+        );
+    }
 }
 
 #[test]

@@ -39,7 +39,7 @@ date,open,close,volume
             (3, "open: -1 is below the minimum 0; close: \"abc\" is not a number; volume: -5 is below the minimum 0".into()),
             (5, "date: required but empty".into()),
             (6, "row has 3 fields, the header has 4".into()),
-            (7, "date: \"2024-02-30\" is not a date in any of the formats [\"%Y-%m-%d\"]".into()),
+            (7, "date: \"2024-02-30\" is not a day of the calendar (February 2024 has 29 days)".into()),
         ]
     );
     // Raw values are kept as they are; a short row is padded.
