@@ -19,6 +19,9 @@ pub enum ErrorName {
     Transient,
     /// `Sluice.Internal`: a bug or an unexpected state: fail loudly, never retried.
     Internal,
+    /// `Sluice.Superseded`: the object was replaced after its run started; the run ends SUPERSEDED
+    /// without an alert, and the newer object's own event runs it.
+    Superseded,
     /// `States.Timeout`: a task or the execution ran past its TimeoutSeconds.
     Timeout,
     /// `States.HeartbeatTimeout`: a task sent no heartbeat for HeartbeatSeconds.
@@ -30,10 +33,11 @@ pub enum ErrorName {
 }
 
 impl ErrorName {
-    const KNOWN: [ErrorName; 6] = [
+    const KNOWN: [ErrorName; 7] = [
         ErrorName::InvalidInput,
         ErrorName::Transient,
         ErrorName::Internal,
+        ErrorName::Superseded,
         ErrorName::Timeout,
         ErrorName::HeartbeatTimeout,
         ErrorName::TaskFailed,
@@ -44,6 +48,7 @@ impl ErrorName {
             ErrorName::InvalidInput => "Sluice.InvalidInput",
             ErrorName::Transient => "Sluice.Transient",
             ErrorName::Internal => "Sluice.Internal",
+            ErrorName::Superseded => "Sluice.Superseded",
             ErrorName::Timeout => "States.Timeout",
             ErrorName::HeartbeatTimeout => "States.HeartbeatTimeout",
             ErrorName::TaskFailed => "States.TaskFailed",

@@ -68,6 +68,10 @@ impl fmt::Display for RunId {
 pub struct ObjectRef {
     pub bucket: String,
     pub key: String,
+    /// The version a run was started for (the ETag of its S3 event): reading the object then gets
+    /// exactly those bytes, or `Sluice.Superseded` when the key holds newer ones. None: whatever is there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
 }
 
 impl ObjectRef {
@@ -75,7 +79,14 @@ impl ObjectRef {
         ObjectRef {
             bucket: bucket.into(),
             key: key.into(),
+            version: None,
         }
+    }
+
+    /// The same object, pinned to a version (an ETag, quotes and all, as S3 gives it).
+    pub fn at_version(mut self, version: impl Into<String>) -> Self {
+        self.version = Some(version.into());
+        self
     }
 
     /// `s3://bucket/key`, the form users see for AWS locations.

@@ -16,10 +16,12 @@ pub enum RunStatus {
     Running,
     Succeeded,
     Failed,
+    /// The object was replaced before the run read it; the newer version runs on its own.
+    Superseded,
 }
 
 impl RunStatus {
-    /// Succeeded and Failed are final: a run that reached one never changes status again.
+    /// Succeeded, Failed and Superseded are final: a run that reached one never changes status again.
     pub fn is_final(self) -> bool {
         !matches!(self, RunStatus::Running)
     }
@@ -31,12 +33,18 @@ impl RunStatus {
             RunStatus::Running => "RUNNING",
             RunStatus::Succeeded => "SUCCEEDED",
             RunStatus::Failed => "FAILED",
+            RunStatus::Superseded => "SUPERSEDED",
         }
     }
 
     pub fn parse(s: &str) -> Option<Self> {
-        [RunStatus::Running, RunStatus::Succeeded, RunStatus::Failed]
-            .into_iter()
+        [
+            RunStatus::Running,
+            RunStatus::Succeeded,
+            RunStatus::Failed,
+            RunStatus::Superseded,
+        ]
+        .into_iter()
             .find(|st| st.as_str() == s)
     }
 }

@@ -219,12 +219,33 @@ fn every_task_retries_transient_errors_and_timeouts_but_never_invalid_input() {
             !t.to_string().contains("Sluice.InvalidInput"),
             "{name} must not retry Sluice.InvalidInput"
         );
-        assert_eq!(
-            t["Catch"][0]["ErrorEquals"],
-            json!(["States.ALL"]),
-            "{name}"
-        );
+        // Every failure is caught (and alerted); only the validator first tells a superseded object
+        // apart, which ends the run quietly.
+        let catchers = t["Catch"].as_array().unwrap();
+        let last = catchers.last().unwrap();
+        assert_eq!(last["ErrorEquals"], json!(["States.ALL"]), "{name}");
+        if name == "Validate rows" {
+            assert_eq!(catchers[0]["ErrorEquals"], json!(["Sluice.Superseded"]));
+            assert_eq!(catchers[0]["Next"], "Superseded");
+        } else {
+            assert_eq!(catchers.len(), 1, "{name}");
+        }
     }
+}
+
+#[tokio::test]
+async fn a_superseded_object_ends_the_run_without_an_alert() {
+    let (exec, requests) = run(3, |env, _| {
+        (env.stage.as_str() == "validator")
+            .then(|| Plan::err("Sluice.Superseded", "s3://landing/in/a.csv was replaced"))
+    })
+    .await;
+    assert_eq!(exec.status, ExecutionStatus::Succeeded, "{exec:#?}");
+    assert_eq!(
+        exec.states_entered,
+        ["Start run", "Validate rows", "Superseded"]
+    );
+    assert_eq!(requests.len(), 1, "no other task, no notice");
 }
 
 #[tokio::test]

@@ -12,7 +12,7 @@ use aws_sdk_s3::types::{
     CreateBucketConfiguration, Event, FilterRule, FilterRuleName, NotificationConfiguration,
     NotificationConfigurationFilter, QueueConfiguration, S3KeyFilter,
 };
-use sluice_proto::{ObjectRef, StageError};
+use sluice_proto::{ErrorName, ObjectRef, StageError};
 use tokio::io::AsyncWriteExt;
 use tokio::task::JoinSet;
 
@@ -460,8 +460,24 @@ async fn file_body(src: &Path, offset: u64, len: Option<u64>) -> Result<ByteStre
 }
 
 /// Maps an S3 failure on one object to what the state machine should do about it.
+/// An ETag as HTTP wants it in If-Match: in double quotes (S3 events give it bare).
+fn quoted_etag(etag: &str) -> String {
+    format!("\"{}\"", etag.trim_matches('"'))
+}
+
 fn object_error(op: &str, obj: &ObjectRef, e: CallError) -> StageError {
     let uri = obj.s3_uri();
+    if let Some(version) = &obj.version
+        && (e.is(&["PreconditionFailed"]) || e.status == Some(412))
+    {
+        return StageError::new(
+            ErrorName::Superseded,
+            format!(
+                "{uri} was replaced after this run started (it no longer has ETag {version}); the newer \
+                 version runs on its own event"
+            ),
+        );
+    }
     if e.is(&["NoSuchBucket"]) {
         StageError::invalid_input(format!(
             "bucket {} does not exist (S3 {op} on {uri}: {e}); create it with `sluice deploy`, or fix the \
@@ -490,12 +506,15 @@ fn object_error(op: &str, obj: &ObjectRef, e: CallError) -> StageError {
 #[async_trait]
 impl ObjectStore for S3ObjectStore {
     /// Streams the object into a temporary file under `scratch` (removed when the [`LocalFile`] drops).
+    /// With a version (the ETag of the run's event), GetObject is conditional (If-Match): the run reads
+    /// exactly the bytes its id names, or fails with `Sluice.Superseded` when the key holds newer ones.
     async fn local_copy(&self, obj: &ObjectRef, scratch: &Path) -> Result<LocalFile, StageError> {
         let out = self
             .client
             .get_object()
             .bucket(&obj.bucket)
             .key(&obj.key)
+            .set_if_match(obj.version.as_deref().map(quoted_etag))
             .send()
             .await
             .map_err(|e| object_error("GetObject", obj, CallError::from_sdk(e)))?;

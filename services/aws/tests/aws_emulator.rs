@@ -169,6 +169,15 @@ async fn s3_put_head_and_download_round_trip() {
         same_content(&big, copy.path()),
         "the download matches the upload byte for byte"
     );
+    // Pinned to the ETag the run was started for: the same bytes, or Sluice.Superseded.
+    let pinned = single.clone().at_version(meta.etag.clone());
+    let same = store.local_copy(&pinned, &scratch).await.unwrap();
+    assert!(same_content(&big, same.path()));
+    drop(same);
+    let stale = single.clone().at_version("0123456789abcdef0123456789abcdef");
+    let err = store.local_copy(&stale, &scratch).await.unwrap_err();
+    assert_eq!(err.error, ErrorName::Superseded, "{err}");
+    assert!(err.cause.contains("was replaced after this run started"), "{err}");
     let copy_path = copy.path().to_path_buf();
     drop(copy);
     assert!(

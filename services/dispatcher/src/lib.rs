@@ -203,6 +203,11 @@ impl Dispatcher {
             return Ok(());
         };
         let run_id = run_id_for(&source.bucket, &source.key, version.trim_matches('"'));
+        // The run reads exactly the bytes its id names: the validator's read is conditional on the ETag.
+        let source = match object.e_tag.as_deref().filter(|v| !v.is_empty()) {
+            Some(etag) => source.at_version(etag.trim_matches('"')),
+            None => source,
+        };
         let failed = |e: StageError| (Some(run_id.clone()), e);
         let run = RunSummary::started(run_id.clone(), dataset.clone(), source.clone(), Utc::now());
         let mut recorded = self.runs.create_run(&run).await.map_err(failed)?;

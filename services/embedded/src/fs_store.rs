@@ -3,7 +3,7 @@
 use std::path::{Component, Path, PathBuf};
 
 use async_trait::async_trait;
-use sluice_proto::{ObjectRef, StageError};
+use sluice_proto::{ErrorName, ObjectRef, StageError};
 use xxhash_rust::xxh3::Xxh3;
 
 use sluice_runtime::ports::{LocalFile, ObjectMeta, ObjectStore};
@@ -100,6 +100,8 @@ fn hash_file(path: &Path) -> std::io::Result<String> {
 
 #[async_trait]
 impl ObjectStore for FsObjectStore {
+    /// With a version (an ETag, as S3-shaped events carry it), the content must still hash to it, or
+    /// the run fails with `Sluice.Superseded` (as S3's If-Match does).
     async fn local_copy(&self, obj: &ObjectRef, _scratch: &Path) -> Result<LocalFile, StageError> {
         let path = self.path_of(obj)?;
         if !path.is_file() {
@@ -107,6 +109,23 @@ impl ObjectStore for FsObjectStore {
                 "object {} does not exist",
                 self.uri(obj)
             )));
+        }
+        if let Some(version) = &obj.version {
+            let hashed = path.clone();
+            let etag = tokio::task::spawn_blocking(move || hash_file(&hashed))
+                .await
+                .map_err(|e| StageError::internal(format!("hashing task failed: {e}")))?
+                .map_err(|e| StageError::io(format_args!("cannot read {}", path.display()), e))?;
+            if etag != version.trim_matches('"') {
+                return Err(StageError::new(
+                    ErrorName::Superseded,
+                    format!(
+                        "{} was replaced after this run started (it no longer has ETag {version}); the \
+                         newer version runs on its own event",
+                        self.uri(obj)
+                    ),
+                ));
+            }
         }
         Ok(LocalFile::borrowed(path))
     }

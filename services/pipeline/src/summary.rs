@@ -143,6 +143,19 @@ impl RecordingHandler {
                 if let Ok(output) = result {
                     apply_output(run, output, &uri_of);
                 }
+                if let Err(e) = result
+                    && e.error == ErrorName::Superseded
+                {
+                    // The object was replaced before the run read it: the definition ends the
+                    // execution without an alert, and the run is recorded as such.
+                    run.status = RunStatus::Superseded;
+                    run.finished_at = Some(Utc::now());
+                    run.error = Some(RunError {
+                        stage: Some(stage),
+                        error: e.error.clone(),
+                        cause: e.cause.clone(),
+                    });
+                }
                 match (notice, result) {
                     // The success summary went out: the run is done.
                     (Some(Notice::Success { .. }), Ok(_)) => {

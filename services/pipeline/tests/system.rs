@@ -456,3 +456,46 @@ async fn a_notice_whose_answer_was_lost_is_not_sent_again() {
     assert_eq!(run.notices.len(), 2);
     sys.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_run_whose_object_was_replaced_ends_superseded_and_the_newer_one_runs() {
+    let sys = spawn_system("").await;
+    // Two quick uploads of one key: by the time the first event is handled, the key holds the second
+    // file's bytes.
+    let local = sys.data.join("first.csv");
+    std::fs::write(&local, CSV).unwrap();
+    let object = ObjectRef::new(&sys.config.buckets.landing, "in/prices/p.csv");
+    let first = sys.store.land(&local, &object).await.unwrap();
+    let second_csv = "date,price\n2024-05-01,20\n2024-05-02,21\n";
+    let second = sys.upload("in/prices/p.csv", second_csv).await;
+    sys.send_event("in/prices/p.csv", &first.etag);
+    let first = run_id_for(&object.bucket, &object.key, &first.etag);
+
+    let execution = sys.wait(&first).await;
+    assert_eq!(
+        execution.status.as_str(),
+        "SUCCEEDED",
+        "ended, with no failure"
+    );
+    assert_eq!(
+        execution.states_entered.last().map(String::as_str),
+        Some("Superseded")
+    );
+    let run = sys.runs.get_run(&first).await.unwrap().unwrap();
+    assert_eq!(run.status, RunStatus::Superseded);
+    assert_eq!(
+        run.rows.total, 0,
+        "the first run read none of the second file's bytes"
+    );
+
+    assert_eq!(sys.wait(&second).await.status.as_str(), "SUCCEEDED");
+    let run = sys.runs.get_run(&second).await.unwrap().unwrap();
+    assert_eq!((run.status, run.rows.valid), (RunStatus::Succeeded, 2));
+    let emails = sys.emails();
+    assert_eq!(
+        emails.len(),
+        1,
+        "the second file's success summary only: no alert for the first"
+    );
+    sys.stop().await;
+}
