@@ -181,14 +181,21 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    match runtime.block_on(run_command(cli)) {
+    let code = match runtime.block_on(run_command(cli)) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::from(2)
         }
-    }
+    };
+    // A worker shutting down has released the leases of the tasks it gave up; a stage still running in
+    // a blocking thread must not hold the process (dropping the runtime would wait for it).
+    runtime.shutdown_timeout(SHUTDOWN_WAIT);
+    code
 }
+
+/// How long the process waits, after its work is done or given up, for blocking threads to end.
+const SHUTDOWN_WAIT: Duration = Duration::from_secs(2);
 
 /// The embedded adapters over one data directory.
 struct Embedded {
