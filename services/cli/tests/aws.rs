@@ -825,3 +825,130 @@ async fn a_worker_killed_mid_task_is_replaced_and_the_run_succeeds() {
         ROWS as u64
     );
 }
+
+/// A file of `valid` rows (tickers of its own, so row counts add up across files) and `invalid` rows.
+fn batch_csv(file: usize, valid: usize, invalid: usize) -> String {
+    let mut s = String::from("date,ticker,price\n");
+    for i in 0..valid {
+        s.push_str(&format!(
+            "2024-{:02}-{:02},F{file}T{i},{}.25\n",
+            i % 12 + 1,
+            i % 28 + 1,
+            5 + i % 40
+        ));
+    }
+    for i in 0..invalid {
+        s.push_str(&format!("2024-02-02,F{file}BAD{i},-3\n"));
+    }
+    s
+}
+
+fn env_number(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// The fault suite: a batch of files, some uploaded twice, while workers of every stage are killed with
+/// SIGKILL and replaced and the dispatcher is restarted. Every file must end SUCCEEDED exactly once, with
+/// exact row counts, each expected e-mail exactly once, and empty dead-letter queues. Small here;
+/// `scripts/faults` runs it at scale (SLUICE_FAULT_FILES, SLUICE_FAULT_KILLS).
+#[ignore = "needs an AWS endpoint: set AWS_ENDPOINT_URL (scripts/test starts the emulator and runs these with --include-ignored)"]
+#[tokio::test(flavor = "multi_thread")]
+async fn a_batch_under_kills_and_duplicates_ends_exactly_once() {
+    require_emulator!();
+    let files = env_number("SLUICE_FAULT_FILES", 6);
+    let kills = env_number("SLUICE_FAULT_KILLS", 5);
+    let started = Instant::now();
+    let mut env = Env::deploy().await;
+    env.start_all(None);
+
+    let mut expected_rows = 0u64;
+    let mut expected_emails = 0usize;
+    let mut runs = Vec::new();
+    for f in 0..files {
+        let (valid, invalid) = (40 + 13 * f, f % 3);
+        let body = batch_csv(f, valid, invalid);
+        let key = format!("in/prices/batch-{f}.csv");
+        let run_id = env.upload(&key, body.as_bytes()).await;
+        if f % 4 == 1 {
+            // The same bytes again: a second event for the same run.
+            assert_eq!(env.upload(&key, body.as_bytes()).await, run_id);
+        }
+        expected_rows += valid as u64;
+        expected_emails += 1 + usize::from(invalid > 0);
+        runs.push(run_id);
+    }
+
+    // Chaos: every so often a process of some stage dies (SIGKILL: it cannot release its lease) and a
+    // new one takes its place; halfway, the dispatcher is killed and restarted too.
+    let mut alive: Vec<(String, String)> =
+        std::iter::once(("dispatcher".to_string(), "dispatcher".to_string()))
+            .chain(STAGES.iter().map(|s| (s.to_string(), s.to_string())))
+            .collect();
+    for k in 0..kills {
+        tokio::time::sleep(Duration::from_millis(1200)).await;
+        let which = if k == kills / 2 {
+            0
+        } else {
+            1 + (k * 7 + 3) % STAGES.len()
+        };
+        let (role, name) = alive[which].clone();
+        env.kill(&name);
+        let new_name = format!("{role}-{k}");
+        if role == "dispatcher" {
+            env.spawn(&new_name, &["dispatcher"], None);
+        } else {
+            env.spawn(&new_name, &["worker", &role, "--lease-seconds", "5"], None);
+        }
+        alive[which] = (role, new_name);
+    }
+
+    for run_id in &runs {
+        let (status, error, cause) = env.wait_execution(run_id).await;
+        assert_eq!(
+            status,
+            "SUCCEEDED",
+            "{run_id}: {error:?} {cause:?}\n{}",
+            env.logs()
+        );
+        let run = env.wait_run(run_id).await;
+        assert_eq!(run.status, RunStatus::Succeeded, "{run_id}");
+    }
+    let executions = env.executions().await;
+    assert_eq!(
+        executions.len(),
+        files,
+        "one execution per file: {executions:?}"
+    );
+    assert!(
+        executions.iter().all(|(_, s)| s == "SUCCEEDED"),
+        "{executions:?}"
+    );
+    assert_eq!(
+        env.rows.count_rows(&"prices".into()).await.unwrap(),
+        expected_rows,
+        "rows stored exactly once"
+    );
+    let emails = env.wait_emails(expected_emails).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let emails_now = env.emails();
+    assert_eq!(
+        emails_now.len(),
+        expected_emails,
+        "each e-mail exactly once: {emails:?}"
+    );
+    for queue in STAGES
+        .iter()
+        .map(|s| format!("{s}-dlq"))
+        .chain(["events-dlq".to_string()])
+    {
+        assert_eq!(env.queue_depth(&queue).await, 0, "{queue} is empty");
+    }
+    println!(
+        "fault suite: {files} files ({} uploaded twice), {kills} kills, {expected_rows} rows, {expected_emails} e-mails, {:.1} s",
+        files.div_ceil(4),
+        started.elapsed().as_secs_f64()
+    );
+}
