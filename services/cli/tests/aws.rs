@@ -166,12 +166,10 @@ impl Env {
 
     /// Runs a `sluice` command to completion.
     fn sluice(&self, args: &[&str]) -> Output {
-        Command::new(SLUICE)
-            .args(args)
-            .arg("--config")
-            .arg(&self.spec)
-            .output()
-            .unwrap()
+        let mut cmd = Command::new(SLUICE);
+        cmd.args(args).arg("--config").arg(&self.spec);
+        through_fault_proxy(&mut cmd);
+        cmd.output().unwrap()
     }
 
     /// Starts a long-running `sluice` process, its log in the test's folder.
@@ -187,6 +185,7 @@ impl Env {
             Some(f) => cmd.env("SLUICE_INJECT_FAULTS", f),
             None => cmd.env_remove("SLUICE_INJECT_FAULTS"),
         };
+        through_fault_proxy(&mut cmd);
         self.procs.push((name.to_string(), cmd.spawn().unwrap()));
     }
 
@@ -390,6 +389,15 @@ impl Env {
             );
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
+    }
+}
+
+/// With `SLUICE_FAULT_ENDPOINT` set (scripts/faults --proxy), the Sluice processes talk to AWS through
+/// that endpoint (the fault-injecting proxy of tools/fault-proxy), while the test itself talks to the
+/// emulator directly, so its own checks are not disturbed.
+fn through_fault_proxy(cmd: &mut Command) {
+    if let Some(proxy) = std::env::var_os("SLUICE_FAULT_ENDPOINT").filter(|v| !v.is_empty()) {
+        cmd.env("AWS_ENDPOINT_URL", proxy);
     }
 }
 

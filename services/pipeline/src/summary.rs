@@ -44,6 +44,9 @@ pub fn apply_output(
     }
 }
 
+/// Tries to record a stage's outcome before giving up (a transient run store failure).
+const RECORD_ATTEMPTS: u32 = 4;
+
 /// A worker's [`TaskHandler`]: runs the stage, then records its outcome in the run store: the stage's
 /// status, what it produced, and, for the notifier's final notices, how the run ended.
 pub struct RecordingHandler {
@@ -88,8 +91,21 @@ impl TaskHandler for RecordingHandler {
         // Bookkeeping must not change the task's answer: the execution is the source of truth, and
         // failing a stage that did its work (or sending an alert twice) over a table hiccup would be worse
         // than a run record that lags. Failures are logged loudly instead.
-        if let Err(e) = self.record(envelope, stage, notice.as_ref(), &result).await {
-            tracing::error!(run_id = %envelope.run_id, %stage, error = %e.error, cause = %e.cause, "could not record the stage in the run store");
+        // A throttled or dropped call is tried again a few times before the record is given up.
+        let mut pause = std::time::Duration::from_millis(200);
+        for attempt in 1..=RECORD_ATTEMPTS {
+            match self.record(envelope, stage, notice.as_ref(), &result).await {
+                Ok(()) => break,
+                Err(e) if e.error == ErrorName::Transient && attempt < RECORD_ATTEMPTS => {
+                    tracing::warn!(run_id = %envelope.run_id, %stage, attempt, cause = %e.cause, "recording the stage failed; trying again");
+                    tokio::time::sleep(pause).await;
+                    pause *= 2;
+                }
+                Err(e) => {
+                    tracing::error!(run_id = %envelope.run_id, %stage, error = %e.error, cause = %e.cause, "could not record the stage in the run store");
+                    break;
+                }
+            }
         }
         result
     }
