@@ -25,6 +25,7 @@ pub mod s3;
 mod ses;
 mod sfn;
 mod sqs;
+pub mod dlq;
 
 pub use aws_config::SdkConfig;
 pub use dynamodb::{DynamoRowSink, DynamoRunStore, DynamoTables};

@@ -134,6 +134,69 @@ pub async fn deploy(config_path: &Path) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// Every queue with a dead-letter queue: the stages', then the events queue.
+fn dlq_sources(config: &sluice_spec::config::Config) -> Vec<String> {
+    Stage::ALL
+        .iter()
+        .map(|&s| stage_queue(config, s))
+        .chain([events_queue(config)])
+        .collect()
+}
+
+/// `sluice dlq list`.
+pub async fn dlq_list(config_path: &Path) -> anyhow::Result<ExitCode> {
+    let config = load_config(config_path)?;
+    let clients = AwsClients::from_env().await;
+    let reports = sluice_aws::dlq::list(&clients.sqs, &dlq_sources(&config))
+        .await
+        .map_err(|e| anyhow::anyhow!(e.cause))?;
+    for r in &reports {
+        println!("{:<40} {} message(s)", r.dlq, r.depth);
+        for m in &r.samples {
+            println!(
+                "    {}  received {} time(s)  {}",
+                m.message_id, m.receive_count, m.about
+            );
+        }
+    }
+    let total: u64 = reports.iter().map(|r| r.depth).sum();
+    if total > 0 {
+        println!("move them back with `sluice dlq redrive QUEUE` or `sluice dlq redrive --all`");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `sluice dlq redrive QUEUE|--all`: `queue` is a stage name or `events`; None means all.
+pub async fn dlq_redrive(config_path: &Path, queue: Option<&str>) -> anyhow::Result<ExitCode> {
+    let config = load_config(config_path)?;
+    let sources = match queue {
+        None => dlq_sources(&config),
+        Some("events") => vec![events_queue(&config)],
+        Some(name) => match Stage::parse(name) {
+            Some(stage) => vec![stage_queue(&config, stage)],
+            None => anyhow::bail!(
+                "{name:?} is not a queue with a dead-letter queue: one of validator, filter-stats, \
+                 partitioner, plotter, notifier, events"
+            ),
+        },
+    };
+    let clients = AwsClients::from_env().await;
+    for source in sources {
+        match sluice_aws::dlq::redrive(&clients.sqs, &source)
+            .await
+            .map_err(|e| anyhow::anyhow!(e.cause))?
+        {
+            sluice_aws::dlq::Redrive::MoveTask { handle } => {
+                println!("{source}-dlq -> {source}: SQS is moving the messages (task {handle})")
+            }
+            sluice_aws::dlq::Redrive::Moved(n) => {
+                println!("{source}-dlq -> {source}: {n} message(s) moved")
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 async fn run_store(config: &Path) -> anyhow::Result<DynamoRunStore> {
     let config = load_config(config)?;
     let clients = AwsClients::from_env().await;

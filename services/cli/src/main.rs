@@ -84,10 +84,30 @@ enum Command {
     /// AWS mode: create or update buckets, queues, notifications, tables, the state machine and SES
     /// identities against the configured endpoint (idempotent).
     Deploy,
+    /// AWS mode: the dead-letter queues of the stage and events queues.
+    Dlq {
+        #[command(subcommand)]
+        command: DlqCommand,
+    },
     /// Check, draw and run Amazon States Language definitions locally.
     Statemachine {
         #[command(subcommand)]
         command: StatemachineCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum DlqCommand {
+    /// Each dead-letter queue's depth and its oldest messages (what run or object each is about).
+    List,
+    /// Moves the messages of a dead-letter queue back to the queue they came from.
+    Redrive {
+        /// The queue: a stage (validator, filter-stats, partitioner, plotter, notifier) or `events`.
+        #[arg(required_unless_present = "all", conflicts_with = "all")]
+        queue: Option<String>,
+        /// Every dead-letter queue.
+        #[arg(long)]
+        all: bool,
     },
 }
 
@@ -399,6 +419,12 @@ async fn run_command(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Dispatcher => aws_mode::dispatcher(&cli.config).await,
         Command::Deploy => aws_mode::deploy(&cli.config).await,
+        Command::Dlq {
+            command: DlqCommand::List,
+        } => aws_mode::dlq_list(&cli.config).await,
+        Command::Dlq {
+            command: DlqCommand::Redrive { queue, all },
+        } => aws_mode::dlq_redrive(&cli.config, if all { None } else { queue.as_deref() }).await,
         Command::Statemachine { command } => {
             let code = match command {
                 StatemachineCommand::Lint { file } => sluice_statemachine::cli::lint(&file).await,

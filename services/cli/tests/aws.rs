@@ -782,6 +782,37 @@ async fn unreadable_messages_end_in_the_dead_letter_queues() {
     env.wait_queue("events-dlq", 1).await;
     assert!(env.log("validator").contains("unreadable task message"));
     assert!(env.log("dispatcher").contains("unreadable event message"));
+
+    // `sluice dlq list` says where they are and what they are; `redrive` moves them back.
+    env.kill("validator");
+    let out = env.sluice(&["dlq", "list"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let line = |q: &str| {
+        text.lines()
+            .find(|l| l.starts_with(&format!("{}-{q}-dlq ", env.sfx)))
+            .unwrap_or_else(|| panic!("no line for {q}-dlq in:\n{text}"))
+            .to_string()
+    };
+    assert!(line("validator").contains("1 message(s)"), "{text}");
+    assert!(line("plotter").contains("0 message(s)"), "{text}");
+    assert!(text.contains("unreadable: \"{not a task\""), "{text}");
+    let out = env.sluice(&["dlq", "redrive", "validator"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("-validator-dlq -> "));
+    env.wait_queue("validator-dlq", 0).await;
+    env.wait_queue("validator", 1).await;
+    let bad = env.sluice(&["dlq", "redrive", "validatr"]);
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("not a queue with a dead-letter queue"));
 }
 
 #[ignore = "needs an AWS endpoint: set AWS_ENDPOINT_URL (scripts/test starts the emulator and runs these with --include-ignored)"]
