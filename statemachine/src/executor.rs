@@ -240,14 +240,36 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 /// The last event of one sequential thread of the execution (the main flow, a branch, an
 /// iteration), so each event can name the one it follows.
-struct Track(AtomicU64);
+struct Track {
+    last: AtomicU64,
+    /// The events of a Distributed Map's iterations belong to its child executions: AWS does not show
+    /// them in the parent's history, and neither does this executor.
+    hidden: bool,
+}
 
 impl Track {
     fn new(after: u64) -> Self {
-        Track(AtomicU64::new(after))
+        Track {
+            last: AtomicU64::new(after),
+            hidden: false,
+        }
+    }
+    /// A track whose events stay out of the history (and so do those of every track made from it).
+    fn hidden(after: u64) -> Self {
+        Track {
+            last: AtomicU64::new(after),
+            hidden: true,
+        }
+    }
+    /// A track for a branch of this one: hidden if this one is.
+    fn branch(&self) -> Self {
+        Track {
+            last: AtomicU64::new(self.get()),
+            hidden: self.hidden,
+        }
     }
     fn get(&self) -> u64 {
-        self.0.load(Ordering::SeqCst)
+        self.last.load(Ordering::SeqCst)
     }
 }
 
@@ -284,6 +306,9 @@ impl<'a> Run<'a> {
     }
 
     fn record(&self, track: &Track, event_type: &str, details: Value) {
+        if track.hidden {
+            return;
+        }
         let mut history = lock(&self.history);
         let id = history.len() as u64 + 1;
         history.push(HistoryEvent {
@@ -293,7 +318,7 @@ impl<'a> Run<'a> {
             timestamp: self.now(),
             details,
         });
-        track.0.store(id, Ordering::SeqCst);
+        track.last.store(id, Ordering::SeqCst);
     }
 
     fn with_rng<T>(&self, f: impl FnOnce(&mut dyn RngCore) -> T) -> T {
@@ -843,7 +868,7 @@ impl<'a> Run<'a> {
             None => effective,
         };
         self.record(track, "ParallelStateStarted", json!({}));
-        let tracks: Vec<Track> = s.branches.iter().map(|_| Track::new(track.get())).collect();
+        let tracks: Vec<Track> = s.branches.iter().map(|_| track.branch()).collect();
         let branches = s
             .branches
             .iter()
@@ -951,6 +976,10 @@ impl<'a> Run<'a> {
         };
         let total = items.len();
         self.record(track, "MapStateStarted", json!({"length": total}));
+        let distributed = is_distributed(s);
+        if distributed {
+            self.record(track, "MapRunStarted", json!({}));
+        }
         // 0 means "as many as there are items".
         let limit = if max_concurrency == 0 {
             total.max(1)
@@ -961,7 +990,12 @@ impl<'a> Run<'a> {
         let effective_ref = &effective;
         let mut iterations = futures_util::stream::iter(items.into_iter().enumerate())
             .map(|(index, item)| {
-                self.map_iteration(name, s, effective_ref, index, item, entered_at, start_id)
+                let track = if distributed || track.hidden {
+                    Track::hidden(start_id)
+                } else {
+                    Track::new(start_id)
+                };
+                self.map_iteration(name, s, effective_ref, index, item, entered_at, track)
             })
             .buffer_unordered(limit);
         let mut outputs: Vec<Value> = vec![Value::Null; total];
@@ -985,6 +1019,9 @@ impl<'a> Run<'a> {
                     };
                     if let Some(f) = failure {
                         drop(iterations); // stops the iterations still running
+                        if distributed {
+                            self.record(track, "MapRunFailed", json!({}));
+                        }
                         self.record(
                             track,
                             "MapStateFailed",
@@ -995,6 +1032,9 @@ impl<'a> Run<'a> {
                     outputs[index] = e.to_error_output();
                 }
             }
+        }
+        if distributed {
+            self.record(track, "MapRunSucceeded", json!({}));
         }
         self.record(track, "MapStateSucceeded", json!({}));
         let result = Value::Array(outputs);
@@ -1015,9 +1055,8 @@ impl<'a> Run<'a> {
         index: usize,
         item: Value,
         entered_at: DateTime<Utc>,
-        start_id: u64,
+        track: Track,
     ) -> (usize, Result<Value, StatesError>) {
-        let track = Track::new(start_id);
         self.record(
             &track,
             "MapIterationStarted",
@@ -1055,6 +1094,17 @@ impl<'a> Run<'a> {
         self.record(&track, event, json!({"name": name, "index": index}));
         (index, result)
     }
+}
+
+/// A Map state in Distributed mode (`ItemProcessor.ProcessorConfig.Mode`): its iterations are child
+/// executions, with histories of their own.
+fn is_distributed(s: &MapState) -> bool {
+    s.item_processor
+        .processor_config
+        .as_ref()
+        .and_then(|c| c.get("Mode"))
+        .and_then(Value::as_str)
+        == Some("DISTRIBUTED")
 }
 
 /// `ToleratedFailureCount` / `ToleratedFailurePercentage` of a Map state.

@@ -346,7 +346,14 @@ async fn run_locally(case: &Case) -> Result<(Ending, Execution), String> {
         output: exec.output.clone(),
         error: exec.error.clone(),
         cause: exec.cause.clone(),
-        states: exec.states_entered.clone(),
+        // The states as the history records them, as the emulator's are read: the iterations of a
+        // Distributed Map are child executions, out of the parent's history in both.
+        states: exec
+            .history
+            .iter()
+            .filter(|e| e.event_type.ends_with("StateEntered"))
+            .filter_map(|e| e.details["name"].as_str().map(String::from))
+            .collect(),
     };
     Ok((ending, exec))
 }

@@ -631,6 +631,47 @@ async fn map_item_selector_and_context() {
 }
 
 #[tokio::test]
+async fn distributed_map_iterations_stay_out_of_the_parent_history() {
+    // AWS runs each iteration of a Distributed Map as a child execution, with its own history; the
+    // parent shows MapRunStarted/MapRunSucceeded around them, no iteration or task events.
+    let map = |mode: &str| {
+        json!({"StartAt": "M", "States": {"M": {"Type": "Map", "End": true,
+            "ItemProcessor": {"ProcessorConfig": {"Mode": mode, "ExecutionType": "STANDARD"},
+                "StartAt": "W", "States": {"W": {"Type": "Task", "Resource": SQS, "End": true}}}}}})
+    };
+    let (exec, _) = run_with(&map("DISTRIBUTED"), json!([1, 2, 3]), |req, _| {
+        Plan::ok(req.parameters.clone())
+    })
+    .await;
+    assert_eq!(exec.status, ExecutionStatus::Succeeded, "{exec:#?}");
+    assert_eq!(exec.output, Some(json!([1, 2, 3])));
+    let types: Vec<&str> = exec.history.iter().map(|e| e.event_type.as_str()).collect();
+    assert_eq!(
+        types,
+        [
+            "ExecutionStarted",
+            "MapStateEntered",
+            "MapStateStarted",
+            "MapRunStarted",
+            "MapRunSucceeded",
+            "MapStateSucceeded",
+            "MapStateExited",
+            "ExecutionSucceeded"
+        ]
+    );
+    // The states entered (the execution result) still name every state, as the contract says.
+    assert_eq!(exec.states_entered, ["M", "W", "W", "W"]);
+
+    let (inline, _) = run_with(&map("INLINE"), json!([1, 2, 3]), |req, _| {
+        Plan::ok(req.parameters.clone())
+    })
+    .await;
+    assert_eq!(inline.events("MapIterationStarted").len(), 3);
+    assert_eq!(inline.events("TaskScheduled").len(), 3);
+    assert!(inline.events("MapRunStarted").is_empty());
+}
+
+#[tokio::test]
 async fn map_keeps_item_order_whatever_finishes_first() {
     let def = json!({"StartAt": "M", "States": {"M": {"Type": "Map", "End": true,
         "ItemProcessor": {"StartAt": "W", "States": {"W": {"Type": "Task", "Resource": SQS, "End": true}}}}}});
