@@ -18,10 +18,15 @@ pub enum RunStatus {
     Failed,
     /// The object was replaced before the run read it; the newer version runs on its own.
     Superseded,
+    /// The execution ran past its TimeoutSeconds (found by reconciliation).
+    TimedOut,
+    /// The execution was stopped from outside, e.g. the Step Functions console (found by
+    /// reconciliation).
+    Aborted,
 }
 
 impl RunStatus {
-    /// Succeeded, Failed and Superseded are final: a run that reached one never changes status again.
+    /// Every status but Running is final: a run that reached one never changes status again.
     pub fn is_final(self) -> bool {
         !matches!(self, RunStatus::Running)
     }
@@ -34,6 +39,8 @@ impl RunStatus {
             RunStatus::Succeeded => "SUCCEEDED",
             RunStatus::Failed => "FAILED",
             RunStatus::Superseded => "SUPERSEDED",
+            RunStatus::TimedOut => "TIMED_OUT",
+            RunStatus::Aborted => "ABORTED",
         }
     }
 
@@ -43,6 +50,8 @@ impl RunStatus {
             RunStatus::Succeeded,
             RunStatus::Failed,
             RunStatus::Superseded,
+            RunStatus::TimedOut,
+            RunStatus::Aborted,
         ]
         .into_iter()
             .find(|st| st.as_str() == s)

@@ -8,10 +8,35 @@
 
 use std::time::Duration;
 
+use async_trait::async_trait;
 use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName};
 use sluice_proto::{StageError, TaskEnvelope};
+use sluice_runtime::ports::{DeadLetterDepth, DeadLetters};
 
 use crate::error::CallError;
+
+/// The [`DeadLetters`] of a deployment's queues: `(queue name, what redrive calls it)`.
+pub struct SqsDeadLetters {
+    pub sqs: aws_sdk_sqs::Client,
+    pub sources: Vec<(String, String)>,
+}
+
+#[async_trait]
+impl DeadLetters for SqsDeadLetters {
+    async fn depths(&self) -> Result<Vec<DeadLetterDepth>, StageError> {
+        let mut out = Vec::new();
+        for (source, redrive_as) in &self.sources {
+            let queue = format!("{source}-dlq");
+            let url = url_of(&self.sqs, &queue).await?;
+            out.push(DeadLetterDepth {
+                depth: depth(&self.sqs, &url).await?,
+                queue,
+                redrive_as: redrive_as.clone(),
+            });
+        }
+        Ok(out)
+    }
+}
 
 /// What `list` shows of one dead-letter queue.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -582,6 +582,17 @@ impl ObjectStore for S3ObjectStore {
         }
     }
 
+    async fn delete(&self, obj: &ObjectRef) -> Result<(), StageError> {
+        self.client
+            .delete_object()
+            .bucket(&obj.bucket)
+            .key(&obj.key)
+            .send()
+            .await
+            .map_err(|e| object_error("DeleteObject", obj, CallError::from_sdk(e)))?;
+        Ok(())
+    }
+
     async fn head(&self, obj: &ObjectRef) -> Result<Option<ObjectMeta>, StageError> {
         match self
             .client
@@ -618,6 +629,11 @@ impl ObjectStore for S3ObjectStore {
     fn uri(&self, obj: &ObjectRef) -> String {
         obj.s3_uri()
     }
+}
+
+/// Whether a notification configuration id is one `sluice deploy` wrote.
+fn is_ours(id: &str) -> bool {
+    id.starts_with("sluice-")
 }
 
 #[cfg(test)]
@@ -674,9 +690,4 @@ mod tests {
             "403s are access problems"
         );
     }
-}
-
-/// Whether a notification configuration id is one `sluice deploy` wrote.
-fn is_ours(id: &str) -> bool {
-    id.starts_with("sluice-")
 }

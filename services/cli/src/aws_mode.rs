@@ -41,6 +41,10 @@ pub async fn worker(
     let clients = AwsClients::from_env().await;
     let url = queue_url(&clients.sqs, &stage_queue(&config, stage)).await?;
     let scratch_root = std::env::temp_dir().join(format!("sluice-{stage}-{}", std::process::id()));
+    let runs: Arc<DynamoRunStore> = Arc::new(DynamoRunStore::new(
+        clients.dynamodb.clone(),
+        config.aws.runs_table.clone(),
+    ));
     let ctx = StageContext {
         config: config.clone(),
         store: Arc::new(S3ObjectStore::new(clients.s3.clone())),
@@ -48,18 +52,13 @@ pub async fn worker(
             clients.dynamodb.clone(),
             config.aws.rows_table.clone(),
         )),
+        runs: runs.clone(),
         mailer: Arc::new(SesMailer::new(clients.ses.clone())),
         scratch_root: scratch_root.clone(),
         progress: None,
         faults: Arc::new(Faults::from_env()?),
     };
-    let handler = Arc::new(RecordingHandler {
-        ctx,
-        runs: Arc::new(DynamoRunStore::new(
-            clients.dynamodb.clone(),
-            config.aws.runs_table.clone(),
-        )),
-    });
+    let handler = Arc::new(RecordingHandler { ctx, runs });
     let settings = WorkerSettings {
         concurrency: concurrency.max(1),
         lease,
@@ -85,7 +84,7 @@ pub async fn worker(
 }
 
 /// `sluice dispatcher`: the events queue -> one Step Functions execution per landed file.
-pub async fn dispatcher(config_path: &Path) -> anyhow::Result<ExitCode> {
+pub async fn dispatcher(config_path: &Path, reconcile_every: Duration) -> anyhow::Result<ExitCode> {
     let config = load_config(config_path)?;
     let clients = AwsClients::from_env().await;
     let url = queue_url(&clients.sqs, &events_queue(&config)).await?;
@@ -106,12 +105,23 @@ pub async fn dispatcher(config_path: &Path) -> anyhow::Result<ExitCode> {
             config.aws.runs_table.clone(),
         )),
         workflow: Arc::new(SfnWorkflow::new(clients.sfn.clone(), state_machine_arn)),
+        mailer: Some(Arc::new(SesMailer::new(clients.ses.clone()))),
+        dead_letters: Some(Arc::new(sluice_aws::dlq::SqsDeadLetters {
+            sqs: clients.sqs.clone(),
+            sources: Stage::ALL
+                .iter()
+                .map(|&s| (stage_queue(&config, s), s.to_string()))
+                .chain([(events_queue(&config), "events".to_string())])
+                .collect(),
+        })),
+        alerted: Default::default(),
         config,
     });
     run_dispatcher(
         Arc::new(SqsWorkQueue::new(clients.sqs.clone(), url)),
         dispatcher,
         sluice_dispatcher::consumer_settings(),
+        reconcile_every,
         shutdown::on_signal()?,
     )
     .await

@@ -79,8 +79,13 @@ enum Command {
         #[arg(long, default_value_t = 60)]
         lease_seconds: u64,
     },
-    /// AWS mode: S3 event notifications -> one Step Functions execution per file.
-    Dispatcher,
+    /// AWS mode: S3 event notifications -> one Step Functions execution per file; reconciles runs
+    /// whose execution ended outside the pipeline (timeout, abort) and sends their failure alert.
+    Dispatcher {
+        /// How often RUNNING runs are checked against their executions.
+        #[arg(long, default_value_t = 60)]
+        reconcile_seconds: u64,
+    },
     /// AWS mode: create or update buckets, queues, notifications, tables, the state machine and SES
     /// identities against the configured endpoint (idempotent).
     Deploy,
@@ -245,6 +250,7 @@ async fn embedded(config_path: &Path, data_dir: Option<PathBuf>) -> anyhow::Resu
         config: config.clone(),
         store: store.clone(),
         rows: db.clone(),
+        runs: db.clone(),
         mailer: Arc::new(OutboxMailer::new(data_dir.join("outbox"))),
         scratch_root: data_dir.join("tmp"),
         progress: None,
@@ -417,7 +423,9 @@ async fn run_command(cli: Cli) -> anyhow::Result<ExitCode> {
             )
             .await
         }
-        Command::Dispatcher => aws_mode::dispatcher(&cli.config).await,
+        Command::Dispatcher { reconcile_seconds } => {
+            aws_mode::dispatcher(&cli.config, Duration::from_secs(reconcile_seconds.max(1))).await
+        }
         Command::Deploy => aws_mode::deploy(&cli.config).await,
         Command::Dlq {
             command: DlqCommand::List,

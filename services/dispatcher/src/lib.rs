@@ -14,8 +14,11 @@
 //! (and after `[aws] max_receive_count` deliveries moves to the events DLQ), and the retry finds the
 //! record and starts the execution.
 //!
-//! Schedules, sources and reconciliation will live here too.
+//! It also reconciles ([`reconcile`]): on a cadence, a RUNNING run whose execution ended outside the
+//! state machine's Catch takes the execution's status, and its failure alert goes out. Schedules and
+//! sources will live here too.
 
+pub mod reconcile;
 pub mod s3_event;
 
 use std::sync::Arc;
@@ -25,7 +28,7 @@ use async_trait::async_trait;
 use chrono::Utc;
 use sluice_proto::{RunError, RunId, RunStatus, RunSummary, StageError};
 use sluice_runtime::consumer::{ConsumerSettings, MessageHandler, consume};
-use sluice_runtime::ports::{QueueMessage, StartOutcome, WorkQueue, Workflow};
+use sluice_runtime::ports::{DeadLetters, Mailer, QueueMessage, StartOutcome, WorkQueue, Workflow};
 use sluice_runtime::runs::RunStore;
 use sluice_spec::config::Config;
 use sluice_spec::keys::{execution_input, run_id_for};
@@ -38,6 +41,13 @@ pub struct Dispatcher {
     pub config: Arc<Config>,
     pub runs: Arc<dyn RunStore>,
     pub workflow: Arc<dyn Workflow>,
+    /// Sends the failure alerts of reconciled runs and the dead-letter alerts (None: recorded or
+    /// logged, not sent).
+    pub mailer: Option<Arc<dyn Mailer>>,
+    /// The dead-letter queues to watch (None: not watched).
+    pub dead_letters: Option<Arc<dyn DeadLetters>>,
+    /// The dead-letter queues alerted as filling up, until they are empty again.
+    pub alerted: std::sync::Mutex<std::collections::BTreeSet<String>>,
 }
 
 /// How the dispatcher consumes its queue: one event at a time (starting an execution is quick, and a
@@ -50,14 +60,43 @@ pub fn consumer_settings() -> ConsumerSettings {
     }
 }
 
-/// Runs the dispatcher on `events` until `shutdown` turns true.
+/// How often the dispatcher reconciles its RUNNING runs, and how old a run must be to be looked at.
+pub const RECONCILE_EVERY: Duration = Duration::from_secs(60);
+
+/// Runs the dispatcher on `events` until `shutdown` turns true, reconciling every `reconcile_every`.
 pub async fn run_dispatcher(
     events: Arc<dyn WorkQueue>,
     dispatcher: Arc<Dispatcher>,
     settings: ConsumerSettings,
+    reconcile_every: Duration,
     shutdown: watch::Receiver<bool>,
 ) -> Result<(), StageError> {
-    consume(events, dispatcher, settings, shutdown).await
+    let sweeper = {
+        let (dispatcher, mut shutdown) = (dispatcher.clone(), shutdown.clone());
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(reconcile_every);
+            tick.tick().await;
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => {}
+                    _ = shutdown.changed() => return,
+                }
+                match dispatcher.reconcile_all(reconcile_every).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(runs = n, "reconciled runs whose execution had ended"),
+                    Err(e) => {
+                        tracing::warn!(cause = %e.cause, "reconciliation failed; trying again later")
+                    }
+                }
+                if let Err(e) = dispatcher.watch_dead_letters().await {
+                    tracing::warn!(cause = %e.cause, "could not read the dead-letter queues; trying again later");
+                }
+            }
+        })
+    };
+    let result = consume(events, dispatcher, settings, shutdown).await;
+    sweeper.abort();
+    result
 }
 
 /// How long an event whose run could not be started stays hidden before its next delivery: 2 s after

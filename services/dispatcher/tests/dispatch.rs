@@ -10,7 +10,10 @@ use sluice_dispatcher::{Dispatcher, Handled, retry_delay};
 use sluice_embedded::MemoryQueue;
 use sluice_proto::{ExecutionInput, RunId, RunStatus, StageError};
 use sluice_runtime::consumer::MessageHandler;
-use sluice_runtime::ports::{ExecutionInfo, ExecutionState, StartOutcome, WorkQueue, Workflow};
+use sluice_runtime::ports::{
+    DeadLetterDepth, DeadLetters, ExecutionInfo, ExecutionState, Mailer, OutgoingEmail,
+    StartOutcome, WorkQueue, Workflow,
+};
 use sluice_runtime::runs::{MemoryRunStore, RunStore};
 use sluice_spec::config::Config;
 use sluice_spec::keys::run_id_for;
@@ -29,6 +32,10 @@ match = { prefix = "in/", suffix = ".csv" }
 [[dataset.columns]]
 name = "price"
 type = "float"
+
+[dataset.notify]
+from = "pipeline@example.com"
+failure = ["oncall@example.com"]
 "#;
 
 /// A workflow that refuses to start while `failing` is true, and remembers what it started.
@@ -36,6 +43,8 @@ type = "float"
 struct FakeWorkflow {
     failing: Mutex<bool>,
     started: Mutex<Vec<RunId>>,
+    /// How started executions ended (absent: still running).
+    ended: Mutex<Vec<(RunId, ExecutionState)>>,
 }
 
 #[async_trait]
@@ -56,22 +65,50 @@ impl Workflow for FakeWorkflow {
     }
 
     async fn describe(&self, run_id: &RunId) -> Result<Option<ExecutionInfo>, StageError> {
-        Ok(self
-            .started
+        let state = self
+            .ended
             .lock()
             .unwrap()
-            .contains(run_id)
-            .then(|| ExecutionInfo {
-                execution_id: format!("x:{run_id}"),
-                state: ExecutionState::Running,
-                error: None,
-                cause: None,
-            }))
+            .iter()
+            .find(|(r, _)| r == run_id)
+            .map_or(ExecutionState::Running, |(_, s)| s.clone());
+        let started = self.started.lock().unwrap().contains(run_id);
+        Ok(started.then(|| ExecutionInfo {
+            execution_id: format!("x:{run_id}"),
+            state,
+            error: None,
+            cause: None,
+        }))
+    }
+}
+
+/// Keeps the subjects of the e-mails it is given.
+#[derive(Default)]
+struct FakeMailer(Mutex<Vec<String>>);
+
+#[async_trait]
+impl Mailer for FakeMailer {
+    async fn send(&self, email: &OutgoingEmail) -> Result<String, StageError> {
+        self.0.lock().unwrap().push(email.subject.clone());
+        Ok("sent".into())
+    }
+}
+
+/// Dead-letter queues whose depths the test sets.
+#[derive(Default)]
+struct FakeDeadLetters(Mutex<Vec<DeadLetterDepth>>);
+
+#[async_trait]
+impl DeadLetters for FakeDeadLetters {
+    async fn depths(&self) -> Result<Vec<DeadLetterDepth>, StageError> {
+        Ok(self.0.lock().unwrap().clone())
     }
 }
 
 struct Setup {
     dispatcher: Arc<Dispatcher>,
+    mailer: Arc<FakeMailer>,
+    dead_letters: Arc<FakeDeadLetters>,
     workflow: Arc<FakeWorkflow>,
     runs: Arc<MemoryRunStore>,
     events: Arc<MemoryQueue>,
@@ -84,13 +121,20 @@ fn setup() -> Setup {
     std::fs::write(&spec, SPEC).unwrap();
     let workflow = Arc::new(FakeWorkflow::default());
     let runs = Arc::new(MemoryRunStore::default());
+    let mailer = Arc::new(FakeMailer::default());
+    let dead_letters = Arc::new(FakeDeadLetters::default());
     let dispatcher = Arc::new(Dispatcher {
         config: Arc::new(Config::load(&spec).unwrap()),
         runs: runs.clone(),
         workflow: workflow.clone(),
+        mailer: Some(mailer.clone()),
+        dead_letters: Some(dead_letters.clone()),
+        alerted: Default::default(),
     });
     Setup {
         dispatcher,
+        mailer,
+        dead_letters,
         workflow,
         runs,
         events: Arc::new(MemoryQueue::new("events", 10)),
@@ -200,12 +244,132 @@ async fn a_run_whose_execution_never_started_is_failed_then_started_on_redrive()
     *s.workflow.failing.lock().unwrap() = false;
     s.events.send(body);
     deliver(&s).await;
-    assert_eq!(
-        s.workflow.started.lock().unwrap().as_slice(),
-        [run_id.clone()]
-    );
+    assert_eq!(*s.workflow.started.lock().unwrap(), vec![run_id.clone()]);
     assert_eq!(
         s.runs.get_run(&run_id).await.unwrap().unwrap().status,
         RunStatus::Running
     );
+}
+
+#[tokio::test]
+async fn a_run_whose_execution_ended_outside_the_pipeline_takes_its_status_and_alerts_once() {
+    let s = setup();
+    for (key, etag) in [
+        ("in/a.csv", "\"e1\""),
+        ("in/b.csv", "\"e2\""),
+        ("in/c.csv", "\"e3\""),
+    ] {
+        s.events.send(event(key, etag));
+    }
+    while deliver(&s).await.is_some() {}
+    let id = |key: &str, etag: &str| run_id_for("landing", key, etag);
+    let (timed_out, aborted, fine) = (
+        id("in/a.csv", "e1"),
+        id("in/b.csv", "e2"),
+        id("in/c.csv", "e3"),
+    );
+    s.workflow.ended.lock().unwrap().extend([
+        (timed_out.clone(), ExecutionState::TimedOut),
+        (aborted.clone(), ExecutionState::Aborted),
+        (fine.clone(), ExecutionState::Succeeded),
+    ]);
+
+    assert_eq!(s.dispatcher.reconcile_all(Duration::ZERO).await.unwrap(), 3);
+    let run = s.runs.get_run(&timed_out).await.unwrap().unwrap();
+    assert_eq!(run.status, RunStatus::TimedOut);
+    let error = run.error.unwrap();
+    assert_eq!(error.error.as_str(), "States.Timeout");
+    assert_eq!(
+        error.stage,
+        Some(sluice_proto::Stage::Validator),
+        "no stage had succeeded"
+    );
+    assert_eq!(
+        s.runs.get_run(&aborted).await.unwrap().unwrap().status,
+        RunStatus::Aborted
+    );
+    assert_eq!(
+        s.runs.get_run(&fine).await.unwrap().unwrap().status,
+        RunStatus::Succeeded
+    );
+    let sent = s.mailer.0.lock().unwrap().clone();
+    assert_eq!(
+        sent.len(),
+        2,
+        "one alert per failed run, none for the one that succeeded: {sent:?}"
+    );
+    assert!(
+        sent.iter().all(|subject| subject.contains("FAILED")),
+        "{sent:?}"
+    );
+
+    // Again: nothing left to do, nothing sent twice.
+    assert_eq!(s.dispatcher.reconcile_all(Duration::ZERO).await.unwrap(), 0);
+    assert_eq!(s.mailer.0.lock().unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn running_executions_and_young_runs_are_left_alone() {
+    let s = setup();
+    s.events.send(event("in/a.csv", "\"e1\""));
+    deliver(&s).await;
+    assert_eq!(
+        s.dispatcher.reconcile_all(Duration::ZERO).await.unwrap(),
+        0,
+        "still running"
+    );
+    s.workflow.ended.lock().unwrap().push((
+        run_id_for("landing", "in/a.csv", "e1"),
+        ExecutionState::Failed,
+    ));
+    assert_eq!(
+        s.dispatcher
+            .reconcile_all(Duration::from_secs(3600))
+            .await
+            .unwrap(),
+        0,
+        "started less than an hour ago"
+    );
+}
+
+#[tokio::test]
+async fn a_dead_letter_queue_that_fills_up_is_alerted_once() {
+    let s = setup();
+    let depth = |n: u64| {
+        *s.dead_letters.0.lock().unwrap() = vec![
+            DeadLetterDepth {
+                queue: "sluice-validator-dlq".into(),
+                redrive_as: "validator".into(),
+                depth: n,
+            },
+            DeadLetterDepth {
+                queue: "sluice-events-dlq".into(),
+                redrive_as: "events".into(),
+                depth: 0,
+            },
+        ];
+    };
+    depth(0);
+    assert!(s.dispatcher.watch_dead_letters().await.unwrap().is_empty());
+    depth(2);
+    assert_eq!(
+        s.dispatcher.watch_dead_letters().await.unwrap(),
+        ["sluice-validator-dlq"]
+    );
+    depth(3);
+    assert!(
+        s.dispatcher.watch_dead_letters().await.unwrap().is_empty(),
+        "one alert while it stays non-empty"
+    );
+    let sent = s.mailer.0.lock().unwrap().clone();
+    assert_eq!(
+        sent,
+        ["[sluice] 2 message(s) in dead-letter queue sluice-validator-dlq"]
+    );
+    // Emptied (redriven), then filling again: a new alert.
+    depth(0);
+    s.dispatcher.watch_dead_letters().await.unwrap();
+    depth(1);
+    assert_eq!(s.dispatcher.watch_dead_letters().await.unwrap().len(), 1);
+    assert_eq!(s.mailer.0.lock().unwrap().len(), 2);
 }

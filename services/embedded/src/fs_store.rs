@@ -147,6 +147,15 @@ impl ObjectStore for FsObjectStore {
         Ok(())
     }
 
+    async fn delete(&self, obj: &ObjectRef) -> Result<(), StageError> {
+        let path = self.path_of(obj)?;
+        match tokio::fs::remove_file(&path).await {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(StageError::io(format_args!("cannot remove {}", path.display()), e)),
+        }
+    }
+
     async fn head(&self, obj: &ObjectRef) -> Result<Option<ObjectMeta>, StageError> {
         let path = self.path_of(obj)?;
         match tokio::fs::metadata(&path).await {

@@ -355,6 +355,23 @@ impl RunRecords for SqliteStore {
         Ok(updated.rows_affected == 1)
     }
 
+    async fn runs_of_source(
+        &self,
+        bucket: &str,
+        key: &str,
+    ) -> Result<Vec<RunSummary>, StageError> {
+        runs::Entity::find()
+            .filter(runs::Column::SourceBucket.eq(bucket))
+            .filter(runs::Column::SourceKey.eq(key))
+            .filter(runs::Column::Summary.ne(""))
+            .all(&self.db)
+            .await
+            .map_err(db_err)?
+            .into_iter()
+            .filter_map(|m| decode(m).map(|r| r.summary).transpose())
+            .collect()
+    }
+
     async fn list_recent(&self, limit: u64) -> Result<Vec<RunSummary>, StageError> {
         runs::Entity::find()
             .filter(runs::Column::Summary.ne(""))
@@ -437,6 +454,20 @@ impl RowSink for SqliteStore {
         }
         tx.commit().await.map_err(sqlx_err)?;
         Ok(rows.len() as u64)
+    }
+
+    async fn delete_run_rows(
+        &self,
+        dataset: &DatasetName,
+        run_id: &RunId,
+    ) -> Result<u64, StageError> {
+        let deleted = rows::Entity::delete_many()
+            .filter(rows::Column::Dataset.eq(dataset.as_str()))
+            .filter(rows::Column::RunId.eq(run_id.as_str()))
+            .exec(&self.db)
+            .await
+            .map_err(db_err)?;
+        Ok(deleted.rows_affected)
     }
 
     async fn count_rows(&self, dataset: &DatasetName) -> Result<u64, StageError> {

@@ -142,6 +142,52 @@ pub fn compose(
     }))
 }
 
+/// The alert sent when a dead-letter queue receives messages: which queue, how many, what to do.
+pub fn compose_dead_letters(
+    from: &str,
+    to: &[String],
+    queue: &str,
+    redrive_as: &str,
+    depth: u64,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<Email, StageError> {
+    let address = |a: &str| {
+        Address::from_str(a.trim()).map_err(|e| {
+            StageError::invalid_input(format!("{a:?} is not a valid e-mail address ({e})"))
+        })
+    };
+    let from_address = address(from)?;
+    let mut mailboxes = Mailboxes::new();
+    for r in to {
+        mailboxes.push(Mailbox::new(None, address(r)?));
+    }
+    let subject = format!("[sluice] {depth} message(s) in dead-letter queue {queue}");
+    let text = format!(
+        "Dead-letter queue {queue} holds {depth} message(s): tasks or events that failed \
+         max_receive_count deliveries (a worker that kept crashing, or a message nobody can read).\n\n\
+         See what they are about:   sluice dlq list\n\
+         Once the cause is fixed:   sluice dlq redrive {redrive_as}\n\n\
+         This alert is sent once when the queue starts to fill, and again only after it was emptied.\n"
+    );
+    let message = Message::builder()
+        .from(Mailbox::new(Some("Sluice".to_string()), from_address))
+        .mailbox(lettre::message::header::To::from(mailboxes))
+        .subject(subject.clone())
+        .date(now.into())
+        .raw_header(HeaderValue::new(
+            HeaderName::new_from_ascii_str("Auto-Submitted"),
+            "auto-generated".to_string(),
+        ))
+        .body(text)
+        .map_err(|e| StageError::internal(format!("the dead-letter alert does not build: {e}")))?;
+    Ok(Email {
+        from: from.to_string(),
+        to: to.to_vec(),
+        subject,
+        raw: message.formatted(),
+    })
+}
+
 fn parse_address(ds: &Dataset, key: &str, address: &str) -> Result<Address, StageError> {
     Address::from_str(address.trim()).map_err(|e| {
         StageError::invalid_input(format!(

@@ -8,6 +8,7 @@
 //! - [`definition`]: `statemachine/pipeline.asl.json` and the typed execution input.
 //! - [`embedded`] and [`file_run`]: `sluice run`, the definition executed in-process.
 //! - [`faults`]: `SLUICE_INJECT_FAULTS`, to try the retry and alert paths.
+//! - [`supersede`]: a changed re-upload removes the rows and partitions of the key's earlier versions.
 
 pub mod definition;
 pub mod embedded;
@@ -15,5 +16,6 @@ pub mod faults;
 pub mod file_run;
 pub mod stages;
 pub mod summary;
+pub mod supersede;
 
 pub use stages::{StageContext, handle};

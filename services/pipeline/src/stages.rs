@@ -10,6 +10,7 @@ use std::sync::atomic::AtomicU64;
 
 use sluice_proto::*;
 use sluice_runtime::ports::{Mailer, ObjectStore, OutgoingEmail, RowItem, RowSink};
+use sluice_runtime::runs::RunStore;
 use sluice_spec::config::{Config, Dataset};
 use sluice_spec::keys::RunKeys;
 
@@ -21,6 +22,8 @@ pub struct StageContext {
     pub config: Arc<Config>,
     pub store: Arc<dyn ObjectStore>,
     pub rows: Arc<dyn RowSink>,
+    /// The run records: a re-upload's stages look up the key's earlier runs here.
+    pub runs: Arc<dyn RunStore>,
     pub mailer: Arc<dyn Mailer>,
     /// Scratch space; each task gets its own temporary folder inside it.
     pub scratch_root: PathBuf,
@@ -114,7 +117,9 @@ async fn validate(ctx: &StageContext, input: ValidateInput) -> Result<ValidateOu
     };
 
     let stored_rows = if ds.store_rows {
-        store_rows(ctx, &ds, &input.run_id, &valid_path).await?
+        let stored = store_rows(ctx, &ds, &input.run_id, &valid_path).await?;
+        crate::supersede::earlier_rows(ctx, &ds.name, &input.run_id).await?;
+        stored
     } else {
         0
     };
@@ -259,6 +264,10 @@ async fn partition(
     ctx.store
         .put_file(&manifest, &manifest_path, "application/json")
         .await?;
+    if !crate::supersede::earlier_partitions(ctx, &input.run_id).await? {
+        // The object was replaced during this run: its partitions are gone, the newer run writes its own.
+        all.clear();
+    }
     let count = all.len() as u64;
     all.truncate(PARTITIONS_LISTED);
     Ok(PartitionOutput {

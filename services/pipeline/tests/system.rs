@@ -170,6 +170,9 @@ async fn spawn_system_losing(faults: &str, lose: u32) -> System {
         config: config.clone(),
         runs: runs.clone(),
         workflow: workflow.clone(),
+        mailer: None,
+        dead_letters: None,
+        alerted: Default::default(),
     });
     let settings = sluice_runtime::consumer::ConsumerSettings {
         wait: Duration::from_millis(50),
@@ -178,9 +181,15 @@ async fn spawn_system_losing(faults: &str, lose: u32) -> System {
     tasks.push(tokio::spawn({
         let (events, shutdown) = (events.clone(), shutdown.clone());
         async move {
-            run_dispatcher(events, dispatcher, settings, shutdown)
-                .await
-                .unwrap()
+            run_dispatcher(
+                events,
+                dispatcher,
+                settings,
+                Duration::from_secs(3600),
+                shutdown,
+            )
+            .await
+            .unwrap()
         }
     }));
     for (stage, queue) in Stage::ALL.into_iter().zip(&queues) {
@@ -188,6 +197,7 @@ async fn spawn_system_losing(faults: &str, lose: u32) -> System {
             config: config.clone(),
             store: store.clone(),
             rows: rows.clone(),
+            runs: runs.clone(),
             mailer: Arc::new(OutboxMailer::new(data.join("outbox"))),
             scratch_root: data.join("tmp"),
             progress: None,
@@ -496,6 +506,58 @@ async fn a_run_whose_object_was_replaced_ends_superseded_and_the_newer_one_runs(
         emails.len(),
         1,
         "the second file's success summary only: no alert for the first"
+    );
+    sys.stop().await;
+}
+
+/// Every file under a folder, relative to it, sorted.
+fn files_under(dir: &std::path::Path) -> Vec<String> {
+    fn walk(base: &std::path::Path, dir: &std::path::Path, out: &mut Vec<String>) {
+        for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                walk(base, &path, out);
+            } else {
+                out.push(path.strip_prefix(base).unwrap().display().to_string());
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(dir, dir, &mut out);
+    out.sort();
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_changed_reupload_leaves_only_the_new_versions_rows_and_partitions() {
+    let sys = spawn_system("").await;
+    let first = sys.upload("in/prices/p.csv", CSV).await;
+    assert_eq!(sys.wait(&first).await.status.as_str(), "SUCCEEDED");
+    assert_eq!(sys.rows.count_rows(&"prices".into()).await.unwrap(), 4);
+
+    // The same key, other rows in other months.
+    let second = sys
+        .upload(
+            "in/prices/p.csv",
+            "date,price\n2024-05-01,20\n2024-05-02,21\n",
+        )
+        .await;
+    assert_ne!(first, second);
+    assert_eq!(sys.wait(&second).await.status.as_str(), "SUCCEEDED");
+
+    assert_eq!(
+        sys.rows.count_rows(&"prices".into()).await.unwrap(),
+        2,
+        "only the new version's rows are stored"
+    );
+    let curated = files_under(&sys.data.join("buckets").join(&sys.config.buckets.curated));
+    assert_eq!(
+        curated,
+        [
+            format!("prices/year=2024/month=05/part-{second}.csv"),
+            format!("prices/year=2024/month=05/part-{second}.parquet"),
+        ],
+        "only the new version's partitions remain"
     );
     sys.stop().await;
 }

@@ -68,6 +68,8 @@ pub trait ObjectStore: Send + Sync {
     ) -> Result<(), StageError>;
     /// The object's size and ETag, or None when it does not exist.
     async fn head(&self, obj: &ObjectRef) -> Result<Option<ObjectMeta>, StageError>;
+    /// Removes the object; nothing to do when it does not exist.
+    async fn delete(&self, obj: &ObjectRef) -> Result<(), StageError>;
     /// How a user reaches the object: `s3://bucket/key`, or a `file://` URI embedded.
     fn uri(&self, obj: &ObjectRef) -> String;
 }
@@ -90,6 +92,12 @@ pub trait RowSink: Send + Sync {
     ) -> Result<u64, StageError>;
     /// How many rows the store holds for a dataset.
     async fn count_rows(&self, dataset: &DatasetName) -> Result<u64, StageError>;
+    /// Removes the rows of a dataset that a run wrote and no later run overwrote; returns how many.
+    async fn delete_run_rows(
+        &self,
+        dataset: &DatasetName,
+        run_id: &RunId,
+    ) -> Result<u64, StageError>;
 }
 
 /// What a run store keeps for one run: its summary (absent while only stage statuses were recorded),
@@ -121,6 +129,12 @@ pub trait RunRecords: Send + Sync {
     ) -> Result<bool, StageError>;
     /// The `limit` most recent runs (by start time), newest first; records without a summary are left out.
     async fn list_recent(&self, limit: u64) -> Result<Vec<RunSummary>, StageError>;
+    /// Every run of one landed object (any version), in no particular order.
+    async fn runs_of_source(
+        &self,
+        bucket: &str,
+        key: &str,
+    ) -> Result<Vec<RunSummary>, StageError>;
 }
 
 /// A finished RFC 5322 message and its envelope.
@@ -280,4 +294,20 @@ pub trait Workflow: Send + Sync {
     async fn start(&self, input: &ExecutionInput) -> Result<StartOutcome, StageError>;
     /// The execution of a run, or None when there is none.
     async fn describe(&self, run_id: &RunId) -> Result<Option<ExecutionInfo>, StageError>;
+}
+
+/// One dead-letter queue and how many messages it holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeadLetterDepth {
+    /// The dead-letter queue's name.
+    pub queue: String,
+    /// What `sluice dlq redrive` calls it: a stage name, or `events`.
+    pub redrive_as: String,
+    pub depth: u64,
+}
+
+/// The dead-letter queues of a deployment, watched by the dispatcher so that one filling up is alerted.
+#[async_trait]
+pub trait DeadLetters: Send + Sync {
+    async fn depths(&self) -> Result<Vec<DeadLetterDepth>, StageError>;
 }

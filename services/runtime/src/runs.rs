@@ -78,6 +78,12 @@ pub trait RunStore: Send + Sync {
     ) -> Result<BTreeMap<Stage, StageStatus>, StageError>;
     /// The most recent runs first.
     async fn list_runs(&self, limit: u64) -> Result<Vec<RunSummary>, StageError>;
+    /// Every run of one landed object (any version).
+    async fn runs_of_source(
+        &self,
+        bucket: &str,
+        key: &str,
+    ) -> Result<Vec<RunSummary>, StageError>;
 }
 
 /// Reads the record, lets `change` produce the next one (None: nothing to write), and stores it if
@@ -205,6 +211,14 @@ impl<R: RunRecords + ?Sized> RunStore for R {
 
     async fn list_runs(&self, limit: u64) -> Result<Vec<RunSummary>, StageError> {
         self.list_recent(limit).await
+    }
+
+    async fn runs_of_source(
+        &self,
+        bucket: &str,
+        key: &str,
+    ) -> Result<Vec<RunSummary>, StageError> {
+        RunRecords::runs_of_source(self, bucket, key).await
     }
 }
 
@@ -362,6 +376,19 @@ pub mod conformance {
                 .is_none()
         );
 
+        // Runs of one object.
+        let of_source = store.runs_of_source("landing", "in/a.csv").await.unwrap();
+        let mut ids: Vec<&RunId> = of_source
+            .iter()
+            .map(|r| &r.run_id)
+            .filter(|r| r.as_str().starts_with(prefix))
+            .collect();
+        ids.sort();
+        let mut want = vec![&early, &id];
+        want.sort();
+        assert_eq!(ids, want);
+        assert!(store.runs_of_source("landing", "in/none.csv").await.unwrap().is_empty());
+
         // Newest first.
         let listed = store.list_runs(100).await.unwrap();
         let mine: Vec<&RunId> = listed
@@ -416,6 +443,21 @@ impl RunRecords for MemoryRunStore {
         runs.sort_by_key(|r| std::cmp::Reverse(r.started_at));
         runs.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
         Ok(runs)
+    }
+
+    async fn runs_of_source(
+        &self,
+        bucket: &str,
+        key: &str,
+    ) -> Result<Vec<RunSummary>, StageError> {
+        Ok(self
+            .records
+            .lock()
+            .expect("poisoned")
+            .values()
+            .filter_map(|r| r.summary.clone())
+            .filter(|r| r.source.bucket == bucket && r.source.key == key)
+            .collect())
     }
 }
 

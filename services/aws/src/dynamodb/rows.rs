@@ -4,7 +4,9 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use aws_sdk_dynamodb::types::{AttributeValue, KeyType, PutRequest, Select, WriteRequest};
+use aws_sdk_dynamodb::types::{
+    AttributeValue, DeleteRequest, KeyType, PutRequest, Select, WriteRequest,
+};
 use sluice_proto::{DatasetName, RunId, StageError};
 use sluice_runtime::ports::{RowItem, RowSink};
 use tokio::task::JoinSet;
@@ -225,6 +227,56 @@ impl RowSink for DynamoRowSink {
                 _ => return Ok(total),
             }
         }
+    }
+
+    /// Queries the dataset's partition for the run's rows (a filter on `run_id`: it reads every row of
+    /// the dataset, which is what a re-upload costs until a run_id index exists), then deletes them in
+    /// batches of 25.
+    async fn delete_run_rows(
+        &self,
+        dataset: &DatasetName,
+        run_id: &RunId,
+    ) -> Result<u64, StageError> {
+        let mut keys = Vec::new();
+        let mut start_key = None;
+        loop {
+            let page = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("#dataset = :dataset")
+                .filter_expression("#run = :run")
+                .projection_expression("#dataset, #key")
+                .expression_attribute_names("#dataset", "dataset")
+                .expression_attribute_names("#run", "run_id")
+                .expression_attribute_names("#key", "row_key")
+                .expression_attribute_values(":dataset", s(dataset.as_str()))
+                .expression_attribute_values(":run", s(run_id.as_str()))
+                .set_exclusive_start_key(start_key)
+                .send()
+                .await
+                .map_err(|e| missing_table(&self.table, "Query", CallError::from_sdk(e)))?;
+            keys.extend(page.items.unwrap_or_default());
+            match page.last_evaluated_key {
+                Some(k) if !k.is_empty() => start_key = Some(k),
+                _ => break,
+            }
+        }
+        let deleted = keys.len() as u64;
+        for chunk in keys.chunks(BATCH_SIZE) {
+            let requests = chunk
+                .iter()
+                .map(|key| {
+                    let delete = DeleteRequest::builder()
+                        .set_key(Some(key.clone()))
+                        .build()
+                        .map_err(|e| StageError::internal(format!("DynamoDB delete request: {e}")))?;
+                    Ok(WriteRequest::builder().delete_request(delete).build())
+                })
+                .collect::<Result<Vec<_>, StageError>>()?;
+            write_batch(self.client.clone(), self.table.clone(), requests).await?;
+        }
+        Ok(deleted)
     }
 }
 

@@ -276,6 +276,40 @@ impl RunRecords for DynamoRunStore {
         }
     }
 
+    /// A scan with a filter on the source's bucket and key (run tables stay small: one item per file).
+    async fn runs_of_source(
+        &self,
+        bucket: &str,
+        key: &str,
+    ) -> Result<Vec<RunSummary>, StageError> {
+        let mut runs = Vec::new();
+        let mut start_key = None;
+        loop {
+            let page = self
+                .client
+                .scan()
+                .table_name(&self.table)
+                .filter_expression("#b = :b AND #k = :k")
+                .expression_attribute_names("#b", "source_bucket")
+                .expression_attribute_names("#k", "source_key")
+                .expression_attribute_values(":b", s(bucket))
+                .expression_attribute_values(":k", s(key))
+                .set_exclusive_start_key(start_key)
+                .send()
+                .await
+                .map_err(|e| missing_table(&self.table, "Scan", CallError::from_sdk(e)))?;
+            for item in page.items.unwrap_or_default() {
+                if let Some(run) = decode_summary(&self.table, &item)? {
+                    runs.push(run);
+                }
+            }
+            match page.last_evaluated_key {
+                Some(k) if !k.is_empty() => start_key = Some(k),
+                _ => return Ok(runs),
+            }
+        }
+    }
+
     /// Scans the whole table (run tables stay small: one item per file) keeping only the `limit` most
     /// recent runs in memory.
     async fn list_recent(&self, limit: u64) -> Result<Vec<RunSummary>, StageError> {

@@ -1,0 +1,263 @@
+//! Reconciliation: runs whose execution ended outside the state machine's own Catch (an execution
+//! timeout, an abort from the console, a States.Runtime error) would otherwise stay RUNNING with no
+//! alert. The dispatcher looks at its RUNNING runs on a cadence: a run whose execution has ended takes
+//! the execution's status, and its failure alert goes out (once: the notice is claimed in the run
+//! record first, as the notifier worker does).
+
+use std::time::Duration;
+
+use chrono::Utc;
+use sluice_proto::{
+    ErrorName, Notice, NoticeKind, NotifyInput, ObjectRef, RunError, RunId, RunStatus, RunSummary,
+    Stage, StageError, StageState,
+};
+use sluice_runtime::ports::{ExecutionState, OutgoingEmail};
+
+use crate::Dispatcher;
+
+/// Runs looked at per sweep (the most recent first).
+const SWEEP_LIMIT: u64 = 500;
+
+/// What reconciling one run did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reconciled {
+    /// The execution is still running, or the run is not RUNNING any more.
+    Nothing,
+    /// The run took the execution's ended status; `alerted` when the failure alert went out now.
+    Ended { status: RunStatus, alerted: bool },
+}
+
+impl Dispatcher {
+    /// Reconciles every RUNNING run started more than `older_than` ago; returns how many changed.
+    pub async fn reconcile_all(&self, older_than: Duration) -> Result<usize, StageError> {
+        let cutoff =
+            Utc::now() - chrono::Duration::from_std(older_than).unwrap_or(chrono::Duration::zero());
+        let mut changed = 0;
+        for run in self.runs.list_runs(SWEEP_LIMIT).await? {
+            if run.status != RunStatus::Running || run.started_at > cutoff {
+                continue;
+            }
+            match self.reconcile(&run.run_id).await {
+                Ok(Reconciled::Ended { .. }) => changed += 1,
+                Ok(Reconciled::Nothing) => {}
+                Err(e) => {
+                    tracing::warn!(run_id = %run.run_id, cause = %e.cause, "could not reconcile the run")
+                }
+            }
+        }
+        Ok(changed)
+    }
+
+    /// Brings one run in line with its execution.
+    pub async fn reconcile(&self, run_id: &RunId) -> Result<Reconciled, StageError> {
+        let Some(run) = self.runs.get_run(run_id).await? else {
+            return Ok(Reconciled::Nothing);
+        };
+        if run.status != RunStatus::Running {
+            return Ok(Reconciled::Nothing);
+        }
+        let Some(execution) = self.workflow.describe(run_id).await? else {
+            return Ok(Reconciled::Nothing);
+        };
+        let (status, default_error) = match execution.state {
+            ExecutionState::Running => return Ok(Reconciled::Nothing),
+            // Ended well, but the success summary's record was lost: take the status, no alert.
+            ExecutionState::Succeeded => (RunStatus::Succeeded, None),
+            ExecutionState::Failed => (
+                RunStatus::Failed,
+                Some(ErrorName::Other("States.Runtime".into())),
+            ),
+            ExecutionState::TimedOut => (RunStatus::TimedOut, Some(ErrorName::Timeout)),
+            ExecutionState::Aborted => (
+                RunStatus::Aborted,
+                Some(ErrorName::Other("ExecutionAborted".into())),
+            ),
+        };
+        let stage = self.stage_in_progress(run_id).await;
+        let error = default_error.map(|default| RunError {
+            stage: Some(stage),
+            error: execution.error.clone().unwrap_or(default),
+            cause: execution.cause.clone().unwrap_or_else(|| match status {
+                RunStatus::TimedOut => "the execution ran past its TimeoutSeconds".into(),
+                RunStatus::Aborted => "the execution was stopped from outside the pipeline".into(),
+                _ => "the execution ended without reaching the pipeline's own failure handling"
+                    .into(),
+            }),
+        });
+        let mut claimed = false;
+        let mut end = |r: &mut RunSummary| {
+            r.status = status;
+            r.finished_at = Some(Utc::now());
+            r.error = error.clone();
+            claimed = error.is_some() && !r.notices.contains(&NoticeKind::Failure);
+            if claimed {
+                r.notices.push(NoticeKind::Failure);
+            }
+        };
+        let Some(updated) = self.runs.update_run(run_id, &mut end).await? else {
+            return Ok(Reconciled::Nothing);
+        };
+        if updated.status != status {
+            // Someone else (the notifier) finished it in between: its status stands.
+            return Ok(Reconciled::Nothing);
+        }
+        tracing::warn!(%run_id, status = %status, "the run's execution ended outside the pipeline; recorded");
+        let alerted = match (claimed, &updated.error) {
+            (true, Some(error)) => self.alert(&updated, error).await,
+            _ => false,
+        };
+        Ok(Reconciled::Ended { status, alerted })
+    }
+
+    /// Alerts each dead-letter queue that has started to fill, once: again only after it was emptied.
+    /// The alert goes to every dataset's failure recipients. Returns the queues alerted now.
+    pub async fn watch_dead_letters(&self) -> Result<Vec<String>, StageError> {
+        let Some(watch) = &self.dead_letters else {
+            return Ok(Vec::new());
+        };
+        let mut now_alerted = Vec::new();
+        for q in watch.depths().await? {
+            let first = {
+                let mut alerted = self.alerted.lock().unwrap_or_else(|p| p.into_inner());
+                if q.depth == 0 {
+                    alerted.remove(&q.queue);
+                }
+                q.depth > 0 && !alerted.contains(&q.queue)
+            };
+            if !first {
+                continue;
+            }
+            tracing::error!(queue = %q.queue, depth = q.depth, "a dead-letter queue is filling up");
+            // Remembered once sent (or when there is nobody to send it to); a failed send is tried
+            // again at the next look.
+            let sent = self
+                .send_dead_letter_alert(&q.queue, &q.redrive_as, q.depth)
+                .await;
+            if sent || self.mailer.is_none() {
+                self.alerted
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(q.queue.clone());
+            }
+            if sent {
+                now_alerted.push(q.queue);
+            }
+        }
+        Ok(now_alerted)
+    }
+
+    async fn send_dead_letter_alert(&self, queue: &str, redrive_as: &str, depth: u64) -> bool {
+        let Some(mailer) = &self.mailer else {
+            return false;
+        };
+        let mut to: Vec<String> = self
+            .config
+            .datasets
+            .iter()
+            .flat_map(|d| d.notify.failure.iter().cloned())
+            .collect();
+        to.sort();
+        to.dedup();
+        let from = self
+            .config
+            .datasets
+            .iter()
+            .find_map(|d| d.notify.from.clone())
+            .unwrap_or_else(|| "sluice@localhost".to_string());
+        if to.is_empty() {
+            return false;
+        }
+        let email = match sluice_notifier::compose_dead_letters(
+            &from,
+            &to,
+            queue,
+            redrive_as,
+            depth,
+            Utc::now(),
+        ) {
+            Ok(e) => e,
+            Err(e) => {
+                tracing::error!(%queue, cause = %e.cause, "could not compose the dead-letter alert");
+                return false;
+            }
+        };
+        let outgoing = OutgoingEmail {
+            from: email.from,
+            to: email.to,
+            subject: email.subject,
+            raw: email.raw,
+        };
+        match mailer.send(&outgoing).await {
+            Ok(_) => true,
+            Err(e) => {
+                tracing::error!(%queue, cause = %e.cause, "could not send the dead-letter alert");
+                false
+            }
+        }
+    }
+
+    /// The stage the run was in: the first, in pipeline order, that has not succeeded.
+    async fn stage_in_progress(&self, run_id: &RunId) -> Stage {
+        let stages = self.runs.stage_statuses(run_id).await.unwrap_or_default();
+        Stage::ALL
+            .into_iter()
+            .find(|s| {
+                stages
+                    .get(s)
+                    .is_none_or(|st| st.state != StageState::Succeeded)
+            })
+            .unwrap_or(Stage::Notifier)
+    }
+
+    /// Sends the failure alert of a reconciled run; false when there is no mailer or no recipient, or
+    /// it could not be sent (logged).
+    async fn alert(&self, run: &RunSummary, error: &RunError) -> bool {
+        let Some(mailer) = &self.mailer else {
+            return false;
+        };
+        let Some(ds) = self.config.dataset(run.dataset.as_str()) else {
+            return false;
+        };
+        let input = NotifyInput {
+            run_id: run.run_id.clone(),
+            dataset: run.dataset.clone(),
+            source: run.source.clone(),
+            notice: Notice::Failure {
+                stage: error.stage.unwrap_or(Stage::Notifier),
+                error: error.error.clone(),
+                cause: error.cause.clone(),
+            },
+        };
+        let composed = {
+            // Scoped: the compose context is not Send and must not live across an await.
+            let uri_of = |o: &ObjectRef| o.s3_uri();
+            let ctx = sluice_notifier::ComposeContext {
+                invalid_rows_csv: None,
+                uri_of: &uri_of,
+                now: Utc::now(),
+            };
+            sluice_notifier::compose(ds, &input, &ctx)
+        };
+        let email = match composed {
+            Ok(Some(email)) => email,
+            Ok(None) => return false,
+            Err(e) => {
+                tracing::error!(run_id = %run.run_id, cause = %e.cause, "could not compose the failure alert");
+                return false;
+            }
+        };
+        let outgoing = OutgoingEmail {
+            from: email.from,
+            to: email.to,
+            subject: email.subject,
+            raw: email.raw,
+        };
+        match mailer.send(&outgoing).await {
+            Ok(_) => true,
+            Err(e) => {
+                tracing::error!(run_id = %run.run_id, cause = %e.cause, "could not send the failure alert");
+                false
+            }
+        }
+    }
+}
