@@ -33,6 +33,7 @@ pub async fn worker(
     stage: Stage,
     concurrency: usize,
     lease: Duration,
+    grace: Duration,
 ) -> anyhow::Result<ExitCode> {
     if lease < Duration::from_secs(3) {
         anyhow::bail!("--lease-seconds must be at least 3: the lease is renewed every third of it");
@@ -65,6 +66,7 @@ pub async fn worker(
         extend_every: lease / 3,
         // A third of the shortest HeartbeatSeconds of this stage's states in pipeline.asl.json.
         heartbeat_every: sluice_pipeline::definition::heartbeat_every(stage),
+        grace,
         ..WorkerSettings::new(stage)
     };
     let shutdown = shutdown::on_signal()?;

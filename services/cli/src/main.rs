@@ -78,6 +78,10 @@ enum Command {
         /// SQS visibility lease in seconds, renewed while a task runs.
         #[arg(long, default_value_t = 60)]
         lease_seconds: u64,
+        /// On SIGTERM, how long running tasks may finish before their leases are released and the
+        /// process exits (keep it below the platform's stop timeout, e.g. ECS's 30 s).
+        #[arg(long, default_value_t = 25)]
+        grace_seconds: u64,
     },
     /// AWS mode: S3 event notifications -> one Step Functions execution per file; reconciles runs
     /// whose execution ended outside the pipeline (timeout, abort) and sends their failure alert.
@@ -414,12 +418,14 @@ async fn run_command(cli: Cli) -> anyhow::Result<ExitCode> {
             stage,
             concurrency,
             lease_seconds,
+            grace_seconds,
         } => {
             aws_mode::worker(
                 &cli.config,
                 stage,
                 concurrency,
                 Duration::from_secs(lease_seconds),
+                Duration::from_secs(grace_seconds),
             )
             .await
         }

@@ -1127,3 +1127,83 @@ async fn a_reupload_during_a_run_leaves_only_the_new_versions_data() {
         "only the second version's partitions: {keys:?}"
     );
 }
+
+/// SIGTERM while a stage works: the worker waits its grace period, releases the task's lease and
+/// exits, without waiting for the stage to finish; another worker takes the task at once.
+#[ignore = "needs an AWS endpoint: set AWS_ENDPOINT_URL (scripts/test starts the emulator and runs these with --include-ignored)"]
+#[tokio::test(flavor = "multi_thread")]
+async fn a_worker_stopped_mid_task_exits_after_its_grace_and_releases_the_task() {
+    require_emulator!();
+    let mut env = Env::deploy().await;
+    env.spawn("dispatcher", &["dispatcher"], None);
+    for stage in STAGES.iter().filter(|s| **s != "validator") {
+        env.spawn(stage, &["worker", stage, "--lease-seconds", "5"], None);
+    }
+    env.spawn(
+        "validator",
+        &[
+            "worker",
+            "validator",
+            "--lease-seconds",
+            "30",
+            "--grace-seconds",
+            "1",
+        ],
+        None,
+    );
+    const ROWS: usize = 40_000;
+    let run_id = env
+        .upload("in/prices/long.csv", batch_csv(9, ROWS, 0).as_bytes())
+        .await;
+    // Stop it once it is storing rows, well before it is done.
+    let deadline = Instant::now() + TIMEOUT;
+    while env.rows.count_rows(&"prices".into()).await.unwrap() == 0 {
+        assert!(Instant::now() < deadline, "no rows stored\n{}", env.logs());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let pid = env
+        .procs
+        .iter()
+        .find(|(n, _)| n == "validator")
+        .map(|(_, c)| c.id())
+        .unwrap();
+    let stopped = Instant::now();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let child = &mut env
+        .procs
+        .iter_mut()
+        .find(|(n, _)| n == "validator")
+        .unwrap()
+        .1;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            stopped.elapsed() < Duration::from_secs(10),
+            "the worker did not exit within its grace period plus a few seconds"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(status.success(), "{status:?}");
+    let log = env.log("validator");
+    assert!(
+        log.contains("releasing the task for another worker"),
+        "the task was released, not finished: {log}"
+    );
+    // Released (or answered): a new worker finishes the run well before the 30 s lease would end.
+    env.spawn(
+        "validator-2",
+        &["worker", "validator", "--lease-seconds", "30"],
+        None,
+    );
+    let (status, error, cause) = env.wait_execution(&run_id).await;
+    assert_eq!(status, "SUCCEEDED", "{error:?} {cause:?}\n{}", env.logs());
+    assert_eq!(env.wait_run(&run_id).await.rows.valid, ROWS as u64);
+}
