@@ -15,7 +15,9 @@ use chrono::NaiveDate;
 use clap::{Parser, Subcommand};
 use sluice_embedded::{FsObjectStore, OutboxMailer, SqliteStore};
 use sluice_pipeline::StageContext;
-use sluice_pipeline::file_run::{dataset_for, run_landed};
+use sluice_pipeline::file_run::{
+    dataset_for, name_the_file_as_typed, not_a_readable_file, run_landed,
+};
 use sluice_proto::{ObjectRef, RunId, RunStatus};
 use sluice_runtime::ports::ObjectStore;
 use sluice_runtime::runs::RunStore;
@@ -241,7 +243,7 @@ async fn embedded(config_path: &Path, data_dir: Option<PathBuf>) -> anyhow::Resu
         (None, Some(dir)) => (dir, "the spec's [embedded] data_dir"),
         (None, None) => (PathBuf::from(".sluice"), "the data directory"),
     };
-    check_data_dir(&data_dir, named_by)?;
+    sluice_embedded::check_data_dir(&data_dir, named_by).map_err(anyhow::Error::msg)?;
     std::fs::create_dir_all(&data_dir)
         .with_context(|| format!("cannot create the data directory {}", data_dir.display()))?;
     let store = Arc::new(FsObjectStore::new(data_dir.join("buckets")));
@@ -267,102 +269,6 @@ async fn embedded(config_path: &Path, data_dir: Option<PathBuf>) -> anyhow::Resu
         db,
         ctx,
     })
-}
-
-/// The data directory must be a directory, or not exist yet (it is then created): a file in its place,
-/// or in place of one of its parents, is named instead of failing with the OS's "File exists".
-fn check_data_dir(dir: &Path, named_by: &str) -> anyhow::Result<()> {
-    for (i, path) in dir.ancestors().enumerate() {
-        if path.as_os_str().is_empty() {
-            break;
-        }
-        match std::fs::metadata(path) {
-            Ok(m) if m.is_dir() => return Ok(()),
-            Ok(_) if i == 0 => {
-                anyhow::bail!("{named_by} {} is a file, not a directory", dir.display())
-            }
-            Ok(_) => anyhow::bail!(
-                "{named_by} {}: {} is a file, not a directory",
-                dir.display(),
-                path.display()
-            ),
-            // Not there (created below), or not readable (create_dir_all words that).
-            Err(_) => {}
-        }
-    }
-    Ok(())
-}
-
-/// Why `file` cannot be run, when it is not a readable regular file: what it is instead.
-fn not_a_readable_file(file: &Path) -> Option<String> {
-    let what = match std::fs::metadata(file) {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => match std::fs::read_link(file) {
-            Ok(target) => format!(
-                "is a symbolic link to {}, which does not exist",
-                target.display()
-            ),
-            Err(_) => "no such file".to_string(),
-        },
-        Err(e) => format!("cannot be read: {e}"),
-        Ok(m) if m.is_dir() => format!(
-            "is a directory; pass the files in it (e.g. {})",
-            file.join("*.csv").display()
-        ),
-        Ok(m) if !m.is_file() => {
-            format!(
-                "is not a regular file ({})",
-                special_file_kind(&m.file_type())
-            )
-        }
-        // A regular file: it must also open (permissions).
-        Ok(_) => match std::fs::File::open(file) {
-            Ok(_) => return None,
-            Err(e) => format!("cannot be read: {e}"),
-        },
-    };
-    Some(format!("{}: {what}", file.display()))
-}
-
-#[cfg(unix)]
-fn special_file_kind(ty: &std::fs::FileType) -> &'static str {
-    use std::os::unix::fs::FileTypeExt;
-    if ty.is_fifo() {
-        "a named pipe"
-    } else if ty.is_socket() {
-        "a socket"
-    } else if ty.is_block_device() {
-        "a block device"
-    } else if ty.is_char_device() {
-        "a character device"
-    } else {
-        "a special file"
-    }
-}
-
-#[cfg(not(unix))]
-fn special_file_kind(_: &std::fs::FileType) -> &'static str {
-    "a special file"
-}
-
-/// A whole-file error's cause starts with the URI of the landed copy the stage read
-/// (`file://.../buckets/...: name.csv: ...`): name the file the way the user typed it instead.
-fn name_the_file_as_typed(run: &mut sluice_proto::RunSummary, landed_uri: &str, typed: &Path) {
-    let Some(error) = &mut run.error else {
-        return;
-    };
-    let Some(rest) = error
-        .cause
-        .strip_prefix(landed_uri)
-        .and_then(|r| r.strip_prefix(": "))
-    else {
-        return;
-    };
-    // The validator names the file by its name alone, which the typed path already says.
-    let rest = typed
-        .file_name()
-        .and_then(|n| rest.strip_prefix(&format!("{}: ", n.to_string_lossy())))
-        .unwrap_or(rest);
-    error.cause = format!("{}: {rest}", typed.display());
 }
 
 async fn run_command(cli: Cli) -> anyhow::Result<ExitCode> {

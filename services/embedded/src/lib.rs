@@ -23,3 +23,34 @@ pub use memory_queue::MemoryQueue;
 pub use outbox::OutboxMailer;
 pub use sqlite::SqliteStore;
 pub use workflow::{LocalTaskCallbacks, LocalWorkflow, QUEUE_URL_SCHEME};
+
+use std::path::Path;
+
+/// The data directory must be a directory, or not exist yet (it is then created): a file in its place,
+/// or in place of one of its parents, is named instead of failing with the OS's "File exists".
+pub fn check_data_dir(dir: &Path, named_by: &str) -> Result<(), String> {
+    for (i, path) in dir.ancestors().enumerate() {
+        if path.as_os_str().is_empty() {
+            break;
+        }
+        match std::fs::metadata(path) {
+            Ok(m) if m.is_dir() => return Ok(()),
+            Ok(_) if i == 0 => {
+                return Err(format!(
+                    "{named_by} {} is a file, not a directory",
+                    dir.display()
+                ));
+            }
+            Ok(_) => {
+                return Err(format!(
+                    "{named_by} {}: {} is a file, not a directory",
+                    dir.display(),
+                    path.display()
+                ));
+            }
+            // Not there (created below), or not readable (create_dir_all words that).
+            Err(_) => {}
+        }
+    }
+    Ok(())
+}

@@ -107,3 +107,75 @@ pub async fn run_landed(
         .map_err(|e| anyhow::anyhow!(e.cause))?;
     Ok(run)
 }
+
+/// Why `file` cannot be run, when it is not a readable regular file: what it is instead.
+pub fn not_a_readable_file(file: &Path) -> Option<String> {
+    let what = match std::fs::metadata(file) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => match std::fs::read_link(file) {
+            Ok(target) => format!(
+                "is a symbolic link to {}, which does not exist",
+                target.display()
+            ),
+            Err(_) => "no such file".to_string(),
+        },
+        Err(e) => format!("cannot be read: {e}"),
+        Ok(m) if m.is_dir() => format!(
+            "is a directory; pass the files in it (e.g. {})",
+            file.join("*.csv").display()
+        ),
+        Ok(m) if !m.is_file() => {
+            format!(
+                "is not a regular file ({})",
+                special_file_kind(&m.file_type())
+            )
+        }
+        // A regular file: it must also open (permissions).
+        Ok(_) => match std::fs::File::open(file) {
+            Ok(_) => return None,
+            Err(e) => format!("cannot be read: {e}"),
+        },
+    };
+    Some(format!("{}: {what}", file.display()))
+}
+
+#[cfg(unix)]
+fn special_file_kind(ty: &std::fs::FileType) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    if ty.is_fifo() {
+        "a named pipe"
+    } else if ty.is_socket() {
+        "a socket"
+    } else if ty.is_block_device() {
+        "a block device"
+    } else if ty.is_char_device() {
+        "a character device"
+    } else {
+        "a special file"
+    }
+}
+
+#[cfg(not(unix))]
+fn special_file_kind(_: &std::fs::FileType) -> &'static str {
+    "a special file"
+}
+
+/// A whole-file error's cause starts with the URI of the landed copy the stage read
+/// (`file://.../buckets/...: name.csv: ...`): name the file the way the user typed it instead.
+pub fn name_the_file_as_typed(run: &mut RunSummary, landed_uri: &str, typed: &Path) {
+    let Some(error) = &mut run.error else {
+        return;
+    };
+    let Some(rest) = error
+        .cause
+        .strip_prefix(landed_uri)
+        .and_then(|r| r.strip_prefix(": "))
+    else {
+        return;
+    };
+    // The validator names the file by its name alone, which the typed path already says.
+    let rest = typed
+        .file_name()
+        .and_then(|n| rest.strip_prefix(&format!("{}: ", n.to_string_lossy())))
+        .unwrap_or(rest);
+    error.cause = format!("{}: {rest}", typed.display());
+}
