@@ -152,7 +152,10 @@ impl ObjectStore for FsObjectStore {
         match tokio::fs::remove_file(&path).await {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(StageError::io(format_args!("cannot remove {}", path.display()), e)),
+            Err(e) => Err(StageError::io(
+                format_args!("cannot remove {}", path.display()),
+                e,
+            )),
         }
     }
 

@@ -355,11 +355,7 @@ impl RunRecords for SqliteStore {
         Ok(updated.rows_affected == 1)
     }
 
-    async fn runs_of_source(
-        &self,
-        bucket: &str,
-        key: &str,
-    ) -> Result<Vec<RunSummary>, StageError> {
+    async fn runs_of_source(&self, bucket: &str, key: &str) -> Result<Vec<RunSummary>, StageError> {
         runs::Entity::find()
             .filter(runs::Column::SourceBucket.eq(bucket))
             .filter(runs::Column::SourceKey.eq(key))
