@@ -54,7 +54,7 @@ impl RunStatus {
             RunStatus::Aborted,
         ]
         .into_iter()
-            .find(|st| st.as_str() == s)
+        .find(|st| st.as_str() == s)
     }
 }
 

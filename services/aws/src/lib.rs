@@ -18,6 +18,7 @@
 //! [`AwsClients::from_env`]. Against an emulator that is just
 //! `AWS_ENDPOINT_URL=http://127.0.0.1:4566 AWS_REGION=us-east-1` (see `compose/emulator.sh`).
 
+pub mod dlq;
 mod dynamodb;
 mod error;
 pub mod provision;
@@ -25,7 +26,6 @@ pub mod s3;
 mod ses;
 mod sfn;
 mod sqs;
-pub mod dlq;
 
 pub use aws_config::SdkConfig;
 pub use dynamodb::{DynamoRowSink, DynamoRunStore, DynamoTables};

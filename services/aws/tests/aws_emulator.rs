@@ -174,10 +174,15 @@ async fn s3_put_head_and_download_round_trip() {
     let same = store.local_copy(&pinned, &scratch).await.unwrap();
     assert!(same_content(&big, same.path()));
     drop(same);
-    let stale = single.clone().at_version("0123456789abcdef0123456789abcdef");
+    let stale = single
+        .clone()
+        .at_version("0123456789abcdef0123456789abcdef");
     let err = store.local_copy(&stale, &scratch).await.unwrap_err();
     assert_eq!(err.error, ErrorName::Superseded, "{err}");
-    assert!(err.cause.contains("was replaced after this run started"), "{err}");
+    assert!(
+        err.cause.contains("was replaced after this run started"),
+        "{err}"
+    );
     let copy_path = copy.path().to_path_buf();
     drop(copy);
     assert!(

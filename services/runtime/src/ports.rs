@@ -130,11 +130,7 @@ pub trait RunRecords: Send + Sync {
     /// The `limit` most recent runs (by start time), newest first; records without a summary are left out.
     async fn list_recent(&self, limit: u64) -> Result<Vec<RunSummary>, StageError>;
     /// Every run of one landed object (any version), in no particular order.
-    async fn runs_of_source(
-        &self,
-        bucket: &str,
-        key: &str,
-    ) -> Result<Vec<RunSummary>, StageError>;
+    async fn runs_of_source(&self, bucket: &str, key: &str) -> Result<Vec<RunSummary>, StageError>;
 }
 
 /// A finished RFC 5322 message and its envelope.

@@ -79,11 +79,7 @@ pub trait RunStore: Send + Sync {
     /// The most recent runs first.
     async fn list_runs(&self, limit: u64) -> Result<Vec<RunSummary>, StageError>;
     /// Every run of one landed object (any version).
-    async fn runs_of_source(
-        &self,
-        bucket: &str,
-        key: &str,
-    ) -> Result<Vec<RunSummary>, StageError>;
+    async fn runs_of_source(&self, bucket: &str, key: &str) -> Result<Vec<RunSummary>, StageError>;
 }
 
 /// Reads the record, lets `change` produce the next one (None: nothing to write), and stores it if
@@ -213,11 +209,7 @@ impl<R: RunRecords + ?Sized> RunStore for R {
         self.list_recent(limit).await
     }
 
-    async fn runs_of_source(
-        &self,
-        bucket: &str,
-        key: &str,
-    ) -> Result<Vec<RunSummary>, StageError> {
+    async fn runs_of_source(&self, bucket: &str, key: &str) -> Result<Vec<RunSummary>, StageError> {
         RunRecords::runs_of_source(self, bucket, key).await
     }
 }
@@ -387,7 +379,13 @@ pub mod conformance {
         let mut want = vec![&early, &id];
         want.sort();
         assert_eq!(ids, want);
-        assert!(store.runs_of_source("landing", "in/none.csv").await.unwrap().is_empty());
+        assert!(
+            store
+                .runs_of_source("landing", "in/none.csv")
+                .await
+                .unwrap()
+                .is_empty()
+        );
 
         // Newest first.
         let listed = store.list_runs(100).await.unwrap();
@@ -445,11 +443,7 @@ impl RunRecords for MemoryRunStore {
         Ok(runs)
     }
 
-    async fn runs_of_source(
-        &self,
-        bucket: &str,
-        key: &str,
-    ) -> Result<Vec<RunSummary>, StageError> {
+    async fn runs_of_source(&self, bucket: &str, key: &str) -> Result<Vec<RunSummary>, StageError> {
         Ok(self
             .records
             .lock()

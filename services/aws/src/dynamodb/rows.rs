@@ -270,7 +270,9 @@ impl RowSink for DynamoRowSink {
                     let delete = DeleteRequest::builder()
                         .set_key(Some(key.clone()))
                         .build()
-                        .map_err(|e| StageError::internal(format!("DynamoDB delete request: {e}")))?;
+                        .map_err(|e| {
+                            StageError::internal(format!("DynamoDB delete request: {e}"))
+                        })?;
                     Ok(WriteRequest::builder().delete_request(delete).build())
                 })
                 .collect::<Result<Vec<_>, StageError>>()?;

@@ -277,11 +277,7 @@ impl RunRecords for DynamoRunStore {
     }
 
     /// A scan with a filter on the source's bucket and key (run tables stay small: one item per file).
-    async fn runs_of_source(
-        &self,
-        bucket: &str,
-        key: &str,
-    ) -> Result<Vec<RunSummary>, StageError> {
+    async fn runs_of_source(&self, bucket: &str, key: &str) -> Result<Vec<RunSummary>, StageError> {
         let mut runs = Vec::new();
         let mut start_key = None;
         loop {
