@@ -127,13 +127,11 @@ pub fn run_guarded(
     CAPTURE.with(|c| *c.borrow_mut() = Some(Vec::new()));
     features.clear();
     let result = panic::catch_unwind(AssertUnwindSafe(|| exec(input, features)));
-    let mut panics = CAPTURE.with(|c| c.borrow_mut().take()).unwrap_or_default();
-    {
-        let mut foreign = lock_foreign();
-        if !foreign.is_empty() {
-            panics.append(&mut foreign);
-        }
-    }
+    let own = CAPTURE.with(|c| c.borrow_mut().take()).unwrap_or_default();
+    // A panic in a thread the target started comes first: it is the cause (the validator's reader
+    // thread panicking makes `thread::scope` panic in this thread too).
+    let mut panics: Vec<PanicReport> = std::mem::take(&mut *lock_foreign());
+    panics.extend(own);
     match result {
         Ok(()) if panics.is_empty() => Ok(()),
         Ok(_) => Err(panics),
@@ -363,12 +361,7 @@ pub fn fuzz(target: &Target, opts: &Options) -> Report {
 
 /// Shrinks a crashing input while it still panics at `site`: removes chunks (halves, quarters...,
 /// single bytes), then simplifies bytes to `0`/`a`, within `budget` executions.
-pub fn minimize(
-    exec: fn(&[u8], &mut Features),
-    input: &[u8],
-    site: &str,
-    budget: u64,
-) -> Vec<u8> {
+pub fn minimize(exec: fn(&[u8], &mut Features), input: &[u8], site: &str, budget: u64) -> Vec<u8> {
     let mut best = input.to_vec();
     let mut spent = 0;
     let mut features = Features::default();
@@ -505,4 +498,95 @@ pub fn hexdump(bytes: &[u8], max: usize) -> String {
         let _ = writeln!(s, "  ... {} more bytes", bytes.len() - max);
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn panics_on_bug(data: &[u8], f: &mut Features) {
+        f.add("len", data.len().min(4) as u64);
+        if data.windows(3).any(|w| w == b"BUG") {
+            panic!("found the bug");
+        }
+    }
+
+    fn panics_in_a_thread(data: &[u8], _: &mut Features) {
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                if data == b"x" {
+                    panic!("in the reader");
+                }
+            });
+        });
+    }
+
+    const TOY: Target = Target {
+        name: "toy",
+        about: "panics on BUG",
+        exec: panics_on_bug,
+        seeds: || vec![b"a BUx".to_vec(), b"hello".to_vec()],
+        tokens: &["G"],
+        json: false,
+        max_len: 64,
+    };
+
+    /// The panic hook and the record of other threads' panics are process-wide: the tests that
+    /// panic on purpose run one at a time, or one test's thread panic is collected by another.
+    static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+    fn serial() -> std::sync::MutexGuard<'static, ()> {
+        SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    #[test]
+    fn panics_are_captured_with_their_place() {
+        let _serial = serial();
+        let mut f = Features::default();
+        assert!(run_guarded(panics_on_bug, b"fine", &mut f).is_ok());
+        assert_eq!(f.as_slice().len(), 1);
+        let p = run_guarded(panics_on_bug, b"a BUG", &mut f).unwrap_err();
+        assert_eq!(p[0].message, "found the bug");
+        assert!(p[0].location.contains("engine.rs"), "{}", p[0].location);
+    }
+
+    #[test]
+    fn a_panic_in_a_thread_of_the_target_comes_first() {
+        let _serial = serial();
+        let mut f = Features::default();
+        assert!(run_guarded(panics_in_a_thread, b"y", &mut f).is_ok());
+        let p = run_guarded(panics_in_a_thread, b"x", &mut f).unwrap_err();
+        assert_eq!(p[0].message, "in the reader", "{p:?}");
+    }
+
+    #[test]
+    fn a_run_finds_the_bug_reproducibly_and_shrinks_it() {
+        let _serial = serial();
+        let opts = Options {
+            runs: 20_000,
+            seed: 42,
+            crash_dir: None,
+            verbose: false,
+            minimize: true,
+        };
+        let a = fuzz(&TOY, &opts);
+        let b = fuzz(&TOY, &opts);
+        assert!(a.crashes > 0, "the toy bug was not found");
+        assert_eq!(
+            (a.crashes, a.corpus, a.features, a.kinds[0].exec),
+            (b.crashes, b.corpus, b.features, b.kinds[0].exec),
+            "same seed, same run"
+        );
+        assert_eq!(a.kinds.len(), 1);
+        assert_eq!(a.kinds[0].smallest, b"BUG");
+    }
+
+    #[test]
+    fn hexdump_shows_offsets_bytes_and_text() {
+        let d = hexdump(b"ab\x00\xff", 16);
+        assert_eq!(
+            d,
+            "  00000000  61 62 00 ff                                       |ab..|\n"
+        );
+    }
 }

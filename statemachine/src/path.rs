@@ -321,7 +321,11 @@ fn slice_indexes(
     let mut i = from;
     while i < to {
         out.push(i as usize);
-        i += step;
+        // A step past i64::MAX is past the end too.
+        match i.checked_add(step) {
+            Some(next) => i = next,
+            None => break,
+        }
     }
     out
 }

@@ -134,11 +134,52 @@ type = "date"
 "#;
 
 const TOKENS: &[&str] = &[
-    "id", "count", "price", "ok", "day", "at", "status", "order_id", "sensor_id", "volume", "date",
-    "timestamp", "NA", "-", "new", "paid", "shipped", "é", "yes", "no", "true", "false", "TRUE",
-    "1", "0", "y", "AB-1", "ZZ-999999", "AB-", "2024-01-01", "01/02/2024", "2024-06-01 00:00:00",
-    "2024-06-01T00:00:00+02:00", "1e3", "-1000.5", "1000000", "1000001", "\"\"", "\"a,b\"",
-    "\"a\"\"b\"", "\"\n\"", ",,", "\t\t", "\r\n\r\n", "\n\n", "\u{feff}",
+    "id",
+    "count",
+    "price",
+    "ok",
+    "day",
+    "at",
+    "status",
+    "order_id",
+    "sensor_id",
+    "volume",
+    "date",
+    "timestamp",
+    "NA",
+    "-",
+    "new",
+    "paid",
+    "shipped",
+    "é",
+    "yes",
+    "no",
+    "true",
+    "false",
+    "TRUE",
+    "1",
+    "0",
+    "y",
+    "AB-1",
+    "ZZ-999999",
+    "AB-",
+    "2024-01-01",
+    "01/02/2024",
+    "2024-06-01 00:00:00",
+    "2024-06-01T00:00:00+02:00",
+    "1e3",
+    "-1000.5",
+    "1000000",
+    "1000001",
+    "\"\"",
+    "\"a,b\"",
+    "\"a\"\"b\"",
+    "\"\n\"",
+    ",,",
+    "\t\t",
+    "\r\n\r\n",
+    "\n\n",
+    "\u{feff}",
 ];
 
 fn seeds() -> Vec<Vec<u8>> {
@@ -301,7 +342,7 @@ pub(super) fn exec(data: &[u8], f: &mut Features) {
         let mut hash = Fnv::new();
         hash.write(data);
         let h = hash.finish();
-        let small = h % 8 == 0;
+        let small = h.is_multiple_of(8);
         let result = if small {
             let limits = Limits {
                 io_buffer: 8 + (h >> 8) as usize % 57,
@@ -312,7 +353,10 @@ pub(super) fn exec(data: &[u8], f: &mut Features) {
         } else {
             validate(ds, &w.input, &w.valid, &w.invalid, &opts)
         };
-        f.add("dataset", u64::from(ds.delimiter) << 8 | u64::from(ds.header));
+        f.add(
+            "dataset",
+            u64::from(ds.delimiter) << 8 | u64::from(ds.header),
+        );
         match result {
             Ok(report) => {
                 let rows = report.rows;

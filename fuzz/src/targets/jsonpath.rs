@@ -22,10 +22,50 @@ pub(super) const TARGET: Target = Target {
 };
 
 const TOKENS: &[&str] = &[
-    "$", "$$", ".", "..", "[", "]", "[*]", ".*", "['", "']", "[\"", "\"]", "[0]", "[-1]", "[1:]",
-    "[:2]", "[::2]", "[0,1]", "['a','b']", ":", "?(@.x)", "@", "a", "b", "items", "tags", "x",
-    "arr", "a b", "é", "nested", "id", "name", "Execution", "Name", "Map", "Item", "Value",
-    "Index", "State", "Task", "Token", "-9223372036854775808", "9223372036854775807",
+    "$",
+    "$$",
+    ".",
+    "..",
+    "[",
+    "]",
+    "[*]",
+    ".*",
+    "['",
+    "']",
+    "[\"",
+    "\"]",
+    "[0]",
+    "[-1]",
+    "[1:]",
+    "[:2]",
+    "[::2]",
+    "[0,1]",
+    "['a','b']",
+    ":",
+    "?(@.x)",
+    "@",
+    "a",
+    "b",
+    "items",
+    "tags",
+    "x",
+    "arr",
+    "a b",
+    "é",
+    "nested",
+    "id",
+    "name",
+    "Execution",
+    "Name",
+    "Map",
+    "Item",
+    "Value",
+    "Index",
+    "State",
+    "Task",
+    "Token",
+    "-9223372036854775808",
+    "9223372036854775807",
 ];
 
 /// Paths written the ways the definitions write them.
@@ -144,6 +184,20 @@ pub(super) fn exec(data: &[u8], f: &mut Features) {
         let code = segment_code(s);
         f.add("segments", u64::from(previous) << 8 | u64::from(code));
         previous = code;
+        // The sizes of the numbers too (a value profile): huge ones are kept and mutated further.
+        match s {
+            Segment::Index(i) => f.add("index", magnitude(Some(*i))),
+            Segment::Indexes(list) => {
+                for i in list.iter().take(4) {
+                    f.add("indexes", magnitude(Some(*i)));
+                }
+            }
+            Segment::Slice { start, end, step } => f.add(
+                "slice",
+                magnitude(*start) << 8 | magnitude(*end) << 4 | magnitude(*step),
+            ),
+            _ => {}
+        }
     }
     let _ = path.to_string();
     let definite = path.is_definite();
@@ -193,6 +247,19 @@ pub(super) fn exec(data: &[u8], f: &mut Features) {
             }
         }
         Err(e) => f.text_without("template", &e, &text),
+    }
+}
+
+/// A class of integer: absent, negative huge, negative, zero, small, large, huge.
+fn magnitude(v: Option<i64>) -> u64 {
+    match v {
+        None => 0,
+        Some(i) if i < -(1 << 32) => 1,
+        Some(i) if i < 0 => 2,
+        Some(0) => 3,
+        Some(i) if i < 16 => 4,
+        Some(i) if i < 1 << 32 => 5,
+        Some(_) => 6,
     }
 }
 
