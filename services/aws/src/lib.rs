@@ -28,7 +28,7 @@ mod sfn;
 mod sqs;
 
 pub use aws_config::SdkConfig;
-pub use dynamodb::{DynamoRowSink, DynamoRunStore, DynamoTables};
+pub use dynamodb::{DynamoRowSink, DynamoRunStore, DynamoTables, to_attribute};
 pub use s3::{QueueNotification, S3ObjectStore};
 pub use ses::{IdentityStatus, SesMailer};
 pub use sfn::{

@@ -28,7 +28,7 @@ mod rows;
 mod runs;
 mod tables;
 
-pub use rows::DynamoRowSink;
+pub use rows::{DynamoRowSink, to_attribute};
 pub use runs::DynamoRunStore;
 pub use tables::DynamoTables;
 
