@@ -331,6 +331,42 @@ fn a_rerun_overwrites_instead_of_duplicating() {
 }
 
 #[test]
+fn two_files_of_one_name_both_keep_their_outputs() {
+    // `sluice run jan/prices.csv feb/prices.csv`: both land under the same key, one after the other,
+    // and each is a run of its own: neither removes the other's partitions.
+    let s = Sluice::new();
+    let dir = s.data.path().join("in");
+    let source =
+        std::fs::read_to_string(repo().join("examples/incoming/stocks/prices.csv")).unwrap();
+    let lines: Vec<&str> = source.lines().collect();
+    let (header, rows) = (lines[0], &lines[1..]);
+    let mut runs = Vec::new();
+    for (month, parity) in [("jan", 0), ("feb", 1)] {
+        // Every other row: both files have rows in the filter window.
+        let part: Vec<&str> = rows
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| i % 2 == parity)
+            .map(|(_, r)| *r)
+            .collect();
+        std::fs::create_dir_all(dir.join(month)).unwrap();
+        let file = dir.join(month).join("prices.csv");
+        std::fs::write(&file, format!("{header}\n{}\n", part.join("\n"))).unwrap();
+        let (code, run) = s.run(&file, &["--dataset", "stocks", "--as-of", "2024-06-30"]);
+        assert_eq!(code, 0, "{}", run["error"]);
+        runs.push(run);
+    }
+    assert_ne!(runs[0]["run_id"], runs[1]["run_id"]);
+    for run in &runs {
+        let partitions = run["outputs"]["partitions"].as_array().unwrap();
+        assert!(!partitions.is_empty(), "{}", run["rows"]);
+        for p in partitions {
+            assert!(path_of(p).is_file(), "{p} was removed");
+        }
+    }
+}
+
+#[test]
 fn orders_report_every_invalid_row_with_its_reasons() {
     let s = Sluice::new();
     let (code, run) = s.run(

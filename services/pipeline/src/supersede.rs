@@ -4,8 +4,9 @@
 //!
 //! "Newest" is the version the key holds now: a run cleans up only while its own version is still the
 //! object's current one (an older run that finishes late leaves everything to the newer run, which
-//! removes the older run's outputs once it is done). Embedded runs carry no version and run one at a
-//! time: the run in progress is the newest.
+//! removes the older run's outputs once it is done). This is for runs started by an event (their source
+//! carries the event's ETag): `sluice run FILE...` runs exactly the files it is given, and two files of
+//! one name (`jan/prices.csv`, `feb/prices.csv`) both keep their outputs.
 
 use sluice_proto::{DatasetName, ErrorName, ObjectRef, RunId, RunSummary, StageError};
 use sluice_spec::keys::RunKeys;
@@ -24,11 +25,13 @@ async fn standing(ctx: &StageContext, run_id: &RunId) -> Result<Standing, StageE
     let Some(run) = ctx.runs.get_run(run_id).await? else {
         return Ok(Standing::Newest(Vec::new()));
     };
-    if let Some(version) = &run.source.version {
-        let current = ctx.store.head(&run.source).await?;
-        if current.is_none_or(|m| m.etag.trim_matches('"') != version.trim_matches('"')) {
-            return Ok(Standing::Replaced);
-        }
+    let Some(version) = &run.source.version else {
+        // `sluice run FILE...`: each file given is a run of its own, even two files of one name.
+        return Ok(Standing::Newest(Vec::new()));
+    };
+    let current = ctx.store.head(&run.source).await?;
+    if current.is_none_or(|m| m.etag.trim_matches('"') != version.trim_matches('"')) {
+        return Ok(Standing::Replaced);
     }
     Ok(Standing::Newest(
         ctx.runs
