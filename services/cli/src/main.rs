@@ -7,7 +7,7 @@ use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -199,7 +199,7 @@ fn main() -> ExitCode {
                 tracing_subscriber::EnvFilter::new("info,sqlx=warn,sea_orm=warn")
             }),
         )
-        .with_writer(std::io::stderr)
+        .with_writer(report::LogWriter)
         .with_target(false)
         .init();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -294,13 +294,14 @@ async fn run_command(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             let mut all_ok = true;
             for (file, ds) in plan {
-                let progress = Arc::new(AtomicU64::new(0));
+                let progress = Arc::new(sluice_pipeline::Progress::default());
                 env.ctx.progress = Some(progress.clone());
                 let bar = progress_bar(file, progress, json);
                 let run = land_and_run(&env, &ds, file, as_of).await;
                 if let Some((bar, ticker)) = bar {
                     ticker.abort();
                     bar.finish_and_clear();
+                    report::set_active_bar(None);
                 }
                 let mut run = run?;
                 let landed = env.store.uri(&run.source);
@@ -423,10 +424,12 @@ async fn land_and_run(
     run_landed(&env.ctx, env.db.as_ref(), ds, source, &meta.etag, as_of).await
 }
 
-/// A progress bar over the bytes validated, drawn only on a terminal (never when piped or with --json).
+/// A progress bar that follows the run, drawn only on a terminal (never when piped or with --json):
+/// bytes while validating, then the stage it is in, with the rows stored so far and their rate. Log
+/// lines go above it (see `report::LogWriter`) instead of tearing it.
 fn progress_bar(
     file: &Path,
-    progress: Arc<AtomicU64>,
+    progress: Arc<sluice_pipeline::Progress>,
     json: bool,
 ) -> Option<(indicatif::ProgressBar, tokio::task::JoinHandle<()>)> {
     if json || !std::io::stderr().is_terminal() {
@@ -436,17 +439,38 @@ fn progress_bar(
     let bar = indicatif::ProgressBar::new(len);
     bar.set_style(
         indicatif::ProgressStyle::with_template(
-            "{msg} [{bar:40}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+            "{msg:40} [{bar:30}] {bytes}/{total_bytes} {elapsed_precise}",
         )
         .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
         .progress_chars("=> "),
     );
-    bar.set_message(file.display().to_string());
+    let name = file.file_name().map_or_else(
+        || file.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    );
+    bar.set_message(format!("{name}: starting"));
+    report::set_active_bar(Some(bar.clone()));
     let ticker = {
         let bar = bar.clone();
         tokio::spawn(async move {
+            let mut storing_since: Option<(std::time::Instant, u64)> = None;
             loop {
-                bar.set_position(progress.load(Ordering::Relaxed));
+                bar.set_position(progress.bytes.load(Ordering::Relaxed));
+                let stage = progress.stage();
+                let rows = progress.rows.load(Ordering::Relaxed);
+                let message = if stage == "storing rows" {
+                    let (since, _) =
+                        *storing_since.get_or_insert((std::time::Instant::now(), rows));
+                    let secs = since.elapsed().as_secs_f64().max(0.1);
+                    format!(
+                        "{name}: storing rows {} ({}/s)",
+                        sluice_spec::format::group_thousands(&rows.to_string()),
+                        sluice_spec::format::group_thousands(&format!("{:.0}", rows as f64 / secs))
+                    )
+                } else {
+                    format!("{name}: {stage}")
+                };
+                bar.set_message(message);
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
         })

@@ -148,3 +148,36 @@ pub fn print_run(
     }
     Ok(ExitCode::SUCCESS)
 }
+
+/// The progress bar being drawn, if any: log lines are written above it.
+static ACTIVE_BAR: std::sync::Mutex<Option<indicatif::ProgressBar>> = std::sync::Mutex::new(None);
+
+pub fn set_active_bar(bar: Option<indicatif::ProgressBar>) {
+    *ACTIVE_BAR.lock().unwrap_or_else(|p| p.into_inner()) = bar;
+}
+
+/// Where log lines go: stderr, above the progress bar when one is drawn, so they do not tear it.
+pub struct LogWriter;
+
+impl std::io::Write for LogWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let bar = ACTIVE_BAR.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        match bar {
+            Some(bar) => bar.suspend(|| std::io::stderr().write_all(buf))?,
+            None => std::io::stderr().write_all(buf)?,
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        std::io::stderr().flush()
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for LogWriter {
+    type Writer = LogWriter;
+
+    fn make_writer(&'a self) -> Self::Writer {
+        LogWriter
+    }
+}

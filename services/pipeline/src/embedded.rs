@@ -62,6 +62,14 @@ impl TaskRunner for InProcessTasks {
             ));
         }
         tracing::debug!(state = %request.state_name, %stage, attempt = request.attempt, "task");
+        if let Some(progress) = &self.ctx.progress {
+            progress.set_stage(match stage {
+                Stage::Validator => "validating",
+                Stage::FilterStats => "filtering",
+                Stage::Partitioner | Stage::Plotter => "partitioning and plotting",
+                Stage::Notifier => "sending e-mail",
+            });
+        }
         let result = {
             // Heartbeats while the stage works, as a worker would send them.
             let beat_every = request.heartbeat.map_or(Duration::from_secs(10), |h| {

@@ -18,4 +18,4 @@ pub mod stages;
 pub mod summary;
 pub mod supersede;
 
-pub use stages::{StageContext, handle};
+pub use stages::{Progress, StageContext, handle};

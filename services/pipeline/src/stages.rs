@@ -6,7 +6,8 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::AtomicU64;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use sluice_proto::*;
 use sluice_runtime::ports::{Mailer, ObjectStore, OutgoingEmail, RowItem, RowSink};
@@ -27,11 +28,32 @@ pub struct StageContext {
     pub mailer: Arc<dyn Mailer>,
     /// Scratch space; each task gets its own temporary folder inside it.
     pub scratch_root: PathBuf,
-    /// Bytes of the landed file validated so far, for the progress bar.
-    pub progress: Option<Arc<AtomicU64>>,
+    /// How far the run is, for a progress bar (embedded runs on a terminal).
+    pub progress: Option<Arc<Progress>>,
     /// Scripted failures (`SLUICE_INJECT_FAULTS`), applied by [`handle`] before a stage runs, so the
     /// embedded run and the AWS workers fail the same way.
     pub faults: Arc<Faults>,
+}
+
+/// How far a run is: what a progress bar shows. Stages update it as they go.
+#[derive(Debug, Default)]
+pub struct Progress {
+    /// Bytes of the landed file validated so far.
+    pub bytes: AtomicU64,
+    /// Rows stored in the row store so far.
+    pub rows: AtomicU64,
+    stage: Mutex<&'static str>,
+}
+
+impl Progress {
+    /// What the run is doing now ("validating", "storing rows", ...).
+    pub fn set_stage(&self, stage: &'static str) {
+        *self.stage.lock().unwrap_or_else(|p| p.into_inner()) = stage;
+    }
+
+    pub fn stage(&self) -> &'static str {
+        *self.stage.lock().unwrap_or_else(|p| p.into_inner())
+    }
 }
 
 /// Rows sent to the row store per batch.
@@ -105,10 +127,13 @@ async fn validate(ctx: &StageContext, input: ValidateInput) -> Result<ValidateOu
             scratch.path().to_path_buf(),
         );
         let progress = ctx.progress.clone();
+        if let Some(p) = &progress {
+            p.set_stage("validating");
+        }
         blocking(move || {
             let opts = sluice_validator::ValidateOptions {
                 scratch_dir: &dir,
-                progress: progress.as_deref(),
+                progress: progress.as_ref().map(|p| &p.bytes),
             };
             sluice_validator::validate(&ds, &src, &valid, &invalid, &opts)
         })
@@ -117,6 +142,9 @@ async fn validate(ctx: &StageContext, input: ValidateInput) -> Result<ValidateOu
     };
 
     let stored_rows = if ds.store_rows {
+        if let Some(p) = &ctx.progress {
+            p.set_stage("storing rows");
+        }
         let stored = store_rows(ctx, &ds, &input.run_id, &valid_path).await?;
         crate::supersede::earlier_rows(ctx, &ds.name, &input.run_id).await?;
         stored
@@ -174,7 +202,12 @@ async fn store_rows(
     let mut write_result = Ok(());
     while let Some(batch) = rx.recv().await {
         match ctx.rows.put_rows(&dataset, run_id, &batch).await {
-            Ok(n) => written += n,
+            Ok(n) => {
+                written += n;
+                if let Some(p) = &ctx.progress {
+                    p.rows.fetch_add(n, Ordering::Relaxed);
+                }
+            }
             Err(e) => {
                 write_result = Err(e);
                 break;
