@@ -2,9 +2,10 @@
 """A fault-injecting HTTP proxy for the AWS endpoint: scripts/faults puts it between the Sluice
 processes and the emulator.
 
-Of the calls it receives, a share is answered 503 with a throttling error (in the JSON and the XML
-shapes the SDKs read), and a share has its connection dropped without an answer; the rest are passed
-to the endpoint unchanged. Faults are injected *before* a request is forwarded, so the endpoint never
+Of the calls it receives, a share is answered with an error the SDKs treat as retryable (alternately
+503 with a throttling error and 500 with an internal error, in the JSON and the XML shapes the SDKs
+read), and a share has its connection dropped without an answer; the rest are passed to the endpoint
+unchanged. Faults are injected *before* a request is forwarded, so the endpoint never
 saw a failed call: that is what throttling and a refused connection look like, and it keeps a
 non-idempotent call (an e-mail) from happening twice behind the caller's back.
 
@@ -22,7 +23,7 @@ import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-COUNTS = {"forwarded": 0, "throttled": 0, "dropped": 0}
+COUNTS = {"forwarded": 0, "throttled": 0, "internal_error": 0, "dropped": 0}
 LOCK = threading.Lock()
 
 
@@ -73,24 +74,31 @@ class Proxy(BaseHTTPRequestHandler):
                 pass
             return
         if roll < Proxy.drop + Proxy.throttle:
-            count("throttled")
+            # Half throttling (503), half a server error (500): both retryable, as AWS's are.
+            internal = roll < Proxy.drop + Proxy.throttle / 2
+            count("internal_error" if internal else "throttled")
             xml = self.headers.get("Content-Type", "").startswith(("application/xml", "text/xml")) or (
                 "x-amz-target" not in {k.lower() for k in self.headers.keys()}
                 and "application/x-amz-json" not in self.headers.get("Content-Type", "")
                 and "application/json" not in self.headers.get("Content-Type", "")
             )
+            code, name, message = (
+                (500, "InternalError", "We encountered an internal error. Please try again.")
+                if internal
+                else (503, "SlowDown" if xml else "ThrottlingException", "Rate exceeded")
+            )
             if xml:
                 payload = (
-                    b"<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>SlowDown</Code>"
-                    b"<Message>Please reduce your request rate.</Message></Error>"
-                )
+                    f'<?xml version="1.0" encoding="UTF-8"?><Error><Code>{name}</Code>'
+                    f"<Message>{message}</Message></Error>"
+                ).encode()
                 ctype = "application/xml"
             else:
-                payload = b'{"__type":"ThrottlingException","message":"Rate exceeded"}'
+                payload = f'{{"__type":"{name}","message":"{message}"}}'.encode()
                 ctype = "application/x-amz-json-1.0"
-            self.send_response(503)
+            self.send_response(code)
             self.send_header("Content-Type", ctype)
-            self.send_header("x-amzn-ErrorType", "ThrottlingException")
+            self.send_header("x-amzn-ErrorType", name)
             self.send_header("Content-Length", str(len(payload)))
             self.end_headers()
             self.wfile.write(payload)
