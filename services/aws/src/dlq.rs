@@ -14,6 +14,7 @@ use sluice_proto::{StageError, TaskEnvelope};
 use sluice_runtime::ports::{DeadLetterDepth, DeadLetters};
 
 use crate::error::CallError;
+use crate::sqs::queue_url;
 
 /// The [`DeadLetters`] of a deployment's queues: `(queue name, what redrive calls it)`.
 pub struct SqsDeadLetters {
@@ -27,7 +28,7 @@ impl DeadLetters for SqsDeadLetters {
         let mut out = Vec::new();
         for (source, redrive_as) in &self.sources {
             let queue = format!("{source}-dlq");
-            let url = url_of(&self.sqs, &queue).await?;
+            let url = queue_url(&self.sqs, &queue).await?;
             out.push(DeadLetterDepth {
                 depth: depth(&self.sqs, &url).await?,
                 queue,
@@ -61,25 +62,6 @@ pub struct DlqMessage {
 
 /// Messages shown per queue by `list`.
 pub const SAMPLES: usize = 5;
-
-async fn url_of(sqs: &aws_sdk_sqs::Client, name: &str) -> Result<String, StageError> {
-    sqs.get_queue_url()
-        .queue_name(name)
-        .send()
-        .await
-        .map_err(|e| {
-            let e = CallError::from_sdk(e);
-            if e.is(&["AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist"]) {
-                StageError::invalid_input(format!(
-                    "SQS queue {name} does not exist: run `sluice deploy` first (with the same --config)"
-                ))
-            } else {
-                e.into_stage_error(&format!("SQS GetQueueUrl {name}"))
-            }
-        })?
-        .queue_url
-        .ok_or_else(|| StageError::internal(format!("SQS answered GetQueueUrl {name} without a URL")))
-}
 
 async fn depth(sqs: &aws_sdk_sqs::Client, url: &str) -> Result<u64, StageError> {
     let out = sqs
@@ -136,7 +118,7 @@ pub async fn list(
     let mut reports = Vec::new();
     for source in sources {
         let dlq = format!("{source}-dlq");
-        let url = url_of(sqs, &dlq).await?;
+        let url = queue_url(sqs, &dlq).await?;
         let depth = depth(sqs, &url).await?;
         let mut samples = Vec::new();
         if depth > 0 {
@@ -188,8 +170,8 @@ pub enum Redrive {
 /// Moves every message of `{source}-dlq` back to `source`.
 pub async fn redrive(sqs: &aws_sdk_sqs::Client, source: &str) -> Result<Redrive, StageError> {
     let dlq = format!("{source}-dlq");
-    let dlq_url = url_of(sqs, &dlq).await?;
-    let source_url = url_of(sqs, source).await?;
+    let dlq_url = queue_url(sqs, &dlq).await?;
+    let source_url = queue_url(sqs, source).await?;
     let arn_of = |url: String| async move {
         sqs.get_queue_attributes()
             .queue_url(url)

@@ -37,7 +37,7 @@ pub use sfn::{
 };
 pub use sqs::{
     QueueInfo, QueuePair, QueueSettings, SqsWorkQueue, allow_s3_notifications,
-    create_queue_with_dlq, s3_notification_policy,
+    create_queue_with_dlq, queue_url, s3_notification_policy,
 };
 
 /// Loads the SDK configuration from the standard settings only (environment, profiles, container or

@@ -25,40 +25,6 @@ pub fn events_queue(config: &Config) -> String {
     format!("{}events", config.aws.queue_prefix)
 }
 
-/// The URL of a queue `sluice deploy` created.
-pub async fn queue_url(sqs: &aws_sdk_sqs::Client, name: &str) -> anyhow::Result<String> {
-    match sqs.get_queue_url().queue_name(name).send().await {
-        Ok(out) => out
-            .queue_url
-            .ok_or_else(|| anyhow::anyhow!("SQS answered GetQueueUrl {name} without a URL")),
-        Err(e) => {
-            if e.as_service_error()
-                .is_some_and(|s| s.is_queue_does_not_exist())
-            {
-                anyhow::bail!(
-                    "SQS queue {name} does not exist: run `sluice deploy` first (with the same --config)"
-                )
-            }
-            Err(anyhow::anyhow!(
-                "SQS GetQueueUrl {name} failed: {}",
-                error_chain(&e)
-            ))
-        }
-    }
-}
-
-/// An error with its sources: an SDK error's top-level text is often just "dispatch failure".
-pub fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
-}
-
 /// Stage queues' visibility timeout: how long a message stays hidden when a worker did not set its own
 /// lease (workers take and renew theirs, `--lease-seconds`).
 const VISIBILITY: Duration = Duration::from_secs(60);

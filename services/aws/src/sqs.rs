@@ -343,6 +343,31 @@ async fn ensure_queue(
     })
 }
 
+/// The URL of a queue by name; a missing queue says to run `sluice deploy`.
+pub async fn queue_url(client: &aws_sdk_sqs::Client, name: &str) -> Result<String, StageError> {
+    let out = client
+        .get_queue_url()
+        .queue_name(name)
+        .send()
+        .await
+        .map_err(|e| {
+            let missing = e
+                .as_service_error()
+                .is_some_and(|s| s.is_queue_does_not_exist());
+            let e = CallError::from_sdk(e);
+            if missing || e.is(&["AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist"]) {
+                StageError::invalid_input(format!(
+                    "SQS queue {name} does not exist: run `sluice deploy` first (with the same --config)"
+                ))
+            } else {
+                e.into_stage_error(&format!("SQS GetQueueUrl {name}"))
+            }
+        })?;
+    out.queue_url.ok_or_else(|| {
+        StageError::internal(format!("SQS answered GetQueueUrl {name} without a URL"))
+    })
+}
+
 /// Lets S3 event notifications from `bucket` into `queue`: puts into the queue's access policy one
 /// statement allowing the S3 service principal `sqs:SendMessage`, only for that bucket's ARN (and, when
 /// given, only from that account; by default the queue's own account). Without it,

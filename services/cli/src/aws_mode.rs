@@ -10,7 +10,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use sluice_aws::provision::{self, events_queue, queue_url, stage_queue};
+use sluice_aws::provision::{self, events_queue, stage_queue};
 use sluice_aws::{
     AwsClients, DynamoRowSink, DynamoRunStore, S3ObjectStore, SesMailer, SfnStateMachines,
     SfnTaskCallbacks, SfnWorkflow, SqsWorkQueue,
@@ -40,7 +40,9 @@ pub async fn worker(
     }
     let config = load_config(config_path)?;
     let clients = AwsClients::from_env().await;
-    let url = queue_url(&clients.sqs, &stage_queue(&config, stage)).await?;
+    let url = sluice_aws::queue_url(&clients.sqs, &stage_queue(&config, stage))
+        .await
+        .map_err(|e| anyhow::anyhow!(e.cause))?;
     let scratch_root = std::env::temp_dir().join(format!("sluice-{stage}-{}", std::process::id()));
     let runs: Arc<DynamoRunStore> = Arc::new(DynamoRunStore::new(
         clients.dynamodb.clone(),
@@ -89,7 +91,9 @@ pub async fn worker(
 pub async fn dispatcher(config_path: &Path, reconcile_every: Duration) -> anyhow::Result<ExitCode> {
     let config = load_config(config_path)?;
     let clients = AwsClients::from_env().await;
-    let url = queue_url(&clients.sqs, &events_queue(&config)).await?;
+    let url = sluice_aws::queue_url(&clients.sqs, &events_queue(&config))
+        .await
+        .map_err(|e| anyhow::anyhow!(e.cause))?;
     let name = &config.aws.state_machine;
     let Some(state_machine_arn) = SfnStateMachines::new(clients.sfn.clone())
         .find_state_machine(name)

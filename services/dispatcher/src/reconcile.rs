@@ -11,7 +11,7 @@ use sluice_proto::{
     ErrorName, Notice, NoticeKind, NotifyInput, ObjectRef, RunError, RunId, RunStatus, RunSummary,
     Stage, StageError, StageState,
 };
-use sluice_runtime::ports::{ExecutionState, OutgoingEmail};
+use sluice_runtime::ports::{ExecutionState, Mailer, OutgoingEmail};
 
 use crate::Dispatcher;
 
@@ -181,19 +181,7 @@ impl Dispatcher {
                 return false;
             }
         };
-        let outgoing = OutgoingEmail {
-            from: email.from,
-            to: email.to,
-            subject: email.subject,
-            raw: email.raw,
-        };
-        match mailer.send(&outgoing).await {
-            Ok(_) => true,
-            Err(e) => {
-                tracing::error!(%queue, cause = %e.cause, "could not send the dead-letter alert");
-                false
-            }
-        }
+        send(mailer.as_ref(), email, queue).await
     }
 
     /// The stage the run was in: the first, in pipeline order, that has not succeeded.
@@ -246,18 +234,23 @@ impl Dispatcher {
                 return false;
             }
         };
-        let outgoing = OutgoingEmail {
-            from: email.from,
-            to: email.to,
-            subject: email.subject,
-            raw: email.raw,
-        };
-        match mailer.send(&outgoing).await {
-            Ok(_) => true,
-            Err(e) => {
-                tracing::error!(run_id = %run.run_id, cause = %e.cause, "could not send the failure alert");
-                false
-            }
+        send(mailer.as_ref(), email, run.run_id.as_str()).await
+    }
+}
+
+/// Sends an alert; false (logged) when it could not be sent. `about` names the run or queue.
+async fn send(mailer: &dyn Mailer, email: sluice_notifier::Email, about: &str) -> bool {
+    let outgoing = OutgoingEmail {
+        from: email.from,
+        to: email.to,
+        subject: email.subject,
+        raw: email.raw,
+    };
+    match mailer.send(&outgoing).await {
+        Ok(_) => true,
+        Err(e) => {
+            tracing::error!(%about, subject = %outgoing.subject, cause = %e.cause, "could not send an alert");
+            false
         }
     }
 }

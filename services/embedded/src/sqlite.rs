@@ -421,22 +421,13 @@ impl RowSink for SqliteStore {
         if rows.is_empty() {
             return Ok(0);
         }
-        // Declared before the transaction: the statements must outlive it.
-        let full = upsert_rows_sql(ROWS_PER_STATEMENT.min(rows.len()));
-        let last = upsert_rows_sql(match rows.len() % ROWS_PER_STATEMENT {
-            0 => ROWS_PER_STATEMENT.min(rows.len()),
-            n => n,
-        });
         let pool = self.db.get_sqlite_connection_pool();
         let mut tx = pool.begin().await.map_err(sqlx_err)?;
         for chunk in rows.chunks(ROWS_PER_STATEMENT) {
-            let sql = if chunk.len() == ROWS_PER_STATEMENT.min(rows.len()) {
-                &full
-            } else {
-                &last
-            };
-            // The text is ours: placeholders only, every value is bound.
-            let mut query = sea_orm::sqlx::query(sea_orm::sqlx::AssertSqlSafe(sql.as_str()));
+            // The text is ours: placeholders only, every value is bound. The same text for the same
+            // chunk length, so the driver's statement cache prepares it once.
+            let sql = sea_orm::sqlx::AssertSqlSafe(upsert_rows_sql(chunk.len()));
+            let mut query = sea_orm::sqlx::query(sql);
             for r in chunk {
                 let item = serde_json::to_string(&r.item)
                     .map_err(|e| StageError::internal(format!("row store: {e}")))?;
