@@ -338,6 +338,7 @@ pub(super) fn exec(data: &[u8], f: &mut Features) {
         let opts = ValidateOptions {
             scratch_dir: &w.scratch,
             progress: Some(&progress),
+            tap: None,
         };
         let mut hash = Fnv::new();
         hash.write(data);

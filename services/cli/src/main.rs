@@ -315,6 +315,7 @@ async fn run_command(cli: Cli) -> anyhow::Result<ExitCode> {
                 };
                 let _ = std::io::Write::write_all(&mut std::io::stdout(), text.as_bytes());
             }
+            env.db.settle().await;
             Ok(if all_ok {
                 ExitCode::SUCCESS
             } else {
@@ -453,17 +454,19 @@ fn progress_bar(
     let ticker = {
         let bar = bar.clone();
         tokio::spawn(async move {
-            let mut storing_since: Option<(std::time::Instant, u64)> = None;
+            // Rows per second since the first row was stored (rows are stored while the file is
+            // validated when the store allows it, after it otherwise).
+            let mut storing_since: Option<std::time::Instant> = None;
             loop {
                 bar.set_position(progress.bytes.load(Ordering::Relaxed));
                 let stage = progress.stage();
                 let rows = progress.rows.load(Ordering::Relaxed);
-                let message = if stage == "storing rows" {
-                    let (since, _) =
-                        *storing_since.get_or_insert((std::time::Instant::now(), rows));
+                let storing = matches!(stage, "validating" | "storing rows" | "committing rows");
+                let message = if storing && rows > 0 {
+                    let since = *storing_since.get_or_insert_with(std::time::Instant::now);
                     let secs = since.elapsed().as_secs_f64().max(0.1);
                     format!(
-                        "{name}: storing rows {} ({}/s)",
+                        "{name}: {stage}, {} rows stored ({}/s)",
                         sluice_spec::format::group_thousands(&rows.to_string()),
                         sluice_spec::format::group_thousands(&format!("{:.0}", rows as f64 / secs))
                     )

@@ -703,3 +703,88 @@ fn a_permanent_stage_failure_alerts_and_fails_the_run_with_the_stage_error() {
         .expect("a failure alert");
     assert!(alert.contains("partitioner"), "{alert}");
 }
+
+/// (row key, item) of every stored row of `dataset`, read from the data directory's SQLite file.
+fn stored_rows(s: &Sluice, dataset: &str) -> Vec<(String, String)> {
+    let db = rusqlite::Connection::open(s.data.path().join("data/sluice.db")).unwrap();
+    let mut stmt = db
+        .prepare("SELECT row_key, item FROM rows WHERE dataset = ?1 ORDER BY row_key")
+        .unwrap();
+    stmt.query_map([dataset], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
+}
+
+#[test]
+fn the_row_store_keeps_the_first_row_of_a_repeated_key_and_nothing_of_a_refused_file() {
+    let s = Sluice::with_config(
+        r#"
+[buckets]
+landing = "landing"
+work = "work"
+curated = "curated"
+
+[[dataset]]
+name = "prices"
+key = ["id"]
+
+[[dataset.columns]]
+name = "id"
+type = "integer"
+required = true
+
+[[dataset.columns]]
+name = "price"
+type = "float"
+"#,
+    );
+    let dir = s.data.path();
+    let write = |name: &str, body: &[u8]| {
+        let path = dir.join(name);
+        std::fs::write(&path, body).unwrap();
+        path
+    };
+    // More rows than one batch of the row store, so rows reach it before the file ends.
+    let mut first = String::from("id,price\n");
+    for id in 0..12_000 {
+        first.push_str(&format!("{id},{}.5\n", id % 100));
+    }
+    let (code, run) = s.run(&write("a.csv", first.as_bytes()), &["--dataset", "prices"]);
+    assert_eq!(code, 0, "{run}");
+    assert_eq!(run["rows"]["valid"], 12_000);
+    let before = stored_rows(&s, "prices");
+    assert_eq!(before.len(), 12_000);
+    assert!(before.contains(&("7".to_string(), r#"{"id":7,"price":7.5}"#.to_string())));
+
+    // The later rows of a repeated key are invalid: the first one is what the store keeps.
+    let (code, run) = s.run(
+        &write("b.csv", b"id,price\n7,1e3\n7,2\n12000,\n7,3\n"),
+        &["--dataset", "prices"],
+    );
+    assert_eq!(code, 0, "{run}");
+    assert_eq!(run["rows"]["valid"], 2);
+    assert_eq!(run["rows"]["invalid"], 2);
+    let after = stored_rows(&s, "prices");
+    assert_eq!(after.len(), 12_001);
+    assert!(after.contains(&("7".to_string(), r#"{"id":7,"price":1000.0}"#.to_string())));
+    assert!(after.contains(&(
+        "12000".to_string(),
+        r#"{"id":12000,"price":null}"#.to_string()
+    )));
+
+    // A file refused as a whole (not UTF-8, found after thousands of valid rows) stores nothing.
+    let mut refused = String::from("id,price\n").into_bytes();
+    for id in 0..12_000 {
+        refused.extend_from_slice(format!("{id},9.25\n").as_bytes());
+    }
+    refused.extend_from_slice(b"12001,caf\xe9\n");
+    let (code, run) = s.run(&write("c.csv", &refused), &["--dataset", "prices"]);
+    assert_ne!(code, 0, "{run}");
+    assert_eq!(run["status"], "FAILED", "{run}");
+    assert_eq!(
+        stored_rows(&s, "prices"),
+        after,
+        "a refused file leaves the rows as they were"
+    );
+}

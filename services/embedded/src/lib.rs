@@ -15,6 +15,7 @@
 mod fs_store;
 mod memory_queue;
 mod outbox;
+mod row_writer;
 mod sqlite;
 mod workflow;
 

@@ -9,13 +9,13 @@ use std::collections::BTreeMap;
 use async_trait::async_trait;
 use sea_orm::sea_query::OnConflict;
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectOptions, ConnectionTrait, Database, DatabaseConnection,
-    EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
+    ActiveValue::Set, ColumnTrait, ConnectOptions, Database, DatabaseConnection, EntityTrait,
+    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
 };
 use sea_orm_migration::MigratorTrait;
 use sluice_proto::{DatasetName, RunId, RunSummary, Stage, StageError, StageStatus};
 
-use sluice_runtime::ports::{RowItem, RowSink, RunRecord, RunRecords};
+use sluice_runtime::ports::{RowItem, RowSink, RowWriter, RunRecord, RunRecords};
 
 pub mod runs {
     use sea_orm::entity::prelude::*;
@@ -59,6 +59,9 @@ pub mod rows {
         pub row_key: String,
         pub run_id: String,
         pub item: String,
+        /// Which [`crate::row_writer::SqliteRowWriter`] wrote the row (0 for rows put outside one): lets a
+        /// writer keep the first row of a key it was given.
+        pub written_by: i64,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
@@ -75,7 +78,11 @@ mod migration {
     #[async_trait::async_trait]
     impl MigratorTrait for Migrator {
         fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-            vec![Box::new(M0001Init), Box::new(M0002RunRecords)]
+            vec![
+                Box::new(M0001Init),
+                Box::new(M0002RunRecords),
+                Box::new(M0003RowWriters),
+            ]
         }
     }
 
@@ -102,6 +109,7 @@ mod migration {
         RowKey,
         RunId,
         Item,
+        WrittenBy,
     }
 
     pub struct M0001Init;
@@ -222,12 +230,54 @@ mod migration {
             Ok(())
         }
     }
+
+    /// Which writer put each row, so a writer that stores rows during validation keeps the first row
+    /// of each key. Rows stored before this migration were written by nobody (0). An integer: it is
+    /// repeated in every row, and the row store's cost is mostly bytes written.
+    pub struct M0003RowWriters;
+
+    impl MigrationName for M0003RowWriters {
+        fn name(&self) -> &str {
+            "m0003_row_writers"
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl MigrationTrait for M0003RowWriters {
+        async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
+            m.alter_table(
+                Table::alter()
+                    .table(Rows::Table)
+                    .add_column(
+                        ColumnDef::new(Rows::WrittenBy)
+                            .big_integer()
+                            .not_null()
+                            .default(0),
+                    )
+                    .to_owned(),
+            )
+            .await
+        }
+
+        async fn down(&self, m: &SchemaManager) -> Result<(), DbErr> {
+            m.alter_table(
+                Table::alter()
+                    .table(Rows::Table)
+                    .drop_column(Rows::WrittenBy)
+                    .to_owned(),
+            )
+            .await
+        }
+    }
 }
 
 /// The embedded run store and row sink: one SQLite file.
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     db: DatabaseConnection,
+    /// The database file, for the bulk row writer's own connection.
+    path: std::path::PathBuf,
+    checkpoints: crate::row_writer::Checkpoints,
 }
 
 fn db_err(e: sea_orm::DbErr) -> StageError {
@@ -248,16 +298,34 @@ impl SqliteStore {
         }
         let url = format!("sqlite://{}?mode=rwc", path.display());
         let mut opts = ConnectOptions::new(url);
-        opts.max_connections(4).sqlx_logging(false);
+        // Set on every connection of the pool (a PRAGMA run once would reach only one of them).
+        // WAL lets `sluice runs list` read while a run writes; NORMAL is durable at checkpoints in WAL
+        // mode. Statement journals (a multi-row upsert inside a run's transaction has one) stay in
+        // memory instead of a temporary file.
+        opts.max_connections(4)
+            .sqlx_logging(false)
+            .map_sqlx_sqlite_opts(|o| {
+                use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
+                o.journal_mode(SqliteJournalMode::Wal)
+                    .synchronous(SqliteSynchronous::Normal)
+                    .busy_timeout(std::time::Duration::from_secs(5))
+                    .pragma("temp_store", "memory")
+            });
         let db = Database::connect(opts).await.map_err(db_err)?;
-        // WAL lets `sluice runs list` read while a run writes.
-        db.execute_unprepared(
-            "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=5000;",
-        )
-        .await
-        .map_err(db_err)?;
         migration::Migrator::up(&db, None).await.map_err(db_err)?;
-        Ok(SqliteStore { db })
+        Ok(SqliteStore {
+            db,
+            path: path.to_path_buf(),
+            checkpoints: Default::default(),
+        })
+    }
+}
+
+impl SqliteStore {
+    /// Waits for the checkpoints that committed row writers still run in the background (see
+    /// `row_writer::Checkpoints`); a process calls it before it exits.
+    pub async fn settle(&self) {
+        self.checkpoints.wait().await;
     }
 }
 
@@ -397,7 +465,8 @@ fn upsert_rows_sql(n: usize) -> String {
         sql.push_str("(?,?,?,?)");
     }
     sql.push_str(
-        " ON CONFLICT (dataset, row_key) DO UPDATE SET run_id = excluded.run_id, item = excluded.item",
+        " ON CONFLICT (dataset, row_key) DO UPDATE SET run_id = excluded.run_id, item = excluded.item, \
+         written_by = excluded.written_by",
     );
     sql
 }
@@ -408,6 +477,21 @@ fn sqlx_err(e: sea_orm::sqlx::Error) -> StageError {
 
 #[async_trait]
 impl RowSink for SqliteStore {
+    async fn begin_rows(
+        &self,
+        dataset: &DatasetName,
+        run_id: &RunId,
+    ) -> Result<Option<Box<dyn RowWriter>>, StageError> {
+        let (path, dataset, run_id) = (self.path.clone(), dataset.clone(), run_id.clone());
+        let checkpoints = self.checkpoints.clone();
+        let writer = tokio::task::spawn_blocking(move || {
+            crate::row_writer::SqliteRowWriter::begin(&path, &dataset, &run_id, checkpoints)
+        })
+        .await
+        .map_err(|e| StageError::internal(format!("row store: {e}")))??;
+        Ok(Some(Box::new(writer)))
+    }
+
     /// The bulk path goes to sea-orm's SQLite driver (sqlx) directly: one transaction per batch,
     /// multi-row upserts from a cached prepared statement. Through sea-orm's query builder the same
     /// upsert spent most of its time building the statement (see ARCHITECTURE.md); the table itself is
@@ -470,6 +554,7 @@ impl RowSink for SqliteStore {
 mod tests {
     use super::*;
     use sluice_proto::{ObjectRef, RunStatus};
+    use sluice_runtime::ports::EncodedRows;
     use sluice_runtime::runs::{RunStore, conformance};
 
     #[tokio::test]
@@ -527,5 +612,98 @@ mod tests {
         drop(store);
         let again = SqliteStore::open(&dir.path().join("s.db")).await.unwrap();
         assert_eq!(again.count_rows(&stocks).await.unwrap(), 5000);
+    }
+
+    /// What a writer stored, as (key, run id, item).
+    async fn stored(store: &SqliteStore, dataset: &str) -> Vec<(String, String, String)> {
+        let mut rows: Vec<(String, String, String)> = rows::Entity::find()
+            .filter(rows::Column::Dataset.eq(dataset))
+            .all(&store.db)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|m| (m.row_key, m.run_id, m.item))
+            .collect();
+        rows.sort();
+        rows
+    }
+
+    fn encoded(rows: &[(&str, &str)]) -> EncodedRows {
+        let mut e = EncodedRows::default();
+        for (k, v) in rows {
+            e.push(k, v);
+        }
+        e
+    }
+
+    #[tokio::test]
+    async fn a_row_writer_keeps_the_first_row_of_a_key_and_shows_nothing_before_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("s.db")).await.unwrap();
+        let ds = DatasetName::from("stocks");
+        let (r1, r2) = (RunId::parse("r1").unwrap(), RunId::parse("r2").unwrap());
+
+        // An earlier run's rows.
+        let mut w = store.begin_rows(&ds, &r1).await.unwrap().unwrap();
+        w.put(encoded(&[("a", "1"), ("b", "1")])).await.unwrap();
+        w.commit().await.unwrap();
+
+        let mut w = store.begin_rows(&ds, &r2).await.unwrap().unwrap();
+        w.put(encoded(&[("a", "2"), ("c", "2")])).await.unwrap();
+        // The later rows of a key in the same writer are the file's duplicates: the first stays.
+        w.put(encoded(&[("a", "dup"), ("c", "dup")])).await.unwrap();
+        let before = stored(&store, "stocks").await;
+        assert_eq!(
+            before,
+            [
+                ("a".into(), "r1".into(), "1".into()),
+                ("b".into(), "r1".into(), "1".into())
+            ],
+            "nothing of an uncommitted writer is visible"
+        );
+        w.commit().await.unwrap();
+        store.settle().await;
+        assert_eq!(
+            stored(&store, "stocks").await,
+            [
+                ("a".into(), "r2".into(), "2".into()),
+                ("b".into(), "r1".into(), "1".into()),
+                ("c".into(), "r2".into(), "2".into()),
+            ]
+        );
+
+        // A writer dropped without commit (the file was refused) leaves the store as it was.
+        let mut w = store.begin_rows(&ds, &r1).await.unwrap().unwrap();
+        w.put(encoded(&[("a", "gone"), ("z", "gone")]))
+            .await
+            .unwrap();
+        drop(w);
+        // The same run again (a re-run of the same file) replaces its own earlier rows.
+        let mut w = store.begin_rows(&ds, &r2).await.unwrap().unwrap();
+        w.put(encoded(&[("a", "again")])).await.unwrap();
+        w.commit().await.unwrap();
+        assert_eq!(
+            stored(&store, "stocks").await,
+            [
+                ("a".into(), "r2".into(), "again".into()),
+                ("b".into(), "r1".into(), "1".into()),
+                ("c".into(), "r2".into(), "2".into()),
+            ]
+        );
+        // Rows put outside a writer still overwrite, and a writer overwrites them.
+        let row = RowItem {
+            key: "b".into(),
+            item: serde_json::json!({"v": 3}).as_object().unwrap().clone(),
+        };
+        store.put_rows(&ds, &r1, &[row]).await.unwrap();
+        let mut w = store.begin_rows(&ds, &r1).await.unwrap().unwrap();
+        w.put(encoded(&[("b", "4")])).await.unwrap();
+        w.commit().await.unwrap();
+        store.settle().await;
+        assert_eq!(
+            stored(&store, "stocks").await[1],
+            ("b".into(), "r1".into(), "4".into())
+        );
+        assert_eq!(store.delete_run_rows(&ds, &r2).await.unwrap(), 2);
     }
 }

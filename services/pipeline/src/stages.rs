@@ -10,7 +10,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use sluice_proto::*;
-use sluice_runtime::ports::{Mailer, ObjectStore, OutgoingEmail, RowItem, RowSink};
+use sluice_runtime::ports::{EncodedRows, Mailer, ObjectStore, OutgoingEmail, RowItem, RowSink};
 use sluice_runtime::runs::RunStore;
 use sluice_spec::config::{Config, Dataset};
 use sluice_spec::keys::RunKeys;
@@ -117,40 +117,49 @@ async fn validate(ctx: &StageContext, input: ValidateInput) -> Result<ValidateOu
     let valid_path = scratch.path().join("valid.csv");
     let invalid_path = scratch.path().join("invalid.csv");
     let source_uri = ctx.store.uri(&input.source);
-
-    let report = {
-        let (ds, src, valid, invalid, dir) = (
-            ds.clone(),
-            source.path().to_path_buf(),
-            valid_path.clone(),
-            invalid_path.clone(),
-            scratch.path().to_path_buf(),
-        );
-        let progress = ctx.progress.clone();
-        if let Some(p) = &progress {
-            p.set_stage("validating");
-        }
-        blocking(move || {
-            let opts = sluice_validator::ValidateOptions {
-                scratch_dir: &dir,
-                progress: progress.as_ref().map(|p| &p.bytes),
-            };
-            sluice_validator::validate(&ds, &src, &valid, &invalid, &opts)
-        })
-        .await
-        .map_err(|e| e.context(&source_uri))?
+    let files = ValidatorFiles {
+        source: source.path().to_path_buf(),
+        valid: valid_path.clone(),
+        invalid: invalid_path.clone(),
+        scratch: scratch.path().to_path_buf(),
     };
+    if let Some(p) = &ctx.progress {
+        p.set_stage("validating");
+    }
 
-    let stored_rows = if ds.store_rows {
-        if let Some(p) = &ctx.progress {
-            p.set_stage("storing rows");
-        }
-        let stored = store_rows(ctx, &ds, &input.run_id, &valid_path).await?;
-        crate::supersede::earlier_rows(ctx, &ds.name, &input.run_id).await?;
-        stored
+    // Rows are stored while the file is validated when the store can hold them back until the file
+    // is accepted (SQLite: one transaction); otherwise (DynamoDB) once it has been.
+    let writer = if ds.store_rows {
+        ctx.rows.begin_rows(&ds.name, &input.run_id).await?
     } else {
-        0
+        None
     };
+    let (report, stored_rows) = match writer {
+        Some(writer) => {
+            let report = validate_and_store(ctx, &ds, &input.run_id, files, writer)
+                .await
+                .map_err(|e| e.context(&source_uri))?;
+            let stored = report.rows.valid;
+            (report, stored)
+        }
+        None => {
+            let report = run_validator(ds.clone(), files, ctx.progress.clone(), None)
+                .await
+                .map_err(|e| e.context(&source_uri))?;
+            let stored = if ds.store_rows {
+                if let Some(p) = &ctx.progress {
+                    p.set_stage("storing rows");
+                }
+                store_rows(ctx, &ds, &input.run_id, &valid_path).await?
+            } else {
+                0
+            };
+            (report, stored)
+        }
+    };
+    if ds.store_rows {
+        crate::supersede::earlier_rows(ctx, &ds.name, &input.run_id).await?;
+    }
 
     let keys = ctx.keys(&input.run_id);
     let (valid, invalid) = (keys.valid(), keys.invalid());
@@ -165,6 +174,132 @@ async fn validate(ctx: &StageContext, input: ValidateInput) -> Result<ValidateOu
         top_reasons: report.top_reasons,
         stored_rows,
     })
+}
+
+/// The validator's input, outputs and scratch folder.
+struct ValidatorFiles {
+    source: PathBuf,
+    valid: PathBuf,
+    invalid: PathBuf,
+    scratch: PathBuf,
+}
+
+/// Runs the validator in a blocking thread; `tap` receives the valid rows as they are found.
+async fn run_validator(
+    ds: Arc<Dataset>,
+    files: ValidatorFiles,
+    progress: Option<Arc<Progress>>,
+    tap: Option<ChannelTap>,
+) -> Result<sluice_validator::ValidationReport, StageError> {
+    blocking(move || {
+        let opts = sluice_validator::ValidateOptions {
+            scratch_dir: &files.scratch,
+            progress: progress.as_ref().map(|p| &p.bytes),
+            tap: tap.as_ref().map(|t| t as &dyn sluice_validator::RowTap),
+        };
+        let report =
+            sluice_validator::validate(&ds, &files.source, &files.valid, &files.invalid, &opts)?;
+        if let Some(tap) = tap {
+            tap.flush()?;
+        }
+        Ok(report)
+    })
+    .await
+}
+
+/// Validates the file while a task stores its valid rows through `writer` (the validator is the
+/// bottleneck of the two, so storing costs little wall time), then commits them if the file was
+/// accepted. A refused file, or any failure, drops the writer: the store is left as it was.
+async fn validate_and_store(
+    ctx: &StageContext,
+    ds: &Arc<Dataset>,
+    run_id: &RunId,
+    files: ValidatorFiles,
+    mut writer: Box<dyn sluice_runtime::ports::RowWriter>,
+) -> Result<sluice_validator::ValidationReport, StageError> {
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<sluice_validator::CanonRows>(2);
+    let store = {
+        let mut encoder = sluice_validator::RowEncoder::new(ds, run_id);
+        let progress = ctx.progress.clone();
+        tokio::spawn(async move {
+            let (mut key, mut item) = (String::new(), String::new());
+            while let Some(rows) = rx.recv().await {
+                let mut encoded = EncodedRows::default();
+                for i in 0..rows.len() {
+                    key.clear();
+                    item.clear();
+                    encoder.encode(&rows, i, &mut key, &mut item)?;
+                    encoded.push(&key, &item);
+                }
+                writer.put(encoded).await?;
+                if let Some(p) = &progress {
+                    p.rows.fetch_add(rows.len() as u64, Ordering::Relaxed);
+                }
+            }
+            Ok::<_, StageError>(writer)
+        })
+    };
+    let tap = ChannelTap::new(ds.columns.len(), tx);
+    let validated = run_validator(ds.clone(), files, ctx.progress.clone(), Some(tap)).await;
+    // The tap (the only sender) is gone, so the store task ends once it has written what it got.
+    let stored = store
+        .await
+        .map_err(|e| StageError::internal(format!("row store task failed: {e}")))?;
+    // A store failure stops the validator too (its tap cannot send): the store's error is the cause.
+    let writer = stored?;
+    let report = validated?;
+    if let Some(p) = &ctx.progress {
+        p.set_stage("committing rows");
+    }
+    writer.commit().await?;
+    Ok(report)
+}
+
+/// Collects valid rows into batches for the store task; the validator calls it from its thread.
+struct ChannelTap {
+    width: usize,
+    rows: std::cell::RefCell<sluice_validator::CanonRows>,
+    tx: tokio::sync::mpsc::Sender<sluice_validator::CanonRows>,
+}
+
+/// A batch for the store task also ends at this many bytes of fields, so wide rows keep it small.
+const TAP_BATCH_BYTES: usize = 1024 * 1024;
+
+impl ChannelTap {
+    fn new(width: usize, tx: tokio::sync::mpsc::Sender<sluice_validator::CanonRows>) -> Self {
+        ChannelTap {
+            width,
+            rows: std::cell::RefCell::new(sluice_validator::CanonRows::new(width)),
+            tx,
+        }
+    }
+
+    fn send(&self) -> Result<(), StageError> {
+        let full = self
+            .rows
+            .replace(sluice_validator::CanonRows::new(self.width));
+        if full.is_empty() {
+            return Ok(());
+        }
+        self.tx.blocking_send(full).map_err(|_| {
+            StageError::internal("the row store stopped while the file was being validated")
+        })
+    }
+
+    fn flush(self) -> Result<(), StageError> {
+        self.send()
+    }
+}
+
+impl sluice_validator::RowTap for ChannelTap {
+    fn valid_row(&self, canon: &csv::ByteRecord) -> Result<(), StageError> {
+        let full = {
+            let mut rows = self.rows.borrow_mut();
+            rows.push(canon);
+            rows.len() >= ROW_BATCH || rows.byte_len() >= TAP_BATCH_BYTES
+        };
+        if full { self.send() } else { Ok(()) }
+    }
 }
 
 /// Streams the valid rows into the row store: a blocking reader feeds batches through a bounded

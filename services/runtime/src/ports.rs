@@ -81,8 +81,68 @@ pub struct RowItem {
     pub item: serde_json::Map<String, serde_json::Value>,
 }
 
+/// Valid rows already encoded for the store: each row's key and its item (a JSON object), packed in
+/// one buffer so a batch costs no allocation per row.
+#[derive(Debug, Default, Clone)]
+pub struct EncodedRows {
+    text: String,
+    /// Where each row's key ends and where its item ends, in `text`.
+    ends: Vec<(usize, usize)>,
+}
+
+impl EncodedRows {
+    pub fn push(&mut self, key: &str, item: &str) {
+        self.text.push_str(key);
+        let key_end = self.text.len();
+        self.text.push_str(item);
+        self.ends.push((key_end, self.text.len()));
+    }
+
+    pub fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+
+    pub fn clear(&mut self) {
+        self.text.clear();
+        self.ends.clear();
+    }
+
+    /// `(key, item)` of each row, in order.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        let mut start = 0;
+        self.ends.iter().map(move |&(key_end, end)| {
+            let row = (&self.text[start..key_end], &self.text[key_end..end]);
+            start = end;
+            row
+        })
+    }
+}
+
+/// Rows written while their file is still being validated. Nothing is visible to anyone else until
+/// [`RowWriter::commit`]; a writer dropped without committing leaves the store as it was (the file
+/// was refused, or a later step failed). Within one writer the first row put for a key is kept: the
+/// later rows of a repeated key are the file's duplicates, found only at its end.
+#[async_trait]
+pub trait RowWriter: Send {
+    async fn put(&mut self, rows: EncodedRows) -> Result<(), StageError>;
+    async fn commit(self: Box<Self>) -> Result<(), StageError>;
+}
+
 #[async_trait]
 pub trait RowSink: Send + Sync {
+    /// A [`RowWriter`] for one run's rows, when the store can hold them back until commit (a
+    /// transaction); `None` when it cannot, and then the rows are put once the file is validated.
+    async fn begin_rows(
+        &self,
+        _dataset: &DatasetName,
+        _run_id: &RunId,
+    ) -> Result<Option<Box<dyn RowWriter>>, StageError> {
+        Ok(None)
+    }
     /// Upserts a batch of rows of one dataset; returns how many were written.
     async fn put_rows(
         &self,

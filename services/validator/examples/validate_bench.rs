@@ -140,6 +140,7 @@ fn run(path: &Path) -> Result<(), Box<dyn std::error::Error>> {
     let opts = ValidateOptions {
         scratch_dir: dir.path(),
         progress: None,
+        tap: None,
     };
     let size = std::fs::metadata(path)?.len();
     let started = Instant::now();

@@ -41,7 +41,7 @@ use crate::rules::{Checker, Kind, Tally};
 use crate::source::{ReadLimits, Source, Start};
 use crate::unique::KeyTracker;
 
-pub use crate::stored::{StoredRow, StoredRows, stored_rows};
+pub use crate::stored::{CanonRows, RowEncoder, StoredRow, StoredRows, stored_rows};
 
 /// How many reasons [`ValidationReport::top_reasons`] keeps.
 pub const TOP_REASONS: usize = 10;
@@ -52,6 +52,18 @@ pub struct ValidateOptions<'a> {
     pub scratch_dir: &'a Path,
     /// Bytes of the input read so far, for a progress bar (updated once per read buffer).
     pub progress: Option<&'a AtomicU64>,
+    /// Receives the valid rows as they are found, e.g. to store them while the file is still being
+    /// read. See [`RowTap`] for what it must do about repeated keys.
+    pub tap: Option<&'a dyn RowTap>,
+}
+
+/// Receives each row that passes the first pass's checks, as canonical fields in spec order.
+///
+/// The duplicate-key check ends with the file, so the later rows of a repeated key reach the tap too
+/// (they end in `invalid.csv`): a receiver that stores rows by key must keep the first row it was given
+/// for each key. An error stops the validation with that error.
+pub trait RowTap {
+    fn valid_row(&self, canon: &csv::ByteRecord) -> Result<(), StageError>;
 }
 
 /// Sizes that bound the stage's memory. The defaults suit files of any size; tests make them small
@@ -188,6 +200,9 @@ pub fn validate_with_limits(
                 }
                 if checker.is_valid() {
                     valid.write(&checker.canon)?;
+                    if let Some(tap) = opts.tap {
+                        tap.valid_row(&checker.canon)?;
+                    }
                     if let Some(keys) = keys.as_mut() {
                         keys.add(&checker.canon, at.line).map_err(scratch_error)?;
                     }

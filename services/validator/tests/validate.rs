@@ -607,6 +607,7 @@ fn progress_counts_the_bytes_read() {
     let opts = ValidateOptions {
         scratch_dir: &w.scratch,
         progress: Some(&progress),
+        tap: None,
     };
     let mut ds = stocks();
     ds.key.clear();

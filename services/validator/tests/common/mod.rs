@@ -111,6 +111,7 @@ impl Workdir {
         let opts = ValidateOptions {
             scratch_dir: &self.scratch,
             progress: None,
+            tap: None,
         };
         let report =
             validate_with_limits(ds, &self.input, &self.valid, &self.invalid, &opts, limits)?;
