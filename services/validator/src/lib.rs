@@ -204,7 +204,8 @@ pub fn validate_with_limits(
                         tap.valid_row(&checker.canon)?;
                     }
                     if let Some(keys) = keys.as_mut() {
-                        keys.add(&checker.canon, at.line).map_err(scratch_error)?;
+                        keys.add(&checker.canon, at.line, at.byte)
+                            .map_err(scratch_error)?;
                     }
                     rows.valid += 1;
                 } else {

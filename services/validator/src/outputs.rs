@@ -96,6 +96,17 @@ impl InvalidRow {
         src: &impl Fields,
         layout: &Layout,
     ) -> Result<(), StageError> {
+        out.write(self.record(line, reasons, src, layout))
+    }
+
+    /// The record [`InvalidRow::write`] writes.
+    pub(crate) fn record(
+        &mut self,
+        line: u64,
+        reasons: &str,
+        src: &impl Fields,
+        layout: &Layout,
+    ) -> &ByteRecord {
         self.rec.clear();
         self.line.clear();
         let _ = write!(self.line, "{line}");
@@ -115,6 +126,6 @@ impl InvalidRow {
                 }
             }
         }
-        out.write(&self.rec)
+        &self.rec
     }
 }

@@ -1,17 +1,17 @@
 //! The unique-key check, with memory that does not grow with the file.
 //!
 //! While validating, every row that passed all other checks has its key hashed to 128 bits (xxh3 over
-//! the canonical key values, each length-prefixed so `("ab", "c")` and `("a", "bc")` differ) and its line
-//! recorded twice: as a `(hash, line)` pair for an external sort, and in a sidecar file that follows
-//! `valid.csv` row by row. Sorting the pairs puts equal keys next to each other, the first-seen line
-//! first; every later line of a group is a duplicate. The duplicates are sorted again by line, so the
-//! second pass over `valid.csv` (and its sidecar) can take them out in a single stream.
+//! the canonical key values, each length-prefixed so `("ab", "c")` and `("a", "bc")` differ) and
+//! recorded with where the row is: its line and byte offset in the input, and its position among the
+//! rows of `valid.csv`. Sorting the records puts equal keys next to each other, the first-seen line
+//! first; every later line of a group is a duplicate. The duplicates are sorted again by line, and
+//! carry what the second pass needs: which row of `valid.csv` to leave out, and where in the input
+//! to read the row's raw values (one seek each, instead of reading the input again).
 //!
-//! A 1 GB file with 20 million distinct keys holds at most `run_len` pairs in memory (24 bytes each);
-//! the rest lives in sorted runs in the scratch folder.
+//! A 1 GB file with 20 million distinct keys holds at most `run_len` records in memory (40 bytes
+//! each); the rest lives in sorted runs in the scratch folder.
 
-use std::fs::File;
-use std::io::{self, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
+use std::io;
 use std::path::{Path, PathBuf};
 
 use csv::ByteRecord;
@@ -19,49 +19,71 @@ use xxhash_rust::xxh3::xxh3_128;
 
 use crate::extsort::{ExternalSorter, FixedRecord, Sorted};
 
-const SIDECAR_BUFFER: usize = 64 * 1024;
+/// Where a valid candidate row is: its line and byte offset in the input, and its position (0-based)
+/// among the rows of `valid.csv`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) struct RowAt {
+    pub line: u64,
+    pub byte: u64,
+    pub valid_row: u64,
+}
 
-/// One valid candidate row: the hash of its key and its line.
+/// One valid candidate row: the hash of its key and where the row is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 struct KeyHit {
     hash_hi: u64,
     hash_lo: u64,
-    line: u64,
+    at: RowAt,
 }
 
 impl FixedRecord for KeyHit {
-    const SIZE: usize = 24;
+    const SIZE: usize = 40;
     fn encode(&self, out: &mut [u8]) {
         out[0..8].copy_from_slice(&self.hash_hi.to_le_bytes());
         out[8..16].copy_from_slice(&self.hash_lo.to_le_bytes());
-        out[16..24].copy_from_slice(&self.line.to_le_bytes());
+        encode_at(&self.at, &mut out[16..40]);
     }
     fn decode(b: &[u8]) -> Self {
         KeyHit {
             hash_hi: word(b, 0),
             hash_lo: word(b, 8),
-            line: word(b, 16),
+            at: decode_at(&b[16..40]),
         }
     }
 }
 
-/// A row whose key was seen before: its line, and the line where the key was first seen.
+fn encode_at(at: &RowAt, out: &mut [u8]) {
+    out[0..8].copy_from_slice(&at.line.to_le_bytes());
+    out[8..16].copy_from_slice(&at.byte.to_le_bytes());
+    out[16..24].copy_from_slice(&at.valid_row.to_le_bytes());
+}
+
+fn decode_at(b: &[u8]) -> RowAt {
+    RowAt {
+        line: word(b, 0),
+        byte: word(b, 8),
+        valid_row: word(b, 16),
+    }
+}
+
+/// A row whose key was seen before: where it is, and the line where the key was first seen. Sorted
+/// by line (which is also the order of `valid_row`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) struct Duplicate {
-    pub line: u64,
+    pub at: RowAt,
     pub first_line: u64,
 }
 
 impl FixedRecord for Duplicate {
-    const SIZE: usize = 16;
+    const SIZE: usize = 32;
     fn encode(&self, out: &mut [u8]) {
-        out[0..8].copy_from_slice(&self.line.to_le_bytes());
-        out[8..16].copy_from_slice(&self.first_line.to_le_bytes());
+        encode_at(&self.at, &mut out[0..24]);
+        out[24..32].copy_from_slice(&self.first_line.to_le_bytes());
     }
     fn decode(b: &[u8]) -> Self {
         Duplicate {
-            line: word(b, 0),
-            first_line: word(b, 8),
+            at: decode_at(&b[0..24]),
+            first_line: word(b, 24),
         }
     }
 }
@@ -77,8 +99,8 @@ pub(crate) struct KeyTracker {
     /// Indices of the key columns in the canonical record (spec order).
     key: Vec<usize>,
     hits: ExternalSorter<KeyHit>,
-    /// The line of each row written to `valid.csv`, in the same order (8 bytes each).
-    sidecar: BufWriter<File>,
+    /// Rows of `valid.csv` so far.
+    valid_rows: u64,
     scratch: PathBuf,
     run_len: usize,
     key_bytes: Vec<u8>,
@@ -89,15 +111,16 @@ impl KeyTracker {
         Ok(KeyTracker {
             key: key.to_vec(),
             hits: ExternalSorter::new(scratch, run_len),
-            sidecar: BufWriter::with_capacity(SIDECAR_BUFFER, tempfile::tempfile_in(scratch)?),
+            valid_rows: 0,
             scratch: scratch.to_path_buf(),
             run_len,
             key_bytes: Vec::new(),
         })
     }
 
-    /// Records a row just written to `valid.csv` (`canon` holds its canonical values).
-    pub(crate) fn add(&mut self, canon: &ByteRecord, line: u64) -> io::Result<()> {
+    /// Records a row just written to `valid.csv` (`canon` holds its canonical values), which starts at
+    /// `line` and `byte` in the input.
+    pub(crate) fn add(&mut self, canon: &ByteRecord, line: u64, byte: u64) -> io::Result<()> {
         self.key_bytes.clear();
         for &k in &self.key {
             let v = canon.get(k).unwrap_or(b"");
@@ -109,9 +132,14 @@ impl KeyTracker {
         self.hits.push(KeyHit {
             hash_hi: (h >> 64) as u64,
             hash_lo: h as u64,
-            line,
+            at: RowAt {
+                line,
+                byte,
+                valid_row: self.valid_rows,
+            },
         })?;
-        self.sidecar.write_all(&line.to_le_bytes())
+        self.valid_rows += 1;
+        Ok(())
     }
 
     /// Sorted runs spilled so far (for logs and tests).
@@ -128,41 +156,27 @@ impl KeyTracker {
             match group {
                 Some((hi, lo, first_line)) if hi == hit.hash_hi && lo == hit.hash_lo => {
                     dups.push(Duplicate {
-                        line: hit.line,
+                        at: hit.at,
                         first_line,
                     })?;
                 }
-                _ => group = Some((hit.hash_hi, hit.hash_lo, hit.line)),
+                _ => group = Some((hit.hash_hi, hit.hash_lo, hit.at.line)),
             }
         }
         if dups.len() == 0 {
             return Ok(None);
         }
-        let count = dups.len();
-        let mut sidecar = self.sidecar.into_inner().map_err(|e| e.into_error())?;
-        sidecar.seek(SeekFrom::Start(0))?;
         Ok(Some(Duplicates {
-            count,
+            count: dups.len(),
             by_line: dups.finish()?,
-            sidecar: BufReader::with_capacity(SIDECAR_BUFFER, sidecar),
         }))
     }
 }
 
-/// The duplicates of a file, in line order, and the line of every row of `valid.csv`.
+/// The duplicates of a file, in line order.
 pub(crate) struct Duplicates {
     pub count: u64,
     pub by_line: Sorted<Duplicate>,
-    sidecar: BufReader<File>,
-}
-
-impl Duplicates {
-    /// The line of the next row of `valid.csv`.
-    pub(crate) fn next_valid_line(&mut self) -> io::Result<u64> {
-        let mut b = [0u8; 8];
-        self.sidecar.read_exact(&mut b)?;
-        Ok(u64::from_le_bytes(b))
-    }
 }
 
 #[cfg(test)]
@@ -177,27 +191,32 @@ mod tests {
         rows: &[(&[&str], u64)],
         key: &[usize],
         run_len: usize,
-    ) -> (Vec<Duplicate>, Vec<u64>, usize) {
+    ) -> (Vec<Duplicate>, usize) {
         let dir = tempfile::tempdir().unwrap();
         let mut t = KeyTracker::new(key, dir.path(), run_len).unwrap();
         for (fields, line) in rows {
-            t.add(&rec(fields), *line).unwrap();
+            // Made-up byte offsets: ten bytes per line.
+            t.add(&rec(fields), *line, line * 10).unwrap();
         }
         let spilled = t.runs_spilled();
         match t.finish().unwrap() {
-            None => (Vec::new(), Vec::new(), spilled),
+            None => (Vec::new(), spilled),
             Some(mut d) => {
-                let lines = (0..rows.len())
-                    .map(|_| d.next_valid_line().unwrap())
-                    .collect();
-                assert!(
-                    d.next_valid_line().is_err(),
-                    "the sidecar has one line per row"
-                );
                 let dups: Vec<Duplicate> = d.by_line.by_ref().collect::<io::Result<_>>().unwrap();
                 assert_eq!(d.count, dups.len() as u64);
-                (dups, lines, spilled)
+                (dups, spilled)
             }
+        }
+    }
+
+    fn dup(line: u64, valid_row: u64, first_line: u64) -> Duplicate {
+        Duplicate {
+            at: RowAt {
+                line,
+                byte: line * 10,
+                valid_row,
+            },
+            first_line,
         }
     }
 
@@ -211,27 +230,10 @@ mod tests {
             (&["a", "1"], 9),
             (&["b", "1"], 12),
         ];
-        let (dups, lines, _) = duplicates(rows, &[0, 1], 100);
-        assert_eq!(
-            dups,
-            vec![
-                Duplicate {
-                    line: 5,
-                    first_line: 2
-                },
-                Duplicate {
-                    line: 9,
-                    first_line: 2
-                },
-                Duplicate {
-                    line: 12,
-                    first_line: 3
-                },
-            ]
-        );
-        assert_eq!(lines, vec![2, 3, 5, 6, 9, 12]);
+        let (dups, _) = duplicates(rows, &[0, 1], 100);
+        assert_eq!(dups, vec![dup(5, 2, 2), dup(9, 4, 2), dup(12, 5, 3)]);
         // Only the key columns count.
-        let (dups, _, _) = duplicates(rows, &[1], 100);
+        let (dups, _) = duplicates(rows, &[1], 100);
         assert_eq!(dups.len(), 4);
     }
 
@@ -256,13 +258,14 @@ mod tests {
             .map(|(i, k)| (vec![k.as_str()], i as u64 + 2))
             .collect();
         let rows: Vec<(&[&str], u64)> = rows.iter().map(|(f, l)| (f.as_slice(), *l)).collect();
-        let (dups, _, spilled) = duplicates(&rows, &[0], 64);
+        let (dups, spilled) = duplicates(&rows, &[0], 64);
         assert!(spilled > 60, "{spilled} runs");
         assert_eq!(dups.len(), 5000 - 1700);
         for d in &dups {
-            let i = d.line - 2;
+            let i = d.at.line - 2;
             assert_eq!(d.first_line, i % 1700 + 2, "{d:?}");
+            assert_eq!((d.at.valid_row, d.at.byte), (i, d.at.line * 10), "{d:?}");
         }
-        assert!(dups.windows(2).all(|w| w[0].line < w[1].line));
+        assert!(dups.windows(2).all(|w| w[0].at.line < w[1].at.line));
     }
 }

@@ -677,3 +677,70 @@ type = "string"
         assert_eq!(row[1].len(), if i % 37 == 0 { 50_000 } else { i % 200 });
     }
 }
+
+/// The duplicate pass copies the first-pass outputs as raw records and reads a duplicate's raw values
+/// at its byte offset: quoted fields with line breaks and quotes (in the key and elsewhere), a BOM,
+/// CRLF line ends and blank lines must not move anything.
+#[test]
+fn duplicates_among_multiline_quoted_fields_keep_every_byte_in_place() {
+    let ds = dataset(
+        r#"
+key = ["id", "note"]
+[[dataset.columns]]
+name = "id"
+type = "integer"
+[[dataset.columns]]
+name = "note"
+type = "string"
+[[dataset.columns]]
+name = "v"
+type = "float"
+min = 0
+"#,
+    );
+    let input = "\u{feff}id,note,v\r\n\
+        1,\"two\r\nlines, \"\"quoted\"\"\",1.5\r\n\
+        \r\n\
+        2,plain,-1\r\n\
+        1,\"two\r\nlines, \"\"quoted\"\"\",2.5\r\n\
+        3,\"a\nb\",3\r\n\
+        3,\"a\nb\", 4 \r\n\
+        4,x\r\n";
+    let o = run(&ds, input);
+    assert_eq!(
+        o.report.rows,
+        RowCounts {
+            total: 6,
+            valid: 2,
+            invalid: 4
+        }
+    );
+    assert_eq!(
+        o.valid_rows(),
+        vec![
+            vec!["1", "two\r\nlines, \"quoted\"", "1.5"],
+            vec!["3", "a\nb", "3"],
+        ]
+    );
+    assert_eq!(
+        o.invalid_rows(),
+        vec![
+            vec!["5", "v: -1 is below the minimum 0", "2", "plain", "-1"],
+            vec![
+                "6",
+                "id, note: duplicate key (id=1, note=two\r\nlines, \"quoted\"), first seen on line 2",
+                "1",
+                "two\r\nlines, \"quoted\"",
+                "2.5"
+            ],
+            vec![
+                "10",
+                "id, note: duplicate key (id=3, note=a\nb), first seen on line 8",
+                "3",
+                "a\nb",
+                " 4 "
+            ],
+            vec!["12", "row has 2 fields, the header has 3", "4", "x", ""],
+        ]
+    );
+}
