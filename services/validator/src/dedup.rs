@@ -71,7 +71,7 @@ impl RawRecords {
                 return Ok(!self.buf.is_empty());
             }
             quotes += self.buf[start..].iter().filter(|&&b| b == b'"').count();
-            if quotes % 2 == 0 {
+            if quotes.is_multiple_of(2) {
                 return Ok(true);
             }
         }
