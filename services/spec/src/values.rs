@@ -113,11 +113,38 @@ pub struct TypeMismatch(pub String);
 
 /// Parses booleans the way spreadsheets and databases write them.
 pub fn parse_bool(s: &str) -> Option<bool> {
-    match s.to_ascii_lowercase().as_str() {
-        "true" | "t" | "yes" | "y" | "1" => Some(true),
-        "false" | "f" | "no" | "n" | "0" => Some(false),
-        _ => None,
+    const TRUE: [&str; 5] = ["true", "t", "yes", "y", "1"];
+    const FALSE: [&str; 5] = ["false", "f", "no", "n", "0"];
+    // Case-insensitive without lowercasing into a new string: this runs once per boolean field.
+    if TRUE.iter().any(|t| t.eq_ignore_ascii_case(s)) {
+        Some(true)
+    } else if FALSE.iter().any(|f| f.eq_ignore_ascii_case(s)) {
+        Some(false)
+    } else {
+        None
     }
+}
+
+/// A date or datetime in one format: the common ISO layouts through fixed-position parsers first
+/// (chrono interprets the format string for every value, which showed in profiles), everything else,
+/// and any value those do not take, through chrono. The fast paths accept only what chrono accepts,
+/// with the same result (tested against chrono).
+fn parse_date_with(raw: &str, format: &str) -> Option<NaiveDate> {
+    if format == "%Y-%m-%d"
+        && let Some(d) = parse_iso_date(raw)
+    {
+        return Some(d);
+    }
+    NaiveDate::parse_from_str(raw, format).ok()
+}
+
+fn parse_datetime_fast(raw: &str, format: &str) -> Option<NaiveDateTime> {
+    let separator = match format {
+        "%Y-%m-%dT%H:%M:%S" => b'T',
+        "%Y-%m-%d %H:%M:%S" => b' ',
+        _ => return None,
+    };
+    parse_iso_datetime_seconds_sep(raw, separator)
 }
 
 /// Parses a raw (already trimmed, non-null) field as `ty`, trying `formats` in order for dates and
@@ -145,7 +172,7 @@ pub fn parse_raw<'a>(
         }),
         ColumnType::Date => formats
             .iter()
-            .find_map(|f| NaiveDate::parse_from_str(raw, f).ok())
+            .find_map(|f| parse_date_with(raw, f))
             .map(Value::Date)
             .ok_or_else(|| {
                 TypeMismatch(no_such_day(raw, formats).unwrap_or_else(|| {
@@ -154,7 +181,7 @@ pub fn parse_raw<'a>(
             }),
         ColumnType::Datetime => formats
             .iter()
-            .find_map(|f| parse_datetime_with(raw, f))
+            .find_map(|f| parse_datetime_fast(raw, f).or_else(|| parse_datetime_with(raw, f)))
             .map(Value::Datetime)
             .ok_or_else(|| {
                 TypeMismatch(no_such_day(raw, formats).unwrap_or_else(|| {
@@ -358,8 +385,14 @@ pub fn parse_iso_date(s: &str) -> Option<NaiveDate> {
 
 /// Exactly `YYYY-MM-DDTHH:MM:SS` (the canonical datetime without a fraction); `None` otherwise.
 fn parse_iso_datetime_seconds(s: &str) -> Option<NaiveDateTime> {
+    parse_iso_datetime_seconds_sep(s, b'T')
+}
+
+/// Exactly `YYYY-MM-DD{separator}HH:MM:SS`; `None` otherwise (a leap second included: chrono's
+/// reading of one is left to chrono).
+fn parse_iso_datetime_seconds_sep(s: &str, separator: u8) -> Option<NaiveDateTime> {
     let b = s.as_bytes();
-    if b.len() != 19 || b[10] != b'T' || b[13] != b':' || b[16] != b':' {
+    if b.len() != 19 || b[10] != separator || b[13] != b':' || b[16] != b':' {
         return None;
     }
     let t = NaiveTime::from_hms_opt(
@@ -489,6 +522,58 @@ mod tests {
             for f in ty.default_formats() {
                 assert!(check_format(ty, f).is_ok(), "{f}");
             }
+        }
+    }
+
+    #[test]
+    fn raw_fast_paths_agree_with_chrono_on_every_shape() {
+        // Values around every boundary the fixed-position parsers check, in every nearby shape.
+        let mut rng = 0x9e3779b97f4a7c15u64;
+        let mut next = move |n: u64| {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            rng % n
+        };
+        let pieces: [&[&str]; 6] = [
+            &["2024", "1999", "0000", "9999", "+202", "20x4", "024"],
+            &["01", "02", "12", "13", "00", "1", "2a"],
+            &["01", "28", "29", "30", "31", "32", "00", "9"],
+            &["00", "23", "24", "7", "-1"],
+            &["00", "59", "60", "5"],
+            &["00", "59", "60", "61", "5"],
+        ];
+        for _ in 0..20_000 {
+            let p: Vec<&str> = pieces
+                .iter()
+                .map(|opts| opts[next(opts.len() as u64) as usize])
+                .collect();
+            let date = format!("{}-{}-{}", p[0], p[1], p[2]);
+            assert_eq!(
+                parse_date_with(&date, "%Y-%m-%d"),
+                NaiveDate::parse_from_str(&date, "%Y-%m-%d").ok(),
+                "{date}"
+            );
+            for (sep, format) in [('T', "%Y-%m-%dT%H:%M:%S"), (' ', "%Y-%m-%d %H:%M:%S")] {
+                let dt = format!("{date}{sep}{}:{}:{}", p[3], p[4], p[5]);
+                let fast =
+                    parse_datetime_fast(&dt, format).or_else(|| parse_datetime_with(&dt, format));
+                assert_eq!(
+                    fast,
+                    NaiveDateTime::parse_from_str(&dt, format).ok(),
+                    "{dt}"
+                );
+            }
+        }
+        for (s, b) in [
+            ("TRUE", Some(true)),
+            ("Yes", Some(true)),
+            ("n", Some(false)),
+            ("0", Some(false)),
+            ("", None),
+            ("yess", None),
+        ] {
+            assert_eq!(parse_bool(s), b, "{s}");
         }
     }
 

@@ -11,9 +11,7 @@ use std::fmt::{self, Write as _};
 use csv::ByteRecord;
 use sluice_proto::ReasonCount;
 use sluice_spec::config::{Column, Dataset};
-use sluice_spec::values::{
-    ColumnType, TypeMismatch, Value, parse_iso_date, parse_raw, write_canonical,
-};
+use sluice_spec::values::{ColumnType, TypeMismatch, Value, parse_raw, write_canonical};
 
 /// What kind of problem a reason is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -118,8 +116,6 @@ impl Tally {
 struct ColumnPlan {
     /// `[a, b, c]` for the `allowed` message.
     allowed_text: String,
-    /// The column's first format is `%Y-%m-%d`: a strict `YYYY-MM-DD` value can skip chrono's parser.
-    iso_date_first: bool,
 }
 
 /// The largest row the row store takes: DynamoDB's item limit (400 KB, attribute names included).
@@ -151,8 +147,6 @@ impl<'d> Checker<'d> {
                     .as_ref()
                     .map(|a| format!("[{}]", a.join(", ")))
                     .unwrap_or_default(),
-                iso_date_first: c.ty == ColumnType::Date
-                    && c.formats.first().is_some_and(|f| f == "%Y-%m-%d"),
             })
             .collect();
         Checker {
@@ -260,14 +254,7 @@ impl<'d> Checker<'d> {
             let _ = write!(msg, "{} is not one of {list}", Quoted(trimmed));
             self.reason(Some(i), Kind::NotAllowed, format_args!("{msg}"));
         }
-        let parsed = match self.plans[i]
-            .iso_date_first
-            .then(|| parse_iso_date(text))
-            .flatten()
-        {
-            Some(d) => Ok(Value::Date(d)),
-            None => parse_raw(col.ty, text, &col.formats),
-        };
+        let parsed = parse_raw(col.ty, text, &col.formats);
         let value = match parsed {
             Ok(v) => v,
             Err(TypeMismatch(message)) => {
@@ -364,6 +351,7 @@ fn looks_like_integer(s: &str) -> bool {
 mod tests {
     use super::*;
     use sluice_spec::config::Config;
+    use sluice_spec::values::parse_iso_date;
     use std::path::Path;
 
     fn dataset(columns: &str, extra: &str) -> Dataset {
