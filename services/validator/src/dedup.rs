@@ -8,7 +8,7 @@
 
 use std::fmt::Write as _;
 use std::fs::File;
-use std::io::{BufRead, BufReader, BufWriter, Write};
+use std::io::{BufRead, BufReader};
 use std::path::Path;
 
 use csv::StringRecord;
@@ -18,7 +18,7 @@ use tempfile::NamedTempFile;
 
 use crate::Limits;
 use crate::layout::{Layout, RecordRow};
-use crate::outputs::InvalidRow;
+use crate::outputs::{InvalidRow, RawOutput};
 use crate::rules::{Kind, ReasonKey, Tally, key_names};
 use crate::source::{RecordsAt, Start};
 use crate::unique::{Duplicate, Duplicates};
@@ -33,6 +33,9 @@ pub(crate) struct SecondPass<'a> {
     pub(crate) valid_out: &'a Path,
     pub(crate) invalid_out: &'a Path,
 }
+
+/// The read buffer for a duplicate's raw values (a longer record is read in several reads).
+const SEEK_BUFFER: usize = 8 * 1024;
 
 fn internal(what: &str, e: &dyn std::fmt::Display) -> StageError {
     StageError::internal(format!("removing duplicate keys: {what}: {e}"))
@@ -91,48 +94,6 @@ impl RawRecords {
     }
 }
 
-/// An output written from raw bytes to a temporary file next to its destination.
-struct RawOutput {
-    w: BufWriter<NamedTempFile>,
-    dest: String,
-}
-
-impl RawOutput {
-    fn create(dest: &Path, buffer: usize) -> Result<Self, StageError> {
-        let dir = match dest.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p,
-            _ => Path::new("."),
-        };
-        let tmp = tempfile::Builder::new()
-            .prefix(".sluice-")
-            .suffix(".csv.part")
-            .tempfile_in(dir)
-            .map_err(|e| {
-                StageError::internal(format!(
-                    "cannot create an output next to {}: {e}",
-                    dest.display()
-                ))
-            })?;
-        Ok(RawOutput {
-            w: BufWriter::with_capacity(buffer.max(4096), tmp),
-            dest: dest.display().to_string(),
-        })
-    }
-
-    fn write(&mut self, bytes: &[u8]) -> Result<(), StageError> {
-        self.w
-            .write_all(bytes)
-            .map_err(|e| StageError::internal(format!("cannot write {}: {e}", self.dest)))
-    }
-
-    fn finish(self) -> Result<NamedTempFile, StageError> {
-        let dest = self.dest;
-        self.w
-            .into_inner()
-            .map_err(|e| StageError::internal(format!("cannot write {dest}: {}", e.error())))
-    }
-}
-
 impl SecondPass<'_> {
     pub(crate) fn remove_duplicates(
         &self,
@@ -143,22 +104,26 @@ impl SecondPass<'_> {
         tally: &mut Tally,
     ) -> Result<(NamedTempFile, NamedTempFile), StageError> {
         let buffer = self.limits.io_buffer;
-        let mut valid_rdr = RawRecords::open(&valid_in, buffer)?;
+        let valid_src = valid_in
+            .reopen()
+            .map_err(|e| internal("cannot reopen the first-pass output", &e))?;
+        let valid_len = valid_src
+            .metadata()
+            .map_err(|e| internal("cannot read the first-pass output", &e))?
+            .len();
         let mut invalid_rdr = RawRecords::open(&invalid_in, buffer)?;
         let mut valid = RawOutput::create(self.valid_out, buffer)?;
         let mut invalid = RawOutput::create(self.invalid_out, buffer)?;
-        let mut input = RecordsAt::open(self.input, self.ds.delimiter, buffer)?;
+        // One small read per duplicate: a large buffer would be refilled whole at every seek.
+        let mut input = RecordsAt::open(self.input, self.ds.delimiter, SEEK_BUFFER)?;
 
-        // Headers first.
-        for (rdr, out) in [
-            (&mut valid_rdr, &mut valid),
-            (&mut invalid_rdr, &mut invalid),
-        ] {
-            if !rdr.next()? {
-                return Err(internal("a first-pass output has no header", &"empty"));
-            }
-            out.write(&rdr.buf)?;
+        if !invalid_rdr.next()? {
+            return Err(internal("a first-pass output has no header", &"empty"));
         }
+        invalid.write(&invalid_rdr.buf)?;
+        // valid.csv up to here is copied; the header is copied with the first range.
+        let mut copied = 0u64;
+        let mut dup_row = Vec::new();
         // The next first-pass invalid row not yet copied, and its line.
         let mut pending_line = next_invalid(&mut invalid_rdr)?;
 
@@ -170,21 +135,27 @@ impl SecondPass<'_> {
         let mut raw = StringRecord::new();
         let mut encoded = Vec::new();
 
-        let mut valid_row = 0u64;
-        while valid_rdr.next()? {
-            let this = valid_row;
-            valid_row += 1;
-            let Some(dup) = next_dup.filter(|d| d.at.valid_row == this) else {
-                valid.write(&valid_rdr.buf)?;
-                continue;
-            };
+        while let Some(dup) = next_dup {
+            let (start, end) = (dup.at.valid_start, dup.at.valid_end);
+            if start < copied || end <= start || end > valid_len {
+                return Err(internal(
+                    "a duplicate is not in the valid rows",
+                    &format!("line {} at bytes {start}..{end}", dup.at.line),
+                ));
+            }
+            // The valid rows before this one, as they are.
+            valid.copy_from(&valid_src, copied, start - copied)?;
+            copied = end;
+            dup_row.resize((end - start) as usize, 0);
+            std::os::unix::fs::FileExt::read_exact_at(&valid_src, &mut dup_row, start)
+                .map_err(|e| internal("cannot read the first-pass output", &e))?;
             // Invalid rows of the first pass that come before this one keep their place.
             while pending_line.is_some_and(|l| l < dup.at.line) {
                 invalid.write(&invalid_rdr.buf)?;
                 pending_line = next_invalid(&mut invalid_rdr)?;
             }
             // The key's canonical values, for the reason.
-            fields.parse(&valid_rdr.buf);
+            fields.parse(&dup_row);
             reasons.clear();
             let _ = write!(reasons, "{key_cols}: duplicate key (");
             for (n, &k) in self.ds.key.iter().enumerate() {
@@ -221,12 +192,7 @@ impl SecondPass<'_> {
             rows.invalid += 1;
             next_dup = next_duplicate(&mut dups)?;
         }
-        if let Some(d) = next_dup {
-            return Err(internal(
-                "a duplicate is not in the valid rows",
-                &format!("line {}", d.at.line),
-            ));
-        }
+        valid.copy_from(&valid_src, copied, valid_len - copied)?;
         while pending_line.is_some() {
             invalid.write(&invalid_rdr.buf)?;
             pending_line = next_invalid(&mut invalid_rdr)?;

@@ -35,9 +35,9 @@ use sluice_proto::{ReasonCount, RowCounts, StageError};
 use sluice_spec::config::Dataset;
 
 use crate::dedup::SecondPass;
-use crate::layout::{Fields as _, RecordRow, read_layout};
-use crate::outputs::{InvalidRow, OutputCsv, persist};
-use crate::rules::{Checker, Kind, Tally};
+use crate::layout::{Fields as _, Layout, RecordRow, read_layout};
+use crate::outputs::{InvalidRow, OutputCsv, RawOutput, csv_record, persist};
+use crate::rules::{Checker, Kind, ReasonKey, Tally};
 use crate::source::{ReadLimits, Source, Start};
 use crate::unique::KeyTracker;
 
@@ -142,9 +142,12 @@ pub fn validate_with_limits(
         );
     }
 
-    let mut valid = OutputCsv::create(valid_out, false, limits.io_buffer)?;
+    let mut valid = RawOutput::create(valid_out, limits.io_buffer)?;
     let mut invalid = OutputCsv::create(invalid_out, true, limits.io_buffer)?;
-    valid.write_fields(ds.columns.iter().map(|c| c.name.as_bytes()))?;
+    let header = csv_record(ds.columns.iter().map(|c| c.name.as_bytes()))?;
+    valid.write(&header)?;
+    // Bytes of valid.csv written so far: where the next batch's rows start.
+    let mut valid_len = header.len() as u64;
     invalid.write_fields(
         ["line", "reasons"]
             .into_iter()
@@ -166,58 +169,87 @@ pub fn validate_with_limits(
                 .map_err(scratch_error)?,
         )
     };
-    let mut checker = Checker::new(ds);
     let mut rows = RowCounts::default();
     let mut tally = Tally::default();
     let mut invalid_row = InvalidRow::default();
     let name = src.name().to_string();
+    let checkers = checker_threads();
 
-    // Two threads, one per core: this one checks rows and writes the outputs while a reader thread
-    // parses the next records (CSV and UTF-8 decoding were about a third of the stage's time).
-    // Records travel in batches whose buffers go back to the reader, so nothing is allocated per
-    // row and at most `BATCH_QUEUE + 2` batches exist: memory stays flat.
+    // Both cores: a reader thread parses records into batches, `checkers` threads check whole batches
+    // (the rules are most of the stage's work), and this thread writes the outputs, taking the
+    // checked batches in file order. Batches go back to the reader with their buffers, so nothing is
+    // allocated per row, and the batches in flight are bounded by the queues: memory stays flat.
+    let (work_tx, work_rx) = mpsc::sync_channel::<Result<Batch, StageError>>(BATCH_QUEUE);
+    // A checker that finds the writer gone drops the receiver, which stops the reader too.
+    let work_rx = std::sync::Mutex::new(Some(work_rx));
     std::thread::scope(|scope| -> Result<(), StageError> {
-        let (full_tx, full_rx) = mpsc::sync_channel::<Result<Batch, StageError>>(BATCH_QUEUE);
+        let (done_tx, done_rx) = mpsc::sync_channel::<Result<Batch, StageError>>(BATCH_QUEUE);
         let (empty_tx, empty_rx) = mpsc::channel::<Batch>();
         let src = &mut src;
-        scope.spawn(move || read_batches(src, &full_tx, &empty_rx));
-        // On an error below, `full_rx` is dropped on return, which stops the reader at its next send.
-        for batch in full_rx {
+        scope.spawn(move || read_batches(src, &work_tx, &empty_rx));
+        for _ in 0..checkers {
+            let (work_rx, done_tx, layout) = (&work_rx, done_tx.clone(), &layout);
+            scope.spawn(move || check_batches(ds, layout, work_rx, &done_tx));
+        }
+        drop(done_tx);
+        // On an error below, `done_rx` is dropped on return, which stops the checkers at their next
+        // send and then the reader.
+        let mut pending = std::collections::BTreeMap::new();
+        let mut next_seq = 0u64;
+        for batch in done_rx {
             let batch = batch?;
-            for (rec, &at) in batch.records.iter().zip(&batch.starts).take(batch.len) {
-                let row = RecordRow(rec);
-                rows.total += 1;
-                if row.len() == layout.width {
-                    checker.check_row(|i| row.field(layout.positions[i]));
-                } else {
-                    // The fields cannot be matched to columns, so checking them would only add noise.
-                    checker.start_row();
-                    checker.reason(
-                        None,
-                        Kind::FieldCount,
-                        format_args!("row has {} fields, {}", row.len(), layout.expects),
-                    );
+            pending.insert(batch.seq, batch);
+            while let Some(batch) = pending.remove(&next_seq) {
+                next_seq += 1;
+                // The batch's valid rows, already written as CSV by the checker.
+                valid.write(&batch.valid_csv)?;
+                let batch_start = valid_len;
+                valid_len += batch.valid_csv.len() as u64;
+                let mut valid_n = 0;
+                let (mut reasons_at, mut kinds_at) = (0, 0);
+                for i in 0..batch.len {
+                    let (rec, at, checked) = (&batch.records[i], batch.starts[i], batch.checked[i]);
+                    rows.total += 1;
+                    if checked.valid {
+                        let canon = &batch.canon[valid_n];
+                        if let Some(tap) = opts.tap {
+                            tap.valid_row(canon)?;
+                        }
+                        if let Some(keys) = keys.as_mut() {
+                            let start = match valid_n {
+                                0 => 0,
+                                n => batch.valid_ends[n - 1],
+                            };
+                            let row = unique::RowAt {
+                                line: at.line,
+                                byte: at.byte,
+                                valid_start: batch_start + start as u64,
+                                valid_end: batch_start + batch.valid_ends[valid_n] as u64,
+                            };
+                            keys.add_hash(batch.key_hashes[valid_n], row)
+                                .map_err(scratch_error)?;
+                        }
+                        valid_n += 1;
+                        rows.valid += 1;
+                    } else {
+                        let reasons = &batch.reasons[reasons_at..checked.reasons_end];
+                        invalid_row.write(
+                            &mut invalid,
+                            at.line,
+                            reasons,
+                            &RecordRow(rec),
+                            &layout,
+                        )?;
+                        for &k in &batch.kinds[kinds_at..checked.kinds_end] {
+                            tally.add(k);
+                        }
+                        (reasons_at, kinds_at) = (checked.reasons_end, checked.kinds_end);
+                        rows.invalid += 1;
+                    }
                 }
-                if checker.is_valid() {
-                    valid.write(&checker.canon)?;
-                    if let Some(tap) = opts.tap {
-                        tap.valid_row(&checker.canon)?;
-                    }
-                    if let Some(keys) = keys.as_mut() {
-                        keys.add(&checker.canon, at.line, at.byte)
-                            .map_err(scratch_error)?;
-                    }
-                    rows.valid += 1;
-                } else {
-                    invalid_row.write(&mut invalid, at.line, &checker.reasons, &row, &layout)?;
-                    for &k in &checker.kinds {
-                        tally.add(k);
-                    }
-                    rows.invalid += 1;
-                }
+                // The reader may have finished already; then the batch is simply dropped.
+                let _ = empty_tx.send(batch);
             }
-            // The reader may have finished already; then the batch is simply dropped.
-            let _ = empty_tx.send(batch);
         }
         Ok(())
     })?;
@@ -237,7 +269,8 @@ pub fn validate_with_limits(
                 "unique-key check spilled sorted runs to the scratch folder"
             );
         }
-        if let Some(dups) = keys.finish().map_err(scratch_error)? {
+        let dups = keys.finish().map_err(scratch_error)?;
+        if let Some(dups) = dups {
             let pass = SecondPass {
                 ds,
                 input,
@@ -274,12 +307,136 @@ const BATCH_QUEUE: usize = 2;
 const POOLED_RECORD_BYTES: usize = 1024;
 const POOLED_RECORD_FIELDS: usize = 128;
 
-/// Records read ahead by the reader thread; only the first `len` are this batch's.
+/// Records read ahead by the reader thread; only the first `len` are this batch's. A checker fills
+/// in the outcome of each row.
 #[derive(Default)]
 struct Batch {
+    /// The batch's place in the file: the writer takes batches in this order.
+    seq: u64,
     records: Vec<StringRecord>,
     starts: Vec<Start>,
     len: usize,
+    /// One per record.
+    checked: Vec<Checked>,
+    /// The canonical values of the valid rows, in order (buffers reused from batch to batch).
+    canon: Vec<csv::ByteRecord>,
+    /// The valid rows as the CSV lines of `valid.csv`, one after the other.
+    valid_csv: Vec<u8>,
+    /// Where each valid row ends in `valid_csv` (with key columns only).
+    valid_ends: Vec<usize>,
+    /// The hash of each valid row's key (see [`unique::key_hash`]); empty without key columns.
+    key_hashes: Vec<u128>,
+    /// The invalid rows' reasons, one after the other (see [`Checked`]).
+    reasons: String,
+    kinds: Vec<ReasonKey>,
+}
+
+/// The outcome of one row; an invalid row's reasons end at `reasons_end` in [`Batch::reasons`] and
+/// its reason kinds at `kinds_end` in [`Batch::kinds`] (each starts where the previous invalid
+/// row's ended).
+#[derive(Debug, Clone, Copy, Default)]
+struct Checked {
+    valid: bool,
+    reasons_end: usize,
+    kinds_end: usize,
+}
+
+/// Checker threads: one per core, at most four (the reader and the writer need some of a core too).
+fn checker_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get().clamp(1, 4))
+}
+
+/// A checker thread: checks the batches it takes from `work` and hands them to `done`, until the
+/// reader has finished or the writer hangs up. A reader error is passed on as it is.
+fn check_batches(
+    ds: &Dataset,
+    layout: &Layout,
+    work: &std::sync::Mutex<Option<mpsc::Receiver<Result<Batch, StageError>>>>,
+    done: &mpsc::SyncSender<Result<Batch, StageError>>,
+) {
+    let mut checker = Checker::new(ds);
+    let mut key_bytes = Vec::new();
+    loop {
+        let next = match &*work.lock().unwrap_or_else(|p| p.into_inner()) {
+            Some(rx) => rx.recv(),
+            None => return,
+        };
+        let Ok(batch) = next else { return };
+        let batch = batch.and_then(|mut batch| {
+            check_batch(&mut checker, layout, &mut batch, &ds.key, &mut key_bytes)?;
+            Ok(batch)
+        });
+        if done.send(batch).is_err() {
+            work.lock().unwrap_or_else(|p| p.into_inner()).take();
+            return;
+        }
+    }
+}
+
+fn check_batch(
+    checker: &mut Checker,
+    layout: &Layout,
+    batch: &mut Batch,
+    key: &[usize],
+    key_bytes: &mut Vec<u8>,
+) -> Result<(), StageError> {
+    batch.checked.clear();
+    batch.reasons.clear();
+    batch.kinds.clear();
+    batch.key_hashes.clear();
+    batch.valid_ends.clear();
+    batch.valid_csv.clear();
+    // The same writer settings as every other CSV output (`outputs::OutputCsv`).
+    let mut csv_out = csv::Writer::from_writer(std::mem::take(&mut batch.valid_csv));
+    let mut valid_n = 0;
+    for rec in &batch.records[..batch.len] {
+        let row = RecordRow(rec);
+        if row.len() == layout.width {
+            checker.check_row(|i| row.field(layout.positions[i]));
+        } else {
+            // The fields cannot be matched to columns, so checking them would only add noise.
+            checker.start_row();
+            checker.reason(
+                None,
+                Kind::FieldCount,
+                format_args!("row has {} fields, {}", row.len(), layout.expects),
+            );
+        }
+        if checker.is_valid() {
+            if batch.canon.len() == valid_n {
+                batch.canon.push(csv::ByteRecord::new());
+            }
+            // Swap rather than copy: the checker clears the buffer it gets back at its next row.
+            std::mem::swap(&mut batch.canon[valid_n], &mut checker.canon);
+            let canon = &batch.canon[valid_n];
+            csv_out
+                .write_byte_record(canon)
+                .map_err(|e| StageError::internal(format!("cannot encode a valid row: {e}")))?;
+            if !key.is_empty() {
+                batch
+                    .key_hashes
+                    .push(unique::key_hash(key, canon, key_bytes));
+                // Into the Vec (no system call): its length is where the row ends.
+                csv_out
+                    .flush()
+                    .map_err(|e| StageError::internal(format!("cannot encode a valid row: {e}")))?;
+                batch.valid_ends.push(csv_out.get_ref().len());
+            }
+            valid_n += 1;
+        } else {
+            batch.reasons.push_str(&checker.reasons);
+            batch.kinds.extend_from_slice(&checker.kinds);
+        }
+        batch.checked.push(Checked {
+            valid: checker.is_valid(),
+            reasons_end: batch.reasons.len(),
+            kinds_end: batch.kinds.len(),
+        });
+    }
+    batch.valid_csv = csv_out
+        .into_inner()
+        .map_err(|e| StageError::internal(format!("cannot encode a valid row: {}", e.error())))?;
+    Ok(())
 }
 
 /// The reader thread: fills batches until the end of the file or an error, which it sends on as the
@@ -289,8 +446,11 @@ fn read_batches(
     full: &mpsc::SyncSender<Result<Batch, StageError>>,
     empty: &mpsc::Receiver<Batch>,
 ) {
+    let mut seq = 0;
     loop {
         let mut batch = empty.try_recv().unwrap_or_default();
+        batch.seq = seq;
+        seq += 1;
         for rec in &mut batch.records {
             if rec.as_byte_record().as_slice().len() > POOLED_RECORD_BYTES
                 || rec.len() > POOLED_RECORD_FIELDS

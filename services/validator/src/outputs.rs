@@ -3,6 +3,7 @@
 //! record ([`InvalidRow`]).
 
 use std::fmt::Write as _;
+use std::io::{BufWriter, Write};
 use std::path::Path;
 
 use csv::ByteRecord;
@@ -69,6 +70,83 @@ impl OutputCsv {
             .into_inner()
             .map_err(|e| StageError::internal(format!("cannot write {dest}: {}", e.error())))
     }
+}
+
+/// An output written from raw bytes to a temporary file next to its destination.
+pub(crate) struct RawOutput {
+    w: BufWriter<NamedTempFile>,
+    dest: String,
+}
+
+impl RawOutput {
+    pub(crate) fn create(dest: &Path, buffer: usize) -> Result<Self, StageError> {
+        let dir = match dest.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => Path::new("."),
+        };
+        let tmp = tempfile::Builder::new()
+            .prefix(".sluice-")
+            .suffix(".csv.part")
+            .tempfile_in(dir)
+            .map_err(|e| {
+                StageError::internal(format!(
+                    "cannot create an output next to {}: {e}",
+                    dest.display()
+                ))
+            })?;
+        Ok(RawOutput {
+            w: BufWriter::with_capacity(buffer.max(4096), tmp),
+            dest: dest.display().to_string(),
+        })
+    }
+
+    pub(crate) fn write(&mut self, bytes: &[u8]) -> Result<(), StageError> {
+        self.w
+            .write_all(bytes)
+            .map_err(|e| StageError::internal(format!("cannot write {}: {e}", self.dest)))
+    }
+
+    /// Appends `len` bytes of `src` from `offset` (the kernel copies them file to file where it can).
+    pub(crate) fn copy_from(
+        &mut self,
+        src: &std::fs::File,
+        offset: u64,
+        len: u64,
+    ) -> Result<(), StageError> {
+        use std::io::{Read, Seek, SeekFrom};
+        let fail =
+            |e: std::io::Error| StageError::internal(format!("cannot write {}: {e}", self.dest));
+        self.w.flush().map_err(fail)?;
+        let mut src = src;
+        src.seek(SeekFrom::Start(offset)).map_err(fail)?;
+        let copied =
+            std::io::copy(&mut src.take(len), self.w.get_mut().as_file_mut()).map_err(fail)?;
+        if copied != len {
+            return Err(fail(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                format!("{copied} of {len} bytes copied"),
+            )));
+        }
+        Ok(())
+    }
+
+    pub(crate) fn finish(self) -> Result<NamedTempFile, StageError> {
+        let dest = self.dest;
+        self.w
+            .into_inner()
+            .map_err(|e| StageError::internal(format!("cannot write {dest}: {}", e.error())))
+    }
+}
+
+/// `fields` as one CSV record, written the way [`OutputCsv`] writes it.
+pub(crate) fn csv_record<'f>(
+    fields: impl IntoIterator<Item = &'f [u8]>,
+) -> Result<Vec<u8>, StageError> {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    w.write_record(fields)
+        .map_err(|e| StageError::internal(format!("cannot encode a CSV record: {e}")))?;
+    w.into_inner()
+        .map_err(|e| StageError::internal(format!("cannot encode a CSV record: {}", e.error())))
 }
 
 pub(crate) fn persist(tmp: NamedTempFile, dest: &Path) -> Result<(), StageError> {

@@ -2,13 +2,13 @@
 //!
 //! While validating, every row that passed all other checks has its key hashed to 128 bits (xxh3 over
 //! the canonical key values, each length-prefixed so `("ab", "c")` and `("a", "bc")` differ) and
-//! recorded with where the row is: its line and byte offset in the input, and its position among the
-//! rows of `valid.csv`. Sorting the records puts equal keys next to each other, the first-seen line
+//! recorded with where the row is: its line and byte offset in the input, and its bytes in
+//! `valid.csv`. Sorting the records puts equal keys next to each other, the first-seen line
 //! first; every later line of a group is a duplicate. The duplicates are sorted again by line, and
-//! carry what the second pass needs: which row of `valid.csv` to leave out, and where in the input
+//! carry what the second pass needs: which bytes of `valid.csv` to leave out, and where in the input
 //! to read the row's raw values (one seek each, instead of reading the input again).
 //!
-//! A 1 GB file with 20 million distinct keys holds at most `run_len` records in memory (40 bytes
+//! A 1 GB file with 20 million distinct keys holds at most `run_len` records in memory (48 bytes
 //! each); the rest lives in sorted runs in the scratch folder.
 
 use std::io;
@@ -19,13 +19,14 @@ use xxhash_rust::xxh3::xxh3_128;
 
 use crate::extsort::{ExternalSorter, FixedRecord, Sorted};
 
-/// Where a valid candidate row is: its line and byte offset in the input, and its position (0-based)
-/// among the rows of `valid.csv`.
+/// Where a valid candidate row is: its line and byte offset in the input, and the bytes it takes in
+/// `valid.csv` (`valid_start..valid_end`, its line end included).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) struct RowAt {
     pub line: u64,
     pub byte: u64,
-    pub valid_row: u64,
+    pub valid_start: u64,
+    pub valid_end: u64,
 }
 
 /// One valid candidate row: the hash of its key and where the row is.
@@ -37,37 +38,41 @@ struct KeyHit {
 }
 
 impl FixedRecord for KeyHit {
-    const SIZE: usize = 40;
+    const SIZE: usize = 16 + AT_SIZE;
     fn encode(&self, out: &mut [u8]) {
         out[0..8].copy_from_slice(&self.hash_hi.to_le_bytes());
         out[8..16].copy_from_slice(&self.hash_lo.to_le_bytes());
-        encode_at(&self.at, &mut out[16..40]);
+        encode_at(&self.at, &mut out[16..]);
     }
     fn decode(b: &[u8]) -> Self {
         KeyHit {
             hash_hi: word(b, 0),
             hash_lo: word(b, 8),
-            at: decode_at(&b[16..40]),
+            at: decode_at(&b[16..]),
         }
     }
 }
 
+const AT_SIZE: usize = 32;
+
 fn encode_at(at: &RowAt, out: &mut [u8]) {
     out[0..8].copy_from_slice(&at.line.to_le_bytes());
     out[8..16].copy_from_slice(&at.byte.to_le_bytes());
-    out[16..24].copy_from_slice(&at.valid_row.to_le_bytes());
+    out[16..24].copy_from_slice(&at.valid_start.to_le_bytes());
+    out[24..32].copy_from_slice(&at.valid_end.to_le_bytes());
 }
 
 fn decode_at(b: &[u8]) -> RowAt {
     RowAt {
         line: word(b, 0),
         byte: word(b, 8),
-        valid_row: word(b, 16),
+        valid_start: word(b, 16),
+        valid_end: word(b, 24),
     }
 }
 
 /// A row whose key was seen before: where it is, and the line where the key was first seen. Sorted
-/// by line (which is also the order of `valid_row`).
+/// by line (which is also their order in `valid.csv`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) struct Duplicate {
     pub at: RowAt,
@@ -75,15 +80,15 @@ pub(crate) struct Duplicate {
 }
 
 impl FixedRecord for Duplicate {
-    const SIZE: usize = 32;
+    const SIZE: usize = AT_SIZE + 8;
     fn encode(&self, out: &mut [u8]) {
-        encode_at(&self.at, &mut out[0..24]);
-        out[24..32].copy_from_slice(&self.first_line.to_le_bytes());
+        encode_at(&self.at, &mut out[..AT_SIZE]);
+        out[AT_SIZE..].copy_from_slice(&self.first_line.to_le_bytes());
     }
     fn decode(b: &[u8]) -> Self {
         Duplicate {
-            at: decode_at(&b[0..24]),
-            first_line: word(b, 24),
+            at: decode_at(&b[..AT_SIZE]),
+            first_line: word(b, AT_SIZE),
         }
     }
 }
@@ -94,15 +99,26 @@ fn word(b: &[u8], at: usize) -> u64 {
     u64::from_le_bytes(w)
 }
 
+/// The 128-bit hash of a row's key: its canonical key values, each prefixed by its length.
+pub(crate) fn key_hash(key: &[usize], canon: &ByteRecord, scratch: &mut Vec<u8>) -> u128 {
+    scratch.clear();
+    for &k in key {
+        let v = canon.get(k).unwrap_or(b"");
+        scratch.extend_from_slice(&(v.len() as u64).to_le_bytes());
+        scratch.extend_from_slice(v);
+    }
+    xxh3_128(scratch)
+}
+
 /// Collects the keys of valid candidate rows during the first pass.
 pub(crate) struct KeyTracker {
     /// Indices of the key columns in the canonical record (spec order).
+    #[cfg_attr(not(test), allow(dead_code))]
     key: Vec<usize>,
     hits: ExternalSorter<KeyHit>,
-    /// Rows of `valid.csv` so far.
-    valid_rows: u64,
     scratch: PathBuf,
     run_len: usize,
+    #[cfg_attr(not(test), allow(dead_code))]
     key_bytes: Vec<u8>,
 }
 
@@ -111,35 +127,27 @@ impl KeyTracker {
         Ok(KeyTracker {
             key: key.to_vec(),
             hits: ExternalSorter::new(scratch, run_len),
-            valid_rows: 0,
             scratch: scratch.to_path_buf(),
             run_len,
             key_bytes: Vec::new(),
         })
     }
 
-    /// Records a row just written to `valid.csv` (`canon` holds its canonical values), which starts at
-    /// `line` and `byte` in the input.
-    pub(crate) fn add(&mut self, canon: &ByteRecord, line: u64, byte: u64) -> io::Result<()> {
-        self.key_bytes.clear();
-        for &k in &self.key {
-            let v = canon.get(k).unwrap_or(b"");
-            self.key_bytes
-                .extend_from_slice(&(v.len() as u64).to_le_bytes());
-            self.key_bytes.extend_from_slice(v);
-        }
-        let h = xxh3_128(&self.key_bytes);
+    /// Records a row just written to `valid.csv` (`canon` holds its canonical values).
+    #[cfg(test)]
+    pub(crate) fn add(&mut self, canon: &ByteRecord, at: RowAt) -> io::Result<()> {
+        let h = key_hash(&self.key, canon, &mut self.key_bytes);
+        self.add_hash(h, at)
+    }
+
+    /// [`KeyTracker::add`] with the key's hash already computed by [`key_hash`] (the checker threads
+    /// hash keys in parallel).
+    pub(crate) fn add_hash(&mut self, h: u128, at: RowAt) -> io::Result<()> {
         self.hits.push(KeyHit {
             hash_hi: (h >> 64) as u64,
             hash_lo: h as u64,
-            at: RowAt {
-                line,
-                byte,
-                valid_row: self.valid_rows,
-            },
-        })?;
-        self.valid_rows += 1;
-        Ok(())
+            at,
+        })
     }
 
     /// Sorted runs spilled so far (for logs and tests).
@@ -194,9 +202,9 @@ mod tests {
     ) -> (Vec<Duplicate>, usize) {
         let dir = tempfile::tempdir().unwrap();
         let mut t = KeyTracker::new(key, dir.path(), run_len).unwrap();
-        for (fields, line) in rows {
-            // Made-up byte offsets: ten bytes per line.
-            t.add(&rec(fields), *line, line * 10).unwrap();
+        for (i, (fields, line)) in rows.iter().enumerate() {
+            // Made-up offsets: ten bytes per line in the input, eight per row in valid.csv.
+            t.add(&rec(fields), at(*line, i as u64)).unwrap();
         }
         let spilled = t.runs_spilled();
         match t.finish().unwrap() {
@@ -209,13 +217,18 @@ mod tests {
         }
     }
 
+    fn at(line: u64, valid_row: u64) -> RowAt {
+        RowAt {
+            line,
+            byte: line * 10,
+            valid_start: valid_row * 8,
+            valid_end: valid_row * 8 + 8,
+        }
+    }
+
     fn dup(line: u64, valid_row: u64, first_line: u64) -> Duplicate {
         Duplicate {
-            at: RowAt {
-                line,
-                byte: line * 10,
-                valid_row,
-            },
+            at: at(line, valid_row),
             first_line,
         }
     }
@@ -264,7 +277,7 @@ mod tests {
         for d in &dups {
             let i = d.at.line - 2;
             assert_eq!(d.first_line, i % 1700 + 2, "{d:?}");
-            assert_eq!((d.at.valid_row, d.at.byte), (i, d.at.line * 10), "{d:?}");
+            assert_eq!(d.at, at(d.at.line, i), "{d:?}");
         }
         assert!(dups.windows(2).all(|w| w[0].at.line < w[1].at.line));
     }

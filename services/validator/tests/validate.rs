@@ -5,7 +5,7 @@ mod common;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use common::*;
-use sluice_proto::{ReasonCount, RowCounts};
+use sluice_proto::{ReasonCount, RowCounts, StageError};
 use sluice_validator::{Limits, ValidateOptions, validate};
 
 #[test]
@@ -743,4 +743,37 @@ min = 0
             vec!["12", "row has 2 fields, the header has 3", "4", "x", ""],
         ]
     );
+}
+
+/// A tap that refuses rows (the row store failed) stops the validation with its error, however many
+/// batches the reader and the checker threads have in flight: nothing waits forever.
+#[test]
+fn a_failing_tap_stops_every_thread_with_its_error() {
+    struct Refuse(std::cell::Cell<u32>);
+    impl sluice_validator::RowTap for Refuse {
+        fn valid_row(&self, _: &csv::ByteRecord) -> Result<(), StageError> {
+            self.0.set(self.0.get() + 1);
+            if self.0.get() > 3000 {
+                Err(StageError::transient("the row store is gone"))
+            } else {
+                Ok(())
+            }
+        }
+    }
+    let mut input = String::from("date,open,close,volume\n");
+    for i in 0..200_000 {
+        input.push_str(&format!("2024-01-01,{i},1,1\n"));
+    }
+    let w = Workdir::new(input.as_bytes());
+    let tap = Refuse(std::cell::Cell::new(0));
+    let opts = ValidateOptions {
+        scratch_dir: &w.scratch,
+        progress: None,
+        tap: Some(&tap),
+    };
+    let mut ds = stocks();
+    ds.key.clear();
+    let e = validate(&ds, &w.input, &w.valid, &w.invalid, &opts).unwrap_err();
+    assert_eq!(e.cause, "the row store is gone");
+    assert!(!w.valid.exists() && !w.invalid.exists());
 }
