@@ -1,15 +1,17 @@
 //! The validator stage: checks a landed CSV file against its dataset spec and splits it into valid
 //! rows (canonical CSV, for the later stages) and invalid rows (with every reason, for people).
 //!
-//! Everything streams: a reader thread parses records in small batches (at most a few MiB in flight)
-//! while the calling thread checks them, and the unique-key check sorts key hashes externally in the
-//! scratch folder, so memory stays flat however large the file is. The stage reads
+//! Everything streams: a reader thread parses records in small batches (at most a few MiB in flight),
+//! checker threads check whole batches in parallel, and the calling thread writes the outputs in file
+//! order; the unique-key check sorts key hashes externally in the scratch folder, so memory stays flat
+//! however large the file is. The stage reads
 //! and writes local files only; the worker fetches the object and uploads the outputs.
 //!
 //! ```text
 //! input.csv ──► source (sniff, BOM, lines, UTF-8, quotes) ──► rules (types, null, min/max, pattern,
 //!               allowed) ──► valid.csv (canonical) / invalid.csv (line, reasons, raw values)
 //!                                    └──► unique (key hashes, external sort) ──► second pass if duplicates
+//!                                         (copies valid.csv byte ranges, seeks to each duplicate's raw values)
 //! ```
 //!
 //! Outputs are written to temporary files next to their destinations and renamed into place only when
