@@ -262,8 +262,12 @@ struct ChannelTap {
     tx: tokio::sync::mpsc::Sender<sluice_validator::CanonRows>,
 }
 
+/// Rows per batch for the store task while validating: enough that the hand-offs cost nothing per
+/// row, few enough that the batches in flight (in the channel, being encoded, queued for and in the
+/// writer thread) stay a few hundred KiB each.
+const TAP_BATCH_ROWS: usize = 2000;
 /// A batch for the store task also ends at this many bytes of fields, so wide rows keep it small.
-const TAP_BATCH_BYTES: usize = 1024 * 1024;
+const TAP_BATCH_BYTES: usize = 256 * 1024;
 
 impl ChannelTap {
     fn new(width: usize, tx: tokio::sync::mpsc::Sender<sluice_validator::CanonRows>) -> Self {
@@ -296,7 +300,7 @@ impl sluice_validator::RowTap for ChannelTap {
         let full = {
             let mut rows = self.rows.borrow_mut();
             rows.push(canon);
-            rows.len() >= ROW_BATCH || rows.byte_len() >= TAP_BATCH_BYTES
+            rows.len() >= TAP_BATCH_ROWS || rows.byte_len() >= TAP_BATCH_BYTES
         };
         if full { self.send() } else { Ok(()) }
     }
