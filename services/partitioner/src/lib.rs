@@ -9,15 +9,16 @@
 //!
 //! It streams in two passes, so memory stays flat with any number of rows and partitions:
 //! 1. every row is appended, byte for byte, to its partition's CSV file, through a small set of
-//!    open files ([`open_files`]); with only Parquet asked for, those files go to a scratch
-//!    folder that is removed afterwards;
-//! 2. each partition's CSV is converted to Parquet, one partition at a time, in bounded batches.
+//!    open files ([`open_files`]), and its typed values to its partition's Arrow segment in a
+//!    scratch folder ([`segments`]);
+//! 2. each partition's Arrow batches are written to Parquet, one partition at a time.
 //!
 //! The run id is in every file name and each call truncates the files it writes, so a re-run of
 //! the same run overwrites instead of duplicating rows.
 
 mod key;
 mod open_files;
+mod segments;
 mod to_parquet;
 
 use std::path::Path;
@@ -28,6 +29,7 @@ use sluice_spec::config::{Dataset, PartitionFormat};
 pub use key::DEFAULT_PARTITION;
 use key::PartitionKey;
 use open_files::{OpenFileStats, PartitionFiles};
+use segments::PartitionSegments;
 pub use to_parquet::arrow_schema;
 
 /// At most this many partition files are open at once during pass 1. 128 covers ten years of
@@ -76,11 +78,9 @@ fn partition_with_limit(
             out_dir.display()
         ))
     })?;
-    // The CSV partitions are the output when CSV is asked for, and a scratch copy otherwise.
-    // A TempDir is removed when dropped, on errors too.
-    let scratch = if wants_csv {
-        None
-    } else {
+    // Pass 1's Arrow segments for Parquet go to a scratch folder; a TempDir is removed when dropped,
+    // on errors too.
+    let scratch = if wants_parquet {
         let dir = tempfile::Builder::new()
             .prefix(".sluice-partitions-")
             .tempdir_in(out_dir)
@@ -91,42 +91,72 @@ fn partition_with_limit(
                 ))
             })?;
         Some(dir)
+    } else {
+        None
     };
-    let csv_root = scratch.as_ref().map_or(out_dir, |d| d.path());
+    let schema = arrow_schema(ds);
 
-    // Pass 1: every row to its partition's CSV file.
+    // Pass 1: every row to its partition's CSV file, as it is, and its typed values to its
+    // partition's Arrow segment.
     let mut rows = sluice_spec::canonical::CanonicalReader::open(filtered_csv, ds)?;
-    let mut files = PartitionFiles::new(max_open, rows.header_raw());
+    let mut files = wants_csv.then(|| PartitionFiles::new(max_open, rows.header_raw()));
+    let mut segments = scratch
+        .as_ref()
+        .map(|d| PartitionSegments::new(d.path(), schema.clone(), max_open));
     let column = &ds.columns[spec.column];
     let mut total = 0u64;
     while rows.next_record(ds)? {
-        if wants_parquet {
-            // Check every value now, so that a bad one is reported by its line in the input
-            // rather than in a scratch file; pass 2 then cannot fail on data.
-            for (i, c) in ds.columns.iter().enumerate() {
-                rows.value(i, c)?;
-            }
-        }
         let key = PartitionKey::of(
             rows.value(spec.column, column)?.as_datetime(),
             spec.granularity,
         );
-        files.append_line(
-            key,
-            || csv_root.join(key.object_key(ds, run_id, "csv")),
-            rows.raw(),
-        )?;
+        if let Some(files) = files.as_mut() {
+            files.append_line(
+                key,
+                || out_dir.join(key.object_key(ds, run_id, "csv")),
+                rows.raw(),
+            )?;
+        }
+        if let Some(segments) = segments.as_mut() {
+            // Every value is read (and checked) now, so a bad one is reported by its line in the
+            // input; pass 2 then cannot fail on data.
+            segments.append_row(ds, key, rows.raw().len(), |builders| {
+                for (i, (builder, c)) in builders.iter_mut().zip(&ds.columns).enumerate() {
+                    let value = rows.value(i, c)?;
+                    if !builder.append(value) {
+                        return Err(StageError::internal(format!(
+                            "{}: column {:?}: a {} column read back as {value:?}; this is a bug in Sluice",
+                            filtered_csv.display(),
+                            c.name,
+                            c.ty
+                        )));
+                    }
+                }
+                Ok(())
+            })?;
+        }
         total += 1;
     }
-    let (partitions, open_stats) = files.finish()?;
+    let (csv_partitions, open_stats) = match files {
+        Some(files) => {
+            let (keys, stats) = files.finish()?;
+            (Some(keys), stats)
+        }
+        None => (None, OpenFileStats::default()),
+    };
 
-    // Pass 2: one partition at a time to Parquet.
-    if wants_parquet {
-        let schema = arrow_schema(ds);
+    // Pass 2: one partition at a time, from its Arrow segments to Parquet.
+    let mut partitions = csv_partitions.unwrap_or_default();
+    if let Some(segments) = segments {
+        let by_partition = segments.finish()?;
+        if partitions.is_empty() {
+            partitions = by_partition.keys().copied().collect();
+            partitions.sort_unstable();
+        }
         for key in &partitions {
-            let csv = csv_root.join(key.object_key(ds, run_id, "csv"));
             let parquet = out_dir.join(key.object_key(ds, run_id, "parquet"));
-            to_parquet::csv_to_parquet(ds, &schema, &csv, &parquet)?;
+            let paths = by_partition.get(key).map_or(&[][..], Vec::as_slice);
+            to_parquet::batches_to_parquet(&schema, segments::read_segments(paths), &parquet)?;
         }
     }
     if let Some(dir) = scratch {
@@ -238,5 +268,82 @@ formats = ["csv"]
             })
             .sum();
         assert_eq!(rows, 10_000);
+    }
+
+    /// Parquet only, with partitions left and come back to (every partition gets several Arrow
+    /// segments): each Parquet file holds exactly its partition's rows, in input order, and the
+    /// scratch folder is gone afterwards.
+    #[test]
+    fn parquet_from_reopened_segments_holds_every_row_once_in_order() {
+        use arrow_array::Array as _;
+        let mut ds = dataset();
+        ds.partition.as_mut().unwrap().formats = vec![PartitionFormat::Parquet];
+        ds.partition.as_mut().unwrap().granularity = sluice_spec::config::Granularity::Hour;
+        let dir = tempfile::tempdir().unwrap();
+        let input = dir.path().join("filtered.csv");
+        let mut text = String::from("at,n\n");
+        // 3 rounds over 50 hours, 30 rows per hour per round: more than one flushed batch per
+        // segment in some rounds, and a new segment for every partition in every round.
+        let mut n = 0u32;
+        for _round in 0..3 {
+            for hour in 0..50i64 {
+                for _ in 0..(if hour == 7 { 1500 } else { 30 }) {
+                    let at = chrono::NaiveDate::from_ymd_opt(2024, 1, 1)
+                        .unwrap()
+                        .and_hms_opt(0, 0, 0)
+                        .unwrap()
+                        + chrono::Duration::hours(hour);
+                    text.push_str(&format!("{},{n}\n", at.format("%Y-%m-%dT%H:%M:%S")));
+                    n += 1;
+                }
+            }
+        }
+        std::fs::write(&input, &text).unwrap();
+        let run = RunId::parse("run1").unwrap();
+        let out = dir.path().join("out");
+        let (keys, _) = partition_with_limit(&ds, &run, &input, &out, 4).unwrap();
+        assert_eq!(keys.len(), 50);
+        assert!(keys.iter().all(|k| k.ends_with(".parquet")));
+        let mut total = 0;
+        for k in &keys {
+            let file = std::fs::File::open(out.join(k)).unwrap();
+            let reader =
+                parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+                    .unwrap()
+                    .build()
+                    .unwrap();
+            let mut values = Vec::new();
+            for batch in reader {
+                let batch = batch.unwrap();
+                let col = batch
+                    .column(1)
+                    .as_any()
+                    .downcast_ref::<arrow_array::Int64Array>()
+                    .unwrap();
+                values.extend((0..col.len()).map(|i| col.value(i)));
+            }
+            assert!(
+                values.windows(2).all(|w| w[0] < w[1]),
+                "{k}: rows in input order"
+            );
+            total += values.len();
+        }
+        assert_eq!(total, n as usize);
+        let hour7 = keys.iter().find(|k| k.contains("hour=07")).unwrap();
+        let rows = parquet::file::reader::SerializedFileReader::new(
+            std::fs::File::open(out.join(hour7)).unwrap(),
+        )
+        .map(|r| {
+            parquet::file::reader::FileReader::metadata(&r)
+                .file_metadata()
+                .num_rows()
+        })
+        .unwrap();
+        assert_eq!(rows, 4500);
+        let left: Vec<_> = std::fs::read_dir(&out)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(left, vec!["ticks".to_string()], "no scratch folder is left");
     }
 }

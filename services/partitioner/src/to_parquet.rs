@@ -1,8 +1,7 @@
-//! Converts one partition's canonical CSV to Parquet, typed from the dataset spec.
+//! Writes one partition's Arrow batches to Parquet, typed from the dataset spec.
 //!
-//! Memory is bounded by one batch (at most [`BATCH_ROWS`] rows or [`BATCH_BYTES`] of CSV text)
-//! plus the row group being encoded (at most [`BATCH_ROWS`] rows or [`ROW_GROUP_BYTES`]), however
-//! large the partition.
+//! Memory is bounded by the row group being encoded (at most [`BATCH_ROWS`] rows or
+//! [`ROW_GROUP_BYTES`]), however large the partition.
 
 use std::fs::File;
 use std::io::BufWriter;
@@ -22,12 +21,10 @@ use sluice_proto::StageError;
 use sluice_spec::config::Dataset;
 use sluice_spec::values::{ColumnType, Value, days_since_epoch};
 
-use sluice_spec::canonical::{CanonicalReader, IO_BUFFER};
+use sluice_spec::canonical::IO_BUFFER;
 
-/// Rows per record batch and per row group: large enough for good compression and statistics.
+/// Rows per row group: large enough for good compression and statistics.
 const BATCH_ROWS: usize = 64 * 1024;
-/// A batch is also cut at this much CSV text, so wide rows cannot blow up memory.
-const BATCH_BYTES: usize = 8 * 1024 * 1024;
 /// A row group is also cut at this estimated encoded size.
 const ROW_GROUP_BYTES: usize = 16 * 1024 * 1024;
 
@@ -56,20 +53,17 @@ fn arrow_type(ty: ColumnType) -> DataType {
     }
 }
 
-/// Writes `parquet` (truncating it) with every row of the canonical CSV file `csv`; returns the
-/// number of rows.
-pub(crate) fn csv_to_parquet(
-    ds: &Dataset,
+/// Writes `parquet` (truncating it) from one partition's record batches (pass 1's Arrow segments):
+/// no CSV is parsed. Returns the number of rows.
+pub(crate) fn batches_to_parquet(
     schema: &SchemaRef,
-    csv: &Path,
+    batches: impl Iterator<Item = Result<RecordBatch, StageError>>,
     parquet: &Path,
 ) -> Result<u64, StageError> {
     let parquet_error = |e: parquet::errors::ParquetError| {
         StageError::internal(format!("cannot write {}: {e}", parquet.display()))
     };
-    let mut rows = CanonicalReader::open(csv, ds)?;
     if let Some(dir) = parquet.parent() {
-        // With only Parquet asked for, pass 1 wrote its CSV files elsewhere (a scratch folder).
         std::fs::create_dir_all(dir).map_err(|e| {
             StageError::internal(format!(
                 "cannot create the partition folder {}: {e}",
@@ -79,50 +73,17 @@ pub(crate) fn csv_to_parquet(
     }
     let file = File::create(parquet)
         .map_err(|e| StageError::internal(format!("cannot create {}: {e}", parquet.display())))?;
-    let props = WriterProperties::builder()
-        .set_compression(Compression::SNAPPY)
-        .set_max_row_group_row_count(Some(BATCH_ROWS))
-        .set_max_row_group_bytes(Some(ROW_GROUP_BYTES))
-        .build();
     let mut writer = ArrowWriter::try_new(
         BufWriter::with_capacity(IO_BUFFER, file),
         Arc::clone(schema),
-        Some(props),
+        Some(writer_properties()),
     )
     .map_err(parquet_error)?;
-
-    let mut builders: Vec<ColumnBuilder> = ds
-        .columns
-        .iter()
-        .map(|c| ColumnBuilder::new(c.ty))
-        .collect();
-    let (mut batch_rows, mut batch_bytes, mut total) = (0usize, 0usize, 0u64);
-    while rows.next_record(ds)? {
-        for (i, (builder, column)) in builders.iter_mut().zip(&ds.columns).enumerate() {
-            let value = rows.value(i, column)?;
-            if !builder.append(value) {
-                return Err(StageError::internal(format!(
-                    "{}: column {:?}: a {} column read back as {value:?}; this is a bug in Sluice",
-                    csv.display(),
-                    column.name,
-                    column.ty
-                )));
-            }
-        }
-        batch_rows += 1;
-        batch_bytes += rows.raw().len();
-        total += 1;
-        if batch_rows >= BATCH_ROWS || batch_bytes >= BATCH_BYTES {
-            writer
-                .write(&finish_batch(schema, &mut builders, parquet)?)
-                .map_err(parquet_error)?;
-            (batch_rows, batch_bytes) = (0, 0);
-        }
-    }
-    if batch_rows > 0 {
-        writer
-            .write(&finish_batch(schema, &mut builders, parquet)?)
-            .map_err(parquet_error)?;
+    let mut total = 0u64;
+    for batch in batches {
+        let batch = batch?;
+        total += batch.num_rows() as u64;
+        writer.write(&batch).map_err(parquet_error)?;
     }
     let out = writer.into_inner().map_err(parquet_error)?;
     out.into_inner().map_err(|e| {
@@ -131,7 +92,15 @@ pub(crate) fn csv_to_parquet(
     Ok(total)
 }
 
-fn finish_batch(
+fn writer_properties() -> WriterProperties {
+    WriterProperties::builder()
+        .set_compression(Compression::SNAPPY)
+        .set_max_row_group_row_count(Some(BATCH_ROWS))
+        .set_max_row_group_bytes(Some(ROW_GROUP_BYTES))
+        .build()
+}
+
+pub(crate) fn finish_batch(
     schema: &SchemaRef,
     builders: &mut [ColumnBuilder],
     parquet: &Path,
@@ -146,7 +115,7 @@ fn finish_batch(
 }
 
 /// An Arrow array builder for one column type.
-enum ColumnBuilder {
+pub(crate) enum ColumnBuilder {
     Utf8(StringBuilder),
     Int64(Int64Builder),
     Float64(Float64Builder),
@@ -156,7 +125,7 @@ enum ColumnBuilder {
 }
 
 impl ColumnBuilder {
-    fn new(ty: ColumnType) -> Self {
+    pub(crate) fn new(ty: ColumnType) -> Self {
         match ty {
             ColumnType::String => ColumnBuilder::Utf8(StringBuilder::new()),
             ColumnType::Integer => ColumnBuilder::Int64(Int64Builder::new()),
@@ -168,7 +137,7 @@ impl ColumnBuilder {
     }
 
     /// Appends a value read as this column's type; `false` if it is of another type.
-    fn append(&mut self, value: Value<'_>) -> bool {
+    pub(crate) fn append(&mut self, value: Value<'_>) -> bool {
         match (self, value) {
             (ColumnBuilder::Utf8(b), Value::Null) => b.append_null(),
             (ColumnBuilder::Int64(b), Value::Null) => b.append_null(),
