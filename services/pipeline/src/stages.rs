@@ -218,10 +218,10 @@ async fn validate_and_store(
     mut writer: Box<dyn sluice_runtime::ports::RowWriter>,
 ) -> Result<sluice_validator::ValidationReport, StageError> {
     let (tx, mut rx) = tokio::sync::mpsc::channel::<sluice_validator::CanonRows>(2);
-    let store = {
+    let mut store = {
         let mut encoder = sluice_validator::RowEncoder::new(ds, run_id);
         let progress = ctx.progress.clone();
-        tokio::spawn(async move {
+        AbortOnDrop(tokio::spawn(async move {
             let (mut key, mut item) = (String::new(), String::new());
             while let Some(rows) = rx.recv().await {
                 let mut encoded = EncodedRows::default();
@@ -237,23 +237,42 @@ async fn validate_and_store(
                 }
             }
             Ok::<_, StageError>(writer)
-        })
+        }))
     };
     let tap = ChannelTap::new(ds.columns.len(), tx);
     let validated = run_validator(ds.clone(), files, ctx.progress.clone(), Some(tap)).await;
     // The tap (the only sender) is gone, so the store task ends once it has written what it got.
-    let stored = store
+    let stored = (&mut store.0)
         .await
         .map_err(|e| StageError::internal(format!("row store task failed: {e}")))?;
-    // A store failure stops the validator too (its tap cannot send): the store's error is the cause.
+    // A store failure stops the validator (its tap cannot send): then the store's error is the cause.
+    // Otherwise the validator's own error comes first (a refused file is not a store problem).
+    let report = match validated {
+        Err(e) if e.cause == TAP_STOPPED => return Err(stored.err().unwrap_or(e)),
+        Err(e) => return Err(e),
+        Ok(report) => report,
+    };
     let writer = stored?;
-    let report = validated?;
     if let Some(p) = &ctx.progress {
         p.set_stage("committing rows");
     }
     writer.commit().await?;
     Ok(report)
 }
+
+/// If the stage is dropped (its task was cancelled), the store task stops too: its writer is dropped,
+/// which rolls the run's rows back and releases SQLite's write lock at once, and the validator's tap
+/// finds the channel closed and stops the validator.
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// What the tap says when the store task is gone.
+const TAP_STOPPED: &str = "the row store stopped while the file was being validated";
 
 /// Collects valid rows into batches for the store task; the validator calls it from its thread.
 struct ChannelTap {
@@ -285,9 +304,9 @@ impl ChannelTap {
         if full.is_empty() {
             return Ok(());
         }
-        self.tx.blocking_send(full).map_err(|_| {
-            StageError::internal("the row store stopped while the file was being validated")
-        })
+        self.tx
+            .blocking_send(full)
+            .map_err(|_| StageError::internal(TAP_STOPPED))
     }
 
     fn flush(self) -> Result<(), StageError> {

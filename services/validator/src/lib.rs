@@ -180,7 +180,7 @@ pub fn validate_with_limits(
     // Both cores: a reader thread parses records into batches, `checkers` threads check whole batches
     // (the rules are most of the stage's work), and this thread writes the outputs, taking the
     // checked batches in file order. Batches go back to the reader with their buffers, so nothing is
-    // allocated per row, and the batches in flight are bounded by the queues: memory stays flat.
+    // allocated per row, and the reader makes at most a fixed number of them: memory stays flat.
     let (work_tx, work_rx) = mpsc::sync_channel::<Result<Batch, StageError>>(BATCH_QUEUE);
     // A checker that finds the writer gone drops the receiver, which stops the reader too.
     let work_rx = std::sync::Mutex::new(Some(work_rx));
@@ -188,7 +188,8 @@ pub fn validate_with_limits(
         let (done_tx, done_rx) = mpsc::sync_channel::<Result<Batch, StageError>>(BATCH_QUEUE);
         let (empty_tx, empty_rx) = mpsc::channel::<Batch>();
         let src = &mut src;
-        scope.spawn(move || read_batches(src, &work_tx, &empty_rx));
+        let budget = checkers + 2 * BATCH_QUEUE + 2;
+        scope.spawn(move || read_batches(src, &work_tx, &empty_rx, budget));
         for _ in 0..checkers {
             let (work_rx, done_tx, layout) = (&work_rx, done_tx.clone(), &layout);
             scope.spawn(move || check_batches(ds, layout, work_rx, &done_tx));
@@ -356,6 +357,17 @@ fn check_batches(
     work: &std::sync::Mutex<Option<mpsc::Receiver<Result<Batch, StageError>>>>,
     done: &mpsc::SyncSender<Result<Batch, StageError>>,
 ) {
+    // A checker that panics takes the receiver with it too, so the reader stops instead of waiting
+    // forever for a checker to take its next batch.
+    struct OnPanic<'w>(&'w std::sync::Mutex<Option<mpsc::Receiver<Result<Batch, StageError>>>>);
+    impl Drop for OnPanic<'_> {
+        fn drop(&mut self) {
+            if std::thread::panicking() {
+                self.0.lock().unwrap_or_else(|p| p.into_inner()).take();
+            }
+        }
+    }
+    let _on_panic = OnPanic(work);
     let mut checker = Checker::new(ds);
     let mut key_bytes = Vec::new();
     loop {
@@ -447,10 +459,25 @@ fn read_batches(
     src: &mut Source,
     full: &mpsc::SyncSender<Result<Batch, StageError>>,
     empty: &mpsc::Receiver<Batch>,
+    budget: usize,
 ) {
     let mut seq = 0;
+    let mut created = 0;
     loop {
-        let mut batch = empty.try_recv().unwrap_or_default();
+        // At most `budget` batches ever exist: once they are all out, wait for the writer to give
+        // one back (it always can: the batch it waits for is older than any held here), so one slow
+        // batch cannot make the others pile up in its reorder buffer.
+        let mut batch = match empty.try_recv() {
+            Ok(b) => b,
+            Err(_) if created < budget => {
+                created += 1;
+                Batch::default()
+            }
+            Err(_) => match empty.recv() {
+                Ok(b) => b,
+                Err(_) => return, // the writer is gone
+            },
+        };
         batch.seq = seq;
         seq += 1;
         for rec in &mut batch.records {

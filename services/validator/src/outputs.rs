@@ -114,6 +114,9 @@ impl RawOutput {
         len: u64,
     ) -> Result<(), StageError> {
         use std::io::{Read, Seek, SeekFrom};
+        if len == 0 {
+            return Ok(());
+        }
         let fail =
             |e: std::io::Error| StageError::internal(format!("cannot write {}: {e}", self.dest));
         self.w.flush().map_err(fail)?;
