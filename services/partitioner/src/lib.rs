@@ -100,9 +100,10 @@ fn partition_with_limit(
     // partition's Arrow segment.
     let mut rows = sluice_spec::canonical::CanonicalReader::open(filtered_csv, ds)?;
     let mut files = wants_csv.then(|| PartitionFiles::new(max_open, rows.header_raw()));
-    let mut segments = scratch
-        .as_ref()
-        .map(|d| PartitionSegments::new(d.path(), schema.clone(), max_open));
+    let mut segments = match &scratch {
+        Some(d) => Some(PartitionSegments::new(d.path(), &schema, max_open)?),
+        None => None,
+    };
     let column = &ds.columns[spec.column];
     let mut total = 0u64;
     while rows.next_record(ds)? {
@@ -145,18 +146,19 @@ fn partition_with_limit(
         None => (None, OpenFileStats::default()),
     };
 
-    // Pass 2: one partition at a time, from its Arrow segments to Parquet.
+    // Pass 2: one partition at a time, from its Arrow batches to Parquet.
     let mut partitions = csv_partitions.unwrap_or_default();
     if let Some(segments) = segments {
-        let by_partition = segments.finish()?;
+        let spill = segments.finish()?;
         if partitions.is_empty() {
-            partitions = by_partition.keys().copied().collect();
+            partitions = spill.index.keys().copied().collect();
             partitions.sort_unstable();
         }
         for key in &partitions {
             let parquet = out_dir.join(key.object_key(ds, run_id, "parquet"));
-            let paths = by_partition.get(key).map_or(&[][..], Vec::as_slice);
-            to_parquet::batches_to_parquet(&schema, segments::read_segments(paths), &parquet)?;
+            to_parquet::write_parquet(&schema, &parquet, |write| {
+                spill.chunks(key, &schema, write)
+            })?;
         }
     }
     if let Some(dir) = scratch {

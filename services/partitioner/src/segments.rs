@@ -1,52 +1,66 @@
-//! Pass 1's rows for Parquet, typed: each partition's rows as Arrow record batches in Arrow IPC stream
-//! files ("segments") in a scratch folder, so pass 2 writes Parquet from Arrow batches without parsing
-//! any CSV again.
+//! Pass 1's rows for Parquet, typed: every partition's rows as Arrow record batches in one Arrow IPC
+//! file in a scratch folder (the "spill"), with an index of which batches belong to which partition,
+//! so pass 2 writes Parquet from Arrow batches without parsing any CSV again.
 //!
-//! Like the CSV files ([`crate::open_files`]), only a bounded set of partitions is open at once (its
-//! column builders and one segment being written); a partition that is left and come back to gets a
-//! new segment, and pass 2 reads a partition's segments in order. Builders are flushed to their
-//! segment every [`FLUSH_ROWS`] rows or [`FLUSH_BYTES`] of row text, so memory stays bounded by the
-//! open set, whatever the number of rows.
+//! Only a bounded set of partitions has column builders at once (like the open CSV files,
+//! [`crate::open_files`]); a partition's builders are flushed to the spill every [`FLUSH_ROWS`] rows
+//! or [`FLUSH_BYTES`] of row text, and when the partition leaves the set. Memory stays bounded by the
+//! set, whatever the number of rows or partitions, and the spill is one file however often partitions
+//! come and go.
+//!
+//! Each batch carries one more column than the Parquet schema, [`ROW_BYTES`]: the length of each row's
+//! canonical text. Pass 2 cuts a partition's rows into the Parquet writer's input chunks by it, at
+//! the same rows as when Parquet was written from the partition's CSV (at most [`CHUNK_ROWS`] rows or
+//! [`CHUNK_BYTES`] of text per chunk), so the Parquet files stay byte for byte what they were.
 
 use std::collections::HashMap;
 use std::fs::File;
-use std::io::{BufReader, BufWriter};
+use std::io::BufWriter;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
-use arrow_ipc::reader::StreamReader;
-use arrow_ipc::writer::StreamWriter;
-use arrow_schema::SchemaRef;
+use arrow_array::builder::UInt32Builder;
+use arrow_array::{Array as _, ArrayRef, RecordBatch, UInt32Array};
+use arrow_ipc::reader::FileReader;
+use arrow_ipc::writer::FileWriter;
+use arrow_schema::{DataType, Field, Schema, SchemaRef};
 use sluice_proto::StageError;
 use sluice_spec::config::Dataset;
 
 use crate::key::PartitionKey;
-use crate::to_parquet::{ColumnBuilder, finish_batch};
+use crate::to_parquet::ColumnBuilder;
 
-/// Rows per record batch in a segment: small, because up to `max_open` partitions hold one
-/// unfinished batch each (the Parquet writer gathers batches into row groups of its own size).
+/// Rows per flushed batch: small, because up to `max_open` partitions hold one unfinished batch each.
 const FLUSH_ROWS: usize = 1024;
 /// A batch is also flushed at this much canonical row text, so wide rows keep the open set small.
 const FLUSH_BYTES: usize = 256 * 1024;
-/// Write buffer per open segment.
-const SEGMENT_BUFFER: usize = 32 * 1024;
+/// The Parquet writer's input chunks: at most this many rows...
+pub(crate) const CHUNK_ROWS: usize = 64 * 1024;
+/// ...or this much canonical row text (a chunk ends with the row that reaches it).
+pub(crate) const CHUNK_BYTES: usize = 8 * 1024 * 1024;
+/// The extra column: each row's canonical text length.
+pub(crate) const ROW_BYTES: &str = "_row_bytes";
+const SPILL_BUFFER: usize = 256 * 1024;
 
 pub(crate) struct PartitionSegments {
-    dir: PathBuf,
+    path: PathBuf,
+    /// The Parquet schema plus [`ROW_BYTES`].
     schema: SchemaRef,
     max_open: usize,
-    /// The open partitions, least recently used first.
-    open: Vec<OpenSegment>,
-    /// Every partition seen: its folder number and how many segments it has.
-    seen: HashMap<PartitionKey, (usize, u32)>,
+    /// Partitions with builders, least recently used first.
+    open: Vec<OpenPartition>,
+    writer: FileWriter<BufWriter<File>>,
+    batches: usize,
+    /// Every partition seen, with the spill's batches that hold its rows, in order.
+    index: HashMap<PartitionKey, Vec<usize>>,
 }
 
-struct OpenSegment {
+struct OpenPartition {
     key: PartitionKey,
     builders: Vec<ColumnBuilder>,
+    row_bytes: UInt32Builder,
     rows: usize,
     bytes: usize,
-    path: PathBuf,
-    writer: StreamWriter<BufWriter<File>>,
 }
 
 fn ipc_error(path: &Path) -> impl Fn(arrow_schema::ArrowError) -> StageError + '_ {
@@ -54,14 +68,33 @@ fn ipc_error(path: &Path) -> impl Fn(arrow_schema::ArrowError) -> StageError + '
 }
 
 impl PartitionSegments {
-    pub(crate) fn new(dir: &Path, schema: SchemaRef, max_open: usize) -> Self {
-        PartitionSegments {
-            dir: dir.to_path_buf(),
+    /// Creates the spill in `dir`; `parquet_schema` is the dataset's Parquet schema.
+    pub(crate) fn new(
+        dir: &Path,
+        parquet_schema: &SchemaRef,
+        max_open: usize,
+    ) -> Result<Self, StageError> {
+        let mut fields: Vec<Field> = parquet_schema
+            .fields()
+            .iter()
+            .map(|f| f.as_ref().clone())
+            .collect();
+        fields.push(Field::new(ROW_BYTES, DataType::UInt32, false));
+        let schema = Arc::new(Schema::new(fields));
+        let path = dir.join("partitions.arrow");
+        let file = File::create(&path)
+            .map_err(|e| StageError::io(format_args!("cannot create {}", path.display()), e))?;
+        let writer = FileWriter::try_new(BufWriter::with_capacity(SPILL_BUFFER, file), &schema)
+            .map_err(ipc_error(&path))?;
+        Ok(PartitionSegments {
+            path,
             schema,
             max_open: max_open.max(1),
             open: Vec::new(),
-            seen: HashMap::new(),
-        }
+            writer,
+            batches: 0,
+            index: HashMap::new(),
+        })
     }
 
     /// Adds one row to `key`'s partition: `fill` appends its values to the column builders (spec
@@ -83,121 +116,149 @@ impl PartitionSegments {
             }
             None => {
                 if self.open.len() >= self.max_open {
-                    let evicted = self.open.remove(0);
-                    self.close(evicted)?;
+                    let mut evicted = self.open.remove(0);
+                    self.flush(&mut evicted)?;
                 }
-                let opened = self.open_segment(ds, key)?;
-                self.open.push(opened);
+                self.index.entry(key).or_default();
+                self.open.push(OpenPartition {
+                    key,
+                    builders: ds
+                        .columns
+                        .iter()
+                        .map(|c| ColumnBuilder::new(c.ty))
+                        .collect(),
+                    row_bytes: UInt32Builder::new(),
+                    rows: 0,
+                    bytes: 0,
+                });
                 self.open.len() - 1
             }
         };
+        // `slot` is the last (the most recently used). An error from `fill` fails the whole pass, so
+        // builders it left uneven are never flushed.
         let p = &mut self.open[slot];
         fill(&mut p.builders)?;
+        p.row_bytes
+            .append_value(u32::try_from(row_bytes).unwrap_or(u32::MAX));
         p.rows += 1;
         p.bytes += row_bytes;
         if p.rows >= FLUSH_ROWS || p.bytes >= FLUSH_BYTES {
-            flush(&self.schema, p)?;
+            let mut p = self.open.remove(slot);
+            let flushed = self.flush(&mut p);
+            self.open.push(p);
+            flushed?;
         }
         Ok(())
     }
 
-    fn open_segment(&mut self, ds: &Dataset, key: PartitionKey) -> Result<OpenSegment, StageError> {
-        let next = self.seen.len();
-        let (folder, segments) = self.seen.entry(key).or_insert((next, 0));
-        let dir = self.dir.join(folder.to_string());
-        if *segments == 0 {
-            std::fs::create_dir_all(&dir).map_err(|e| {
-                StageError::io(
-                    format_args!("cannot create the scratch folder {}", dir.display()),
-                    e,
-                )
-            })?;
+    fn flush(&mut self, p: &mut OpenPartition) -> Result<(), StageError> {
+        if p.rows == 0 {
+            return Ok(());
         }
-        let path = dir.join(format!("{segments:06}.arrow"));
-        *segments += 1;
-        let file = File::create(&path)
-            .map_err(|e| StageError::io(format_args!("cannot create {}", path.display()), e))?;
-        let writer =
-            StreamWriter::try_new(BufWriter::with_capacity(SEGMENT_BUFFER, file), &self.schema)
-                .map_err(ipc_error(&path))?;
-        Ok(OpenSegment {
-            key,
-            builders: ds
-                .columns
-                .iter()
-                .map(|c| ColumnBuilder::new(c.ty))
-                .collect(),
-            rows: 0,
-            bytes: 0,
-            path,
-            writer,
-        })
+        let mut columns: Vec<ArrayRef> = p.builders.iter_mut().map(ColumnBuilder::finish).collect();
+        columns.push(Arc::new(p.row_bytes.finish()));
+        let batch = RecordBatch::try_new(Arc::clone(&self.schema), columns)
+            .map_err(ipc_error(&self.path))?;
+        self.writer.write(&batch).map_err(ipc_error(&self.path))?;
+        self.index.entry(p.key).or_default().push(self.batches);
+        self.batches += 1;
+        (p.rows, p.bytes) = (0, 0);
+        Ok(())
     }
 
-    fn close(&self, mut p: OpenSegment) -> Result<(), StageError> {
-        flush(&self.schema, &mut p)?;
-        p.writer.finish().map_err(ipc_error(&p.path))?;
-        let out = p.writer.into_inner().map_err(ipc_error(&p.path))?;
+    /// Flushes every partition and closes the spill.
+    pub(crate) fn finish(mut self) -> Result<Spill, StageError> {
+        for mut p in std::mem::take(&mut self.open) {
+            self.flush(&mut p)?;
+        }
+        self.writer.finish().map_err(ipc_error(&self.path))?;
+        let out = self.writer.into_inner().map_err(ipc_error(&self.path))?;
         out.into_inner().map(drop).map_err(|e| {
             StageError::io(
-                format_args!("cannot write {}", p.path.display()),
+                format_args!("cannot write {}", self.path.display()),
                 e.into_error(),
             )
+        })?;
+        Ok(Spill {
+            path: self.path,
+            index: self.index,
         })
     }
-
-    /// Finishes every open segment; returns each partition's segments, in the order written.
-    pub(crate) fn finish(mut self) -> Result<HashMap<PartitionKey, Vec<PathBuf>>, StageError> {
-        for p in std::mem::take(&mut self.open) {
-            self.close(p)?;
-        }
-        Ok(self
-            .seen
-            .iter()
-            .map(|(&key, &(folder, segments))| {
-                let dir = self.dir.join(folder.to_string());
-                (
-                    key,
-                    (0..segments)
-                        .map(|s| dir.join(format!("{s:06}.arrow")))
-                        .collect(),
-                )
-            })
-            .collect())
-    }
 }
 
-fn flush(schema: &SchemaRef, p: &mut OpenSegment) -> Result<(), StageError> {
-    if p.rows == 0 {
-        return Ok(());
-    }
-    let batch = finish_batch(schema, &mut p.builders, &p.path)?;
-    p.writer.write(&batch).map_err(ipc_error(&p.path))?;
-    (p.rows, p.bytes) = (0, 0);
-    Ok(())
+/// The finished spill: which batches hold each partition's rows.
+pub(crate) struct Spill {
+    path: PathBuf,
+    pub(crate) index: HashMap<PartitionKey, Vec<usize>>,
 }
 
-/// The record batches of one partition's segments, in order.
-pub(crate) fn read_segments(
-    paths: &[PathBuf],
-) -> impl Iterator<Item = Result<arrow_array::RecordBatch, StageError>> + '_ {
-    paths.iter().flat_map(|path| {
-        let reader = File::open(path)
-            .map_err(|e| StageError::io(format_args!("cannot read {}", path.display()), e))
-            .and_then(|f| {
-                StreamReader::try_new(BufReader::with_capacity(SEGMENT_BUFFER, f), None).map_err(
-                    |e| StageError::internal(format!("cannot read {}: {e}", path.display())),
-                )
-            });
-        let batches: Box<dyn Iterator<Item = Result<arrow_array::RecordBatch, StageError>>> =
-            match reader {
-                Ok(r) => Box::new(r.map(move |b| {
-                    b.map_err(|e| {
-                        StageError::internal(format!("cannot read {}: {e}", path.display()))
-                    })
-                })),
-                Err(e) => Box::new(std::iter::once(Err(e))),
+impl Spill {
+    /// `key`'s rows as the Parquet writer's input chunks (Parquet schema, in row order), cut as
+    /// described in the module docs; `each` is called once per chunk.
+    pub(crate) fn chunks(
+        &self,
+        key: &PartitionKey,
+        parquet_schema: &SchemaRef,
+        mut each: impl FnMut(RecordBatch) -> Result<(), StageError>,
+    ) -> Result<(), StageError> {
+        let read_error = |e: arrow_schema::ArrowError| {
+            StageError::internal(format!("cannot read {}: {e}", self.path.display()))
+        };
+        let file = File::open(&self.path)
+            .map_err(|e| StageError::io(format_args!("cannot read {}", self.path.display()), e))?;
+        let mut reader = FileReader::try_new(file, None).map_err(read_error)?;
+        let width = parquet_schema.fields().len();
+        // Pieces of the chunk being gathered, and its rows and bytes so far.
+        let mut pieces: Vec<RecordBatch> = Vec::new();
+        let (mut rows, mut bytes) = (0usize, 0usize);
+        let mut emit = |pieces: &mut Vec<RecordBatch>| -> Result<(), StageError> {
+            let chunk = arrow_select::concat::concat_batches(parquet_schema, pieces.iter())
+                .map_err(read_error)?;
+            pieces.clear();
+            each(chunk)
+        };
+        for &i in self.index.get(key).map_or(&[][..], Vec::as_slice) {
+            reader.set_index(i).map_err(read_error)?;
+            let batch = match reader.next() {
+                Some(b) => b.map_err(read_error)?,
+                None => {
+                    return Err(StageError::internal(format!(
+                        "{}: batch {i} is missing",
+                        self.path.display()
+                    )));
+                }
             };
-        batches
-    })
+            let lens = batch
+                .column(width)
+                .as_any()
+                .downcast_ref::<UInt32Array>()
+                .ok_or_else(|| {
+                    StageError::internal(format!("{}: no row lengths", self.path.display()))
+                })?
+                .clone();
+            let data = batch
+                .project(&(0..width).collect::<Vec<_>>())
+                .map_err(read_error)?;
+            let data = RecordBatch::try_new(Arc::clone(parquet_schema), data.columns().to_vec())
+                .map_err(read_error)?;
+            let mut start = 0;
+            for r in 0..data.num_rows() {
+                rows += 1;
+                bytes += lens.value(r) as usize;
+                if rows >= CHUNK_ROWS || bytes >= CHUNK_BYTES {
+                    pieces.push(data.slice(start, r + 1 - start));
+                    emit(&mut pieces)?;
+                    start = r + 1;
+                    (rows, bytes) = (0, 0);
+                }
+            }
+            if start < data.num_rows() {
+                pieces.push(data.slice(start, data.num_rows() - start));
+            }
+        }
+        if !pieces.is_empty() {
+            emit(&mut pieces)?;
+        }
+        Ok(())
+    }
 }

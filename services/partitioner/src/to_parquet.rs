@@ -53,12 +53,15 @@ fn arrow_type(ty: ColumnType) -> DataType {
     }
 }
 
-/// Writes `parquet` (truncating it) from one partition's record batches (pass 1's Arrow segments):
-/// no CSV is parsed. Returns the number of rows.
-pub(crate) fn batches_to_parquet(
+/// Writes `parquet` (truncating it) from one partition's record batches, which `batches` hands, in
+/// order, to the function it is given (pass 1's Arrow spill: no CSV is parsed). Returns the number of
+/// rows.
+pub(crate) fn write_parquet(
     schema: &SchemaRef,
-    batches: impl Iterator<Item = Result<RecordBatch, StageError>>,
     parquet: &Path,
+    batches: impl FnOnce(
+        &mut dyn FnMut(RecordBatch) -> Result<(), StageError>,
+    ) -> Result<(), StageError>,
 ) -> Result<u64, StageError> {
     let parquet_error = |e: parquet::errors::ParquetError| {
         StageError::internal(format!("cannot write {}: {e}", parquet.display()))
@@ -80,11 +83,10 @@ pub(crate) fn batches_to_parquet(
     )
     .map_err(parquet_error)?;
     let mut total = 0u64;
-    for batch in batches {
-        let batch = batch?;
+    batches(&mut |batch: RecordBatch| {
         total += batch.num_rows() as u64;
-        writer.write(&batch).map_err(parquet_error)?;
-    }
+        writer.write(&batch).map_err(parquet_error)
+    })?;
     let out = writer.into_inner().map_err(parquet_error)?;
     out.into_inner().map_err(|e| {
         StageError::internal(format!("cannot write {}: {}", parquet.display(), e.error()))
@@ -98,20 +100,6 @@ fn writer_properties() -> WriterProperties {
         .set_max_row_group_row_count(Some(BATCH_ROWS))
         .set_max_row_group_bytes(Some(ROW_GROUP_BYTES))
         .build()
-}
-
-pub(crate) fn finish_batch(
-    schema: &SchemaRef,
-    builders: &mut [ColumnBuilder],
-    parquet: &Path,
-) -> Result<RecordBatch, StageError> {
-    let columns: Vec<ArrayRef> = builders.iter_mut().map(ColumnBuilder::finish).collect();
-    RecordBatch::try_new(Arc::clone(schema), columns).map_err(|e| {
-        StageError::internal(format!(
-            "cannot build a record batch for {}: {e}",
-            parquet.display()
-        ))
-    })
 }
 
 /// An Arrow array builder for one column type.
@@ -160,7 +148,7 @@ impl ColumnBuilder {
         true
     }
 
-    fn finish(&mut self) -> ArrayRef {
+    pub(crate) fn finish(&mut self) -> ArrayRef {
         match self {
             ColumnBuilder::Utf8(b) => Arc::new(b.finish()),
             ColumnBuilder::Int64(b) => Arc::new(b.finish()),
