@@ -471,7 +471,10 @@ fn progress_bar(
                         sluice_spec::format::group_thousands(&format!("{:.0}", rows as f64 / secs))
                     )
                 } else {
-                    format!("{name}: {stage}")
+                    format!(
+                        "{name}: {}",
+                        if stage.is_empty() { "starting" } else { stage }
+                    )
                 };
                 bar.set_message(message);
                 tokio::time::sleep(Duration::from_millis(100)).await;
