@@ -1,26 +1,25 @@
 //! The duplicate-key pass: after the first pass, the later rows of repeated keys are moved from
 //! the valid rows to the invalid rows.
 //!
-//! It reads neither the input nor the first-pass outputs as CSV again: the outputs are copied record
-//! by record as raw bytes (a record of our own canonical CSV ends at the first `\n` outside quotes),
-//! and each duplicate carries its position in `valid.csv` and its byte offset in the input, where its
-//! raw values are read with one seek.
+//! It parses neither the input nor the first-pass outputs as CSV again: each duplicate carries its
+//! bytes in `valid.csv` and in the input, so `valid.csv` is copied around them, and only the
+//! duplicates themselves are parsed (their key, and their raw values for `invalid.csv`). Both files
+//! are read front to back; `invalid.csv` is merged record by record as raw bytes (a record of our own
+//! canonical CSV ends at the first `\n` outside quotes).
 
 use std::fmt::Write as _;
 use std::fs::File;
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
 
-use csv::StringRecord;
 use sluice_proto::{RowCounts, StageError};
 use sluice_spec::config::Dataset;
 use tempfile::NamedTempFile;
 
 use crate::Limits;
-use crate::layout::{Layout, RecordRow};
+use crate::layout::Layout;
 use crate::outputs::{InvalidRow, RawOutput};
 use crate::rules::{Kind, ReasonKey, Tally, key_names};
-use crate::source::{RecordsAt, Start};
 use crate::unique::{Duplicate, Duplicates};
 
 /// Takes the later rows of repeated keys out of `valid.csv` and merges them, in line order, into
@@ -33,9 +32,6 @@ pub(crate) struct SecondPass<'a> {
     pub(crate) valid_out: &'a Path,
     pub(crate) invalid_out: &'a Path,
 }
-
-/// The read buffer for a duplicate's raw values (a longer record is read in several reads).
-const SEEK_BUFFER: usize = 8 * 1024;
 
 fn internal(what: &str, e: &dyn std::fmt::Display) -> StageError {
     StageError::internal(format!("removing duplicate keys: {what}: {e}"))
@@ -111,18 +107,20 @@ impl SecondPass<'_> {
             .metadata()
             .map_err(|e| internal("cannot read the first-pass output", &e))?
             .len();
+        let mut valid_rdr = Forward::new(valid_src, buffer);
         let mut invalid_rdr = RawRecords::open(&invalid_in, buffer)?;
         let mut valid = RawOutput::create(self.valid_out, buffer)?;
         let mut invalid = RawOutput::create(self.invalid_out, buffer)?;
-        // One small read per duplicate: a large buffer would be refilled whole at every seek.
-        let mut input = RecordsAt::open(self.input, self.ds.delimiter, SEEK_BUFFER)?;
+        let input_file = std::fs::File::open(self.input)
+            .map_err(|e| internal("cannot read the input again", &e))?;
+        let mut input = Forward::new(input_file, buffer);
+        let mut input_row = Vec::new();
+        let mut raw = Fields::new(self.ds.delimiter);
 
         if !invalid_rdr.next()? {
             return Err(internal("a first-pass output has no header", &"empty"));
         }
         invalid.write(&invalid_rdr.buf)?;
-        // valid.csv up to here is copied; the header is copied with the first range.
-        let mut copied = 0u64;
         let mut dup_row = Vec::new();
         // The next first-pass invalid row not yet copied, and its line.
         let mut pending_line = next_invalid(&mut invalid_rdr)?;
@@ -131,24 +129,20 @@ impl SecondPass<'_> {
         let mut invalid_row = InvalidRow::default();
         let mut reasons = String::new();
         let key_cols = key_names(self.ds);
-        let mut fields = Fields::default();
-        let mut raw = StringRecord::new();
+        let mut fields = Fields::new(b',');
         let mut encoded = Vec::new();
 
         while let Some(dup) = next_dup {
             let (start, end) = (dup.at.valid_start, dup.at.valid_end);
-            if start < copied || end <= start || end > valid_len {
+            if start < valid_rdr.pos || end <= start || end > valid_len {
                 return Err(internal(
                     "a duplicate is not in the valid rows",
                     &format!("line {} at bytes {start}..{end}", dup.at.line),
                 ));
             }
-            // The valid rows before this one, as they are.
-            valid.copy_from(&valid_src, copied, start - copied)?;
-            copied = end;
-            dup_row.resize((end - start) as usize, 0);
-            std::os::unix::fs::FileExt::read_exact_at(&valid_src, &mut dup_row, start)
-                .map_err(|e| internal("cannot read the first-pass output", &e))?;
+            // The valid rows before this one, as they are (the header with the first ones).
+            valid_rdr.copy_to(start, &mut valid)?;
+            valid_rdr.read_range(start, end, &mut dup_row)?;
             // Invalid rows of the first pass that come before this one keep their place.
             while pending_line.is_some_and(|l| l < dup.at.line) {
                 invalid.write(&invalid_rdr.buf)?;
@@ -165,14 +159,9 @@ impl SecondPass<'_> {
             }
             let _ = write!(reasons, "), first seen on line {}", dup.first_line);
             // The raw values of the row, as they are in the file.
-            input.read(
-                Start {
-                    line: dup.at.line,
-                    byte: dup.at.byte,
-                },
-                &mut raw,
-            )?;
-            let record = invalid_row.record(dup.at.line, &reasons, &RecordRow(&raw), self.layout);
+            input.read_range(dup.at.byte, dup.at.input_end, &mut input_row)?;
+            raw.parse(&input_row);
+            let record = invalid_row.record(dup.at.line, &reasons, &raw, self.layout);
             // The same CSV writer settings as the first pass's invalid rows.
             let mut w = csv::WriterBuilder::new()
                 .flexible(true)
@@ -192,7 +181,7 @@ impl SecondPass<'_> {
             rows.invalid += 1;
             next_dup = next_duplicate(&mut dups)?;
         }
-        valid.copy_from(&valid_src, copied, valid_len - copied)?;
+        valid_rdr.copy_to(valid_len, &mut valid)?;
         while pending_line.is_some() {
             invalid.write(&invalid_rdr.buf)?;
             pending_line = next_invalid(&mut invalid_rdr)?;
@@ -214,19 +203,23 @@ struct Fields {
     len: usize,
 }
 
-impl Default for Fields {
-    fn default() -> Self {
+impl Fields {
+    /// The dialect the first pass read with (`source::Source`): `delimiter`, double quotes, records
+    /// ending at `\n`. (`csv_core::Reader::default()` has no delimiter or quote at all.)
+    fn new(delimiter: u8) -> Self {
         Fields {
-            // `csv_core::Reader::default()` has no delimiter or quote: `new()` is the CSV dialect.
-            core: csv_core::Reader::new(),
+            core: csv_core::ReaderBuilder::new()
+                .delimiter(delimiter)
+                .double_quote(true)
+                .quoting(true)
+                .terminator(csv_core::Terminator::Any(b'\n'))
+                .build(),
             out: Vec::new(),
             ends: Vec::new(),
             len: 0,
         }
     }
-}
 
-impl Fields {
     fn parse(&mut self, raw: &[u8]) {
         self.core.reset();
         // Unquoted fields are never longer than the record, and there are at most as many fields as
@@ -251,6 +244,88 @@ impl Fields {
         }
         let start = if i == 0 { 0 } else { self.ends[i - 1] };
         &self.out[start..self.ends[i]]
+    }
+}
+
+/// A duplicate's raw values, as the first pass read them: field `i` as text, without the `\r` of a
+/// CRLF line end (see `source::record_field`). The first pass checked that the row is UTF-8.
+impl crate::layout::Fields for Fields {
+    fn len(&self) -> usize {
+        self.len
+    }
+    fn field(&self, i: usize) -> &str {
+        let f = std::str::from_utf8(self.get(i)).unwrap_or_default();
+        if i + 1 == self.len {
+            f.strip_suffix('\r').unwrap_or(f)
+        } else {
+            f
+        }
+    }
+}
+
+/// A file read front to back: ranges are copied out or read, in order; a gap larger than
+/// [`SEEK_GAP`] is skipped with a seek, a smaller one read through (dense duplicates cost no system
+/// call each).
+struct Forward {
+    rdr: BufReader<std::fs::File>,
+    pos: u64,
+}
+
+/// Gaps up to this size are read through rather than seeked over.
+const SEEK_GAP: u64 = 1024 * 1024;
+
+impl Forward {
+    fn new(file: std::fs::File, buffer: usize) -> Self {
+        Forward {
+            rdr: BufReader::with_capacity(buffer.max(4096), file),
+            pos: 0,
+        }
+    }
+
+    fn skip_to(&mut self, at: u64) -> Result<(), StageError> {
+        let fail = |e: std::io::Error| internal("cannot read a file again", &e);
+        if at < self.pos {
+            return Err(internal(
+                "a row is out of order",
+                &format!("byte {at} after byte {}", self.pos),
+            ));
+        }
+        let gap = at - self.pos;
+        if gap > SEEK_GAP {
+            self.rdr
+                .seek_relative(i64::try_from(gap).unwrap_or(i64::MAX))
+                .map_err(fail)?;
+        } else {
+            let skipped = std::io::copy(&mut (&mut self.rdr).take(gap), &mut std::io::sink())
+                .map_err(fail)?;
+            if skipped != gap {
+                return Err(internal(
+                    "a file is shorter than it was",
+                    &format!("byte {at}"),
+                ));
+            }
+        }
+        self.pos = at;
+        Ok(())
+    }
+
+    /// Reads `start..end` into `buf`.
+    fn read_range(&mut self, start: u64, end: u64, buf: &mut Vec<u8>) -> Result<(), StageError> {
+        self.skip_to(start)?;
+        buf.resize(usize::try_from(end - start).unwrap_or(usize::MAX), 0);
+        self.rdr
+            .read_exact(buf)
+            .map_err(|e| internal("cannot read a file again", &e))?;
+        self.pos = end;
+        Ok(())
+    }
+
+    /// Copies everything from here to `end` into `out`.
+    fn copy_to(&mut self, end: u64, out: &mut RawOutput) -> Result<(), StageError> {
+        let len = end.saturating_sub(self.pos);
+        out.copy_reader(&mut (&mut self.rdr).take(len), len)?;
+        self.pos = end;
+        Ok(())
     }
 }
 

@@ -226,6 +226,7 @@ pub fn validate_with_limits(
                             let row = unique::RowAt {
                                 line: at.line,
                                 byte: at.byte,
+                                input_end: batch.ends[i],
                                 valid_start: batch_start + start as u64,
                                 valid_end: batch_start + batch.valid_ends[valid_n] as u64,
                             };
@@ -318,6 +319,8 @@ struct Batch {
     seq: u64,
     records: Vec<StringRecord>,
     starts: Vec<Start>,
+    /// Where each record ends in the input (its line end included).
+    ends: Vec<u64>,
     len: usize,
     /// One per record.
     checked: Vec<Checked>,
@@ -489,6 +492,7 @@ fn read_batches(
         }
         batch.len = 0;
         batch.starts.clear();
+        batch.ends.clear();
         let mut end = None;
         let mut bytes = 0;
         while batch.len < BATCH_RECORDS && bytes < BATCH_BYTES {
@@ -501,6 +505,7 @@ fn read_batches(
                     src.swap_record(slot);
                     bytes += slot.as_byte_record().as_slice().len();
                     batch.starts.push(at);
+                    batch.ends.push(src.consumed());
                     batch.len += 1;
                 }
                 Ok(None) => {

@@ -106,24 +106,15 @@ impl RawOutput {
             .map_err(|e| StageError::internal(format!("cannot write {}: {e}", self.dest)))
     }
 
-    /// Appends `len` bytes of `src` from `offset` (the kernel copies them file to file where it can).
-    pub(crate) fn copy_from(
+    /// Appends `len` bytes read from `src`.
+    pub(crate) fn copy_reader(
         &mut self,
-        src: &std::fs::File,
-        offset: u64,
+        src: &mut impl std::io::Read,
         len: u64,
     ) -> Result<(), StageError> {
-        use std::io::{Read, Seek, SeekFrom};
-        if len == 0 {
-            return Ok(());
-        }
         let fail =
             |e: std::io::Error| StageError::internal(format!("cannot write {}: {e}", self.dest));
-        self.w.flush().map_err(fail)?;
-        let mut src = src;
-        src.seek(SeekFrom::Start(offset)).map_err(fail)?;
-        let copied =
-            std::io::copy(&mut src.take(len), self.w.get_mut().as_file_mut()).map_err(fail)?;
+        let copied = std::io::copy(src, &mut self.w).map_err(fail)?;
         if copied != len {
             return Err(fail(std::io::Error::new(
                 std::io::ErrorKind::UnexpectedEof,

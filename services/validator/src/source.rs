@@ -179,6 +179,11 @@ impl<'p> Source<'p> {
         }
     }
 
+    /// The byte offset just past the record just read (its line end included).
+    pub(crate) fn consumed(&self) -> u64 {
+        self.bom + self.rdr.position().byte()
+    }
+
     /// Fields in the record just read.
     pub(crate) fn len(&self) -> usize {
         self.rec.len()
@@ -283,51 +288,6 @@ impl<'p> Source<'p> {
                 "{}: line {}: cannot parse the file: {e}",
                 self.name, start.line
             )),
-        }
-    }
-}
-
-/// Reads single records of an input at byte offsets a [`Source`] reported ([`Start::byte`]), with
-/// the same CSV dialect: the second pass fetches the raw values of a few rows this way.
-pub(crate) struct RecordsAt {
-    name: String,
-    rdr: csv::Reader<File>,
-}
-
-impl RecordsAt {
-    pub(crate) fn open(path: &Path, delimiter: u8, buffer: usize) -> Result<Self, StageError> {
-        let name = file_name(path);
-        let file = File::open(path)
-            .map_err(|e| StageError::internal(format!("{name}: cannot read the file: {e}")))?;
-        let rdr = csv::ReaderBuilder::new()
-            .has_headers(false)
-            .flexible(true)
-            .delimiter(delimiter)
-            .double_quote(true)
-            .quoting(true)
-            .terminator(csv::Terminator::Any(b'\n'))
-            .buffer_capacity(buffer.max(1))
-            .from_reader(file);
-        Ok(RecordsAt { name, rdr })
-    }
-
-    /// Reads the record that starts at `at` into `rec`.
-    pub(crate) fn read(&mut self, at: Start, rec: &mut StringRecord) -> Result<(), StageError> {
-        let gone = |what: &dyn std::fmt::Display| {
-            StageError::internal(format!(
-                "{}: line {} (byte {}) cannot be read again: {what}; the input changed during validation",
-                self.name, at.line, at.byte
-            ))
-        };
-        let mut pos = csv::Position::new();
-        pos.set_byte(at.byte).set_line(at.line);
-        self.rdr
-            .seek_raw(SeekFrom::Start(at.byte), pos)
-            .map_err(|e| gone(&e))?;
-        match self.rdr.read_record(rec) {
-            Ok(true) => Ok(()),
-            Ok(false) => Err(gone(&"the file ends before it")),
-            Err(e) => Err(gone(&e)),
         }
     }
 }

@@ -6,9 +6,9 @@
 //! `valid.csv`. Sorting the records puts equal keys next to each other, the first-seen line
 //! first; every later line of a group is a duplicate. The duplicates are sorted again by line, and
 //! carry what the second pass needs: which bytes of `valid.csv` to leave out, and where in the input
-//! to read the row's raw values (one seek each, instead of reading the input again).
+//! to read the row's raw values (without parsing the rest of the input again).
 //!
-//! A 1 GB file with 20 million distinct keys holds at most `run_len` records in memory (48 bytes
+//! A 1 GB file with 20 million distinct keys holds at most `run_len` records in memory (56 bytes
 //! each); the rest lives in sorted runs in the scratch folder.
 
 use std::io;
@@ -19,12 +19,13 @@ use xxhash_rust::xxh3::xxh3_128;
 
 use crate::extsort::{ExternalSorter, FixedRecord, Sorted};
 
-/// Where a valid candidate row is: its line and byte offset in the input, and the bytes it takes in
-/// `valid.csv` (`valid_start..valid_end`, its line end included).
+/// Where a valid candidate row is: its line, the bytes it takes in the input (`byte..input_end`),
+/// and in `valid.csv` (`valid_start..valid_end`), line ends included.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) struct RowAt {
     pub line: u64,
     pub byte: u64,
+    pub input_end: u64,
     pub valid_start: u64,
     pub valid_end: u64,
 }
@@ -53,21 +54,23 @@ impl FixedRecord for KeyHit {
     }
 }
 
-const AT_SIZE: usize = 32;
+const AT_SIZE: usize = 40;
 
 fn encode_at(at: &RowAt, out: &mut [u8]) {
     out[0..8].copy_from_slice(&at.line.to_le_bytes());
     out[8..16].copy_from_slice(&at.byte.to_le_bytes());
-    out[16..24].copy_from_slice(&at.valid_start.to_le_bytes());
-    out[24..32].copy_from_slice(&at.valid_end.to_le_bytes());
+    out[16..24].copy_from_slice(&at.input_end.to_le_bytes());
+    out[24..32].copy_from_slice(&at.valid_start.to_le_bytes());
+    out[32..40].copy_from_slice(&at.valid_end.to_le_bytes());
 }
 
 fn decode_at(b: &[u8]) -> RowAt {
     RowAt {
         line: word(b, 0),
         byte: word(b, 8),
-        valid_start: word(b, 16),
-        valid_end: word(b, 24),
+        input_end: word(b, 16),
+        valid_start: word(b, 24),
+        valid_end: word(b, 32),
     }
 }
 
@@ -221,6 +224,7 @@ mod tests {
         RowAt {
             line,
             byte: line * 10,
+            input_end: line * 10 + 10,
             valid_start: valid_row * 8,
             valid_end: valid_row * 8 + 8,
         }

@@ -777,3 +777,62 @@ fn a_failing_tap_stops_every_thread_with_its_error() {
     assert_eq!(e.cause, "the row store is gone");
     assert!(!w.valid.exists() && !w.invalid.exists());
 }
+
+/// Duplicates far apart (more than the second pass reads through rather than seeks over) and close
+/// together, after a BOM: each gets its own raw values and first line.
+#[test]
+fn duplicates_far_apart_and_close_together_keep_their_raw_values() {
+    let mut input = String::from("\u{feff}date,open,close,volume\n2000-01-01, 1.50 ,1,1\n");
+    let start = chrono::NaiveDate::from_ymd_opt(2001, 1, 1).unwrap();
+    for i in 0..60_000u32 {
+        let d = start + chrono::Days::new(u64::from(i));
+        input.push_str(&format!("{},{i}.25,1,1\n", d.format("%Y-%m-%d")));
+    }
+    // 1.8 MB after the first row: its duplicate, then two close duplicates of the last row.
+    input.push_str("2000-01-01,\"7\",2,2\n");
+    let last = start + chrono::Days::new(59_999);
+    input.push_str(&format!(
+        "{},8,3,3\r\n{},9,4,4\n",
+        last.format("%Y-%m-%d"),
+        last.format("%Y-%m-%d")
+    ));
+    let o = run(&stocks(), &input);
+    assert_eq!(o.report.rows.valid, 60_001);
+    let rows = o.invalid_rows();
+    let last_text = last.format("%Y-%m-%d").to_string();
+    assert_eq!(
+        rows,
+        vec![
+            vec![
+                "60003".to_string(),
+                "date: duplicate key (date=2000-01-01), first seen on line 2".into(),
+                "2000-01-01".into(),
+                "7".into(),
+                "2".into(),
+                "2".into()
+            ],
+            vec![
+                "60004".to_string(),
+                format!("date: duplicate key (date={last_text}), first seen on line 60002"),
+                last_text.clone(),
+                "8".into(),
+                "3".into(),
+                "3".into()
+            ],
+            vec![
+                "60005".to_string(),
+                format!("date: duplicate key (date={last_text}), first seen on line 60002"),
+                last_text,
+                "9".into(),
+                "4".into(),
+                "4".into()
+            ],
+        ]
+    );
+    assert!(
+        o.valid
+            .starts_with("date,open,close,volume\n2000-01-01,1.50,1,1\n"),
+        "{}",
+        &o.valid[..80]
+    );
+}
