@@ -17,6 +17,7 @@
 //! the same run overwrites instead of duplicating rows.
 
 mod key;
+mod lru;
 mod open_files;
 mod segments;
 mod to_parquet;

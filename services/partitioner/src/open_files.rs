@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use sluice_proto::StageError;
 
 use crate::key::PartitionKey;
+use crate::lru;
 
 /// Per open file: small, because up to `max_open` of them exist at once (128 x 32 KiB = 4 MiB).
 const WRITER_BUFFER: usize = 32 * 1024;
@@ -61,26 +62,15 @@ impl PartitionFiles {
         path: impl FnOnce() -> PathBuf,
         line: &[u8],
     ) -> Result<(), StageError> {
-        let slot = match self.open.iter().rposition(|p| p.key == key) {
-            Some(i) => {
-                // Keep the most recently used at the end (a no-op for the common repeat).
-                if i + 1 != self.open.len() {
-                    let p = self.open.remove(i);
-                    self.open.push(p);
-                }
-                self.open.len() - 1
+        if !lru::touch(&mut self.open, |p| p.key == key) {
+            if let Some(evicted) = lru::make_room(&mut self.open, self.max_open) {
+                close(evicted)?;
             }
-            None => {
-                if self.open.len() >= self.max_open {
-                    let evicted = self.open.remove(0);
-                    close(evicted)?;
-                }
-                let opened = self.open_file(key, path())?;
-                self.open.push(opened);
-                self.stats.peak_open = self.stats.peak_open.max(self.open.len());
-                self.open.len() - 1
-            }
-        };
+            let opened = self.open_file(key, path())?;
+            self.open.push(opened);
+            self.stats.peak_open = self.stats.peak_open.max(self.open.len());
+        }
+        let slot = self.open.len() - 1;
         let p = &mut self.open[slot];
         p.out
             .write_all(line)

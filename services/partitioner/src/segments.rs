@@ -28,6 +28,7 @@ use sluice_proto::StageError;
 use sluice_spec::config::Dataset;
 
 use crate::key::PartitionKey;
+use crate::lru;
 use crate::to_parquet::ColumnBuilder;
 
 /// Rows per flushed batch: small, because up to `max_open` partitions hold one unfinished batch each.
@@ -106,34 +107,24 @@ impl PartitionSegments {
         row_bytes: usize,
         fill: impl FnOnce(&mut [ColumnBuilder]) -> Result<(), StageError>,
     ) -> Result<(), StageError> {
-        let slot = match self.open.iter().rposition(|p| p.key == key) {
-            Some(i) => {
-                if i + 1 != self.open.len() {
-                    let p = self.open.remove(i);
-                    self.open.push(p);
-                }
-                self.open.len() - 1
+        if !lru::touch(&mut self.open, |p| p.key == key) {
+            if let Some(mut evicted) = lru::make_room(&mut self.open, self.max_open) {
+                self.flush(&mut evicted)?;
             }
-            None => {
-                if self.open.len() >= self.max_open {
-                    let mut evicted = self.open.remove(0);
-                    self.flush(&mut evicted)?;
-                }
-                self.index.entry(key).or_default();
-                self.open.push(OpenPartition {
-                    key,
-                    builders: ds
-                        .columns
-                        .iter()
-                        .map(|c| ColumnBuilder::new(c.ty))
-                        .collect(),
-                    row_bytes: UInt32Builder::new(),
-                    rows: 0,
-                    bytes: 0,
-                });
-                self.open.len() - 1
-            }
-        };
+            self.index.entry(key).or_default();
+            self.open.push(OpenPartition {
+                key,
+                builders: ds
+                    .columns
+                    .iter()
+                    .map(|c| ColumnBuilder::new(c.ty))
+                    .collect(),
+                row_bytes: UInt32Builder::new(),
+                rows: 0,
+                bytes: 0,
+            });
+        }
+        let slot = self.open.len() - 1;
         // `slot` is the last (the most recently used). An error from `fill` fails the whole pass, so
         // builders it left uneven are never flushed.
         let p = &mut self.open[slot];

@@ -14,6 +14,24 @@ use crate::layout::{Fields, Layout};
 
 const MIN_WRITE_BUFFER: usize = 4096;
 
+/// A temporary file next to `dest`, to be renamed into place by [`persist`].
+fn temp_next_to(dest: &Path) -> Result<NamedTempFile, StageError> {
+    let dir = match dest.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    tempfile::Builder::new()
+        .prefix(".sluice-")
+        .suffix(".csv.part")
+        .tempfile_in(dir)
+        .map_err(|e| {
+            StageError::internal(format!(
+                "cannot create an output next to {}: {e}",
+                dest.display()
+            ))
+        })
+}
+
 /// An output CSV being written to a temporary file next to its destination.
 pub(crate) struct OutputCsv {
     w: csv::Writer<NamedTempFile>,
@@ -22,20 +40,7 @@ pub(crate) struct OutputCsv {
 
 impl OutputCsv {
     pub(crate) fn create(dest: &Path, flexible: bool, buffer: usize) -> Result<Self, StageError> {
-        let dir = match dest.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p,
-            _ => Path::new("."),
-        };
-        let tmp = tempfile::Builder::new()
-            .prefix(".sluice-")
-            .suffix(".csv.part")
-            .tempfile_in(dir)
-            .map_err(|e| {
-                StageError::internal(format!(
-                    "cannot create an output next to {}: {e}",
-                    dest.display()
-                ))
-            })?;
+        let tmp = temp_next_to(dest)?;
         // csv's writer needs room for a few bytes at once (a quote and a delimiter): with a buffer
         // smaller than that it would never make progress.
         let capacity = buffer.max(MIN_WRITE_BUFFER);
@@ -80,22 +85,9 @@ pub(crate) struct RawOutput {
 
 impl RawOutput {
     pub(crate) fn create(dest: &Path, buffer: usize) -> Result<Self, StageError> {
-        let dir = match dest.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p,
-            _ => Path::new("."),
-        };
-        let tmp = tempfile::Builder::new()
-            .prefix(".sluice-")
-            .suffix(".csv.part")
-            .tempfile_in(dir)
-            .map_err(|e| {
-                StageError::internal(format!(
-                    "cannot create an output next to {}: {e}",
-                    dest.display()
-                ))
-            })?;
+        let tmp = temp_next_to(dest)?;
         Ok(RawOutput {
-            w: BufWriter::with_capacity(buffer.max(4096), tmp),
+            w: BufWriter::with_capacity(buffer.max(MIN_WRITE_BUFFER), tmp),
             dest: dest.display().to_string(),
         })
     }
