@@ -141,6 +141,11 @@ pub struct ValidateOutput {
     pub rows: RowCounts,
     /// Valid rows as normalised CSV (header + rows): `runs/{run_id}/valid.csv` in the work bucket.
     pub valid: ObjectRef,
+    /// The same rows as typed columns (Arrow IPC, row `n` = record `n` of `valid`):
+    /// `runs/{run_id}/valid.arrow`, for the later stages; `null` when a value has no exact Arrow form
+    /// (then they read `valid`).
+    #[serde(default)]
+    pub valid_arrow: Option<ObjectRef>,
     /// Invalid rows as CSV: `line,reasons,<original columns>`, in line order.
     pub invalid: ObjectRef,
     /// The most common reasons, most frequent first (at most 10).
@@ -158,6 +163,9 @@ pub struct FilterStatsInput {
     pub dataset: DatasetName,
     /// The validator's normalised valid rows.
     pub valid: ObjectRef,
+    /// The validator's typed copy of `valid`, when it wrote one.
+    #[serde(default)]
+    pub valid_arrow: Option<ObjectRef>,
     /// The date the filter window is relative to.
     pub as_of: NaiveDate,
 }
@@ -181,6 +189,10 @@ pub struct FilterStatsOutput {
     pub filtered_rows: u64,
     /// The kept rows, normalised CSV: `runs/{run_id}/filtered.csv`.
     pub filtered: ObjectRef,
+    /// The kept rows as typed columns: `runs/{run_id}/filtered.arrow`; `null` when the input had no
+    /// typed copy.
+    #[serde(default)]
+    pub filtered_arrow: Option<ObjectRef>,
     /// `runs/{run_id}/stats.json`: the same numbers as `stats`.
     pub stats_object: ObjectRef,
     pub stats: BTreeMap<String, ColumnStats>,
@@ -194,6 +206,9 @@ pub struct PartitionInput {
     pub run_id: RunId,
     pub dataset: DatasetName,
     pub filtered: ObjectRef,
+    /// Filter-stats' typed copy of `filtered`, when it wrote one.
+    #[serde(default)]
+    pub filtered_arrow: Option<ObjectRef>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -218,6 +233,9 @@ pub struct PlotInput {
     pub run_id: RunId,
     pub dataset: DatasetName,
     pub filtered: ObjectRef,
+    /// Filter-stats' typed copy of `filtered`, when it wrote one.
+    #[serde(default)]
+    pub filtered_arrow: Option<ObjectRef>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]

@@ -47,6 +47,7 @@ fn worker_answer(envelope: &TaskEnvelope, invalid: u64) -> Value {
                 invalid,
             },
             valid: obj("runs/r/valid.csv"),
+            valid_arrow: Some(obj("runs/r/valid.arrow")),
             invalid: obj("runs/r/invalid.csv"),
             top_reasons: vec![ReasonCount {
                 reason: "volume: below the minimum 0".into(),
@@ -54,9 +55,19 @@ fn worker_answer(envelope: &TaskEnvelope, invalid: u64) -> Value {
             }],
             stored_rows: 10,
         })),
+        StageInput::FilterStats(i) if i.valid_arrow != Some(obj("runs/r/valid.arrow")) => {
+            panic!("filter-stats is given the validator's valid_arrow: {i:?}")
+        }
+        StageInput::Partitioner(i) if i.filtered_arrow != Some(obj("runs/r/filtered.arrow")) => {
+            panic!("the partitioner is given filter-stats' filtered_arrow: {i:?}")
+        }
+        StageInput::Plotter(i) if i.filtered_arrow != Some(obj("runs/r/filtered.arrow")) => {
+            panic!("the plotter is given filter-stats' filtered_arrow: {i:?}")
+        }
         StageInput::FilterStats(_) => output(StageOutput::FilterStats(FilterStatsOutput {
             filtered_rows: 7,
             filtered: obj("runs/r/filtered.csv"),
+            filtered_arrow: Some(obj("runs/r/filtered.arrow")),
             stats_object: obj("runs/r/stats.json"),
             stats: BTreeMap::from([(
                 "high".to_string(),

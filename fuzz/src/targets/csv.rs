@@ -293,6 +293,7 @@ struct Workdir {
     input: PathBuf,
     valid: PathBuf,
     invalid: PathBuf,
+    arrow: PathBuf,
     scratch: PathBuf,
 }
 
@@ -317,6 +318,7 @@ impl Workdir {
             input: dir.path().join("landed.csv"),
             valid: out.join("valid.csv"),
             invalid: out.join("invalid.csv"),
+            arrow: out.join("valid.arrow"),
             scratch,
             _dir: dir,
         }
@@ -339,7 +341,9 @@ pub(super) fn exec(data: &[u8], f: &mut Features) {
             scratch_dir: &w.scratch,
             progress: Some(&progress),
             tap: None,
+            valid_arrow: Some(&w.arrow),
         };
+        let _ = std::fs::remove_file(&w.arrow);
         let mut hash = Fnv::new();
         hash.write(data);
         let h = hash.finish();
@@ -367,6 +371,9 @@ pub(super) fn exec(data: &[u8], f: &mut Features) {
                     "invariant: total = valid + invalid"
                 );
                 read_back(ds, &w.valid, rows.valid);
+                if report.valid_arrow {
+                    typed_read_back(ds, &w.arrow, &w.valid, rows.valid);
+                }
                 for r in &report.top_reasons {
                     f.text("reason", &r.reason);
                 }
@@ -387,6 +394,49 @@ pub(super) fn exec(data: &[u8], f: &mut Features) {
 }
 
 /// The valid rows read back as the row store reads them: all of them, each with a distinct key.
+/// The typed copy holds, row for row, the values of valid.csv.
+fn typed_read_back(ds: &Dataset, arrow: &Path, valid: &Path, expected: u64) {
+    use sluice_columnar::Rows as _;
+    let mut typed = sluice_columnar::ArrowRows::open(arrow, Some(valid), ds)
+        .unwrap_or_else(|e| panic!("invariant: valid.arrow opens: {e}"));
+    let mut text = sluice_spec::canonical::CanonicalReader::open(valid, ds)
+        .unwrap_or_else(|e| panic!("invariant: valid.csv opens: {e}"));
+    let mut n = 0;
+    while text
+        .next_record(ds)
+        .unwrap_or_else(|e| panic!("invariant: valid.csv reads: {e}"))
+    {
+        assert!(
+            typed
+                .next_record(ds)
+                .unwrap_or_else(|e| panic!("invariant: valid.arrow reads: {e}")),
+            "invariant: valid.arrow has as many rows as valid.csv"
+        );
+        assert_eq!(
+            typed.raw(),
+            text.raw(),
+            "invariant: the lockstep CSV record is the row"
+        );
+        for (i, c) in ds.columns.iter().enumerate() {
+            let (a, b) = (typed.value(i, c), text.value(i, c));
+            assert_eq!(
+                a.as_ref().ok(),
+                b.as_ref().ok(),
+                "invariant: valid.arrow holds valid.csv's values (row {n}, column {})",
+                c.name
+            );
+        }
+        n += 1;
+    }
+    assert!(
+        !typed
+            .next_record(ds)
+            .unwrap_or_else(|e| panic!("invariant: valid.arrow reads: {e}")),
+        "invariant: valid.arrow has no more rows than valid.csv"
+    );
+    assert_eq!(n, expected);
+}
+
 fn read_back(ds: &Dataset, valid: &Path, expected: u64) {
     let rows = stored_rows(ds, &RunId::from_digest(1), valid)
         .unwrap_or_else(|e| panic!("invariant: stored_rows cannot open valid.csv: {e}"));

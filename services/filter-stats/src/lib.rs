@@ -19,6 +19,7 @@ use sluice_proto::{ColumnStats, StageError};
 use sluice_spec::config::{Dataset, Window};
 
 pub use accumulator::StatsAccumulator;
+use sluice_columnar::{ArrowRows, Rows};
 use sluice_spec::canonical::{CanonicalReader, IO_BUFFER};
 
 /// What [`filter_stats`] found: the rows kept and the statistics per stats column (by name).
@@ -42,8 +43,46 @@ pub fn filter_stats(
     filtered_out: &Path,
     stats_out: &Path,
 ) -> Result<FilterStatsReport, StageError> {
-    let window = ResolvedWindow::for_dataset(ds, as_of)?;
     let mut rows = CanonicalReader::open(valid_csv, ds)?;
+    run(ds, &mut rows, |_| {}, as_of, filtered_out, stats_out)
+}
+
+/// [`filter_stats`] reading the validator's typed hand-off `valid_arrow` (with `valid_csv` beside it,
+/// whose records are copied as they are) and writing the kept rows also to `filtered_arrow`, for the
+/// partitioner and the plotter. The outputs are byte for byte those of [`filter_stats`].
+pub fn filter_stats_columnar(
+    ds: &Dataset,
+    valid_csv: &Path,
+    valid_arrow: &Path,
+    as_of: NaiveDate,
+    filtered_out: &Path,
+    filtered_arrow: &Path,
+    stats_out: &Path,
+) -> Result<FilterStatsReport, StageError> {
+    let mut rows = ArrowRows::open(valid_arrow, Some(valid_csv), ds)?;
+    rows.keep_into(filtered_arrow)?;
+    let report = run(
+        ds,
+        &mut rows,
+        ArrowRows::keep,
+        as_of,
+        filtered_out,
+        stats_out,
+    )?;
+    rows.finish_kept()?;
+    Ok(report)
+}
+
+/// The stage over any reader of the valid rows; `keep` is called on each row the window keeps.
+fn run<R: Rows>(
+    ds: &Dataset,
+    rows: &mut R,
+    mut keep: impl FnMut(&mut R),
+    as_of: NaiveDate,
+    filtered_out: &Path,
+    stats_out: &Path,
+) -> Result<FilterStatsReport, StageError> {
+    let window = ResolvedWindow::for_dataset(ds, as_of)?;
     let mut kept_out = create(filtered_out)?;
     let write_err = |e: std::io::Error| {
         StageError::io(format_args!("cannot write {}", filtered_out.display()), e)
@@ -66,6 +105,7 @@ pub fn filter_stats(
             }
         }
         kept += 1;
+        keep(rows);
         // The validator's bytes, unchanged: nothing is re-formatted on the way through.
         kept_out
             .write_all(rows.raw())

@@ -24,6 +24,7 @@ mod to_parquet;
 
 use std::path::Path;
 
+use sluice_columnar::{ArrowRows, Rows};
 use sluice_proto::{RunId, StageError};
 use sluice_spec::config::{Dataset, PartitionFormat};
 
@@ -52,8 +53,36 @@ pub fn partition(
     filtered_csv: &Path,
     out_dir: &Path,
 ) -> Result<Vec<String>, StageError> {
-    partition_with_limit(ds, run_id, filtered_csv, out_dir, MAX_OPEN_PARTITION_FILES)
-        .map(|(keys, _)| keys)
+    partition_with_limit(
+        ds,
+        run_id,
+        filtered_csv,
+        None,
+        out_dir,
+        MAX_OPEN_PARTITION_FILES,
+    )
+    .map(|(keys, _)| keys)
+}
+
+/// [`partition`] reading the typed rows from `filtered_arrow` (filter-stats' hand-off), with
+/// `filtered_csv` beside it for the rows' bytes: no field is parsed. The files written are byte for
+/// byte those of [`partition`].
+pub fn partition_columnar(
+    ds: &Dataset,
+    run_id: &RunId,
+    filtered_csv: &Path,
+    filtered_arrow: &Path,
+    out_dir: &Path,
+) -> Result<Vec<String>, StageError> {
+    partition_with_limit(
+        ds,
+        run_id,
+        filtered_csv,
+        Some(filtered_arrow),
+        out_dir,
+        MAX_OPEN_PARTITION_FILES,
+    )
+    .map(|(keys, _)| keys)
 }
 
 /// [`partition`] with the bound on open files as a parameter, reporting how it was used.
@@ -61,6 +90,7 @@ fn partition_with_limit(
     ds: &Dataset,
     run_id: &RunId,
     filtered_csv: &Path,
+    filtered_arrow: Option<&Path>,
     out_dir: &Path,
     max_open: usize,
 ) -> Result<(Vec<String>, OpenFileStats), StageError> {
@@ -99,7 +129,15 @@ fn partition_with_limit(
 
     // Pass 1: every row to its partition's CSV file, as it is, and its typed values to its
     // partition's Arrow segment.
-    let mut rows = sluice_spec::canonical::CanonicalReader::open(filtered_csv, ds)?;
+    // The CSV is read in either case: CSV partitions copy its records, and Parquet row groups are
+    // sized by the records' lengths.
+    let mut rows: Box<dyn Rows> = match filtered_arrow {
+        Some(arrow) => Box::new(ArrowRows::open(arrow, Some(filtered_csv), ds)?),
+        None => Box::new(sluice_spec::canonical::CanonicalReader::open(
+            filtered_csv,
+            ds,
+        )?),
+    };
     let mut files = wants_csv.then(|| PartitionFiles::new(max_open, rows.header_raw()));
     let mut segments = match &scratch {
         Some(d) => Some(PartitionSegments::new(d.path(), &schema, max_open)?),
@@ -243,7 +281,7 @@ formats = ["csv"]
         std::fs::write(&input, text).unwrap();
         let run = RunId::parse("run1").unwrap();
         let out = dir.path().join("out");
-        let (keys, stats) = partition_with_limit(&dataset(), &run, &input, &out, 8).unwrap();
+        let (keys, stats) = partition_with_limit(&dataset(), &run, &input, None, &out, 8).unwrap();
         assert_eq!(keys.len(), 5000);
         assert!(stats.peak_open <= 8, "{stats:?}");
         assert!(
@@ -304,7 +342,7 @@ formats = ["csv"]
         std::fs::write(&input, &text).unwrap();
         let run = RunId::parse("run1").unwrap();
         let out = dir.path().join("out");
-        let (keys, _) = partition_with_limit(&ds, &run, &input, &out, 4).unwrap();
+        let (keys, _) = partition_with_limit(&ds, &run, &input, None, &out, 4).unwrap();
         assert_eq!(keys.len(), 50);
         assert!(keys.iter().all(|k| k.ends_with(".parquet")));
         let mut total = 0;

@@ -116,11 +116,13 @@ async fn validate(ctx: &StageContext, input: ValidateInput) -> Result<ValidateOu
     let source = ctx.store.local_copy(&input.source, scratch.path()).await?;
     let valid_path = scratch.path().join("valid.csv");
     let invalid_path = scratch.path().join("invalid.csv");
+    let valid_arrow_path = scratch.path().join("valid.arrow");
     let source_uri = ctx.store.uri(&input.source);
     let files = ValidatorFiles {
         source: source.path().to_path_buf(),
         valid: valid_path.clone(),
         invalid: invalid_path.clone(),
+        valid_arrow: valid_arrow_path.clone(),
         scratch: scratch.path().to_path_buf(),
     };
     if let Some(p) = &ctx.progress {
@@ -167,9 +169,19 @@ async fn validate(ctx: &StageContext, input: ValidateInput) -> Result<ValidateOu
     ctx.store
         .put_file(&invalid, &invalid_path, "text/csv")
         .await?;
+    let valid_arrow = if report.valid_arrow {
+        let obj = keys.valid_arrow();
+        ctx.store
+            .put_file(&obj, &valid_arrow_path, ARROW_CONTENT_TYPE)
+            .await?;
+        Some(obj)
+    } else {
+        None
+    };
     Ok(ValidateOutput {
         rows: report.rows,
         valid,
+        valid_arrow,
         invalid,
         top_reasons: report.top_reasons,
         stored_rows,
@@ -181,6 +193,7 @@ struct ValidatorFiles {
     source: PathBuf,
     valid: PathBuf,
     invalid: PathBuf,
+    valid_arrow: PathBuf,
     scratch: PathBuf,
 }
 
@@ -196,6 +209,7 @@ async fn run_validator(
             scratch_dir: &files.scratch,
             progress: progress.as_ref().map(|p| &p.bytes),
             tap: tap.as_ref().map(|t| t as &dyn sluice_validator::RowTap),
+            valid_arrow: Some(&files.valid_arrow),
         };
         let report =
             sluice_validator::validate(&ds, &files.source, &files.valid, &files.invalid, &opts)?;
@@ -379,6 +393,9 @@ async fn store_rows(
     write_result.map(|()| written)
 }
 
+/// The media type of Arrow IPC files (the stages' typed hand-off).
+const ARROW_CONTENT_TYPE: &str = "application/vnd.apache.arrow.file";
+
 async fn filter_stats(
     ctx: &StageContext,
     input: FilterStatsInput,
@@ -386,29 +403,52 @@ async fn filter_stats(
     let ds = ctx.dataset(&input.dataset)?;
     let scratch = ctx.scratch()?;
     let valid = ctx.store.local_copy(&input.valid, scratch.path()).await?;
+    let valid_arrow = match &input.valid_arrow {
+        Some(obj) => Some(ctx.store.local_copy(obj, scratch.path()).await?),
+        None => None,
+    };
     let filtered_path = scratch.path().join("filtered.csv");
+    let filtered_arrow_path = scratch.path().join("filtered.arrow");
     let stats_path = scratch.path().join("stats.json");
     let report = {
-        let (ds, src, f, s, as_of) = (
+        let (ds, src, f, fa, s, as_of) = (
             ds.clone(),
             valid.path().to_path_buf(),
             filtered_path.clone(),
+            filtered_arrow_path.clone(),
             stats_path.clone(),
             input.as_of,
         );
-        blocking(move || sluice_filter_stats::filter_stats(&ds, &src, as_of, &f, &s)).await?
+        let src_arrow = valid_arrow.as_ref().map(|a| a.path().to_path_buf());
+        blocking(move || match src_arrow {
+            Some(sa) => {
+                sluice_filter_stats::filter_stats_columnar(&ds, &src, &sa, as_of, &f, &fa, &s)
+            }
+            None => sluice_filter_stats::filter_stats(&ds, &src, as_of, &f, &s),
+        })
+        .await?
     };
     let keys = ctx.keys(&input.run_id);
     let (filtered, stats_object) = (keys.filtered(), keys.stats());
     ctx.store
         .put_file(&filtered, &filtered_path, "text/csv")
         .await?;
+    let filtered_arrow = if valid_arrow.is_some() {
+        let obj = keys.filtered_arrow();
+        ctx.store
+            .put_file(&obj, &filtered_arrow_path, ARROW_CONTENT_TYPE)
+            .await?;
+        Some(obj)
+    } else {
+        None
+    };
     ctx.store
         .put_file(&stats_object, &stats_path, "application/json")
         .await?;
     Ok(FilterStatsOutput {
         filtered_rows: report.filtered_rows,
         filtered,
+        filtered_arrow,
         stats_object,
         stats: report.stats,
     })
@@ -424,6 +464,10 @@ async fn partition(
         .store
         .local_copy(&input.filtered, scratch.path())
         .await?;
+    let filtered_arrow = match &input.filtered_arrow {
+        Some(obj) => Some(ctx.store.local_copy(obj, scratch.path()).await?),
+        None => None,
+    };
     let out_dir = scratch.path().join("partitions");
     let written = {
         let (ds, run_id, src, out) = (
@@ -432,7 +476,12 @@ async fn partition(
             filtered.path().to_path_buf(),
             out_dir.clone(),
         );
-        blocking(move || sluice_partitioner::partition(&ds, &run_id, &src, &out)).await?
+        let src_arrow = filtered_arrow.as_ref().map(|a| a.path().to_path_buf());
+        blocking(move || match src_arrow {
+            Some(sa) => sluice_partitioner::partition_columnar(&ds, &run_id, &src, &sa, &out),
+            None => sluice_partitioner::partition(&ds, &run_id, &src, &out),
+        })
+        .await?
     };
     let mut all = Vec::with_capacity(written.len());
     for key in written {
@@ -475,11 +524,20 @@ async fn plot(ctx: &StageContext, input: PlotInput) -> Result<PlotOutput, StageE
         .store
         .local_copy(&input.filtered, scratch.path())
         .await?;
+    let filtered_arrow = match &input.filtered_arrow {
+        Some(obj) => Some(ctx.store.local_copy(obj, scratch.path()).await?),
+        None => None,
+    };
     let out_dir = scratch.path().join("plots");
     std::fs::create_dir_all(&out_dir)?;
     let names = {
         let (ds, src, out) = (ds.clone(), filtered.path().to_path_buf(), out_dir.clone());
-        blocking(move || sluice_plotter::plot(&ds, &src, &out)).await?
+        let src_arrow = filtered_arrow.as_ref().map(|a| a.path().to_path_buf());
+        blocking(move || match src_arrow {
+            Some(sa) => sluice_plotter::plot_columnar(&ds, &src, &sa, &out),
+            None => sluice_plotter::plot(&ds, &src, &out),
+        })
+        .await?
     };
     let keys = ctx.keys(&input.run_id);
     let mut plots = Vec::with_capacity(names.len());

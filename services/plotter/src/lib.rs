@@ -26,7 +26,24 @@ pub use draw::{HEIGHT, WIDTH};
 /// A chart with no rows to show is still drawn, with its title and a caption saying why it is
 /// empty, so every configured chart has a file.
 pub fn plot(ds: &Dataset, filtered_csv: &Path, out_dir: &Path) -> Result<Vec<String>, StageError> {
-    plot_with_buckets(ds, filtered_csv, out_dir, scan::BUCKETS)
+    plot_with_buckets(ds, filtered_csv, None, out_dir, scan::BUCKETS)
+}
+
+/// [`plot`] reading the typed rows of `filtered_arrow` (filter-stats' hand-off) instead of parsing
+/// `filtered_csv`; the charts are the same.
+pub fn plot_columnar(
+    ds: &Dataset,
+    filtered_csv: &Path,
+    filtered_arrow: &Path,
+    out_dir: &Path,
+) -> Result<Vec<String>, StageError> {
+    plot_with_buckets(
+        ds,
+        filtered_csv,
+        Some(filtered_arrow),
+        out_dir,
+        scan::BUCKETS,
+    )
 }
 
 /// [`plot`] with a chosen number of M4 buckets per chart; tests compare the downsampled charts
@@ -35,6 +52,7 @@ pub fn plot(ds: &Dataset, filtered_csv: &Path, out_dir: &Path) -> Result<Vec<Str
 pub fn plot_with_buckets(
     ds: &Dataset,
     filtered_csv: &Path,
+    filtered_arrow: Option<&Path>,
     out_dir: &Path,
     buckets: usize,
 ) -> Result<Vec<String>, StageError> {
@@ -42,7 +60,7 @@ pub fn plot_with_buckets(
         return Ok(Vec::new());
     }
     let fonts = text::fonts()?;
-    let charts = scan::scan(ds, filtered_csv, buckets)?;
+    let charts = scan::scan(ds, filtered_csv, filtered_arrow, buckets)?;
     std::fs::create_dir_all(out_dir).map_err(|e| {
         StageError::internal(format!(
             "cannot create the chart folder {}: {e}",

@@ -4,13 +4,13 @@
 //! M4 bucket as it goes by; nothing is kept per row. Both passes serve all charts at once, so a
 //! dataset with several charts still reads the file twice, not twice per chart.
 
-use std::fs::File;
 use std::path::Path;
 
-use csv::{ByteRecord, Reader, ReaderBuilder};
+use sluice_columnar::{ArrowRows, Rows};
 use sluice_proto::StageError;
+use sluice_spec::canonical::CanonicalReader;
 use sluice_spec::config::Dataset;
-use sluice_spec::values::{ColumnType, Value, parse_canonical};
+use sluice_spec::values::{ColumnType, Value};
 
 use crate::m4::M4;
 use crate::ticks::SECONDS_PER_DAY;
@@ -18,8 +18,6 @@ use crate::ticks::SECONDS_PER_DAY;
 /// M4 buckets per chart: about two per horizontal pixel of the plotting area, so the downsampled
 /// line draws the same pixels as the full data.
 pub const BUCKETS: usize = 2400;
-
-const READ_BUFFER: usize = 256 * 1024;
 
 /// What the x axis holds. Dates and datetimes are both placed in seconds since 1970-01-01, so one
 /// time axis serves both.
@@ -44,32 +42,25 @@ pub struct ChartData {
     pub series: Vec<M4>,
 }
 
-/// One column the charts read, and where it sits in the file.
-struct Slot {
-    name: String,
-    ty: ColumnType,
-    /// Field index in the CSV header.
-    field: usize,
-}
-
-/// A chart's columns, as indices into the slot list.
+/// A chart's columns, as indices into the slot list (the distinct columns the charts read).
 struct ChartSlots {
     x: usize,
     ys: Vec<usize>,
 }
 
-/// Reads `path` twice and returns one [`ChartData`] per `ds.plots` entry, each series
-/// downsampled into `buckets` M4 buckets.
-pub fn scan(ds: &Dataset, path: &Path, buckets: usize) -> Result<Vec<ChartData>, StageError> {
+/// Reads the filtered rows twice and returns one [`ChartData`] per `ds.plots` entry, each series
+/// downsampled into `buckets` M4 buckets. The rows come from `filtered_arrow` (filter-stats' typed
+/// hand-off) when given, else from the canonical CSV `filtered_csv`.
+pub fn scan(
+    ds: &Dataset,
+    filtered_csv: &Path,
+    filtered_arrow: Option<&Path>,
+    buckets: usize,
+) -> Result<Vec<ChartData>, StageError> {
     if ds.plots.is_empty() {
         return Ok(Vec::new());
     }
-    let mut reader = open(path)?;
-    let header = reader
-        .byte_headers()
-        .map_err(|e| csv_error(path, &e))?
-        .clone();
-    if header.is_empty() {
+    if filtered_arrow.is_none() && std::fs::metadata(filtered_csv).is_ok_and(|m| m.len() == 0) {
         // A file with not even a header line: nothing passed the filter. Draw empty charts.
         return Ok(ds
             .plots
@@ -77,53 +68,40 @@ pub fn scan(ds: &Dataset, path: &Path, buckets: usize) -> Result<Vec<ChartData>,
             .map(|p| empty_chart(ds, p.x, p.y.len()))
             .collect());
     }
+    let open = || -> Result<Box<dyn Rows>, StageError> {
+        Ok(match filtered_arrow {
+            Some(arrow) => Box::new(ArrowRows::open(arrow, None, ds)?),
+            None => Box::new(CanonicalReader::open(filtered_csv, ds)?),
+        })
+    };
+    let mut reader = open()?;
 
-    let mut slots: Vec<Slot> = Vec::new();
-    let mut slot_of = |column: usize| -> Result<usize, StageError> {
-        if let Some(i) = slots.iter().position(|s| s.name == ds.columns[column].name) {
-            return Ok(i);
+    // The distinct columns the charts read (column indices in the spec).
+    let mut slots: Vec<usize> = Vec::new();
+    let mut slot_of = |column: usize| -> usize {
+        if let Some(i) = slots.iter().position(|&c| c == column) {
+            return i;
         }
-        let name = &ds.columns[column].name;
-        let field = header.iter().position(|h| h == name.as_bytes()).ok_or_else(|| {
-            StageError::internal(format!(
-                "{}: the header has no column {name:?}, which a chart of dataset {:?} plots; the \
-                 filtered rows were written with a different dataset spec: run the file again",
-                path.display(),
-                ds.name
-            ))
-        })?;
-        slots.push(Slot {
-            name: name.clone(),
-            ty: ds.columns[column].ty,
-            field,
-        });
-        Ok(slots.len() - 1)
+        slots.push(column);
+        slots.len() - 1
     };
     let mut charts = Vec::with_capacity(ds.plots.len());
     for plot in &ds.plots {
-        let x = slot_of(plot.x)?;
-        let ys = plot
-            .y
-            .iter()
-            .map(|&y| slot_of(y))
-            .collect::<Result<Vec<_>, _>>()?;
+        let x = slot_of(plot.x);
+        let ys = plot.y.iter().map(|&y| slot_of(y)).collect();
         charts.push(ChartSlots { x, ys });
     }
     let x_slots: Vec<usize> = charts.iter().map(|c| c.x).collect();
     let all_slots: Vec<usize> = (0..slots.len()).collect();
     let mut values: Vec<Option<f64>> = vec![None; slots.len()];
-    let mut record = ByteRecord::new();
 
     // Pass 1: x ranges.
     let mut rows = 0u64;
     let mut with_x = vec![0u64; charts.len()];
     let mut ranges: Vec<Option<(f64, f64)>> = vec![None; charts.len()];
-    while reader
-        .read_byte_record(&mut record)
-        .map_err(|e| csv_error(path, &e))?
-    {
+    while reader.next_record(ds)? {
         rows += 1;
-        read_values(path, &slots, &x_slots, &record, &mut values)?;
+        read_values(ds, &*reader, &slots, &x_slots, &mut values)?;
         for (i, chart) in charts.iter().enumerate() {
             if let Some(x) = values[chart.x] {
                 with_x[i] += 1;
@@ -145,12 +123,9 @@ pub fn scan(ds: &Dataset, path: &Path, buckets: usize) -> Result<Vec<ChartData>,
         })
         .collect();
     if ranges.iter().any(Option::is_some) {
-        let mut reader = open(path)?;
-        while reader
-            .read_byte_record(&mut record)
-            .map_err(|e| csv_error(path, &e))?
-        {
-            read_values(path, &slots, &all_slots, &record, &mut values)?;
+        let mut reader = open()?;
+        while reader.next_record(ds)? {
+            read_values(ds, &*reader, &slots, &all_slots, &mut values)?;
             for (chart, aggregates) in charts.iter().zip(series.iter_mut()) {
                 let Some(x) = values[chart.x] else { continue };
                 for (&y, m4) in chart.ys.iter().zip(aggregates.iter_mut()) {
@@ -195,79 +170,47 @@ fn x_kind_of(ty: ColumnType) -> XKind {
     }
 }
 
-fn open(path: &Path) -> Result<Reader<File>, StageError> {
-    let file = File::open(path).map_err(|e| {
-        StageError::internal(format!(
-            "cannot open the filtered rows {} to plot them: {e}",
-            path.display()
-        ))
-    })?;
-    Ok(ReaderBuilder::new()
-        .has_headers(true)
-        .buffer_capacity(READ_BUFFER)
-        .from_reader(file))
-}
-
-fn csv_error(path: &Path, e: &csv::Error) -> StageError {
-    StageError::internal(format!(
-        "{}: {e}; the filtered rows should be canonical CSV as the filter-stats stage writes it: run the file again",
-        path.display()
-    ))
-}
-
-/// Parses the fields of `wanted` slots of one record into `values` (as plot coordinates).
+/// Reads the `wanted` slots of the current row into `values` (as plot coordinates).
 fn read_values(
-    path: &Path,
-    slots: &[Slot],
+    ds: &Dataset,
+    rows: &dyn Rows,
+    slots: &[usize],
     wanted: &[usize],
-    record: &ByteRecord,
     values: &mut [Option<f64>],
 ) -> Result<(), StageError> {
     for &i in wanted {
-        let slot = &slots[i];
-        let field = record.get(slot.field).unwrap_or(b"");
-        values[i] = parse_field(slot.ty, field).map_err(|why| {
-            let line = record.position().map_or(0, |p| p.line());
-            StageError::internal(format!(
-                "{}: line {line}, column {:?}: {why}; the filtered rows should be canonical CSV as the \
-                 filter-stats stage writes it: run the file again",
-                path.display(),
-                slot.name
-            ))
-        })?;
+        let column = slots[i];
+        values[i] = coordinate(rows.value(column, &ds.columns[column])?);
     }
     Ok(())
 }
 
-/// A canonical field as a plot coordinate: numbers as they are, dates and datetimes in seconds
-/// since 1970-01-01. `None` for a null.
-fn parse_field(ty: ColumnType, field: &[u8]) -> Result<Option<f64>, String> {
-    let text = std::str::from_utf8(field).map_err(|_| "the value is not UTF-8 text".to_string())?;
-    let value = parse_canonical(ty, text).map_err(|e| e.0)?;
-    Ok(match value {
+/// A value as a plot coordinate: numbers as they are, dates and datetimes in seconds since
+/// 1970-01-01. `None` for a null.
+fn coordinate(value: Value<'_>) -> Option<f64> {
+    match value {
         Value::Null => None,
         Value::Date(_) => value.as_f64().map(|days| days * SECONDS_PER_DAY),
         _ => value.as_f64(),
-    })
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn parse_field(ty: ColumnType, field: &str) -> Option<f64> {
+        coordinate(sluice_spec::values::parse_canonical(ty, field).unwrap())
+    }
+
     #[test]
     fn fields_become_coordinates() {
+        assert_eq!(parse_field(ColumnType::Date, "1970-01-02"), Some(86400.0));
         assert_eq!(
-            parse_field(ColumnType::Date, b"1970-01-02"),
-            Ok(Some(86400.0))
+            parse_field(ColumnType::Datetime, "1970-01-01T00:01:00.5"),
+            Some(60.5)
         );
-        assert_eq!(
-            parse_field(ColumnType::Datetime, b"1970-01-01T00:01:00.5"),
-            Ok(Some(60.5))
-        );
-        assert_eq!(parse_field(ColumnType::Integer, b"-7"), Ok(Some(-7.0)));
-        assert_eq!(parse_field(ColumnType::Float, b""), Ok(None));
-        assert!(parse_field(ColumnType::Float, b"abc").is_err());
-        assert!(parse_field(ColumnType::Float, b"\xff").is_err());
+        assert_eq!(parse_field(ColumnType::Integer, "-7"), Some(-7.0));
+        assert_eq!(parse_field(ColumnType::Float, ""), None);
     }
 }

@@ -394,7 +394,7 @@ fn downsampling_draws_the_same_pixels_as_every_point() {
     std::fs::write(&input, csv).unwrap();
     plot(&ds, &input, &dir.path().join("m4")).unwrap();
     // As many buckets as points: nothing is dropped.
-    plot_with_buckets(&ds, &input, &dir.path().join("all"), 30_000).unwrap();
+    plot_with_buckets(&ds, &input, None, &dir.path().join("all"), 30_000).unwrap();
     let m4 = load_png(&dir.path().join("m4/1-noise.png"));
     let all = load_png(&dir.path().join("all/1-noise.png"));
     let differ = m4

@@ -406,6 +406,7 @@ mod tests {
                 run_id: RunId::parse("r").unwrap(),
                 dataset: dataset.into(),
                 filtered: ObjectRef::new("w", "f.csv"),
+                filtered_arrow: None,
             }),
         };
         QueueMessage {

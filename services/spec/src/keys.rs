@@ -33,6 +33,12 @@ impl RunKeys<'_> {
     pub fn filtered(&self) -> ObjectRef {
         self.at("filtered.csv")
     }
+    pub fn valid_arrow(&self) -> ObjectRef {
+        self.at("valid.arrow")
+    }
+    pub fn filtered_arrow(&self) -> ObjectRef {
+        self.at("filtered.arrow")
+    }
     pub fn stats(&self) -> ObjectRef {
         self.at("stats.json")
     }

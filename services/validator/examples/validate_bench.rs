@@ -141,6 +141,7 @@ fn run(path: &Path) -> Result<(), Box<dyn std::error::Error>> {
         scratch_dir: dir.path(),
         progress: None,
         tap: None,
+        valid_arrow: None,
     };
     let size = std::fs::metadata(path)?.len();
     let started = Instant::now();

@@ -22,7 +22,7 @@ use crate::outputs::{InvalidRow, RawOutput};
 use crate::rules::{Kind, ReasonKey, Tally, key_names};
 use crate::unique::{Duplicate, Duplicates};
 
-/// Takes the later rows of repeated keys out of `valid.csv` and merges them, in line order, into
+/// Takes the later rows of repeated keys out of `valid.csv` (and `valid.arrow`) and merges them, in line order, into
 /// `invalid.csv`. Runs only when duplicates exist.
 pub(crate) struct SecondPass<'a> {
     pub(crate) ds: &'a Dataset,
@@ -96,6 +96,7 @@ impl SecondPass<'_> {
         valid_in: NamedTempFile,
         invalid_in: NamedTempFile,
         mut dups: Duplicates,
+        mut arrow: Option<&mut sluice_columnar::DropRows>,
         rows: &mut RowCounts,
         tally: &mut Tally,
     ) -> Result<(NamedTempFile, NamedTempFile), StageError> {
@@ -142,6 +143,9 @@ impl SecondPass<'_> {
             }
             // The valid rows before this one, as they are (the header with the first ones).
             valid_rdr.copy_to(start, &mut valid)?;
+            if let Some(arrow) = arrow.as_deref_mut() {
+                arrow.drop_row(dup.at.valid_row)?;
+            }
             valid_rdr.read_range(start, end, &mut dup_row)?;
             // Invalid rows of the first pass that come before this one keep their place.
             while pending_line.is_some_and(|l| l < dup.at.line) {

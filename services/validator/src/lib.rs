@@ -57,6 +57,9 @@ pub struct ValidateOptions<'a> {
     /// Receives the valid rows as they are found, e.g. to store them while the file is still being
     /// read. See [`RowTap`] for what it must do about repeated keys.
     pub tap: Option<&'a dyn RowTap>,
+    /// Where to write the valid rows also as typed columns (an Arrow IPC file, row `n` = record `n`
+    /// of `valid.csv`), for the later stages. See [`ValidationReport::valid_arrow`].
+    pub valid_arrow: Option<&'a Path>,
 }
 
 /// Receives each row that passes the first pass's checks, as canonical fields in spec order.
@@ -77,7 +80,7 @@ pub struct Limits {
     /// The longest record accepted, in bytes. A longer one is almost always a quote that is never
     /// closed; without a limit it would be read into memory whole.
     pub max_record_bytes: u64,
-    /// Keys kept in memory (24 bytes each) before a sorted run is spilled to the scratch folder.
+    /// Keys kept in memory (64 bytes each: hash and where the row is) before a sorted run is spilled to the scratch folder.
     pub key_run_len: usize,
 }
 
@@ -86,7 +89,7 @@ impl Default for Limits {
         Limits {
             io_buffer: 256 * 1024,
             max_record_bytes: 16 * 1024 * 1024,
-            key_run_len: 512 * 1024,
+            key_run_len: 448 * 1024,
         }
     }
 }
@@ -101,6 +104,10 @@ pub struct ValidationReport {
     pub top_reasons: Vec<ReasonCount>,
     /// Header columns not declared in the spec, in header order. They are not carried to the outputs.
     pub ignored_columns: Vec<String>,
+    /// Whether [`ValidateOptions::valid_arrow`] was written: not when it was not asked for, nor when
+    /// a valid value has no exact Arrow form (a datetime outside the years 1677 to 2262); then the
+    /// later stages read `valid.csv`.
+    pub valid_arrow: bool,
 }
 
 /// Validates `input` against `ds`, writing the valid rows to `valid_out` as canonical CSV (declared
@@ -163,6 +170,14 @@ pub fn validate_with_limits(
             opts.scratch_dir.display()
         ))
     };
+    let mut arrow = match opts.valid_arrow {
+        Some(path) => Some(sluice_columnar::ArrowFile::create(
+            path,
+            &sluice_columnar::schema(ds),
+        )?),
+        None => None,
+    };
+    let want_arrow = arrow.is_some();
     let mut keys = if ds.key.is_empty() {
         None
     } else {
@@ -192,7 +207,7 @@ pub fn validate_with_limits(
         scope.spawn(move || read_batches(src, &work_tx, &empty_rx, budget));
         for _ in 0..checkers {
             let (work_rx, done_tx, layout) = (&work_rx, done_tx.clone(), &layout);
-            scope.spawn(move || check_batches(ds, layout, work_rx, &done_tx));
+            scope.spawn(move || check_batches(ds, layout, want_arrow, work_rx, &done_tx));
         }
         drop(done_tx);
         // On an error below, `done_rx` is dropped on return, which stops the checkers at their next
@@ -202,10 +217,21 @@ pub fn validate_with_limits(
         for batch in done_rx {
             let batch = batch?;
             pending.insert(batch.seq, batch);
-            while let Some(batch) = pending.remove(&next_seq) {
+            while let Some(mut batch) = pending.remove(&next_seq) {
                 next_seq += 1;
-                // The batch's valid rows, already written as CSV by the checker.
+                // The batch's valid rows, already written as CSV (and as Arrow columns) by the checker.
                 valid.write(&batch.valid_csv)?;
+                if let Some(why) = batch.unrepresentable.take() {
+                    if arrow.take().is_some() {
+                        tracing::info!(
+                            file = %name,
+                            reason = %why.0,
+                            "the valid rows are handed on as CSV only: a value has no exact Arrow form"
+                        );
+                    }
+                } else if let (Some(out), Some(columns)) = (arrow.as_mut(), &batch.arrow_batch) {
+                    out.write(columns)?;
+                }
                 let batch_start = valid_len;
                 valid_len += batch.valid_csv.len() as u64;
                 let mut valid_n = 0;
@@ -229,6 +255,7 @@ pub fn validate_with_limits(
                                 input_end: batch.ends[i],
                                 valid_start: batch_start + start as u64,
                                 valid_end: batch_start + batch.valid_ends[valid_n] as u64,
+                                valid_row: rows.valid,
                             };
                             keys.add_hash(batch.key_hashes[valid_n], row)
                                 .map_err(scratch_error)?;
@@ -266,6 +293,11 @@ pub fn validate_with_limits(
 
     let mut valid = valid.finish()?;
     let mut invalid = invalid.finish()?;
+    let valid_arrow = match (arrow, opts.valid_arrow) {
+        (Some(out), Some(dest)) => Some((out.finish()?, dest)),
+        _ => None,
+    };
+    let mut arrow_done = false;
     if let Some(keys) = keys {
         if keys.runs_spilled() > 0 {
             tracing::debug!(
@@ -283,9 +315,29 @@ pub fn validate_with_limits(
                 valid_out,
                 invalid_out,
             };
-            (valid, invalid) =
-                pass.remove_duplicates(valid, invalid, dups, &mut rows, &mut tally)?;
+            let mut arrow_rows = match &valid_arrow {
+                Some((tmp, dest)) => Some(sluice_columnar::DropRows::open(tmp.path(), dest, ds)?),
+                None => None,
+            };
+            (valid, invalid) = pass.remove_duplicates(
+                valid,
+                invalid,
+                dups,
+                arrow_rows.as_mut(),
+                &mut rows,
+                &mut tally,
+            )?;
+            if let Some(arrow_rows) = arrow_rows {
+                arrow_rows.finish()?;
+                arrow_done = true;
+            }
         }
+    }
+    let wrote_arrow = valid_arrow.is_some();
+    if let Some((tmp, dest)) = valid_arrow
+        && !arrow_done
+    {
+        persist(tmp, dest)?;
     }
     persist(valid, valid_out)?;
     persist(invalid, invalid_out)?;
@@ -293,6 +345,7 @@ pub fn validate_with_limits(
         rows,
         top_reasons: tally.top(ds, TOP_REASONS),
         ignored_columns: layout.ignored,
+        valid_arrow: wrote_arrow,
     })
 }
 
@@ -332,6 +385,11 @@ struct Batch {
     valid_ends: Vec<usize>,
     /// The hash of each valid row's key (see [`unique::key_hash`]); empty without key columns.
     key_hashes: Vec<u128>,
+    /// Typed columns of the valid rows, when the validator writes `valid.arrow` (builders reused).
+    arrow: Option<sluice_columnar::RowBuilders>,
+    arrow_batch: Option<arrow_array::RecordBatch>,
+    /// Why a valid value of this batch has no exact Arrow form.
+    unrepresentable: Option<sluice_columnar::Unrepresentable>,
     /// The invalid rows' reasons, one after the other (see [`Checked`]).
     reasons: String,
     kinds: Vec<ReasonKey>,
@@ -357,6 +415,7 @@ fn checker_threads() -> usize {
 fn check_batches(
     ds: &Dataset,
     layout: &Layout,
+    want_arrow: bool,
     work: &std::sync::Mutex<Option<mpsc::Receiver<Result<Batch, StageError>>>>,
     done: &mpsc::SyncSender<Result<Batch, StageError>>,
 ) {
@@ -380,6 +439,9 @@ fn check_batches(
         };
         let Ok(batch) = next else { return };
         let batch = batch.and_then(|mut batch| {
+            if want_arrow && batch.arrow.is_none() {
+                batch.arrow = Some(sluice_columnar::RowBuilders::new(ds));
+            }
             check_batch(&mut checker, layout, &mut batch, &ds.key, &mut key_bytes)?;
             Ok(batch)
         });
@@ -403,6 +465,8 @@ fn check_batch(
     batch.key_hashes.clear();
     batch.valid_ends.clear();
     batch.valid_csv.clear();
+    batch.arrow_batch = None;
+    batch.unrepresentable = None;
     // The same writer settings as every other CSV output (`outputs::OutputCsv`).
     let mut csv_out = csv::Writer::from_writer(std::mem::take(&mut batch.valid_csv));
     let mut valid_n = 0;
@@ -426,6 +490,16 @@ fn check_batch(
             // Swap rather than copy: the checker clears the buffer it gets back at its next row.
             std::mem::swap(&mut batch.canon[valid_n], &mut checker.canon);
             let canon = &batch.canon[valid_n];
+            if let Some(columns) = batch.arrow.as_mut()
+                && batch.unrepresentable.is_none()
+            {
+                for (i, (typed, field)) in checker.typed.iter().zip(canon.iter()).enumerate() {
+                    if let Err(why) = columns.append(i, typed.value(field)) {
+                        batch.unrepresentable = Some(why);
+                        break;
+                    }
+                }
+            }
             csv_out
                 .write_byte_record(canon)
                 .map_err(|e| StageError::internal(format!("cannot encode a valid row: {e}")))?;
@@ -449,6 +523,14 @@ fn check_batch(
             reasons_end: batch.reasons.len(),
             kinds_end: batch.kinds.len(),
         });
+    }
+    if let Some(columns) = batch.arrow.as_mut() {
+        if batch.unrepresentable.is_some() {
+            // Builders left mid-row: start the next batch with new ones.
+            batch.arrow = None;
+        } else {
+            batch.arrow_batch = Some(columns.finish());
+        }
     }
     batch.valid_csv = csv_out
         .into_inner()

@@ -123,12 +123,58 @@ pub(crate) const MAX_STORED_ROW_BYTES: usize = 400 * 1024;
 /// The row store's own attributes (`dataset`, `row_key`, `run_id`, `item` and their map overhead).
 const STORED_ROW_OVERHEAD: usize = 128;
 
+/// A checked value without the borrow of the row it came from: a string's text is its canonical
+/// field, every other value is here whole.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum Typed {
+    Null,
+    Str,
+    Int(i64),
+    Float(f64),
+    Bool(bool),
+    Date(chrono::NaiveDate),
+    Datetime(chrono::NaiveDateTime),
+}
+
+impl Typed {
+    fn of(value: Value<'_>) -> Typed {
+        match value {
+            Value::Null => Typed::Null,
+            Value::Str(_) => Typed::Str,
+            Value::Int(i) => Typed::Int(i),
+            Value::Float(f) => Typed::Float(f),
+            Value::Bool(b) => Typed::Bool(b),
+            Value::Date(d) => Typed::Date(d),
+            Value::Datetime(dt) => Typed::Datetime(dt),
+        }
+    }
+
+    /// The value again; `canon` is the row's canonical field for this column (a string's text).
+    pub(crate) fn value(self, canon: &[u8]) -> Value<'_> {
+        match self {
+            Typed::Null => Value::Null,
+            // The canonical form has one null, the empty field: an empty string is read back as null.
+            Typed::Str if canon.is_empty() => Value::Null,
+            // The canonical field of a string is the `&str` it was checked as.
+            Typed::Str => Value::Str(std::str::from_utf8(canon).unwrap_or_default()),
+            Typed::Int(i) => Value::Int(i),
+            Typed::Float(f) => Value::Float(f),
+            Typed::Bool(b) => Value::Bool(b),
+            Typed::Date(d) => Value::Date(d),
+            Typed::Datetime(dt) => Value::Datetime(dt),
+        }
+    }
+}
+
 /// Checks rows one at a time, reusing its buffers so a valid row allocates nothing.
 pub(crate) struct Checker<'d> {
     ds: &'d Dataset,
     plans: Vec<ColumnPlan>,
     /// The row's canonical values in spec order; complete only when the row is valid.
     pub canon: ByteRecord,
+    /// The row's typed values in spec order, beside [`Self::canon`] (a string's text is its canonical
+    /// field); complete only when the row is valid.
+    pub typed: Vec<Typed>,
     /// The row's reasons, joined with "; ".
     pub reasons: String,
     /// The row's reasons, grouped.
@@ -153,6 +199,7 @@ impl<'d> Checker<'d> {
             ds,
             plans,
             canon: ByteRecord::new(),
+            typed: Vec::new(),
             reasons: String::new(),
             kinds: Vec::new(),
             scratch: String::new(),
@@ -162,6 +209,7 @@ impl<'d> Checker<'d> {
     /// Forgets the previous row.
     pub(crate) fn start_row(&mut self) {
         self.canon.clear();
+        self.typed.clear();
         self.reasons.clear();
         self.kinds.clear();
     }
@@ -238,6 +286,7 @@ impl<'d> Checker<'d> {
             }
             // Null passes every other rule and is written as an empty field.
             self.canon.push_field(b"");
+            self.typed.push(Typed::Null);
             return;
         }
         // Strings are kept as they are; every other type is trimmed before parsing.
@@ -298,6 +347,7 @@ impl<'d> Checker<'d> {
             self.scratch.clear();
             write_canonical(&value, text, &mut self.scratch);
             self.canon.push_field(self.scratch.as_bytes());
+            self.typed.push(Typed::of(value));
         }
     }
 

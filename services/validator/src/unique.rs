@@ -3,12 +3,12 @@
 //! While validating, every row that passed all other checks has its key hashed to 128 bits (xxh3 over
 //! the canonical key values, each length-prefixed so `("ab", "c")` and `("a", "bc")` differ) and
 //! recorded with where the row is: its line and byte offset in the input, and its bytes in
-//! `valid.csv`. Sorting the records puts equal keys next to each other, the first-seen line
+//! `valid.csv` and its ordinal among the valid rows (its row in `valid.arrow`). Sorting the records puts equal keys next to each other, the first-seen line
 //! first; every later line of a group is a duplicate. The duplicates are sorted again by line, and
 //! carry what the second pass needs: which bytes of `valid.csv` to leave out, and where in the input
 //! to read the row's raw values (without parsing the rest of the input again).
 //!
-//! A 1 GB file with 20 million distinct keys holds at most `run_len` records in memory (56 bytes
+//! A 1 GB file with 20 million distinct keys holds at most `run_len` records in memory (64 bytes
 //! each); the rest lives in sorted runs in the scratch folder.
 
 use std::io;
@@ -28,6 +28,8 @@ pub(crate) struct RowAt {
     pub input_end: u64,
     pub valid_start: u64,
     pub valid_end: u64,
+    /// The row's place among the first pass's valid rows (0-based): its row in `valid.arrow`.
+    pub valid_row: u64,
 }
 
 /// One valid candidate row: the hash of its key and where the row is.
@@ -54,7 +56,7 @@ impl FixedRecord for KeyHit {
     }
 }
 
-const AT_SIZE: usize = 40;
+const AT_SIZE: usize = 48;
 
 fn encode_at(at: &RowAt, out: &mut [u8]) {
     out[0..8].copy_from_slice(&at.line.to_le_bytes());
@@ -62,6 +64,7 @@ fn encode_at(at: &RowAt, out: &mut [u8]) {
     out[16..24].copy_from_slice(&at.input_end.to_le_bytes());
     out[24..32].copy_from_slice(&at.valid_start.to_le_bytes());
     out[32..40].copy_from_slice(&at.valid_end.to_le_bytes());
+    out[40..48].copy_from_slice(&at.valid_row.to_le_bytes());
 }
 
 fn decode_at(b: &[u8]) -> RowAt {
@@ -71,6 +74,7 @@ fn decode_at(b: &[u8]) -> RowAt {
         input_end: word(b, 16),
         valid_start: word(b, 24),
         valid_end: word(b, 32),
+        valid_row: word(b, 40),
     }
 }
 
@@ -227,6 +231,7 @@ mod tests {
             input_end: line * 10 + 10,
             valid_start: valid_row * 8,
             valid_end: valid_row * 8 + 8,
+            valid_row,
         }
     }
 

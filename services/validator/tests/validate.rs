@@ -608,6 +608,7 @@ fn progress_counts_the_bytes_read() {
         scratch_dir: &w.scratch,
         progress: Some(&progress),
         tap: None,
+        valid_arrow: None,
     };
     let mut ds = stocks();
     ds.key.clear();
@@ -622,7 +623,7 @@ fn a_rerun_overwrites_the_outputs() {
     std::fs::write(&w.valid, "old").unwrap();
     let o = w.run(&stocks(), Limits::default()).unwrap();
     assert_eq!(o.valid, "date,open,close,volume\n2024-01-02,1,1,1\n");
-    assert_eq!(w.outputs(), vec!["invalid.csv", "valid.csv"]);
+    assert_eq!(w.outputs(), vec!["invalid.csv", "valid.arrow", "valid.csv"]);
 }
 
 #[test]
@@ -770,6 +771,7 @@ fn a_failing_tap_stops_every_thread_with_its_error() {
         scratch_dir: &w.scratch,
         progress: None,
         tap: Some(&tap),
+        valid_arrow: None,
     };
     let mut ds = stocks();
     ds.key.clear();

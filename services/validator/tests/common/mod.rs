@@ -86,6 +86,7 @@ pub struct Workdir {
     pub input: PathBuf,
     pub valid: PathBuf,
     pub invalid: PathBuf,
+    pub arrow: PathBuf,
     pub scratch: PathBuf,
 }
 
@@ -101,6 +102,7 @@ impl Workdir {
         Workdir {
             valid: out.join("valid.csv"),
             invalid: out.join("invalid.csv"),
+            arrow: out.join("valid.arrow"),
             input: input_path,
             scratch,
             dir,
@@ -112,9 +114,14 @@ impl Workdir {
             scratch_dir: &self.scratch,
             progress: None,
             tap: None,
+            valid_arrow: Some(&self.arrow),
         };
         let report =
             validate_with_limits(ds, &self.input, &self.valid, &self.invalid, &opts, limits)?;
+        assert_eq!(report.valid_arrow, self.arrow.exists());
+        if report.valid_arrow {
+            assert_arrow_matches_csv(ds, &self.arrow, &self.valid);
+        }
         Ok(Outcome {
             report,
             valid: std::fs::read_to_string(&self.valid).unwrap(),
@@ -130,6 +137,33 @@ impl Workdir {
             .collect();
         names.sort();
         names
+    }
+}
+
+/// Every row of `valid.arrow` holds the values that `valid.csv` holds in the same row, and the raw
+/// records read beside it are `valid.csv`'s: every validator test checks the typed hand-off too.
+pub fn assert_arrow_matches_csv(ds: &Dataset, arrow: &std::path::Path, csv: &std::path::Path) {
+    use sluice_columnar::Rows as _;
+    let mut typed = sluice_columnar::ArrowRows::open(arrow, Some(csv), ds).unwrap();
+    let mut text = sluice_spec::canonical::CanonicalReader::open(csv, ds).unwrap();
+    assert_eq!(typed.header_raw(), text.header_raw());
+    let mut n = 0;
+    loop {
+        let more = text.next_record(ds).unwrap();
+        assert_eq!(typed.next_record(ds).unwrap(), more, "row {n}");
+        if !more {
+            break;
+        }
+        assert_eq!(typed.raw(), text.raw(), "row {n}");
+        for (i, c) in ds.columns.iter().enumerate() {
+            assert_eq!(
+                typed.value(i, c).unwrap(),
+                text.value(i, c).unwrap(),
+                "row {n}, column {}",
+                c.name
+            );
+        }
+        n += 1;
     }
 }
 
