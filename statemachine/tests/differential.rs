@@ -187,6 +187,7 @@ fn pipeline_answers() -> serde_json::Map<String, Value> {
         "Validate rows": [{"output": {
             "rows": {"total": 12, "valid": 10, "invalid": 2},
             "valid": object("sluice-work", "runs/r/valid.csv"),
+            "valid_arrow": object("sluice-work", "runs/r/valid.arrow"),
             "invalid": object("sluice-work", "runs/r/invalid.csv"),
             "top_reasons": [{"reason": "volume: below the minimum 0", "rows": 2}],
             "stored_rows": 10
@@ -194,6 +195,8 @@ fn pipeline_answers() -> serde_json::Map<String, Value> {
         "Filter and compute stats": [{"output": {
             "filtered_rows": 7,
             "filtered": object("sluice-work", "runs/r/filtered.csv"),
+            // A file whose values have no exact Arrow form: the later stages are given null.
+            "filtered_arrow": null,
             "stats_object": object("sluice-work", "runs/r/stats.json"),
             "stats": {"high": {"count": 7, "mean": 2.0, "min": 1.0, "max": 3.0, "sum": 14.0, "stddev": 0.5}}
         }}],
