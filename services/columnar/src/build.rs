@@ -106,19 +106,46 @@ impl RowBuilders {
         self.len() == 0
     }
 
-    /// The rows appended so far as one batch; the builders start again empty.
+    /// The rows appended so far as one batch; the builders start again empty, with room for as many
+    /// rows (batches are of similar sizes, so they do not grow value by value again).
     pub fn finish(&mut self) -> RecordBatch {
+        let rows = self.len();
         let arrays: Vec<ArrayRef> = self
             .cols
             .iter_mut()
             .map(|b| -> ArrayRef {
                 match b {
-                    Builder::Utf8(b) => Arc::new(b.finish()),
-                    Builder::Int64(b) => Arc::new(b.finish()),
-                    Builder::Float64(b) => Arc::new(b.finish()),
-                    Builder::Boolean(b) => Arc::new(b.finish()),
-                    Builder::Date32(b) => Arc::new(b.finish()),
-                    Builder::Timestamp(b) => Arc::new(b.finish()),
+                    Builder::Utf8(b) => {
+                        let bytes = b.values_slice().len();
+                        let array = b.finish();
+                        *b = StringBuilder::with_capacity(rows, bytes);
+                        Arc::new(array)
+                    }
+                    Builder::Int64(b) => {
+                        let array = b.finish();
+                        *b = Int64Builder::with_capacity(rows);
+                        Arc::new(array)
+                    }
+                    Builder::Float64(b) => {
+                        let array = b.finish();
+                        *b = Float64Builder::with_capacity(rows);
+                        Arc::new(array)
+                    }
+                    Builder::Boolean(b) => {
+                        let array = b.finish();
+                        *b = BooleanBuilder::with_capacity(rows);
+                        Arc::new(array)
+                    }
+                    Builder::Date32(b) => {
+                        let array = b.finish();
+                        *b = Date32Builder::with_capacity(rows);
+                        Arc::new(array)
+                    }
+                    Builder::Timestamp(b) => {
+                        let array = b.finish();
+                        *b = TimestampNanosecondBuilder::with_capacity(rows);
+                        Arc::new(array)
+                    }
                 }
             })
             .collect();

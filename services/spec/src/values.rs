@@ -104,7 +104,9 @@ impl Value<'_> {
 }
 
 pub fn days_since_epoch(d: NaiveDate) -> i32 {
-    (d - NaiveDate::from_ymd_opt(1970, 1, 1).expect("epoch")).num_days() as i32
+    // 1970-01-01 is day 719,163 counted from 0001-01-01 as day 1 (what `num_days_from_ce` counts);
+    // this runs once per date value, so no subtraction of two dates and no duration.
+    d.num_days_from_ce() - 719_163
 }
 
 /// Why a raw value does not fit its column's type (the validator adds the column name).
@@ -406,6 +408,38 @@ fn parse_iso_datetime_seconds_sep(s: &str, separator: u8) -> Option<NaiveDateTim
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn days_since_epoch_counts_days_from_1970_across_the_whole_calendar() {
+        let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).unwrap();
+        let mut d = NaiveDate::MIN;
+        // Every 997th day from chrono's first to its last, and the days around 1970.
+        while d < NaiveDate::MAX {
+            assert_eq!(
+                i64::from(days_since_epoch(d)),
+                (d - epoch).num_days(),
+                "{d}"
+            );
+            d = d
+                .checked_add_days(chrono::Days::new(997))
+                .unwrap_or(NaiveDate::MAX);
+        }
+        for (y, m, day, n) in [
+            (1970, 1, 1, 0),
+            (1969, 12, 31, -1),
+            (1970, 1, 2, 1),
+            (2000, 3, 1, 11_017),
+        ] {
+            assert_eq!(
+                days_since_epoch(NaiveDate::from_ymd_opt(y, m, day).unwrap()),
+                n
+            );
+        }
+        assert_eq!(
+            i64::from(days_since_epoch(NaiveDate::MAX)),
+            (NaiveDate::MAX - epoch).num_days()
+        );
+    }
 
     fn fmts(ty: ColumnType) -> Vec<String> {
         ty.default_formats().iter().map(|s| s.to_string()).collect()

@@ -6,6 +6,8 @@
 //! /usr/bin/time -v target/release/examples/validate_bench run /tmp/stocks.csv
 //! ```
 //!
+//! `run` also writes the typed copy (`valid.arrow`) when `VALIDATE_BENCH_ARROW=1`.
+//!
 //! `gen` takes an optional fourth argument, a percentage of rows that repeat an earlier key, to measure
 //! the second pass that moves duplicates to the invalid rows.
 
@@ -137,11 +139,13 @@ fn run(path: &Path) -> Result<(), Box<dyn std::error::Error>> {
     let config = Config::parse(Path::new("bench.toml"), SPEC)?;
     let ds = &config.datasets[0];
     let dir = tempfile::tempdir()?;
+    let arrow = dir.path().join("valid.arrow");
     let opts = ValidateOptions {
         scratch_dir: dir.path(),
         progress: None,
         tap: None,
-        valid_arrow: None,
+        valid_arrow: (std::env::var("VALIDATE_BENCH_ARROW").as_deref() == Ok("1"))
+            .then_some(&*arrow),
     };
     let size = std::fs::metadata(path)?.len();
     let started = Instant::now();

@@ -96,7 +96,7 @@ impl SecondPass<'_> {
         valid_in: NamedTempFile,
         invalid_in: NamedTempFile,
         mut dups: Duplicates,
-        mut arrow: Option<&mut sluice_columnar::DropRows>,
+        mut dropped: impl FnMut(u64) -> Result<(), StageError>,
         rows: &mut RowCounts,
         tally: &mut Tally,
     ) -> Result<(NamedTempFile, NamedTempFile), StageError> {
@@ -143,9 +143,7 @@ impl SecondPass<'_> {
             }
             // The valid rows before this one, as they are (the header with the first ones).
             valid_rdr.copy_to(start, &mut valid)?;
-            if let Some(arrow) = arrow.as_deref_mut() {
-                arrow.drop_row(dup.at.valid_row)?;
-            }
+            dropped(dup.at.valid_row)?;
             valid_rdr.read_range(start, end, &mut dup_row)?;
             // Invalid rows of the first pass that come before this one keep their place.
             while pending_line.is_some_and(|l| l < dup.at.line) {

@@ -315,22 +315,61 @@ pub fn validate_with_limits(
                 valid_out,
                 invalid_out,
             };
-            let mut arrow_rows = match &valid_arrow {
-                Some((tmp, dest)) => Some(sluice_columnar::DropRows::open(tmp.path(), dest, ds)?),
-                None => None,
-            };
-            (valid, invalid) = pass.remove_duplicates(
-                valid,
-                invalid,
-                dups,
-                arrow_rows.as_mut(),
-                &mut rows,
-                &mut tally,
-            )?;
-            if let Some(arrow_rows) = arrow_rows {
-                arrow_rows.finish()?;
-                arrow_done = true;
-            }
+            // The typed copy loses the same rows, in a thread of its own: it is as much work as the
+            // CSV pass, which this thread does meanwhile.
+            (valid, invalid) = std::thread::scope(|scope| {
+                let (tx, rx) = mpsc::sync_channel::<Vec<u64>>(4);
+                let arrow_pass = valid_arrow.as_ref().map(|(tmp, dest)| {
+                    scope.spawn(move || -> Result<(), StageError> {
+                        let mut rows = sluice_columnar::DropRows::open(tmp.path(), dest, ds)?;
+                        for chunk in rx {
+                            for n in chunk {
+                                rows.drop_row(n)?;
+                            }
+                        }
+                        rows.finish()
+                    })
+                });
+                let mut chunk = Vec::with_capacity(DROPPED_CHUNK);
+                let tx = arrow_pass.as_ref().map(|_| tx);
+                let csv_pass = pass.remove_duplicates(
+                    valid,
+                    invalid,
+                    dups,
+                    |n| {
+                        if let Some(tx) = &tx {
+                            chunk.push(n);
+                            if chunk.len() == DROPPED_CHUNK {
+                                // A closed channel means the thread failed: its error is reported below.
+                                let _ = tx.send(std::mem::replace(
+                                    &mut chunk,
+                                    Vec::with_capacity(DROPPED_CHUNK),
+                                ));
+                            }
+                        }
+                        Ok(())
+                    },
+                    &mut rows,
+                    &mut tally,
+                );
+                if let Some(tx) = tx {
+                    let _ = tx.send(chunk);
+                }
+                if let Some(handle) = arrow_pass {
+                    let arrow_result = handle.join().unwrap_or_else(|_| {
+                        Err(StageError::internal(
+                            "the duplicate pass over valid.arrow panicked",
+                        ))
+                    });
+                    // The CSV pass's own error first: it names the input.
+                    let files = csv_pass?;
+                    arrow_result?;
+                    arrow_done = true;
+                    Ok::<_, StageError>(files)
+                } else {
+                    csv_pass
+                }
+            })?;
         }
     }
     let wrote_arrow = valid_arrow.is_some();
@@ -348,6 +387,9 @@ pub fn validate_with_limits(
         valid_arrow: wrote_arrow,
     })
 }
+
+/// Ordinals of duplicate rows handed at once to the thread that removes them from `valid.arrow`.
+const DROPPED_CHUNK: usize = 4096;
 
 /// Records per batch handed from the reader thread to the checker: enough to make the channel's
 /// cost per row negligible, few enough (with typical rows of 100 bytes, ~50 KB) to keep memory flat.
