@@ -28,6 +28,7 @@ enum Builder {
 pub struct RowBuilders {
     schema: SchemaRef,
     cols: Vec<Builder>,
+    lines: Int64Builder,
 }
 
 impl RowBuilders {
@@ -46,7 +47,14 @@ impl RowBuilders {
                     ColumnType::Datetime => Builder::Timestamp(TimestampNanosecondBuilder::new()),
                 })
                 .collect(),
+            lines: Int64Builder::new(),
         }
+    }
+
+    /// Ends a row: its line in the source file. Call after appending its values.
+    pub fn append_line(&mut self, line: u64) {
+        self.lines
+            .append_value(i64::try_from(line).unwrap_or(i64::MAX));
     }
 
     /// Appends `value` to column `i`. A value of another type than the column's is a bug of the
@@ -87,19 +95,10 @@ impl RowBuilders {
         Ok(())
     }
 
-    /// Rows appended since the last [`Self::finish`] (of the first column; every column has as many
-    /// once a row is complete).
+    /// Rows completed since the last [`Self::finish`] (rows whose line was appended).
     pub fn len(&self) -> usize {
         use arrow_array::builder::ArrayBuilder as _;
-        match self.cols.first() {
-            None => 0,
-            Some(Builder::Utf8(b)) => b.len(),
-            Some(Builder::Int64(b)) => b.len(),
-            Some(Builder::Float64(b)) => b.len(),
-            Some(Builder::Boolean(b)) => b.len(),
-            Some(Builder::Date32(b)) => b.len(),
-            Some(Builder::Timestamp(b)) => b.len(),
-        }
+        self.lines.len()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -110,7 +109,7 @@ impl RowBuilders {
     /// rows (batches are of similar sizes, so they do not grow value by value again).
     pub fn finish(&mut self) -> RecordBatch {
         let rows = self.len();
-        let arrays: Vec<ArrayRef> = self
+        let mut arrays: Vec<ArrayRef> = self
             .cols
             .iter_mut()
             .map(|b| -> ArrayRef {
@@ -149,6 +148,9 @@ impl RowBuilders {
                 }
             })
             .collect();
+        let lines = self.lines.finish();
+        self.lines = Int64Builder::with_capacity(rows);
+        arrays.push(Arc::new(lines));
         RecordBatch::try_new(self.schema.clone(), arrays)
             .expect("one array per field, each of the field's type and of the same length")
     }

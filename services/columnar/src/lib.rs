@@ -39,14 +39,20 @@ pub use write::ArrowFile;
 /// string -> Utf8, integer -> Int64, float -> Float64, boolean -> Boolean, date -> Date32 (days since
 /// 1970-01-01), datetime -> Timestamp(Nanosecond, no time zone): canonical datetimes keep up to nine
 /// fractional digits, and the hand-off must give back exactly what the CSV holds.
+///
+/// After the declared columns, [`LINE_FIELD`]: the row's line in the source file (the loader's `_line`).
 pub fn schema(ds: &Dataset) -> SchemaRef {
-    let fields: Vec<Field> = ds
+    let mut fields: Vec<Field> = ds
         .columns
         .iter()
         .map(|c| Field::new(&c.name, data_type(c.ty), true))
         .collect();
+    fields.push(Field::new(LINE_FIELD, DataType::Int64, false));
     Arc::new(Schema::new(fields))
 }
+
+/// The last field of a hand-off file: where the row starts in the source file (1-based line).
+pub const LINE_FIELD: &str = "_line";
 
 fn data_type(ty: ColumnType) -> DataType {
     match ty {
@@ -71,6 +77,11 @@ pub trait Rows {
     fn raw(&self) -> &[u8];
     /// Column `i` of the current row, as `column` declares it.
     fn value(&self, i: usize, column: &Column) -> Result<Value<'_>, StageError>;
+    /// The line the current row starts on in the source file, when the reader knows it (the Arrow
+    /// hand-off does; the canonical CSV does not).
+    fn source_line(&self) -> Option<u64> {
+        None
+    }
 }
 
 impl<R: std::io::BufRead> Rows for CanonicalReader<R> {

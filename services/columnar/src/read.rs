@@ -129,6 +129,8 @@ pub struct ArrowRows {
     reader: FileReader<BufReader<File>>,
     batch: Option<RecordBatch>,
     cols: Vec<Col>,
+    /// The last field: each row's line in the source file.
+    source_lines: Option<Int64Array>,
     /// The current row in `batch` (valid once `next_record` returned true).
     row: usize,
     started: bool,
@@ -152,6 +154,7 @@ impl ArrowRows {
             reader,
             batch: None,
             cols: Vec::new(),
+            source_lines: None,
             row: 0,
             started: false,
             lines,
@@ -212,6 +215,7 @@ impl ArrowRows {
             let Some(batch) = self.reader.next() else {
                 self.batch = None;
                 self.cols.clear();
+                self.source_lines = None;
                 return Ok(false);
             };
             let batch = batch.map_err(|e| bad_file(&self.path, &e))?;
@@ -219,7 +223,12 @@ impl ArrowRows {
                 continue;
             }
             self.cols.clear();
-            for array in batch.columns() {
+            let (last, declared) = batch
+                .columns()
+                .split_last()
+                .ok_or_else(|| bad_file(&self.path, &"a batch with no columns"))?;
+            self.source_lines = Some(last.as_primitive::<Int64Type>().clone());
+            for array in declared {
                 let col = Col::of(array.as_ref()).ok_or_else(|| {
                     bad_file(
                         &self.path,
@@ -290,6 +299,11 @@ impl Rows for ArrowRows {
             ))
         })?;
         Ok(col.value(self.row))
+    }
+
+    fn source_line(&self) -> Option<u64> {
+        let lines = self.source_lines.as_ref()?;
+        u64::try_from(lines.value(self.row)).ok()
     }
 }
 

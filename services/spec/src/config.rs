@@ -110,7 +110,32 @@ pub struct Config {
     pub aws: AwsSettings,
     /// `[embedded] data_dir`, relative to the spec file; `None` means the caller's default.
     pub data_dir: Option<PathBuf>,
+    /// `[warehouse]`: where the loader writes the datasets with `load = true`.
+    pub warehouse: Warehouse,
     pub datasets: Vec<Dataset>,
+}
+
+/// The loader's database (`[warehouse]`).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Warehouse {
+    /// A database URL (`postgres://...`); `None` means the embedded default. `SLUICE_WAREHOUSE_URL`
+    /// overrides it (read by the binary, not here: the spec is pure).
+    pub url: Option<String>,
+    /// One table per loaded dataset, columns typed from the spec.
+    pub staging_schema: String,
+    /// One table per analytics query.
+    pub analytics_schema: String,
+}
+
+impl Default for Warehouse {
+    fn default() -> Self {
+        Warehouse {
+            url: None,
+            staging_schema: "staging".into(),
+            analytics_schema: "analytics".into(),
+        }
+    }
 }
 
 impl Config {
@@ -136,6 +161,8 @@ pub struct Dataset {
     /// Indices into `columns`.
     pub key: Vec<usize>,
     pub store_rows: bool,
+    /// `load = true`: the loader writes the valid rows into `{staging_schema}.{name}`.
+    pub load: bool,
     pub filter: Option<Filter>,
     /// Indices into `columns` (integer or float).
     pub stats: Vec<usize>,
@@ -307,6 +334,7 @@ struct RawConfig {
     embedded: RawEmbedded,
     #[serde(default)]
     aws: AwsSettings,
+    warehouse: Option<Spanned<Warehouse>>,
     #[serde(default)]
     dataset: Vec<Spanned<RawDataset>>,
 }
@@ -329,6 +357,8 @@ struct RawDataset {
     key: Option<Spanned<Vec<String>>>,
     #[serde(default = "yes")]
     store_rows: bool,
+    #[serde(default)]
+    load: bool,
     /// Spanned as a whole too, so an empty list is reported where it is written.
     #[serde(default)]
     columns: Option<Spanned<Vec<Spanned<RawColumn>>>>,
@@ -501,14 +531,60 @@ impl Config {
             datasets.push(ds);
         }
         let base = path.parent().unwrap_or(Path::new("."));
+        let warehouse = match raw.warehouse {
+            None => Warehouse::default(),
+            Some(w) => {
+                let span = w.span();
+                let w = w.into_inner();
+                for (key, name) in [
+                    ("staging_schema", &w.staging_schema),
+                    ("analytics_schema", &w.analytics_schema),
+                ] {
+                    if let Err(why) = sql_identifier(name) {
+                        return Err(ctx.err(span.clone(), key, format!("{name:?} {why}")));
+                    }
+                }
+                if w.staging_schema == w.analytics_schema {
+                    return Err(ctx.err(
+                        span,
+                        "analytics_schema",
+                        "the staging and analytics schemas must differ: each batch run replaces the analytics tables",
+                    ));
+                }
+                w
+            }
+        };
         Ok(Config {
             path: path.to_path_buf(),
             buckets: raw.buckets,
             aws: raw.aws,
             data_dir: raw.embedded.data_dir.map(|d| base.join(d)),
+            warehouse,
             datasets,
         })
     }
+}
+
+/// Whether `name` can be a schema name without quoting surprises: letters, digits and `_`, not starting
+/// with a digit, at most 63 bytes (PostgreSQL's limit). Lower case, so it reads the same quoted or not.
+pub fn sql_identifier(name: &str) -> Result<(), &'static str> {
+    let first_ok = name
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_lowercase() || c == '_');
+    if !first_ok
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+    {
+        return Err(
+            "is not a plain SQL name: use lower-case letters, digits and _, starting with a letter or _",
+        );
+    }
+    if name.len() > 63 {
+        return Err("is longer than 63 bytes, PostgreSQL's limit for a name");
+    }
+    Ok(())
 }
 
 struct Ctx<'a> {
@@ -623,6 +699,7 @@ impl Ctx<'_> {
             header: ds.format.header,
             null_values: ds.format.null_values.clone(),
             store_rows: ds.store_rows,
+            load: ds.load,
             columns,
             name: DatasetName::new(name),
         })

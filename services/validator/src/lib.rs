@@ -512,7 +512,7 @@ fn check_batch(
     // The same writer settings as every other CSV output (`outputs::OutputCsv`).
     let mut csv_out = csv::Writer::from_writer(std::mem::take(&mut batch.valid_csv));
     let mut valid_n = 0;
-    for rec in &batch.records[..batch.len] {
+    for (at, rec) in batch.starts.iter().zip(&batch.records[..batch.len]) {
         let row = RecordRow(rec);
         if row.len() == layout.width {
             checker.check_row(|i| row.field(layout.positions[i]));
@@ -541,6 +541,7 @@ fn check_batch(
                         break;
                     }
                 }
+                columns.append_line(at.line);
             }
             csv_out
                 .write_byte_record(canon)

@@ -566,6 +566,34 @@ fn blank_lines_are_not_rows_and_do_not_shift_line_numbers() {
     );
 }
 
+/// The typed copy records where each valid row starts in the source file: after blank lines, a row
+/// whose quoted field spans lines, an invalid row and a repeated key (the loader's `_line`).
+#[test]
+fn the_typed_copy_knows_each_valid_rows_source_line() {
+    use sluice_columnar::Rows as _;
+    let ds = dataset(
+        r#"
+key = ["id"]
+[[dataset.columns]]
+name = "id"
+type = "integer"
+[[dataset.columns]]
+name = "note"
+type = "string"
+"#,
+    );
+    let input = "id,note\n\n1,a\n2,\"two\nlines\"\n3,b\nx,bad\n\n1,again\n4,d\n";
+    let w = Workdir::new(input.as_bytes());
+    let o = w.run(&ds, Limits::default()).unwrap();
+    assert_eq!(o.report.rows.valid, 4);
+    let mut rows = sluice_columnar::ArrowRows::open(&w.arrow, Some(&w.valid), &ds).unwrap();
+    let mut lines = Vec::new();
+    while rows.next_record(&ds).unwrap() {
+        lines.push(rows.source_line().unwrap());
+    }
+    assert_eq!(lines, vec![3, 4, 6, 10]);
+}
+
 #[test]
 fn top_reasons_keep_the_ten_most_frequent() {
     let mut cols = String::new();

@@ -147,7 +147,7 @@ pub fn assert_arrow_matches_csv(ds: &Dataset, arrow: &std::path::Path, csv: &std
     let mut typed = sluice_columnar::ArrowRows::open(arrow, Some(csv), ds).unwrap();
     let mut text = sluice_spec::canonical::CanonicalReader::open(csv, ds).unwrap();
     assert_eq!(typed.header_raw(), text.header_raw());
-    let mut n = 0;
+    let (mut n, mut last_line) = (0, 0);
     loop {
         let more = text.next_record(ds).unwrap();
         assert_eq!(typed.next_record(ds).unwrap(), more, "row {n}");
@@ -155,6 +155,12 @@ pub fn assert_arrow_matches_csv(ds: &Dataset, arrow: &std::path::Path, csv: &std
             break;
         }
         assert_eq!(typed.raw(), text.raw(), "row {n}");
+        // Each row knows its line in the source file, and the rows keep the file's order.
+        let line = typed
+            .source_line()
+            .expect("the Arrow copy carries source lines");
+        assert!(line > last_line, "row {n}: line {line} after {last_line}");
+        last_line = line;
         for (i, c) in ds.columns.iter().enumerate() {
             assert_eq!(
                 typed.value(i, c).unwrap(),
