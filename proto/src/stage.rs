@@ -19,15 +19,17 @@ pub enum Stage {
     Partitioner,
     Plotter,
     Notifier,
+    Loader,
 }
 
 impl Stage {
-    pub const ALL: [Stage; 5] = [
+    pub const ALL: [Stage; 6] = [
         Stage::Validator,
         Stage::FilterStats,
         Stage::Partitioner,
         Stage::Plotter,
         Stage::Notifier,
+        Stage::Loader,
     ];
 
     /// The name used on the command line (`sluice worker filter-stats`) and in queue names.
@@ -37,6 +39,7 @@ impl Stage {
             Stage::FilterStats => "filter-stats",
             Stage::Partitioner => "partitioner",
             Stage::Plotter => "plotter",
+            Stage::Loader => "loader",
             Stage::Notifier => "notifier",
         }
     }
@@ -81,6 +84,7 @@ pub enum StageInput {
     FilterStats(FilterStatsInput),
     Partitioner(PartitionInput),
     Plotter(PlotInput),
+    Loader(LoadInput),
     Notifier(NotifyInput),
 }
 
@@ -91,6 +95,7 @@ impl StageInput {
             StageInput::FilterStats(_) => Stage::FilterStats,
             StageInput::Partitioner(_) => Stage::Partitioner,
             StageInput::Plotter(_) => Stage::Plotter,
+            StageInput::Loader(_) => Stage::Loader,
             StageInput::Notifier(_) => Stage::Notifier,
         }
     }
@@ -104,6 +109,7 @@ pub enum StageOutput {
     FilterStats(FilterStatsOutput),
     Partitioner(PartitionOutput),
     Plotter(PlotOutput),
+    Loader(LoadOutput),
     Notifier(NotifyOutput),
 }
 
@@ -245,6 +251,32 @@ pub struct PlotOutput {
 }
 
 // ---------------------------------------------------------------------------------------------
+// loader
+
+/// Loads a file's valid rows into the dataset's warehouse table (datasets with `load = true`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct LoadInput {
+    pub run_id: RunId,
+    pub dataset: DatasetName,
+    /// The landed file: its rows replace the rows an earlier load of the same object wrote.
+    pub source: ObjectRef,
+    /// The validator's normalised valid rows.
+    pub valid: ObjectRef,
+    /// Their typed copy (it carries each row's line in the source file), when the validator wrote one.
+    #[serde(default)]
+    pub valid_arrow: Option<ObjectRef>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct LoadOutput {
+    /// `schema.table` as written in SQL.
+    pub table: String,
+    pub loaded_rows: u64,
+    /// Rows of an earlier load of the same object that these replaced.
+    pub replaced_rows: u64,
+}
+
+// ---------------------------------------------------------------------------------------------
 // notifier
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -326,6 +358,9 @@ pub struct OutputRefs {
     pub partitions: Vec<ObjectRef>,
     pub partition_count: u64,
     pub partition_manifest: Option<ObjectRef>,
+    /// The warehouse table the valid rows went into; `null` when the dataset is not loaded.
+    #[serde(default)]
+    pub warehouse_table: Option<String>,
 }
 
 /// Where a run's outputs are, as URIs (`s3://bucket/key`, or `file:///...` embedded).
@@ -342,6 +377,10 @@ pub struct Outputs {
     pub partition_count: u64,
     #[serde(default)]
     pub partition_manifest: Option<String>,
+    /// The warehouse table the valid rows were loaded into (`staging.orders`), for datasets with
+    /// `load = true`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warehouse_table: Option<String>,
 }
 
 impl OutputRefs {
@@ -356,6 +395,7 @@ impl OutputRefs {
             partitions: self.partitions.iter().map(uri_of).collect(),
             partition_count: self.partition_count,
             partition_manifest: self.partition_manifest.as_ref().map(uri_of),
+            warehouse_table: self.warehouse_table.clone(),
         }
     }
 }

@@ -71,6 +71,9 @@ pub struct RunRows {
     pub invalid: u64,
     /// Valid rows kept by the filter window.
     pub filtered: u64,
+    /// Valid rows loaded into the warehouse (datasets with `load = true`).
+    #[serde(default)]
+    pub loaded: u64,
 }
 
 /// Why a run failed: the failing stage, its error name and cause.
@@ -190,4 +193,7 @@ pub struct ExecutionInput {
     pub as_of: chrono::NaiveDate,
     /// W3C trace context of the run, copied into every task message.
     pub traceparent: String,
+    /// The dataset has `load = true`: the run loads its valid rows into the warehouse.
+    #[serde(default)]
+    pub load: bool,
 }

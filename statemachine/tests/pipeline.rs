@@ -8,8 +8,9 @@ use std::collections::BTreeMap;
 use common::{Plan, run_with, times_of};
 use serde_json::{Value, json};
 use sluice_proto::{
-    ColumnStats, EmailSent, FilterStatsOutput, Notice, NotifyOutput, ObjectRef, PartitionOutput,
-    PlotOutput, ReasonCount, RowCounts, StageInput, StageOutput, TaskEnvelope, ValidateOutput,
+    ColumnStats, EmailSent, FilterStatsOutput, LoadOutput, Notice, NotifyOutput, ObjectRef,
+    PartitionOutput, PlotOutput, ReasonCount, RowCounts, StageInput, StageOutput, TaskEnvelope,
+    ValidateOutput,
 };
 use sluice_statemachine::{Execution, ExecutionStatus, TaskRequest};
 
@@ -92,6 +93,26 @@ fn worker_answer(envelope: &TaskEnvelope, invalid: u64) -> Value {
         StageInput::Plotter(_) => output(StageOutput::Plotter(PlotOutput {
             plots: vec![obj("runs/r/plots/1-low-and-high.png")],
         })),
+        StageInput::Loader(l) => {
+            assert_eq!(
+                (
+                    l.valid.key.as_str(),
+                    l.valid_arrow.as_ref().map(|a| a.key.as_str()),
+                    l.source.key.as_str()
+                ),
+                (
+                    "runs/r/valid.csv",
+                    Some("runs/r/valid.arrow"),
+                    "incoming/stocks/aapl.csv"
+                ),
+                "the loader is given the valid rows, their typed copy and the source"
+            );
+            output(StageOutput::Loader(LoadOutput {
+                table: "\"staging\".\"stocks\"".into(),
+                loaded_rows: 10,
+                replaced_rows: 0,
+            }))
+        }
         StageInput::Notifier(n) => {
             let subject = match &n.notice {
                 Notice::InvalidRows { .. } => "invalid rows",
@@ -128,6 +149,7 @@ fn envelope(req: &TaskRequest) -> TaskEnvelope {
         "filter-stats" => "${FilterStatsQueueUrl}",
         "partitioner" => "${PartitionerQueueUrl}",
         "plotter" => "${PlotterQueueUrl}",
+        "loader" => "${LoaderQueueUrl}",
         _ => "${NotifierQueueUrl}",
     };
     assert_eq!(queue, expected_queue, "{}", req.state_name);
@@ -153,7 +175,15 @@ async fn run(
     invalid: u64,
     fail: impl Fn(&TaskEnvelope, usize) -> Option<Plan> + Send + Sync + 'static,
 ) -> (Execution, Vec<(TaskRequest, chrono::DateTime<chrono::Utc>)>) {
-    let (exec, script) = run_with(&definition(), input(), move |req, call| {
+    run_input(input(), invalid, fail).await
+}
+
+async fn run_input(
+    input: Value,
+    invalid: u64,
+    fail: impl Fn(&TaskEnvelope, usize) -> Option<Plan> + Send + Sync + 'static,
+) -> (Execution, Vec<(TaskRequest, chrono::DateTime<chrono::Utc>)>) {
+    let (exec, script) = run_with(&definition(), input, move |req, call| {
         let env = envelope(req);
         fail(&env, call).unwrap_or_else(|| Plan::ok(worker_answer(&env, invalid)))
     })
@@ -190,8 +220,8 @@ fn every_task_retries_transient_errors_and_timeouts_but_never_invalid_input() {
     tasks(&def["States"], &mut all);
     assert_eq!(
         all.len(),
-        9,
-        "6 stage tasks (two of them notices) and 3 failure alerts"
+        11,
+        "7 stage tasks (two of them notices) and 4 failure alerts"
     );
     for (name, t) in all {
         assert_eq!(
@@ -273,6 +303,9 @@ async fn happy_path_with_invalid_rows_sends_both_notices() {
             // Workers that answer at once: each branch runs through before the next starts.
             "Partition rows",
             "Draw plots",
+            // The input says nothing of loading (an execution started before `load` existed): no load.
+            "Load rows?",
+            "Nothing to load",
             "Any invalid rows?",
             "Send invalid-rows report",
             "Send success summary",
@@ -339,6 +372,55 @@ async fn happy_path_with_invalid_rows_sends_both_notices() {
         out["notified"]["invalid_rows"]["emails"][0]["subject"],
         "invalid rows"
     );
+}
+
+/// A dataset with `load = true`: the loader gets the valid rows, and the success summary names the table.
+#[tokio::test]
+async fn a_loaded_dataset_sends_its_valid_rows_to_the_loader() {
+    let mut with_load = input();
+    with_load["load"] = json!(true);
+    let (exec, requests) = run_input(with_load, 0, |_, _| None).await;
+    assert_eq!(exec.status, ExecutionStatus::Succeeded, "{exec:#?}");
+    assert!(exec.states_entered.contains(&"Load rows".to_string()));
+    let Notice::Success { outputs, .. } = &notices(&requests)[0] else {
+        panic!("a success notice")
+    };
+    assert_eq!(
+        outputs.warehouse_table.as_deref(),
+        Some("\"staging\".\"stocks\"")
+    );
+    assert_eq!(exec.output.unwrap()["outputs"]["loaded"]["loaded_rows"], 10);
+
+    // load = false: the loader is not asked, and the summary has no table.
+    let mut without = input();
+    without["load"] = json!(false);
+    let (exec, requests) = run_input(without, 0, |_, _| None).await;
+    assert!(!exec.states_entered.contains(&"Load rows".to_string()));
+    let Notice::Success { outputs, .. } = &notices(&requests)[0] else {
+        panic!("a success notice")
+    };
+    assert_eq!(outputs.warehouse_table, None);
+}
+
+/// A load the warehouse refuses alerts with the loader's error and fails the run.
+#[tokio::test]
+async fn a_failed_load_alerts_and_fails_the_run_with_the_loaders_error() {
+    let mut with_load = input();
+    with_load["load"] = json!(true);
+    let cause = "column \"qty\" of staging.stocks is bigint in the warehouse but the spec declares it float";
+    let (exec, requests) = run_input(with_load, 0, move |env, _| {
+        (env.stage.as_str() == "loader").then(|| Plan::err("Sluice.InvalidInput", cause))
+    })
+    .await;
+    assert_eq!(exec.status, ExecutionStatus::Failed);
+    assert_eq!(exec.error.as_deref(), Some("Sluice.InvalidInput"));
+    assert_eq!(exec.cause.as_deref(), Some(cause));
+    let notices = notices(&requests);
+    assert_eq!(notices.len(), 1);
+    let Notice::Failure { stage, .. } = &notices[0] else {
+        panic!("{:?}", notices[0])
+    };
+    assert_eq!(stage.as_str(), "loader");
 }
 
 #[tokio::test]
@@ -521,7 +603,7 @@ fn the_pipeline_renders_as_a_flowchart() {
     assert!(chart.contains("-->|\"Default\"|"), "{chart}");
     assert_eq!(
         chart.matches("-.->|\"States.ALL\"|").count(),
-        9,
+        11,
         "one dashed Catch edge per task: {chart}"
     );
 }

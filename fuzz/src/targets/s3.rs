@@ -174,7 +174,7 @@ pub(super) fn exec(data: &[u8], f: &mut Features) {
         };
         let run_id = run_id_for(&source.bucket, &source.key, version.trim_matches('"'));
         if let [one] = matching.as_slice() {
-            let input = execution_input(&run_id, &one.name, &source, as_of);
+            let input = execution_input(&run_id, &one.name, &source, as_of, one.load);
             let text = serde_json::to_string(&input)
                 .unwrap_or_else(|e| panic!("invariant: an execution input serializes: {e}"));
             f.add("execution input", u64::from(text.contains("\\u")));

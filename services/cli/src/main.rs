@@ -70,7 +70,7 @@ enum Command {
         #[command(subcommand)]
         command: RunsCommand,
     },
-    /// AWS mode: one worker service for a stage (validator, filter-stats, partitioner, plotter, notifier).
+    /// AWS mode: one worker service for a stage (validator, filter-stats, partitioner, plotter, notifier, loader).
     Worker {
         #[arg(value_parser = parse_stage)]
         stage: sluice_proto::Stage,
@@ -262,6 +262,7 @@ async fn embedded(config_path: &Path, data_dir: Option<PathBuf>) -> anyhow::Resu
         progress: None,
         // `sluice_pipeline::embedded::execute` reads SLUICE_INJECT_FAULTS afresh for each run.
         faults: Arc::default(),
+        warehouse: Arc::new(warehouse_handle(&config)),
     };
     Ok(Embedded {
         config,
@@ -482,4 +483,14 @@ fn progress_bar(
         })
     };
     Some((bar, ticker))
+}
+
+/// The loader's warehouse: `SLUICE_WAREHOUSE_URL` overrides `[warehouse] url` (a URL with a password
+/// need not be written in the spec).
+pub(crate) fn warehouse_handle(config: &Config) -> sluice_pipeline::stages::WarehouseHandle {
+    let url = std::env::var("SLUICE_WAREHOUSE_URL")
+        .ok()
+        .filter(|u| !u.is_empty())
+        .or_else(|| config.warehouse.url.clone());
+    sluice_pipeline::stages::WarehouseHandle::new(url)
 }

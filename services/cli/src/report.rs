@@ -29,6 +29,9 @@ pub fn human(run: &RunSummary) -> String {
         "  rows: {} total, {} valid, {} invalid, {} in the filter window",
         r.total, r.valid, r.invalid, r.filtered
     );
+    if let Some(table) = &run.outputs.warehouse_table {
+        let _ = writeln!(s, "  loaded: {} rows into {table}", r.loaded);
+    }
     if let Some(e) = &run.error {
         let _ = writeln!(
             s,

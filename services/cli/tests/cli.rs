@@ -788,3 +788,85 @@ type = "float"
         "a refused file leaves the rows as they were"
     );
 }
+
+/// `sluice run` of a dataset with `load = true`, against a real PostgreSQL (scripts/test provides it).
+mod pg {
+    use super::*;
+
+    fn psql(url: &str, sql: &str) -> String {
+        let out = Command::new("psql")
+            .args([url, "-AtXqc", sql])
+            .output()
+            .expect("psql is installed with PostgreSQL");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    #[test]
+    #[ignore = "needs PostgreSQL: scripts/test provides it in SLUICE_TEST_POSTGRES_URL"]
+    fn a_loaded_dataset_lands_in_its_staging_table_and_a_new_version_replaces_its_rows() {
+        let url = std::env::var("SLUICE_TEST_POSTGRES_URL").expect("SLUICE_TEST_POSTGRES_URL");
+        let schema = format!("t_cli_load_{}", std::process::id());
+        let s = Sluice::with_config(&format!(
+            r#"
+[warehouse]
+url = "{url}"
+staging_schema = "{schema}"
+
+[[dataset]]
+name = "orders"
+load = true
+key = ["order_id"]
+[[dataset.columns]]
+name = "order_id"
+type = "integer"
+required = true
+[[dataset.columns]]
+name = "shipped"
+type = "date"
+[[dataset.columns]]
+name = "note"
+type = "string"
+"#
+        ));
+        psql(&url, &format!("DROP SCHEMA IF EXISTS {schema} CASCADE"));
+        let file = s.data.path().join("orders.csv");
+        std::fs::write(
+            &file,
+            "order_id,shipped,note\n1,2024-05-01,a\n2,,b\nx,,bad\n3,2024-05-03,\n",
+        )
+        .unwrap();
+        let (code, summary) = s.run(&file, &[]);
+        assert_eq!(code, 0, "{summary:#}");
+        assert_eq!(summary["rows"]["loaded"], 3);
+        assert_eq!(
+            summary["outputs"]["warehouse_table"],
+            format!("\"{schema}\".\"orders\"")
+        );
+        assert_eq!(
+            psql(
+                &url,
+                &format!(
+                    "SELECT order_id, coalesce(shipped::text, 'NULL'), _line FROM {schema}.orders ORDER BY 1"
+                )
+            ),
+            "1|2024-05-01|2\n2|NULL|3\n3|2024-05-03|5\n"
+        );
+        // The same file again, with other content: its rows replace the earlier ones.
+        std::fs::write(&file, "order_id,shipped,note\n9,2024-06-01,new\n").unwrap();
+        let (code, summary) = s.run(&file, &[]);
+        assert_eq!(code, 0, "{summary:#}");
+        assert_eq!(
+            psql(
+                &url,
+                &format!("SELECT order_id FROM {schema}.orders ORDER BY 1")
+            ),
+            "9\n"
+        );
+        psql(&url, &format!("DROP SCHEMA {schema} CASCADE"));
+    }
+}

@@ -255,7 +255,11 @@ impl Dispatcher {
             self.runs.start_attempt(&run).await.map_err(failed)?;
             recorded = true;
         }
-        let input = execution_input(&run_id, &dataset, &source, Utc::now().date_naive());
+        let load = self
+            .config
+            .dataset(dataset.as_str())
+            .is_some_and(|d| d.load);
+        let input = execution_input(&run_id, &dataset, &source, Utc::now().date_naive(), load);
         match self.workflow.start(&input).await.map_err(failed)? {
             StartOutcome::Started { execution_id } => {
                 tracing::info!(%run_id, %dataset, %uri, %execution_id, recorded, "run started");

@@ -92,6 +92,7 @@ fn main() -> ExitCode {
                         .collect(),
                     partition_count: 24,
                     partition_manifest: Some(work("partitions.json")),
+                    warehouse_table: Some("staging.stocks".into()),
                 },
             },
         ),

@@ -255,6 +255,7 @@ pub fn success(
     put("Invalid rows", &outputs.invalid);
     put("Filtered rows", &outputs.filtered);
     put("Statistics", &outputs.stats);
+    put("Warehouse table", &outputs.warehouse_table);
     if !where_.is_empty() {
         doc.fields(where_);
     }

@@ -353,6 +353,7 @@ fn success_notice(partitions: usize) -> Notice {
                 "sluice-work",
                 format!("runs/{RUN}/partitions.json"),
             )),
+            warehouse_table: None,
         },
     }
 }

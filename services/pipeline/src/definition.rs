@@ -14,6 +14,7 @@ pub fn queue_placeholder(stage: Stage) -> &'static str {
         Stage::FilterStats => "${FilterStatsQueueUrl}",
         Stage::Partitioner => "${PartitionerQueueUrl}",
         Stage::Plotter => "${PlotterQueueUrl}",
+        Stage::Loader => "${LoaderQueueUrl}",
         Stage::Notifier => "${NotifierQueueUrl}",
     }
 }

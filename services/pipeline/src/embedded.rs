@@ -66,7 +66,9 @@ impl TaskRunner for InProcessTasks {
             progress.set_stage(match stage {
                 Stage::Validator => "validating",
                 Stage::FilterStats => "filtering",
-                Stage::Partitioner | Stage::Plotter => "partitioning and plotting",
+                Stage::Partitioner | Stage::Plotter | Stage::Loader => {
+                    "partitioning, plotting, loading"
+                }
                 Stage::Notifier => "sending e-mail",
             });
         }
@@ -117,6 +119,10 @@ pub async fn execute(
     let definition = StateMachine::parse(&pipeline_definition(embedded_url))
         .map_err(|e| anyhow::anyhow!("statemachine/pipeline.asl.json: {e}"))?;
     // Injected faults count per run: each file of `sluice run a.csv b.csv` sees the same failures.
+    let load = ctx
+        .config
+        .dataset(run.dataset.as_str())
+        .is_some_and(|d| d.load);
     let mut ctx = ctx.clone();
     ctx.faults = Arc::new(Faults::from_env()?);
     let tasks = Arc::new(InProcessTasks {
@@ -126,7 +132,7 @@ pub async fn execute(
     });
     let executor = Executor::new(definition, tasks.clone(), Arc::new(SystemClock))
         .with_state_machine_name("sluice-pipeline");
-    let input = execution_input(&run.run_id, &run.dataset, &run.source, as_of);
+    let input = execution_input(&run.run_id, &run.dataset, &run.source, as_of, load);
     let input = serde_json::to_value(&input)?;
     let execution = executor.execute(input, run.run_id.as_str()).await;
 

@@ -33,6 +33,51 @@ pub struct StageContext {
     /// Scripted failures (`SLUICE_INJECT_FAULTS`), applied by [`handle`] before a stage runs, so the
     /// embedded run and the AWS workers fail the same way.
     pub faults: Arc<Faults>,
+    /// The loader's warehouse, connected on first use.
+    pub warehouse: Arc<WarehouseHandle>,
+}
+
+/// Where the loader writes, and its connection once made (shared by every task of the process).
+#[derive(Default)]
+pub struct WarehouseHandle {
+    /// `SLUICE_WAREHOUSE_URL`, else `[warehouse] url` (the composition root decides); `None` when
+    /// neither is set.
+    pub url: Option<String>,
+    connected: tokio::sync::OnceCell<sluice_loader::Warehouse>,
+}
+
+impl WarehouseHandle {
+    pub fn new(url: Option<String>) -> Self {
+        WarehouseHandle {
+            url,
+            connected: tokio::sync::OnceCell::new(),
+        }
+    }
+
+    async fn get(
+        &self,
+        config: &Config,
+        ds: &Dataset,
+    ) -> Result<&sluice_loader::Warehouse, StageError> {
+        let Some(url) = &self.url else {
+            return Err(StageError::invalid_input(format!(
+                "dataset {:?} has load = true but no warehouse is configured: set [warehouse] url = \
+                 \"postgres://user@host:5432/database\" in {} or the SLUICE_WAREHOUSE_URL variable (the embedded \
+                 SQLite warehouse is not built yet)",
+                ds.name.as_str(),
+                config.path.display()
+            )));
+        };
+        self.connected
+            .get_or_try_init(|| {
+                sluice_loader::Warehouse::connect(
+                    url,
+                    &config.warehouse.staging_schema,
+                    &config.warehouse.analytics_schema,
+                )
+            })
+            .await
+    }
 }
 
 /// How far a run is: what a progress bar shows. Stages update it as they go.
@@ -106,6 +151,7 @@ pub async fn handle(ctx: &StageContext, input: StageInput) -> Result<StageOutput
         StageInput::FilterStats(i) => filter_stats(ctx, i).await.map(StageOutput::FilterStats),
         StageInput::Partitioner(i) => partition(ctx, i).await.map(StageOutput::Partitioner),
         StageInput::Plotter(i) => plot(ctx, i).await.map(StageOutput::Plotter),
+        StageInput::Loader(i) => load(ctx, i).await.map(StageOutput::Loader),
         StageInput::Notifier(i) => notify(ctx, i).await.map(StageOutput::Notifier),
     }
 }
@@ -549,6 +595,38 @@ async fn plot(ctx: &StageContext, input: PlotInput) -> Result<PlotOutput, StageE
         plots.push(obj);
     }
     Ok(PlotOutput { plots })
+}
+
+async fn load(ctx: &StageContext, input: LoadInput) -> Result<LoadOutput, StageError> {
+    let ds = ctx.dataset(&input.dataset)?;
+    if !ds.load {
+        return Err(StageError::invalid_input(format!(
+            "dataset {:?} is not loaded (load = true is not set in its spec), yet a load was asked for",
+            ds.name.as_str()
+        )));
+    }
+    let warehouse = ctx.warehouse.get(&ctx.config, &ds).await?;
+    let scratch = ctx.scratch()?;
+    let valid = ctx.store.local_copy(&input.valid, scratch.path()).await?;
+    let valid_arrow = match &input.valid_arrow {
+        Some(obj) => Some(ctx.store.local_copy(obj, scratch.path()).await?),
+        None => None,
+    };
+    let source_key = format!("{}/{}", input.source.bucket, input.source.key);
+    let report = warehouse
+        .load(sluice_loader::LoadRequest {
+            ds: &ds,
+            run_id: &input.run_id,
+            source_key: &source_key,
+            valid_csv: valid.path(),
+            valid_arrow: valid_arrow.as_ref().map(|a| a.path()),
+        })
+        .await?;
+    Ok(LoadOutput {
+        table: report.table,
+        loaded_rows: report.rows,
+        replaced_rows: report.replaced,
+    })
 }
 
 async fn notify(ctx: &StageContext, input: NotifyInput) -> Result<NotifyOutput, StageError> {

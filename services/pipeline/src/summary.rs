@@ -40,6 +40,10 @@ pub fn apply_output(
             run.outputs.partition_manifest = Some(uri_of(&p.manifest));
         }
         StageOutput::Plotter(p) => run.outputs.plots = p.plots.iter().map(uri_of).collect(),
+        StageOutput::Loader(l) => {
+            run.rows.loaded = l.loaded_rows;
+            run.outputs.warehouse_table = Some(l.table.clone());
+        }
         StageOutput::Notifier(n) => run.emails.extend(n.emails.iter().cloned()),
     }
 }

@@ -100,6 +100,7 @@ pub fn execution_input(
     dataset: &DatasetName,
     source: &ObjectRef,
     as_of: NaiveDate,
+    load: bool,
 ) -> ExecutionInput {
     ExecutionInput {
         run_id: run_id.clone(),
@@ -107,6 +108,7 @@ pub fn execution_input(
         source: source.clone(),
         as_of,
         traceparent: traceparent_for(run_id),
+        load,
     }
 }
 
