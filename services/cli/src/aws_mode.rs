@@ -60,7 +60,7 @@ pub async fn worker(
         scratch_root: scratch_root.clone(),
         progress: None,
         faults: Arc::new(Faults::from_env()?),
-        warehouse: Arc::new(crate::warehouse_handle(&config)),
+        warehouse: Arc::new(crate::warehouse_handle(&config, None)),
     };
     let handler = Arc::new(RecordingHandler { ctx, runs });
     let settings = WorkerSettings {

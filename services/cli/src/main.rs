@@ -262,7 +262,10 @@ async fn embedded(config_path: &Path, data_dir: Option<PathBuf>) -> anyhow::Resu
         progress: None,
         // `sluice_pipeline::embedded::execute` reads SLUICE_INJECT_FAULTS afresh for each run.
         faults: Arc::default(),
-        warehouse: Arc::new(warehouse_handle(&config)),
+        warehouse: Arc::new(warehouse_handle(
+            &config,
+            Some(data_dir.join("warehouse.db")),
+        )),
     };
     Ok(Embedded {
         config,
@@ -487,10 +490,14 @@ fn progress_bar(
 
 /// The loader's warehouse: `SLUICE_WAREHOUSE_URL` overrides `[warehouse] url` (a URL with a password
 /// need not be written in the spec).
-pub(crate) fn warehouse_handle(config: &Config) -> sluice_pipeline::stages::WarehouseHandle {
+/// Without either, embedded mode uses `embedded` (SQLite in the data folder); AWS mode passes `None`.
+pub(crate) fn warehouse_handle(
+    config: &Config,
+    embedded: Option<std::path::PathBuf>,
+) -> sluice_pipeline::stages::WarehouseHandle {
     let url = std::env::var("SLUICE_WAREHOUSE_URL")
         .ok()
         .filter(|u| !u.is_empty())
         .or_else(|| config.warehouse.url.clone());
-    sluice_pipeline::stages::WarehouseHandle::new(url)
+    sluice_pipeline::stages::WarehouseHandle::new(url, embedded)
 }

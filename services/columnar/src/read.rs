@@ -334,12 +334,19 @@ impl DropRows {
         self.advance(n)
     }
 
-    /// Keeps the remaining rows and renames the file into place.
-    pub fn finish(mut self) -> Result<(), StageError> {
+    /// Keeps the remaining rows and ends the file, still at its temporary name: the caller renames it
+    /// into place (`persist`) once everything else it writes has succeeded too.
+    pub fn finish(mut self) -> Result<tempfile::NamedTempFile, StageError> {
         while self.rows.next_row()? {
             self.rows.keep();
         }
-        self.rows.finish_kept()
+        self.rows.flush_kept()?;
+        match self.rows.kept.take() {
+            Some(k) => k.out.finish(),
+            None => Err(StageError::internal(
+                "DropRows without an output; this is a bug in Sluice",
+            )),
+        }
     }
 
     fn advance(&mut self, n: u64) -> Result<(), StageError> {

@@ -4,6 +4,7 @@
 //! ```text
 //! cargo build --release --workspace --examples
 //! target/release/examples/load_bench 2000000 [postgres://postgres@127.0.0.1:5432/test]
+//! target/release/examples/load_bench 2000000 sqlite      # the embedded warehouse, in a temporary folder
 //! ```
 //!
 //! The rows go to the schema `sluice_load_bench`, dropped at the end.
@@ -96,7 +97,16 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
 
     let schema = "sluice_load_bench";
-    let wh = Warehouse::connect(&url, schema, "sluice_load_bench_a").await?;
+    let wh = if url == "sqlite" {
+        Warehouse::open_sqlite(
+            &dir.path().join("warehouse.db"),
+            schema,
+            "sluice_load_bench_a",
+        )
+        .await?
+    } else {
+        Warehouse::connect(&url, schema, "sluice_load_bench_a").await?
+    };
     let run = RunId::parse("bench")?;
     for attempt in ["first load", "reload (replaces the first)"] {
         let started = Instant::now();
@@ -118,9 +128,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             done.replaced
         );
     }
-    use sea_orm::ConnectionTrait as _;
-    wh.connection()
-        .execute_unprepared(&format!("DROP SCHEMA {schema} CASCADE"))
-        .await?;
+    if url != "sqlite" {
+        use sea_orm::ConnectionTrait as _;
+        wh.connection()
+            .execute_unprepared(&format!("DROP SCHEMA {schema} CASCADE"))
+            .await?;
+    }
     Ok(())
 }

@@ -31,9 +31,18 @@ pub(crate) async fn replace_rows(
         .map(|c| quote_ident(&c.name))
         .chain(META_COLUMNS.iter().map(|c| quote_ident(c)))
         .collect();
+    // The canonical CSV has one null, the empty field; a record of one empty field is written `""`,
+    // which COPY would read as an empty string: FORCE_NULL reads it as NULL too.
+    let declared: Vec<String> = req
+        .ds
+        .columns
+        .iter()
+        .map(|c| quote_ident(&c.name))
+        .collect();
     let statement = format!(
-        "COPY {table} ({}) FROM STDIN WITH (FORMAT csv)",
-        columns.join(", ")
+        "COPY {table} ({}) FROM STDIN WITH (FORMAT csv, FORCE_NULL ({}))",
+        columns.join(", "),
+        declared.join(", ")
     );
 
     // Read the rows in a thread, a few chunks ahead.
@@ -54,6 +63,13 @@ pub(crate) async fn replace_rows(
         .map_err(|e| stage_error(what("cannot start the transaction"), &e))?;
     // The table name is quoted (`quote_ident`); the key is a bound parameter.
     let delete = format!("DELETE FROM {table} WHERE _source_key = $1");
+    // One load of a source at a time (a retried task may overlap its first attempt): the second waits,
+    // then deletes what the first wrote, so a file's rows are never there twice.
+    sea_orm::sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1))")
+        .bind(format!("sluice load {table} {}", req.source_key))
+        .execute(&mut *txn)
+        .await
+        .map_err(|e| stage_error(what("cannot lock the source's rows"), &e))?;
     let replaced = sea_orm::sqlx::query(sea_orm::sqlx::AssertSqlSafe(delete))
         .bind(req.source_key)
         .execute(&mut *txn)

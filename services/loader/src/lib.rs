@@ -13,13 +13,16 @@
 //!   already what COPY reads, so each record goes out as it is, with the three columns appended. A failed
 //!   load rolls back and leaves the table as it was.
 //!
-//! PostgreSQL is the warehouse this builds; the embedded SQLite default of the contract is not built yet
-//! (`connect` says so for any other URL).
+//! Two warehouses: PostgreSQL (`connect`), and the embedded default, SQLite files in the data folder
+//! (`open_sqlite`: `warehouse.db`, with each schema an attached database file beside it, so SQL names
+//! `staging.orders` the same way). On SQLite the rows go in with prepared INSERTs in one transaction;
+//! dates and datetimes are stored as their canonical text, booleans as 0/1.
 
 #![forbid(unsafe_code)]
 
 mod copy;
 mod schema;
+mod sqlite;
 
 use std::path::Path;
 
@@ -33,10 +36,17 @@ pub use schema::{TableChange, quote_ident};
 #[derive(Clone)]
 pub struct Warehouse {
     db: DatabaseConnection,
+    backend: Backend,
     /// The URL without its password, for messages.
     shown_url: String,
     staging: String,
     analytics: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Backend {
+    Postgres,
+    Sqlite,
 }
 
 /// One file's valid rows to load.
@@ -89,7 +99,26 @@ impl Warehouse {
         })?;
         Ok(Warehouse {
             db,
+            backend: Backend::Postgres,
             shown_url,
+            staging: staging.to_string(),
+            analytics: analytics.to_string(),
+        })
+    }
+
+    /// Opens (creating them if needed) the embedded warehouse: `path` (e.g. `{data_dir}/warehouse.db`),
+    /// with the staging and analytics schemas as attached databases beside it
+    /// (`warehouse-{schema}.db`).
+    pub async fn open_sqlite(
+        path: &Path,
+        staging: &str,
+        analytics: &str,
+    ) -> Result<Self, StageError> {
+        let db = sqlite::open(path, &[staging, analytics]).await?;
+        Ok(Warehouse {
+            db,
+            backend: Backend::Sqlite,
+            shown_url: path.display().to_string(),
             staging: staging.to_string(),
             analytics: analytics.to_string(),
         })
@@ -126,7 +155,10 @@ impl Warehouse {
     /// earlier load of the same source wrote and copies these in.
     pub async fn load(&self, req: LoadRequest<'_>) -> Result<LoadReport, StageError> {
         let change = self.prepare(req.ds).await?;
-        let (rows, replaced) = copy::replace_rows(self, &req).await?;
+        let (rows, replaced) = match self.backend {
+            Backend::Postgres => copy::replace_rows(self, &req).await?,
+            Backend::Sqlite => sqlite::replace_rows(self, &req).await?,
+        };
         Ok(LoadReport {
             table: self.staging_table(req.ds),
             rows,

@@ -1,12 +1,12 @@
 //! Staging tables from the spec: created, evolved, and every change recorded.
 
-use sea_orm::sea_query::{Alias, ColumnDef, PostgresQueryBuilder, Table};
+use sea_orm::sea_query::{Alias, ColumnDef, PostgresQueryBuilder, SqliteQueryBuilder, Table};
 use sea_orm::{ConnectionTrait, DbBackend, Statement, TransactionTrait};
 use sluice_proto::StageError;
 use sluice_spec::config::Dataset;
 use sluice_spec::values::ColumnType;
 
-use crate::{Warehouse, db_message};
+use crate::{Backend, Warehouse, db_message};
 
 /// What [`Warehouse::prepare`] did to a table.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -24,15 +24,20 @@ pub fn quote_ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
 
-/// The PostgreSQL type of a column type, as `information_schema.columns.data_type` names it.
-fn pg_type(ty: ColumnType) -> &'static str {
-    match ty {
-        ColumnType::String => "text",
-        ColumnType::Integer => "bigint",
-        ColumnType::Float => "double precision",
-        ColumnType::Boolean => "boolean",
-        ColumnType::Date => "date",
-        ColumnType::Datetime => "timestamp without time zone",
+/// A column type's type in the warehouse, as the database reports it back: PostgreSQL's
+/// `information_schema.columns.data_type`, SQLite's declared type (what sea-query writes).
+fn db_type(backend: Backend, ty: ColumnType) -> &'static str {
+    match (backend, ty) {
+        (_, ColumnType::String) => "text",
+        (Backend::Postgres, ColumnType::Integer) => "bigint",
+        (Backend::Postgres, ColumnType::Float) => "double precision",
+        (_, ColumnType::Boolean) => "boolean",
+        (Backend::Postgres, ColumnType::Date) => "date",
+        (Backend::Postgres, ColumnType::Datetime) => "timestamp without time zone",
+        (Backend::Sqlite, ColumnType::Integer) => "integer",
+        (Backend::Sqlite, ColumnType::Float) => "double",
+        (Backend::Sqlite, ColumnType::Date) => "date_text",
+        (Backend::Sqlite, ColumnType::Datetime) => "timestamp_text",
     }
 }
 
@@ -52,6 +57,12 @@ fn column_def(name: &str, ty: ColumnType) -> ColumnDef {
 
 pub(crate) async fn prepare(wh: &Warehouse, ds: &Dataset) -> Result<TableChange, StageError> {
     let table = ds.name.as_str();
+    if table == "sluice_migrations" {
+        return Err(StageError::invalid_input(
+            "dataset \"sluice_migrations\": the loader keeps its record of table changes under that name in \
+             the staging schema; rename the dataset to load it",
+        ));
+    }
     if table.len() > 63 {
         return Err(StageError::invalid_input(format!(
             "dataset {table:?}: the name is longer than 63 bytes, PostgreSQL's limit for a table name; \
@@ -92,34 +103,54 @@ pub(crate) async fn prepare(wh: &Warehouse, ds: &Dataset) -> Result<TableChange,
         .begin()
         .await
         .map_err(|e| fail("cannot start preparing", e))?;
-    // One preparer per table at a time: two first loads of a dataset must not both create it.
-    let lock = Statement::from_sql_and_values(
-        DbBackend::Postgres,
-        "SELECT pg_advisory_xact_lock(hashtext($1))",
-        [format!("sluice staging {where_}").into()],
-    );
-    txn.execute_raw(lock)
-        .await
-        .map_err(|e| fail("cannot lock", e))?;
-    txn.execute_unprepared(&format!(
-        "CREATE SCHEMA IF NOT EXISTS {}",
-        quote_ident(&wh.staging)
-    ))
-    .await
-    .map_err(|e| fail("cannot create the schema for", e))?;
     let migrations = format!("{}.sluice_migrations", quote_ident(&wh.staging));
-    txn.execute_unprepared(&format!(
-        "CREATE TABLE IF NOT EXISTS {migrations} (id bigserial PRIMARY KEY, \"table\" text NOT NULL, \
-         change text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())"
-    ))
-    .await
-    .map_err(|e| fail("cannot create the migration record for", e))?;
-
+    let (db_backend, existing_sql) = match wh.backend {
+        Backend::Postgres => {
+            // One preparer per table at a time: two first loads of a dataset must not both create it.
+            let lock = Statement::from_sql_and_values(
+                DbBackend::Postgres,
+                "SELECT pg_advisory_xact_lock(hashtext($1))",
+                [format!("sluice staging {where_}").into()],
+            );
+            txn.execute_raw(lock)
+                .await
+                .map_err(|e| fail("cannot lock", e))?;
+            txn.execute_unprepared(&format!(
+                "CREATE SCHEMA IF NOT EXISTS {}",
+                quote_ident(&wh.staging)
+            ))
+            .await
+            .map_err(|e| fail("cannot create the schema for", e))?;
+            txn.execute_unprepared(&format!(
+                "CREATE TABLE IF NOT EXISTS {migrations} (id bigserial PRIMARY KEY, \"table\" text NOT NULL, \
+                 change text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())"
+            ))
+            .await
+            .map_err(|e| fail("cannot create the migration record for", e))?;
+            (
+                DbBackend::Postgres,
+                "SELECT column_name, data_type FROM information_schema.columns \
+                 WHERE table_schema = $1 AND table_name = $2 ORDER BY ordinal_position",
+            )
+        }
+        Backend::Sqlite => {
+            // The schema is an attached database (see `sqlite::open`); SQLite has one writer at a time.
+            txn.execute_unprepared(&format!(
+                "CREATE TABLE IF NOT EXISTS {migrations} (id INTEGER PRIMARY KEY AUTOINCREMENT, \"table\" text NOT NULL, \
+                 change text NOT NULL, applied_at text NOT NULL DEFAULT CURRENT_TIMESTAMP)"
+            ))
+            .await
+            .map_err(|e| fail("cannot create the migration record for", e))?;
+            (
+                DbBackend::Sqlite,
+                "SELECT name AS column_name, lower(type) AS data_type FROM pragma_table_info(?2, ?1) ORDER BY cid",
+            )
+        }
+    };
     let existing = txn
         .query_all_raw(Statement::from_sql_and_values(
-            DbBackend::Postgres,
-            "SELECT column_name, data_type FROM information_schema.columns \
-             WHERE table_schema = $1 AND table_name = $2 ORDER BY ordinal_position",
+            db_backend,
+            existing_sql,
             [wh.staging.clone().into(), table.to_string().into()],
         ))
         .await
@@ -148,17 +179,30 @@ pub(crate) async fn prepare(wh: &Warehouse, ds: &Dataset) -> Result<TableChange,
             .col(ColumnDef::new(Alias::new("_run_id")).text().not_null())
             .col(ColumnDef::new(Alias::new("_source_key")).text().not_null())
             .col(ColumnDef::new(Alias::new("_line")).big_integer().null());
-        statements.push(create.to_string(PostgresQueryBuilder));
-        statements.push(format!(
-            "CREATE INDEX {} ON {}.{} (_source_key)",
-            quote_ident(&format!("{table}_source_key")),
-            quote_ident(&wh.staging),
-            quote_ident(table)
-        ));
+        let index = quote_ident(&format!("{table}_source_key"));
+        match wh.backend {
+            Backend::Postgres => {
+                statements.push(create.to_string(PostgresQueryBuilder));
+                // Named by PostgreSQL, so it cannot clash with a table of the schema.
+                statements.push(format!(
+                    "CREATE INDEX ON {}.{} (_source_key)",
+                    quote_ident(&wh.staging),
+                    quote_ident(table)
+                ));
+            }
+            Backend::Sqlite => {
+                statements.push(create.to_string(SqliteQueryBuilder));
+                statements.push(format!(
+                    "CREATE INDEX {}.{index} ON {} (_source_key)",
+                    quote_ident(&wh.staging),
+                    quote_ident(table)
+                ));
+            }
+        }
         change.created = true;
     } else {
         for c in &ds.columns {
-            let want = pg_type(c.ty);
+            let want = db_type(wh.backend, c.ty);
             match found.iter().find(|(n, _)| n == &c.name) {
                 Some((_, have)) if have == want => {}
                 Some((_, have)) => {
@@ -175,7 +219,10 @@ pub(crate) async fn prepare(wh: &Warehouse, ds: &Dataset) -> Result<TableChange,
                     alter
                         .table(table_ref.clone())
                         .add_column(column_def(&c.name, c.ty));
-                    statements.push(alter.to_string(PostgresQueryBuilder));
+                    statements.push(match wh.backend {
+                        Backend::Postgres => alter.to_string(PostgresQueryBuilder),
+                        Backend::Sqlite => alter.to_string(SqliteQueryBuilder),
+                    });
                     change.added.push(c.name.clone());
                 }
             }
@@ -186,8 +233,15 @@ pub(crate) async fn prepare(wh: &Warehouse, ds: &Dataset) -> Result<TableChange,
             .await
             .map_err(|e| fail("cannot change", e))?;
         txn.execute_raw(Statement::from_sql_and_values(
-            DbBackend::Postgres,
-            format!("INSERT INTO {migrations} (\"table\", change) VALUES ($1, $2)"),
+            db_backend,
+            match wh.backend {
+                Backend::Postgres => {
+                    format!("INSERT INTO {migrations} (\"table\", change) VALUES ($1, $2)")
+                }
+                Backend::Sqlite => {
+                    format!("INSERT INTO {migrations} (\"table\", change) VALUES (?1, ?2)")
+                }
+            },
             [table.to_string().into(), sql.clone().into()],
         ))
         .await

@@ -258,6 +258,31 @@ mod pg {
         s.drop().await;
     }
 
+    /// A one-column dataset writes a null as `""` (an empty record would be a blank line): it still
+    /// loads as NULL.
+    #[tokio::test]
+    #[ignore = "needs PostgreSQL: scripts/test provides it in SLUICE_TEST_POSTGRES_URL"]
+    async fn a_null_in_a_one_column_dataset_loads_as_null() {
+        let s = Scratch::new().await;
+        let ds = dataset("[[dataset.columns]]\nname = \"qty\"\ntype = \"integer\"\n");
+        let v = validate(&ds, "qty\n1\nNA\n3\n");
+        let run = RunId::parse("r1").unwrap();
+        let report = s.wh.load(request(&ds, &run, "in/q.csv", &v)).await.unwrap();
+        assert_eq!(report.rows, 3);
+        let rows = s
+            .rows("SELECT coalesce(qty::text, 'NULL') FROM {s}.orders ORDER BY _line")
+            .await;
+        assert_eq!(
+            rows,
+            vec![
+                vec![Some("1".into())],
+                vec![Some("NULL".into())],
+                vec![Some("3".into())]
+            ]
+        );
+        s.drop().await;
+    }
+
     #[tokio::test]
     #[ignore = "needs PostgreSQL: scripts/test provides it in SLUICE_TEST_POSTGRES_URL"]
     async fn a_files_rows_replace_its_earlier_rows_and_leave_other_files_alone() {

@@ -43,13 +43,17 @@ pub struct WarehouseHandle {
     /// `SLUICE_WAREHOUSE_URL`, else `[warehouse] url` (the composition root decides); `None` when
     /// neither is set.
     pub url: Option<String>,
+    /// Without a URL: the embedded warehouse file (`{data_dir}/warehouse.db`); `None` in AWS mode, where
+    /// a URL is required.
+    pub embedded: Option<PathBuf>,
     connected: tokio::sync::OnceCell<sluice_loader::Warehouse>,
 }
 
 impl WarehouseHandle {
-    pub fn new(url: Option<String>) -> Self {
+    pub fn new(url: Option<String>, embedded: Option<PathBuf>) -> Self {
         WarehouseHandle {
             url,
+            embedded,
             connected: tokio::sync::OnceCell::new(),
         }
     }
@@ -59,24 +63,30 @@ impl WarehouseHandle {
         config: &Config,
         ds: &Dataset,
     ) -> Result<&sluice_loader::Warehouse, StageError> {
-        let Some(url) = &self.url else {
-            return Err(StageError::invalid_input(format!(
+        let (staging, analytics) = (
+            &config.warehouse.staging_schema,
+            &config.warehouse.analytics_schema,
+        );
+        match (&self.url, &self.embedded) {
+            (Some(url), _) => {
+                self.connected
+                    .get_or_try_init(|| sluice_loader::Warehouse::connect(url, staging, analytics))
+                    .await
+            }
+            (None, Some(path)) => {
+                self.connected
+                    .get_or_try_init(|| {
+                        sluice_loader::Warehouse::open_sqlite(path, staging, analytics)
+                    })
+                    .await
+            }
+            (None, None) => Err(StageError::invalid_input(format!(
                 "dataset {:?} has load = true but no warehouse is configured: set [warehouse] url = \
-                 \"postgres://user@host:5432/database\" in {} or the SLUICE_WAREHOUSE_URL variable (the embedded \
-                 SQLite warehouse is not built yet)",
+                 \"postgres://user@host:5432/database\" in {} or the SLUICE_WAREHOUSE_URL variable",
                 ds.name.as_str(),
                 config.path.display()
-            )));
-        };
-        self.connected
-            .get_or_try_init(|| {
-                sluice_loader::Warehouse::connect(
-                    url,
-                    &config.warehouse.staging_schema,
-                    &config.warehouse.analytics_schema,
-                )
-            })
-            .await
+            ))),
+        }
     }
 }
 

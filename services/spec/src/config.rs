@@ -584,6 +584,9 @@ pub fn sql_identifier(name: &str) -> Result<(), &'static str> {
     if name.len() > 63 {
         return Err("is longer than 63 bytes, PostgreSQL's limit for a name");
     }
+    if name.starts_with("pg_") {
+        return Err("starts with pg_, which PostgreSQL keeps for its own schemas");
+    }
     Ok(())
 }
 

@@ -320,7 +320,7 @@ pub fn validate_with_limits(
             (valid, invalid) = std::thread::scope(|scope| {
                 let (tx, rx) = mpsc::sync_channel::<Vec<u64>>(4);
                 let arrow_pass = valid_arrow.as_ref().map(|(tmp, dest)| {
-                    scope.spawn(move || -> Result<(), StageError> {
+                    scope.spawn(move || -> Result<tempfile::NamedTempFile, StageError> {
                         let mut rows = sluice_columnar::DropRows::open(tmp.path(), dest, ds)?;
                         for chunk in rx {
                             for n in chunk {
@@ -361,9 +361,10 @@ pub fn validate_with_limits(
                             "the duplicate pass over valid.arrow panicked",
                         ))
                     });
-                    // The CSV pass's own error first: it names the input.
+                    // The CSV pass's own error first: it names the input. valid.arrow is renamed into
+                    // place only when both passes succeeded.
                     let files = csv_pass?;
-                    arrow_result?;
+                    persist(arrow_result?, opts.valid_arrow.expect("asked for"))?;
                     arrow_done = true;
                     Ok::<_, StageError>(files)
                 } else {
