@@ -1,13 +1,15 @@
 //! The loader against a real PostgreSQL. `scripts/test` provides one (the machine's, or a throwaway
 //! cluster it starts) in `SLUICE_TEST_POSTGRES_URL`; every test works in schemas of its own and drops them.
 
-use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use sea_orm::sqlx::{self, Row as _};
 use sluice_loader::{LoadRequest, Warehouse};
 use sluice_proto::{ErrorName, RunId};
-use sluice_spec::config::{Config, Dataset};
+use sluice_spec::config::Dataset;
+
+mod common;
+use common::{ALL_TYPES, Validated, dataset, validate};
 
 const NEEDS_PG: &str = "needs PostgreSQL: scripts/test provides it in SLUICE_TEST_POSTGRES_URL";
 
@@ -83,69 +85,6 @@ mod pg {
             .execute(pool)
             .await
             .unwrap();
-        }
-    }
-
-    fn dataset(columns: &str) -> Dataset {
-        let spec = format!(
-            "[[dataset]]\nname = \"orders\"\nload = true\nformat = {{ null_values = [\"\", \"NA\"] }}\n{columns}"
-        );
-        Config::parse(Path::new("sluice.toml"), &spec)
-            .unwrap()
-            .datasets
-            .remove(0)
-    }
-
-    const ALL_TYPES: &str = r#"
-    [[dataset.columns]]
-    name = "id"
-    type = "integer"
-    [[dataset.columns]]
-    name = "placed"
-    type = "datetime"
-    formats = ["%Y-%m-%dT%H:%M:%S%.f"]
-    [[dataset.columns]]
-    name = "shipped"
-    type = "date"
-    [[dataset.columns]]
-    name = "price"
-    type = "float"
-    [[dataset.columns]]
-    name = "paid"
-    type = "boolean"
-    [[dataset.columns]]
-    name = "note"
-    type = "string"
-    "#;
-
-    /// Validated rows of `csv` (valid.csv and valid.arrow) in a temporary folder.
-    struct Validated {
-        _dir: tempfile::TempDir,
-        csv: PathBuf,
-        arrow: PathBuf,
-    }
-
-    fn validate(ds: &Dataset, csv: &str) -> Validated {
-        let dir = tempfile::tempdir().unwrap();
-        let input = dir.path().join("in.csv");
-        std::fs::write(&input, csv).unwrap();
-        let (valid, invalid, arrow) = (
-            dir.path().join("valid.csv"),
-            dir.path().join("invalid.csv"),
-            dir.path().join("valid.arrow"),
-        );
-        let opts = sluice_validator::ValidateOptions {
-            scratch_dir: dir.path(),
-            progress: None,
-            tap: None,
-            valid_arrow: Some(&arrow),
-        };
-        let report = sluice_validator::validate(ds, &input, &valid, &invalid, &opts).unwrap();
-        assert!(report.valid_arrow);
-        Validated {
-            _dir: dir,
-            csv: valid,
-            arrow,
         }
     }
 

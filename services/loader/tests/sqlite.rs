@@ -1,78 +1,23 @@
 //! The embedded warehouse (SQLite files in the data folder): the same contract as PostgreSQL.
 
-use std::path::{Path, PathBuf};
-
 use sea_orm::sqlx::{self, Row as _};
 use sluice_loader::{LoadRequest, Warehouse};
 use sluice_proto::{ErrorName, RunId};
-use sluice_spec::config::{Config, Dataset};
+use sluice_spec::config::Dataset;
 
-fn dataset(columns: &str) -> Dataset {
-    let spec = format!(
-        "[[dataset]]\nname = \"orders\"\nload = true\nformat = {{ null_values = [\"\", \"NA\"] }}\n{columns}"
-    );
-    Config::parse(Path::new("sluice.toml"), &spec)
-        .unwrap()
-        .datasets
-        .remove(0)
-}
+mod common;
+use common::{ALL_TYPES, Validated, dataset, validate};
 
-const COLUMNS: &str = r#"
-[[dataset.columns]]
-name = "id"
-type = "integer"
-[[dataset.columns]]
-name = "placed"
-type = "datetime"
-formats = ["%Y-%m-%dT%H:%M:%S%.f"]
-[[dataset.columns]]
-name = "shipped"
-type = "date"
-[[dataset.columns]]
-name = "price"
-type = "float"
-[[dataset.columns]]
-name = "paid"
-type = "boolean"
-[[dataset.columns]]
-name = "note"
-type = "string"
-"#;
-
+/// A folder for the warehouse files, and the validated files the test loads.
 struct Files {
     dir: tempfile::TempDir,
-    n: u32,
 }
 
 impl Files {
     fn new() -> Files {
         Files {
             dir: tempfile::tempdir().unwrap(),
-            n: 0,
         }
-    }
-
-    /// valid.csv and valid.arrow of `csv`, as the validator writes them.
-    fn validate(&mut self, ds: &Dataset, csv: &str) -> (PathBuf, PathBuf) {
-        self.n += 1;
-        let d = self.dir.path().join(format!("v{}", self.n));
-        std::fs::create_dir(&d).unwrap();
-        std::fs::write(d.join("in.csv"), csv).unwrap();
-        let opts = sluice_validator::ValidateOptions {
-            scratch_dir: &d,
-            progress: None,
-            tap: None,
-            valid_arrow: Some(&d.join("valid.arrow")),
-        };
-        sluice_validator::validate(
-            ds,
-            &d.join("in.csv"),
-            &d.join("valid.csv"),
-            &d.join("invalid.csv"),
-            &opts,
-        )
-        .unwrap();
-        (d.join("valid.csv"), d.join("valid.arrow"))
     }
 
     async fn warehouse(&self) -> Warehouse {
@@ -91,14 +36,14 @@ async fn load(
     ds: &Dataset,
     run: &str,
     key: &str,
-    files: &(PathBuf, PathBuf),
+    files: &Validated,
 ) -> Result<sluice_loader::LoadReport, sluice_proto::StageError> {
     wh.load(LoadRequest {
         ds,
         run_id: &RunId::parse(run).unwrap(),
         source_key: key,
-        valid_csv: &files.0,
-        valid_arrow: Some(&files.1),
+        valid_csv: &files.csv,
+        valid_arrow: Some(&files.arrow),
     })
     .await
 }
@@ -124,9 +69,9 @@ async fn rows(wh: &Warehouse, sql: &str) -> Vec<String> {
 
 #[tokio::test]
 async fn rows_land_with_nulls_as_null_and_their_source_lines() {
-    let mut f = Files::new();
-    let ds = dataset(COLUMNS);
-    let v = f.validate(
+    let f = Files::new();
+    let ds = dataset(ALL_TYPES);
+    let v = validate(
         &ds,
         "id,placed,shipped,price,paid,note\n\
          1,2024-03-01T10:00:00,2024-03-04,9.5,yes,plain\n\
@@ -159,12 +104,12 @@ async fn rows_land_with_nulls_as_null_and_their_source_lines() {
 
 #[tokio::test]
 async fn a_files_rows_replace_its_earlier_rows_and_a_failed_load_changes_nothing() {
-    let mut f = Files::new();
-    let ds = dataset(COLUMNS);
+    let f = Files::new();
+    let ds = dataset(ALL_TYPES);
     let h = "id,placed,shipped,price,paid,note\n";
-    let first = f.validate(&ds, &format!("{h}1,,,,,a\n2,,,,,b\n3,,,,,c\n"));
-    let other = f.validate(&ds, &format!("{h}10,,,,,other\n"));
-    let second = f.validate(&ds, &format!("{h}4,,,,,d\n5,,,,,e\n"));
+    let first = validate(&ds, &format!("{h}1,,,,,a\n2,,,,,b\n3,,,,,c\n"));
+    let other = validate(&ds, &format!("{h}10,,,,,other\n"));
+    let second = validate(&ds, &format!("{h}4,,,,,d\n5,,,,,e\n"));
     let wh = f.warehouse().await;
     load(&wh, &ds, "r1", "in/a.csv", &first).await.unwrap();
     load(&wh, &ds, "r1", "in/b.csv", &other).await.unwrap();
@@ -202,15 +147,15 @@ async fn a_files_rows_replace_its_earlier_rows_and_a_failed_load_changes_nothing
 
 #[tokio::test]
 async fn a_new_column_is_added_and_a_type_change_is_refused_naming_the_column() {
-    let mut f = Files::new();
+    let f = Files::new();
     let col =
         |name: &str, ty: &str| format!("[[dataset.columns]]\nname = \"{name}\"\ntype = \"{ty}\"\n");
     let v1 = dataset(&(col("id", "integer") + &col("qty", "integer")));
-    let one = f.validate(&v1, "id,qty\n1,5\n");
+    let one = validate(&v1, "id,qty\n1,5\n");
     let wh = f.warehouse().await;
     load(&wh, &v1, "r1", "in/1.csv", &one).await.unwrap();
     let v2 = dataset(&(col("id", "integer") + &col("qty", "integer") + &col("shipped", "date")));
-    let two = f.validate(&v2, "id,qty,shipped\n2,6,2024-05-01\n");
+    let two = validate(&v2, "id,qty,shipped\n2,6,2024-05-01\n");
     let report = load(&wh, &v2, "r1", "in/2.csv", &two).await.unwrap();
     assert_eq!(report.change.added, ["shipped"]);
     assert_eq!(
@@ -222,7 +167,7 @@ async fn a_new_column_is_added_and_a_type_change_is_refused_naming_the_column() 
         ["1|NULL", "2|2024-05-01"]
     );
     let v3 = dataset(&(col("id", "integer") + &col("qty", "float")));
-    let three = f.validate(&v3, "id,qty\n3,1.5\n");
+    let three = validate(&v3, "id,qty\n3,1.5\n");
     let e = load(&wh, &v3, "r1", "in/3.csv", &three).await.unwrap_err();
     assert_eq!(e.error, ErrorName::InvalidInput);
     assert!(
