@@ -260,14 +260,17 @@ fn every_task_retries_transient_errors_and_timeouts_but_never_invalid_input() {
             !t.to_string().contains("Sluice.InvalidInput"),
             "{name} must not retry Sluice.InvalidInput"
         );
-        // Every failure is caught (and alerted); only the validator first tells a superseded object
-        // apart, which ends the run quietly.
+        // Every failure is caught (and alerted); only the validator and the loader first tell a
+        // superseded object apart, which ends the run quietly.
         let catchers = t["Catch"].as_array().unwrap();
         let last = catchers.last().unwrap();
         assert_eq!(last["ErrorEquals"], json!(["States.ALL"]), "{name}");
         if name == "Validate rows" {
             assert_eq!(catchers[0]["ErrorEquals"], json!(["Sluice.Superseded"]));
             assert_eq!(catchers[0]["Next"], "Superseded");
+        } else if name == "Load rows" {
+            assert_eq!(catchers[0]["ErrorEquals"], json!(["Sluice.Superseded"]));
+            assert_eq!(catchers[0]["Next"], "Load superseded");
         } else {
             assert_eq!(catchers.len(), 1, "{name}");
         }
@@ -421,6 +424,26 @@ async fn a_failed_load_alerts_and_fails_the_run_with_the_loaders_error() {
         panic!("{:?}", notices[0])
     };
     assert_eq!(stage.as_str(), "loader");
+}
+
+/// A load rolled back because the object was replaced meanwhile ends the run quietly, like a
+/// superseded validation: no alert, no success summary.
+#[tokio::test]
+async fn a_superseded_load_ends_the_run_without_an_alert() {
+    let mut with_load = input();
+    with_load["load"] = json!(true);
+    let (exec, requests) = run_input(with_load, 0, |env, _| {
+        (env.stage.as_str() == "loader")
+            .then(|| Plan::err("Sluice.Superseded", "the object was replaced"))
+    })
+    .await;
+    assert_eq!(exec.status, ExecutionStatus::Succeeded, "{exec:#?}");
+    assert!(exec.states_entered.contains(&"Load superseded".to_string()));
+    assert_eq!(
+        exec.states_entered.last().map(String::as_str),
+        Some("Superseded")
+    );
+    assert!(notices(&requests).is_empty(), "no e-mail at all");
 }
 
 #[tokio::test]

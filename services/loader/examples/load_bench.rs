@@ -117,6 +117,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 source_key: "landing/orders.csv",
                 valid_csv: &valid,
                 valid_arrow: Some(&arrow),
+                before_commit: None,
             })
             .await?;
         let secs = started.elapsed().as_secs_f64();

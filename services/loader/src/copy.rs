@@ -22,6 +22,7 @@ const CHUNK_BYTES: usize = 1 << 20;
 pub(crate) async fn replace_rows(
     wh: &Warehouse,
     req: &LoadRequest<'_>,
+    before_commit: Option<crate::BeforeCommit<'_>>,
 ) -> Result<(u64, u64), StageError> {
     let table = wh.staging_table(req.ds);
     let columns: Vec<String> = req
@@ -112,6 +113,10 @@ pub(crate) async fn replace_rows(
             "loading {} into {table}: {rows} rows were sent but PostgreSQL copied {copied}; this is a bug in Sluice",
             req.source_key
         )));
+    }
+    if let Some(check) = before_commit {
+        // An error drops the transaction: rolled back.
+        check().await?;
     }
     txn.commit()
         .await

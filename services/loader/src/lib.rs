@@ -49,6 +49,16 @@ pub(crate) enum Backend {
     Sqlite,
 }
 
+/// A check run inside the load's transaction just before it commits; an error rolls the load back and
+/// is the load's error (e.g. the object was replaced meanwhile).
+pub type BeforeCommit<'a> = Box<
+    dyn FnOnce() -> std::pin::Pin<
+            Box<dyn std::future::Future<Output = Result<(), StageError>> + Send + 'a>,
+        > + Send
+        + Sync
+        + 'a,
+>;
+
 /// One file's valid rows to load.
 pub struct LoadRequest<'a> {
     pub ds: &'a Dataset,
@@ -59,6 +69,8 @@ pub struct LoadRequest<'a> {
     pub valid_csv: &'a Path,
     /// Its typed copy, which carries each row's source line; without it `_line` is NULL.
     pub valid_arrow: Option<&'a Path>,
+    /// Checked last, before the commit (`None`: commit).
+    pub before_commit: Option<BeforeCommit<'a>>,
 }
 
 /// What a load did.
@@ -153,11 +165,12 @@ impl Warehouse {
 
     /// Loads one file's valid rows: prepares the table, then in one transaction deletes the rows an
     /// earlier load of the same source wrote and copies these in.
-    pub async fn load(&self, req: LoadRequest<'_>) -> Result<LoadReport, StageError> {
+    pub async fn load(&self, mut req: LoadRequest<'_>) -> Result<LoadReport, StageError> {
         let change = self.prepare(req.ds).await?;
+        let before_commit = req.before_commit.take();
         let (rows, replaced) = match self.backend {
-            Backend::Postgres => copy::replace_rows(self, &req).await?,
-            Backend::Sqlite => sqlite::replace_rows(self, &req).await?,
+            Backend::Postgres => copy::replace_rows(self, &req, before_commit).await?,
+            Backend::Sqlite => sqlite::replace_rows(self, &req, before_commit).await?,
         };
         Ok(LoadReport {
             table: self.staging_table(req.ds),

@@ -86,6 +86,7 @@ enum Cell {
 pub(crate) async fn replace_rows(
     wh: &Warehouse,
     req: &LoadRequest<'_>,
+    before_commit: Option<crate::BeforeCommit<'_>>,
 ) -> Result<(u64, u64), StageError> {
     let table = wh.staging_table(req.ds);
     let width = req.ds.columns.len() + META_COLUMNS.len();
@@ -178,6 +179,10 @@ pub(crate) async fn replace_rows(
             )));
         }
         _ => {}
+    }
+    if let Some(check) = before_commit {
+        // An error drops the transaction: rolled back.
+        check().await?;
     }
     txn.commit().await.map_err(|e| fail("cannot commit", e))?;
     tracing::info!(table = %table, source = req.source_key, rows, replaced, "rows loaded");

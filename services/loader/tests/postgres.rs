@@ -100,6 +100,7 @@ mod pg {
             source_key: key,
             valid_csv: &v.csv,
             valid_arrow: Some(&v.arrow),
+            before_commit: None,
         }
     }
 
@@ -197,6 +198,35 @@ mod pg {
         s.drop().await;
     }
 
+    /// The check before the commit rolls a PostgreSQL load back too.
+    #[tokio::test]
+    #[ignore = "needs PostgreSQL: scripts/test provides it in SLUICE_TEST_POSTGRES_URL"]
+    async fn a_failing_check_before_the_commit_rolls_the_load_back() {
+        let s = Scratch::new().await;
+        let ds = dataset(ALL_TYPES);
+        let h = "id,placed,shipped,price,paid,note\n";
+        let first = validate(&ds, &format!("{h}1,,,,,a\n"));
+        let second = validate(&ds, &format!("{h}2,,,,,b\n"));
+        let (r1, r2) = (RunId::parse("r1").unwrap(), RunId::parse("r2").unwrap());
+        s.wh.load(request(&ds, &r1, "in/a.csv", &first))
+            .await
+            .unwrap();
+        let mut req = request(&ds, &r2, "in/a.csv", &second);
+        req.before_commit = Some(Box::new(|| {
+            Box::pin(async {
+                Err(sluice_proto::StageError::new(
+                    ErrorName::Superseded,
+                    "the object was replaced",
+                ))
+            })
+        }));
+        let e = s.wh.load(req).await.unwrap_err();
+        assert_eq!(e.error, ErrorName::Superseded);
+        let rows = s.rows("SELECT id::text, _run_id FROM {s}.orders").await;
+        assert_eq!(rows, vec![vec![Some("1".into()), Some("r1".into())]]);
+        s.drop().await;
+    }
+
     /// A one-column dataset writes a null as `""` (an empty record would be a blank line): it still
     /// loads as NULL.
     #[tokio::test]
@@ -286,6 +316,7 @@ mod pg {
                 source_key: "in/a.csv",
                 valid_csv: &bad_csv,
                 valid_arrow: None,
+                before_commit: None,
             })
             .await
             .unwrap_err();

@@ -44,6 +44,7 @@ async fn load(
         source_key: key,
         valid_csv: &files.csv,
         valid_arrow: Some(&files.arrow),
+        before_commit: None,
     })
     .await
 }
@@ -135,6 +136,7 @@ async fn a_files_rows_replace_its_earlier_rows_and_a_failed_load_changes_nothing
             source_key: "in/a.csv",
             valid_csv: &broken,
             valid_arrow: None,
+            before_commit: None,
         })
         .await
         .unwrap_err();
@@ -184,5 +186,42 @@ async fn a_new_column_is_added_and_a_type_change_is_refused_naming_the_column() 
     assert_eq!(
         rows(&wh, "SELECT CAST(count(*) AS TEXT) FROM staging.orders").await,
         ["2"]
+    );
+}
+
+/// The check before the commit (the pipeline's "was the object replaced?") rolls the load back with its
+/// error: the rows of the earlier load stay.
+#[tokio::test]
+async fn a_failing_check_before_the_commit_rolls_the_load_back() {
+    let f = Files::new();
+    let ds = dataset(ALL_TYPES);
+    let h = "id,placed,shipped,price,paid,note\n";
+    let first = validate(&ds, &format!("{h}1,,,,,a\n"));
+    let second = validate(&ds, &format!("{h}2,,,,,b\n3,,,,,c\n"));
+    let wh = f.warehouse().await;
+    load(&wh, &ds, "r1", "in/a.csv", &first).await.unwrap();
+    let run = RunId::parse("r2").unwrap();
+    let e = wh
+        .load(LoadRequest {
+            ds: &ds,
+            run_id: &run,
+            source_key: "in/a.csv",
+            valid_csv: &second.csv,
+            valid_arrow: Some(&second.arrow),
+            before_commit: Some(Box::new(|| {
+                Box::pin(async {
+                    Err(sluice_proto::StageError::new(
+                        ErrorName::Superseded,
+                        "the object was replaced",
+                    ))
+                })
+            })),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.error, ErrorName::Superseded);
+    assert_eq!(
+        rows(&wh, "SELECT CAST(id AS TEXT), _run_id FROM staging.orders").await,
+        ["1|r1"]
     );
 }

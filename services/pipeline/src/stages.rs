@@ -630,6 +630,11 @@ async fn load(ctx: &StageContext, input: LoadInput) -> Result<LoadOutput, StageE
             source_key: &source_key,
             valid_csv: valid.path(),
             valid_arrow: valid_arrow.as_ref().map(|a| a.path()),
+            // A run whose object was replaced meanwhile must not put its rows back over the newer
+            // version's: checked under the load's lock, just before it commits.
+            before_commit: Some(Box::new(|| {
+                Box::pin(crate::supersede::still_current(ctx, &input.run_id))
+            })),
         })
         .await?;
     Ok(LoadOutput {

@@ -75,6 +75,22 @@ pub async fn earlier_rows(
     }
 }
 
+/// Before a run's warehouse load commits (under the loader's lock on the source): `Sluice.Superseded`
+/// when the object was replaced since the run started, so an older run that finishes late never puts
+/// its rows back over the newer version's (the newer run loads its own).
+pub async fn still_current(ctx: &StageContext, run_id: &RunId) -> Result<(), StageError> {
+    match standing(ctx, run_id).await? {
+        Standing::Newest(_) => Ok(()),
+        Standing::Replaced => Err(StageError::new(
+            ErrorName::Superseded,
+            format!(
+                "the object of run {run_id} was replaced while its rows were being loaded; the load was rolled \
+                 back and the newer version's run loads its own rows"
+            ),
+        )),
+    }
+}
+
 /// After a run wrote its partitions (and their manifest): removes the partition files of the key's
 /// earlier runs. When the object was replaced in the meantime, this run's own files go instead (the
 /// newer run writes its own); returns whether this run's files were kept.
