@@ -80,13 +80,26 @@ impl WarehouseHandle {
                     })
                     .await
             }
-            (None, None) => Err(StageError::invalid_input(format!(
-                "dataset {:?} has load = true but no warehouse is configured: set [warehouse] url = \
-                 \"postgres://user@host:5432/database\" in {} or the SLUICE_WAREHOUSE_URL variable",
-                ds.name.as_str(),
-                config.path.display()
-            ))),
+            (None, None) => Err(Self::unconfigured(config, ds)),
         }
+    }
+
+    /// Fails at once when a dataset to load has nowhere to go (AWS mode without a URL), so a run finds
+    /// out before it validates the whole file.
+    pub fn check_configured(&self, config: &Config, ds: &Dataset) -> Result<(), StageError> {
+        if ds.load && self.url.is_none() && self.embedded.is_none() {
+            return Err(Self::unconfigured(config, ds));
+        }
+        Ok(())
+    }
+
+    fn unconfigured(config: &Config, ds: &Dataset) -> StageError {
+        StageError::invalid_input(format!(
+            "dataset {:?} has load = true but no warehouse is configured: set [warehouse] url = \
+             \"postgres://user@host:5432/database\" in {} or the SLUICE_WAREHOUSE_URL variable",
+            ds.name.as_str(),
+            config.path.display()
+        ))
     }
 }
 
@@ -168,6 +181,7 @@ pub async fn handle(ctx: &StageContext, input: StageInput) -> Result<StageOutput
 
 async fn validate(ctx: &StageContext, input: ValidateInput) -> Result<ValidateOutput, StageError> {
     let ds = ctx.dataset(&input.dataset)?;
+    ctx.warehouse.check_configured(&ctx.config, &ds)?;
     let scratch = ctx.scratch()?;
     let source = ctx.store.local_copy(&input.source, scratch.path()).await?;
     let valid_path = scratch.path().join("valid.csv");
@@ -681,4 +695,38 @@ async fn notify(ctx: &StageContext, input: NotifyInput) -> Result<NotifyOutput, 
             subject: outgoing.subject,
         }],
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(load: bool) -> Config {
+        let spec = format!(
+            "[[dataset]]\nname = \"orders\"\nload = {load}\n[[dataset.columns]]\nname = \"id\"\ntype = \"integer\"\n"
+        );
+        Config::parse(std::path::Path::new("/srv/sluice.toml"), &spec).unwrap()
+    }
+
+    /// AWS mode has no embedded warehouse: a dataset to load with no URL is refused before its file is
+    /// validated, with what to set.
+    #[test]
+    fn a_dataset_to_load_without_a_warehouse_is_refused_up_front() {
+        let (with, without) = (config(true), config(false));
+        let aws = WarehouseHandle::new(None, None);
+        let e = aws.check_configured(&with, &with.datasets[0]).unwrap_err();
+        assert_eq!(e.error, ErrorName::InvalidInput);
+        assert!(
+            e.cause.contains("\"orders\"")
+                && e.cause.contains("[warehouse] url")
+                && e.cause.contains("SLUICE_WAREHOUSE_URL")
+                && e.cause.contains("/srv/sluice.toml"),
+            "{e}"
+        );
+        assert!(aws.check_configured(&without, &without.datasets[0]).is_ok());
+        let embedded = WarehouseHandle::new(None, Some(PathBuf::from("/tmp/warehouse.db")));
+        assert!(embedded.check_configured(&with, &with.datasets[0]).is_ok());
+        let url = WarehouseHandle::new(Some("postgres://db/x".into()), None);
+        assert!(url.check_configured(&with, &with.datasets[0]).is_ok());
+    }
 }
