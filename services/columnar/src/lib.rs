@@ -99,6 +99,20 @@ impl<R: std::io::BufRead> Rows for CanonicalReader<R> {
     }
 }
 
+/// The rows of a stage's input: the typed copy `arrow` when there is one (with `csv` read beside it in
+/// lockstep when `raw` bytes are needed), else the canonical CSV `csv` itself.
+pub fn open_rows(
+    ds: &Dataset,
+    csv: &std::path::Path,
+    arrow: Option<&std::path::Path>,
+    raw: bool,
+) -> Result<Box<dyn Rows>, StageError> {
+    Ok(match arrow {
+        Some(arrow) => Box::new(ArrowRows::open(arrow, raw.then_some(csv), ds)?),
+        None => Box::new(CanonicalReader::open(csv, ds)?),
+    })
+}
+
 /// What every internal error about a hand-off file ends with.
 const OWN_FILE_HINT: &str = "this file is written by an earlier Sluice stage for the same dataset spec, so either \
      the spec changed between stages or this is a bug in Sluice; re-run the file from the start";

@@ -24,18 +24,24 @@ pub struct RawLines {
 }
 
 impl RawLines {
+    /// Reads `file` from where it is, every line a record (no header is set apart); `path` names it in
+    /// errors.
+    pub fn from_file(file: File, path: &Path, buffer: usize) -> Self {
+        RawLines {
+            path: path.to_path_buf(),
+            rdr: BufReader::with_capacity(buffer.max(4096), file),
+            buf: Vec::new(),
+            header: Vec::new(),
+            records: 0,
+        }
+    }
+
     /// Opens `path` and reads its header line.
     pub fn open(path: &Path) -> Result<Self, StageError> {
         let file = File::open(path)
             .map_err(|e| StageError::internal(format!("cannot open {}: {e}", path.display())))?;
-        let mut lines = RawLines {
-            path: path.to_path_buf(),
-            rdr: BufReader::with_capacity(READ_BUFFER, file),
-            buf: Vec::new(),
-            header: Vec::new(),
-            records: 0,
-        };
-        if !lines.next()? {
+        let mut lines = RawLines::from_file(file, path, READ_BUFFER);
+        if !lines.next_record()? {
             return Err(StageError::internal(format!(
                 "{} is empty: expected at least the header line; {OWN_FILE_HINT}",
                 path.display()
@@ -54,7 +60,7 @@ impl RawLines {
     }
 
     /// Moves to the next record; `false` at the end of the file.
-    pub fn next(&mut self) -> Result<bool, StageError> {
+    pub fn next_record(&mut self) -> Result<bool, StageError> {
         self.buf.clear();
         let mut quotes = 0usize;
         loop {
@@ -86,6 +92,11 @@ impl RawLines {
         }
         self.records += 1;
         Ok(true)
+    }
+
+    /// The current record as it is in the file, with its line end.
+    pub fn record(&self) -> &[u8] {
+        &self.buf
     }
 
     /// The current record, without its line end.
@@ -126,7 +137,7 @@ mod tests {
         let mut lines = RawLines::open(&path).unwrap();
         assert_eq!(lines.header(), b"a,b");
         let mut got = Vec::new();
-        while lines.next().unwrap() {
+        while lines.next_record().unwrap() {
             got.push(String::from_utf8(lines.current().to_vec()).unwrap());
         }
         assert_eq!(
@@ -142,13 +153,13 @@ mod tests {
         let path = dir.path().join("x.csv");
         std::fs::write(&path, "a\n1\n2").unwrap();
         let mut lines = RawLines::open(&path).unwrap();
-        assert!(lines.next().unwrap());
-        assert!(lines.next().unwrap());
+        assert!(lines.next_record().unwrap());
+        assert!(lines.next_record().unwrap());
         assert_eq!(lines.current(), b"2");
-        assert!(!lines.next().unwrap());
+        assert!(!lines.next_record().unwrap());
         std::fs::write(&path, "a\n\"1\n").unwrap();
         let mut lines = RawLines::open(&path).unwrap();
-        let e = lines.next().unwrap_err();
+        let e = lines.next_record().unwrap_err();
         assert!(e.cause.contains("never closed"), "{e}");
     }
 }

@@ -271,7 +271,7 @@ impl Rows for ArrowRows {
     fn next_record(&mut self, _ds: &Dataset) -> Result<bool, StageError> {
         let more = self.next_row()?;
         if let Some(lines) = self.lines.as_mut() {
-            let csv_more = lines.next()?;
+            let csv_more = lines.next_record()?;
             if more != csv_more {
                 return Err(StageError::internal(format!(
                     "{} and {} hold different numbers of rows (the CSV file {} after {} rows); {OWN_FILE_HINT}",

@@ -8,12 +8,10 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use sluice_columnar::{ArrowRows, Rows};
 use sluice_proto::StageError;
-use sluice_spec::canonical::CanonicalReader;
 use sluice_spec::config::Dataset;
 
-use crate::schema::{META_COLUMNS, quote_ident};
+use crate::schema::{load_columns, quote_ident};
 use crate::{LoadRequest, Warehouse, stage_error};
 
 /// Bytes of COPY data per message.
@@ -25,13 +23,7 @@ pub(crate) async fn replace_rows(
     before_commit: Option<crate::BeforeCommit<'_>>,
 ) -> Result<(u64, u64), StageError> {
     let table = wh.staging_table(req.ds);
-    let columns: Vec<String> = req
-        .ds
-        .columns
-        .iter()
-        .map(|c| quote_ident(&c.name))
-        .chain(META_COLUMNS.iter().map(|c| quote_ident(c)))
-        .collect();
+    let columns = load_columns(req.ds);
     // The canonical CSV has one null, the empty field; a record of one empty field is written `""`,
     // which COPY would read as an empty string: FORCE_NULL reads it as NULL too.
     let declared: Vec<String> = req
@@ -138,10 +130,7 @@ fn read_chunks(
     suffix: &[u8],
     tx: &tokio::sync::mpsc::Sender<Vec<u8>>,
 ) -> Result<u64, StageError> {
-    let mut rows: Box<dyn Rows> = match arrow {
-        Some(a) => Box::new(ArrowRows::open(a, Some(csv), ds)?),
-        None => Box::new(CanonicalReader::open(csv, ds)?),
-    };
+    let mut rows = sluice_columnar::open_rows(ds, csv, arrow, true)?;
     let mut chunk = Vec::with_capacity(CHUNK_BYTES + 4096);
     let mut n = 0u64;
     let mut itoa = String::new();

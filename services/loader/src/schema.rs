@@ -19,6 +19,15 @@ pub struct TableChange {
 /// The columns every staging table has after the declared ones.
 pub(crate) const META_COLUMNS: [&str; 3] = ["_run_id", "_source_key", "_line"];
 
+/// Every column a load writes, quoted, in table order: the declared ones, then [`META_COLUMNS`].
+pub(crate) fn load_columns(ds: &Dataset) -> Vec<String> {
+    ds.columns
+        .iter()
+        .map(|c| quote_ident(&c.name))
+        .chain(META_COLUMNS.iter().map(|c| quote_ident(c)))
+        .collect()
+}
+
 /// `name` as a quoted SQL identifier (`"a""b"` for `a"b`).
 pub fn quote_ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))

@@ -7,13 +7,11 @@ use std::sync::Arc;
 use sea_orm::sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
 use sea_orm::sqlx::{self, Executor as _};
 use sea_orm::{DatabaseConnection, SqlxSqliteConnector};
-use sluice_columnar::{ArrowRows, Rows};
 use sluice_proto::StageError;
-use sluice_spec::canonical::CanonicalReader;
 use sluice_spec::config::Dataset;
 use sluice_spec::values::Value;
 
-use crate::schema::{META_COLUMNS, quote_ident};
+use crate::schema::{META_COLUMNS, load_columns, quote_ident};
 use crate::{LoadRequest, Warehouse};
 
 /// Rows handed from the reader thread at once.
@@ -90,13 +88,7 @@ pub(crate) async fn replace_rows(
 ) -> Result<(u64, u64), StageError> {
     let table = wh.staging_table(req.ds);
     let width = req.ds.columns.len() + META_COLUMNS.len();
-    let columns: Vec<String> = req
-        .ds
-        .columns
-        .iter()
-        .map(|c| quote_ident(&c.name))
-        .chain(META_COLUMNS.iter().map(|c| quote_ident(c)))
-        .collect();
+    let columns = load_columns(req.ds);
     // Several rows per statement: each statement costs a round trip to sqlx's SQLite thread.
     let per_statement = (MAX_VARIABLES / width).clamp(1, ROWS_PER_STATEMENT);
     let row_marks = format!("({})", vec!["?"; width].join(", "));
@@ -198,10 +190,7 @@ fn read_batches(
     source: &str,
     tx: &tokio::sync::mpsc::Sender<Vec<Vec<Cell>>>,
 ) -> Result<u64, StageError> {
-    let mut rows: Box<dyn Rows> = match arrow {
-        Some(a) => Box::new(ArrowRows::open(a, None, ds)?),
-        None => Box::new(CanonicalReader::open(csv, ds)?),
-    };
+    let mut rows = sluice_columnar::open_rows(ds, csv, arrow, false)?;
     let mut batch = Vec::with_capacity(BATCH_ROWS);
     let mut n = 0u64;
     while rows.next_record(ds)? {

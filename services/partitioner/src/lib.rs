@@ -24,7 +24,6 @@ mod to_parquet;
 
 use std::path::Path;
 
-use sluice_columnar::{ArrowRows, Rows};
 use sluice_proto::{RunId, StageError};
 use sluice_spec::config::{Dataset, PartitionFormat};
 
@@ -131,13 +130,7 @@ fn partition_with_limit(
     // partition's Arrow segment.
     // The CSV is read in either case: CSV partitions copy its records, and Parquet row groups are
     // sized by the records' lengths.
-    let mut rows: Box<dyn Rows> = match filtered_arrow {
-        Some(arrow) => Box::new(ArrowRows::open(arrow, Some(filtered_csv), ds)?),
-        None => Box::new(sluice_spec::canonical::CanonicalReader::open(
-            filtered_csv,
-            ds,
-        )?),
-    };
+    let mut rows = sluice_columnar::open_rows(ds, filtered_csv, filtered_arrow, true)?;
     let mut files = wants_csv.then(|| PartitionFiles::new(max_open, rows.header_raw()));
     let mut segments = match &scratch {
         Some(d) => Some(PartitionSegments::new(d.path(), &schema, max_open)?),

@@ -463,6 +463,18 @@ async fn store_rows(
     write_result.map(|()| written)
 }
 
+/// The local copy of an optional input object (the typed copies: absent when none was written).
+async fn local_copy_of(
+    ctx: &StageContext,
+    obj: Option<&ObjectRef>,
+    scratch: &Path,
+) -> Result<Option<sluice_runtime::ports::LocalFile>, StageError> {
+    match obj {
+        Some(obj) => ctx.store.local_copy(obj, scratch).await.map(Some),
+        None => Ok(None),
+    }
+}
+
 /// The media type of Arrow IPC files (the stages' typed hand-off).
 const ARROW_CONTENT_TYPE: &str = "application/vnd.apache.arrow.file";
 
@@ -473,10 +485,7 @@ async fn filter_stats(
     let ds = ctx.dataset(&input.dataset)?;
     let scratch = ctx.scratch()?;
     let valid = ctx.store.local_copy(&input.valid, scratch.path()).await?;
-    let valid_arrow = match &input.valid_arrow {
-        Some(obj) => Some(ctx.store.local_copy(obj, scratch.path()).await?),
-        None => None,
-    };
+    let valid_arrow = local_copy_of(ctx, input.valid_arrow.as_ref(), scratch.path()).await?;
     let filtered_path = scratch.path().join("filtered.csv");
     let filtered_arrow_path = scratch.path().join("filtered.arrow");
     let stats_path = scratch.path().join("stats.json");
@@ -534,10 +543,7 @@ async fn partition(
         .store
         .local_copy(&input.filtered, scratch.path())
         .await?;
-    let filtered_arrow = match &input.filtered_arrow {
-        Some(obj) => Some(ctx.store.local_copy(obj, scratch.path()).await?),
-        None => None,
-    };
+    let filtered_arrow = local_copy_of(ctx, input.filtered_arrow.as_ref(), scratch.path()).await?;
     let out_dir = scratch.path().join("partitions");
     let written = {
         let (ds, run_id, src, out) = (
@@ -594,10 +600,7 @@ async fn plot(ctx: &StageContext, input: PlotInput) -> Result<PlotOutput, StageE
         .store
         .local_copy(&input.filtered, scratch.path())
         .await?;
-    let filtered_arrow = match &input.filtered_arrow {
-        Some(obj) => Some(ctx.store.local_copy(obj, scratch.path()).await?),
-        None => None,
-    };
+    let filtered_arrow = local_copy_of(ctx, input.filtered_arrow.as_ref(), scratch.path()).await?;
     let out_dir = scratch.path().join("plots");
     std::fs::create_dir_all(&out_dir)?;
     let names = {
@@ -632,10 +635,7 @@ async fn load(ctx: &StageContext, input: LoadInput) -> Result<LoadOutput, StageE
     let warehouse = ctx.warehouse.get(&ctx.config, &ds).await?;
     let scratch = ctx.scratch()?;
     let valid = ctx.store.local_copy(&input.valid, scratch.path()).await?;
-    let valid_arrow = match &input.valid_arrow {
-        Some(obj) => Some(ctx.store.local_copy(obj, scratch.path()).await?),
-        None => None,
-    };
+    let valid_arrow = local_copy_of(ctx, input.valid_arrow.as_ref(), scratch.path()).await?;
     let source_key = format!("{}/{}", input.source.bucket, input.source.key);
     let report = warehouse
         .load(sluice_loader::LoadRequest {

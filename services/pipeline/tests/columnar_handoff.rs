@@ -109,7 +109,7 @@ fn generated_csv(rows: usize, seed: u64) -> String {
             3 => format!("{day:02}/{month:02}/2024 {h:02}:{m:02}"),
             4 => format!("2024-{month:02}-{day:02}T{h:02}:{m:02}:{s:02}.123456789"),
             5 => format!("2024-{month:02}-{day:02}T{h:02}:{m:02}:{s:02}.5"),
-            6 => format!("2023-12-31T23:59:59.999999999"),
+            6 => "2023-12-31T23:59:59.999999999".to_string(),
             _ => format!("2024-{month:02}-{day:02}T{h:02}:{m:02}:{s:02}"),
         };
         let date = match g.next() % 6 {

@@ -6,9 +6,8 @@
 
 use std::path::Path;
 
-use sluice_columnar::{ArrowRows, Rows};
+use sluice_columnar::Rows;
 use sluice_proto::StageError;
-use sluice_spec::canonical::CanonicalReader;
 use sluice_spec::config::Dataset;
 use sluice_spec::values::{ColumnType, Value};
 
@@ -68,12 +67,7 @@ pub fn scan(
             .map(|p| empty_chart(ds, p.x, p.y.len()))
             .collect());
     }
-    let open = || -> Result<Box<dyn Rows>, StageError> {
-        Ok(match filtered_arrow {
-            Some(arrow) => Box::new(ArrowRows::open(arrow, None, ds)?),
-            None => Box::new(CanonicalReader::open(filtered_csv, ds)?),
-        })
-    };
+    let open = || sluice_columnar::open_rows(ds, filtered_csv, filtered_arrow, false);
     let mut reader = open()?;
 
     // The distinct columns the charts read (column indices in the spec).

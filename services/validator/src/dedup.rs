@@ -8,13 +8,14 @@
 //! canonical CSV ends at the first `\n` outside quotes).
 
 use std::fmt::Write as _;
-use std::fs::File;
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufReader, Read};
 use std::path::Path;
 
 use sluice_proto::{RowCounts, StageError};
 use sluice_spec::config::Dataset;
 use tempfile::NamedTempFile;
+
+use sluice_columnar::lines::RawLines;
 
 use crate::Limits;
 use crate::layout::Layout;
@@ -37,57 +38,17 @@ fn internal(what: &str, e: &dyn std::fmt::Display) -> StageError {
     StageError::internal(format!("removing duplicate keys: {what}: {e}"))
 }
 
-/// A first-pass output read back record by record, as raw bytes.
-struct RawRecords {
-    rdr: BufReader<File>,
-    /// The current record, with its line end.
-    buf: Vec<u8>,
-}
-
-impl RawRecords {
-    fn open(f: &NamedTempFile, buffer: usize) -> Result<Self, StageError> {
-        let file = f
-            .reopen()
-            .map_err(|e| internal("cannot reopen the first-pass output", &e))?;
-        Ok(RawRecords {
-            rdr: BufReader::with_capacity(buffer.max(4096), file),
-            buf: Vec::new(),
+/// The line number an invalid-rows record starts with.
+fn record_line(record: &[u8]) -> Result<u64, StageError> {
+    let digits = record.iter().take_while(|b| b.is_ascii_digit()).count();
+    std::str::from_utf8(&record[..digits])
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| {
+            StageError::internal(
+                "removing duplicate keys: a first-pass invalid row has no line number",
+            )
         })
-    }
-
-    /// Reads the next record into `buf`; false at the end. Quotes are always paired in the CSV we
-    /// write (`""` inside a quoted field), so a record ends at a `\n` after an even number of them.
-    fn next(&mut self) -> Result<bool, StageError> {
-        self.buf.clear();
-        let mut quotes = 0usize;
-        loop {
-            let start = self.buf.len();
-            let n = self
-                .rdr
-                .read_until(b'\n', &mut self.buf)
-                .map_err(|e| internal("cannot read the first-pass output", &e))?;
-            if n == 0 {
-                return Ok(!self.buf.is_empty());
-            }
-            quotes += self.buf[start..].iter().filter(|&&b| b == b'"').count();
-            if quotes.is_multiple_of(2) {
-                return Ok(true);
-            }
-        }
-    }
-
-    /// The line number an invalid-rows record starts with.
-    fn line(&self) -> Result<u64, StageError> {
-        let digits = self.buf.iter().take_while(|b| b.is_ascii_digit()).count();
-        std::str::from_utf8(&self.buf[..digits])
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .ok_or_else(|| {
-                StageError::internal(
-                    "removing duplicate keys: a first-pass invalid row has no line number",
-                )
-            })
-    }
 }
 
 impl SecondPass<'_> {
@@ -109,7 +70,12 @@ impl SecondPass<'_> {
             .map_err(|e| internal("cannot read the first-pass output", &e))?
             .len();
         let mut valid_rdr = Forward::new(valid_src, buffer);
-        let mut invalid_rdr = RawRecords::open(&invalid_in, buffer)?;
+        // Read back record by record as raw bytes: a record of our own CSV ends at the first `\n` outside
+        // quotes.
+        let invalid_file = invalid_in
+            .reopen()
+            .map_err(|e| internal("cannot reopen the first-pass output", &e))?;
+        let mut invalid_rdr = RawLines::from_file(invalid_file, invalid_in.path(), buffer);
         let mut valid = RawOutput::create(self.valid_out, buffer)?;
         let mut invalid = RawOutput::create(self.invalid_out, buffer)?;
         let input_file = std::fs::File::open(self.input)
@@ -118,10 +84,10 @@ impl SecondPass<'_> {
         let mut input_row = Vec::new();
         let mut raw = Fields::new(self.ds.delimiter);
 
-        if !invalid_rdr.next()? {
+        if !invalid_rdr.next_record()? {
             return Err(internal("a first-pass output has no header", &"empty"));
         }
-        invalid.write(&invalid_rdr.buf)?;
+        invalid.write(invalid_rdr.record())?;
         let mut dup_row = Vec::new();
         // The next first-pass invalid row not yet copied, and its line.
         let mut pending_line = next_invalid(&mut invalid_rdr)?;
@@ -147,7 +113,7 @@ impl SecondPass<'_> {
             valid_rdr.read_range(start, end, &mut dup_row)?;
             // Invalid rows of the first pass that come before this one keep their place.
             while pending_line.is_some_and(|l| l < dup.at.line) {
-                invalid.write(&invalid_rdr.buf)?;
+                invalid.write(invalid_rdr.record())?;
                 pending_line = next_invalid(&mut invalid_rdr)?;
             }
             // The key's canonical values, for the reason.
@@ -185,7 +151,7 @@ impl SecondPass<'_> {
         }
         valid_rdr.copy_to(valid_len, &mut valid)?;
         while pending_line.is_some() {
-            invalid.write(&invalid_rdr.buf)?;
+            invalid.write(invalid_rdr.record())?;
             pending_line = next_invalid(&mut invalid_rdr)?;
         }
         tracing::debug!(
@@ -339,9 +305,9 @@ fn next_duplicate(dups: &mut Duplicates) -> Result<Option<Duplicate>, StageError
 }
 
 /// Reads the next first-pass invalid row; returns its line.
-fn next_invalid(rdr: &mut RawRecords) -> Result<Option<u64>, StageError> {
-    if !rdr.next()? {
+fn next_invalid(rdr: &mut RawLines) -> Result<Option<u64>, StageError> {
+    if !rdr.next_record()? {
         return Ok(None);
     }
-    rdr.line().map(Some)
+    record_line(rdr.record()).map(Some)
 }
