@@ -8,12 +8,14 @@
 //! Payloads stay small: stages pass references to objects (the claim-check pattern), counts and
 //! statistics, never rows.
 
+pub mod batch;
 pub mod error;
 pub mod ids;
 pub mod schemas;
 pub mod stage;
 pub mod summary;
 
+pub use batch::*;
 pub use error::{ErrorName, StageError};
 pub use ids::{DatasetName, ObjectRef, RunId};
 pub use stage::*;

@@ -20,6 +20,11 @@ pub fn all() -> Vec<(&'static str, String)> {
         ("stage-error.schema.json", pretty::<StageError>()),
         ("run-summary.schema.json", pretty::<RunSummary>()),
         ("execution-input.schema.json", pretty::<ExecutionInput>()),
+        (
+            "batch-execution-input.schema.json",
+            pretty::<BatchExecutionInput>(),
+        ),
+        ("batch-state.schema.json", pretty::<BatchState>()),
     ]
 }
 

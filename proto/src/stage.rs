@@ -6,6 +6,9 @@ use chrono::NaiveDate;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use crate::batch::{
+    AnalyticsInput, AnalyticsOutput, BatchNotifyInput, ExportInput, ExportOutput,
+};
 use crate::{DatasetName, ErrorName, ObjectRef, RunId, StageError};
 
 /// The stages a run passes through. Each has its own worker service and queue in AWS mode.
@@ -86,6 +89,12 @@ pub enum StageInput {
     Plotter(PlotInput),
     Loader(LoadInput),
     Notifier(NotifyInput),
+    /// A batch's analytics queries (served by the loader).
+    Analytics(AnalyticsInput),
+    /// A batch's analytics tables to CSV (served by the loader).
+    Export(ExportInput),
+    /// A batch's e-mail (served by the notifier).
+    BatchNotifier(BatchNotifyInput),
 }
 
 impl StageInput {
@@ -97,6 +106,8 @@ impl StageInput {
             StageInput::Plotter(_) => Stage::Plotter,
             StageInput::Loader(_) => Stage::Loader,
             StageInput::Notifier(_) => Stage::Notifier,
+            StageInput::Analytics(_) | StageInput::Export(_) => Stage::Loader,
+            StageInput::BatchNotifier(_) => Stage::Notifier,
         }
     }
 }
@@ -111,6 +122,9 @@ pub enum StageOutput {
     Plotter(PlotOutput),
     Loader(LoadOutput),
     Notifier(NotifyOutput),
+    Analytics(AnalyticsOutput),
+    Export(ExportOutput),
+    BatchNotifier(NotifyOutput),
 }
 
 /// How a task ended, as a worker reports it.

@@ -70,6 +70,11 @@ enum Command {
         #[command(subcommand)]
         command: RunsCommand,
     },
+    /// Batch runs (`[[batch]]`): what each batch waits for, and its runs.
+    Batches {
+        #[command(subcommand)]
+        command: BatchesCommand,
+    },
     /// AWS mode: one worker service for a stage (validator, filter-stats, partitioner, plotter, notifier, loader).
     Worker {
         #[arg(value_parser = parse_stage)]
@@ -104,6 +109,21 @@ enum Command {
     Statemachine {
         #[command(subcommand)]
         command: StatemachineCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum BatchesCommand {
+    /// Every batch of the spec: the members landed since its last run, and its runs, newest first.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// One batch run in full (`trading-2026-12-02`).
+    Show {
+        run_id: String,
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -298,6 +318,10 @@ async fn run_command(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             let mut all_ok = true;
             for (file, ds) in plan {
+                if let Some(batch) = env.config.batch_of(ds.name.as_str()).cloned() {
+                    all_ok &= land_batch_member(&env, &batch, &ds, file, as_of, json).await?;
+                    continue;
+                }
                 let progress = Arc::new(sluice_pipeline::Progress::default());
                 env.ctx.progress = Some(progress.clone());
                 let bar = progress_bar(file, progress, json);
@@ -325,6 +349,43 @@ async fn run_command(cli: Cli) -> anyhow::Result<ExitCode> {
             } else {
                 ExitCode::FAILURE
             })
+        }
+        Command::Batches { command } => {
+            let env = embedded(&cli.config, cli.data_dir).await?;
+            let states = env
+                .db
+                .batches()
+                .await
+                .map_err(|e| anyhow::anyhow!(e.cause))?;
+            match command {
+                BatchesCommand::List { json } => {
+                    if json {
+                        for s in &states {
+                            println!("{}", serde_json::to_string(s)?);
+                        }
+                    } else if env.config.batches.is_empty() {
+                        println!("{} defines no [[batch]]", env.config.path.display());
+                    } else {
+                        print!("{}", report::batches_table(&env.config, &states));
+                    }
+                }
+                BatchesCommand::Show { run_id, json } => {
+                    let Some(run) = states
+                        .iter()
+                        .flat_map(|s| s.runs.iter())
+                        .find(|r| r.run_id.as_str() == run_id)
+                    else {
+                        anyhow::bail!("no batch run {run_id} in the run store (see `sluice batches list`)");
+                    };
+                    if json {
+                        println!("{}", serde_json::to_string_pretty(run)?);
+                    } else {
+                        let store = env.store.clone();
+                        print!("{}", report::batch_human(run, &move |o| store.uri(o)));
+                    }
+                }
+            }
+            Ok(ExitCode::SUCCESS)
         }
         Command::Worker {
             stage,
@@ -427,6 +488,116 @@ async fn land_and_run(
         .await
         .map_err(|e| anyhow::anyhow!(e.cause))?;
     run_landed(&env.ctx, env.db.as_ref(), ds, source, &meta.etag, as_of).await
+}
+
+/// Lands a file of a batch's member dataset and records it; when that completes the batch's set (and
+/// the batch has not run in this period), runs the batch. Returns false when a batch run failed.
+async fn land_batch_member(
+    env: &Embedded,
+    batch: &sluice_spec::config::Batch,
+    ds: &sluice_spec::config::Dataset,
+    file: &Path,
+    as_of: NaiveDate,
+    json: bool,
+) -> anyhow::Result<bool> {
+    use sluice_dispatcher::batches::{BatchDecision, record_landing};
+    let file_name = file
+        .file_name()
+        .ok_or_else(|| anyhow::anyhow!("{} is not a file name", file.display()))?
+        .to_string_lossy()
+        .into_owned();
+    let source = ObjectRef::new(
+        &env.config.buckets.landing,
+        format!("{}{}", ds.prefix, file_name),
+    );
+    let meta = env
+        .store
+        .land(file, &source)
+        .await
+        .map_err(|e| anyhow::anyhow!(e.cause))?;
+    let member = sluice_proto::BatchMember {
+        dataset: ds.name.clone(),
+        run_id: sluice_spec::keys::run_id_for(&source.bucket, &source.key, &meta.etag),
+        source,
+        etag: meta.etag.clone(),
+        landed_at: chrono::Utc::now(),
+    };
+    let now = chrono::Utc::now();
+    let decision = record_landing(env.db.as_ref(), batch, member, now, as_of)
+        .await
+        .map_err(|e| anyhow::anyhow!(e.cause))?;
+    let say = |text: String| {
+        if json {
+            let line = serde_json::json!({"batch": batch.name, "file": file.display().to_string(), "dataset": ds.name.as_str(), "landed": text});
+            let _ = std::io::Write::write_all(&mut std::io::stdout(), format!("{line}\n").as_bytes());
+        } else {
+            let _ = std::io::Write::write_all(
+                &mut std::io::stdout(),
+                format!("{}: {text}\n", file.display()).as_bytes(),
+            );
+        }
+    };
+    let input = match decision {
+        BatchDecision::Waiting { missing } => {
+            say(format!(
+                "landed as {} of batch {}; the batch waits for {}",
+                ds.name.as_str(),
+                batch.name,
+                missing.join(", ")
+            ));
+            return Ok(true);
+        }
+        BatchDecision::WaitingForPeriod { period, run_id } => {
+            say(format!(
+                "landed as {} of batch {}; the set is complete, but the batch ran for {period} already ({run_id}, \
+                 at most {}): it runs in the next period",
+                ds.name.as_str(),
+                batch.name,
+                batch.at_most.as_str()
+            ));
+            return Ok(true);
+        }
+        BatchDecision::AlreadyIn { run_id } => {
+            say(format!(
+                "these bytes are already part of batch run {run_id}; nothing to do (see `sluice batches show {run_id}`)"
+            ));
+            return Ok(true);
+        }
+        BatchDecision::Start(input) => *input,
+    };
+    say(format!(
+        "landed as {}; batch {} is complete: running {}",
+        ds.name.as_str(),
+        batch.name,
+        input.run_id
+    ));
+    let started = env
+        .db
+        .get_batch(&batch.name)
+        .await
+        .map_err(|e| anyhow::anyhow!(e.cause))?
+        .and_then(|s| s.runs.into_iter().find(|r| r.run_id == input.run_id))
+        .ok_or_else(|| anyhow::anyhow!("batch run {} was not recorded", input.run_id))?;
+    let mut ctx = env.ctx.clone();
+    ctx.progress = None;
+    let finished = sluice_pipeline::batch::execute_batch(&ctx, started, &input).await?;
+    let stored = finished.clone();
+    env.db
+        .update_batch(&batch.name, &mut |s| {
+            if let Some(r) = s.run_mut(&stored.run_id) {
+                *r = stored.clone();
+            }
+        })
+        .await
+        .map_err(|e| anyhow::anyhow!(e.cause))?;
+    let text = if json {
+        format!("{}\n", serde_json::to_string(&finished)?)
+    } else {
+        let store = env.store.clone();
+        report::batch_human(&finished, &move |o| store.uri(o))
+    };
+    let _ = std::io::Write::write_all(&mut std::io::stdout(), text.as_bytes());
+    Ok(finished.status == RunStatus::Succeeded)
 }
 
 /// A progress bar that follows the run, drawn only on a terminal (never when piped or with --json):

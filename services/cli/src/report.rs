@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use std::collections::BTreeMap;
 use std::process::ExitCode;
 
-use sluice_proto::{RunSummary, Stage, StageStatus};
+use sluice_proto::{BatchRun, BatchState, ObjectRef, RunSummary, Stage, StageStatus};
 
 fn num(x: Option<f64>) -> String {
     match x {
@@ -183,4 +183,96 @@ impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for LogWriter {
     fn make_writer(&'a self) -> Self::Writer {
         LogWriter
     }
+}
+
+/// A batch run as a report: status, members, analytics, exports, e-mails, the error.
+pub fn batch_human(run: &BatchRun, uri_of: &dyn Fn(&ObjectRef) -> String) -> String {
+    let mut out = format!(
+        "batch {} {} ({}, as of {}): {}\n",
+        run.batch,
+        run.period,
+        run.run_id,
+        run.as_of,
+        run.status.as_str()
+    );
+    for m in &run.members {
+        let rows = m
+            .rows
+            .map(|r| format!("{} rows, {} invalid", r.total, r.invalid))
+            .unwrap_or_default();
+        let outcome = match (&m.failed, &m.table, m.loaded_rows) {
+            (Some(f), _, _) => format!("FAILED at {}: {}: {}", f.step, f.error, f.cause),
+            (None, Some(table), Some(n)) => format!("{rows}; loaded {n} rows into {table}"),
+            _ => rows,
+        };
+        out.push_str(&format!(
+            "  member {}: {}: {}\n",
+            m.dataset.as_str(),
+            uri_of(&m.source),
+            outcome
+        ));
+    }
+    for a in &run.analytics {
+        out.push_str(&format!("  analytics {}: {} rows in {}\n", a.name, a.rows, a.table));
+    }
+    for e in &run.exports {
+        out.push_str(&format!("  export {}: {}\n", e.name, uri_of(&e.object)));
+    }
+    for e in &run.emails {
+        out.push_str(&format!("  e-mail to {}: {}\n", e.to.join(", "), e.subject));
+    }
+    if let Some(e) = &run.error {
+        let member = e
+            .dataset
+            .as_ref()
+            .map(|d| format!(" (member {})", d.as_str()))
+            .unwrap_or_default();
+        out.push_str(&format!(
+            "  error: {} at {}{member}: {}\n",
+            e.error, e.step, e.cause
+        ));
+    }
+    out
+}
+
+/// `batches list`: each batch, what it waits for, and its runs, newest first.
+pub fn batches_table(config: &sluice_spec::config::Config, states: &[BatchState]) -> String {
+    let mut out = String::new();
+    for batch in &config.batches {
+        let state = states.iter().find(|s| s.batch == batch.name);
+        let pending: Vec<&str> = state
+            .map(|s| s.pending.keys().map(String::as_str).collect())
+            .unwrap_or_default();
+        let missing: Vec<&str> = batch
+            .datasets
+            .iter()
+            .map(|d| d.as_str())
+            .filter(|d| !pending.contains(d))
+            .collect();
+        out.push_str(&format!(
+            "batch {} (at most {}): members {}; landed since the last run: {}; waiting for: {}\n",
+            batch.name,
+            batch.at_most.as_str(),
+            batch
+                .datasets
+                .iter()
+                .map(|d| d.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+            if pending.is_empty() { "none".to_string() } else { pending.join(", ") },
+            if missing.is_empty() { "its next period".to_string() } else { missing.join(", ") },
+        ));
+        for run in state.map(|s| s.runs.as_slice()).unwrap_or_default().iter().rev() {
+            let loaded: u64 = run.members.iter().filter_map(|m| m.loaded_rows).sum();
+            out.push_str(&format!(
+                "  {:<40} {:<10} {} loaded rows, {} analytics tables, started {}\n",
+                run.run_id.as_str(),
+                run.status.as_str(),
+                loaded,
+                run.analytics.len(),
+                run.started_at.format("%Y-%m-%d %H:%M:%S")
+            ));
+        }
+    }
+    out
 }

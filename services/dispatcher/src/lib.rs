@@ -18,6 +18,7 @@
 //! state machine's Catch takes the execution's status, and its failure alert goes out. Schedules and
 //! sources will live here too.
 
+pub mod batches;
 pub mod reconcile;
 pub mod s3_event;
 

@@ -10,10 +10,10 @@ use async_trait::async_trait;
 use sea_orm::sea_query::OnConflict;
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectOptions, Database, DatabaseConnection, EntityTrait,
-    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
+    ConnectionTrait, DbBackend, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Statement,
 };
 use sea_orm_migration::MigratorTrait;
-use sluice_proto::{DatasetName, RunId, RunSummary, Stage, StageError, StageStatus};
+use sluice_proto::{BatchState, DatasetName, RunId, RunSummary, Stage, StageError, StageStatus};
 
 use sluice_runtime::ports::{RowItem, RowSink, RowWriter, RunRecord, RunRecords};
 
@@ -82,6 +82,7 @@ mod migration {
                 Box::new(M0001Init),
                 Box::new(M0002RunRecords),
                 Box::new(M0003RowWriters),
+                Box::new(M0004Batches),
             ]
         }
     }
@@ -269,6 +270,44 @@ mod migration {
             .await
         }
     }
+    #[derive(DeriveIden)]
+    enum Batches {
+        Table,
+        Name,
+        Version,
+        State,
+    }
+
+    /// One record per `[[batch]]`: the members landed since its last run and its recent runs
+    /// (`sluice_proto::BatchState` as JSON), written under an optimistic lock on `version`.
+    pub struct M0004Batches;
+
+    impl MigrationName for M0004Batches {
+        fn name(&self) -> &str {
+            "m0004_batches"
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl MigrationTrait for M0004Batches {
+        async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
+            m.create_table(
+                Table::create()
+                    .table(Batches::Table)
+                    .if_not_exists()
+                    .col(ColumnDef::new(Batches::Name).text().not_null().primary_key())
+                    .col(ColumnDef::new(Batches::Version).big_integer().not_null())
+                    .col(ColumnDef::new(Batches::State).text().not_null())
+                    .to_owned(),
+            )
+            .await
+        }
+
+        async fn down(&self, m: &SchemaManager) -> Result<(), DbErr> {
+            m.drop_table(Table::drop().table(Batches::Table).to_owned())
+                .await
+        }
+    }
 }
 
 /// The embedded run store and row sink: one SQLite file.
@@ -446,6 +485,73 @@ impl RunRecords for SqliteStore {
             .map_err(db_err)?
             .into_iter()
             .filter_map(|m| decode(m).map(|r| r.summary).transpose())
+            .collect()
+    }
+
+    async fn load_batch(&self, batch: &str) -> Result<Option<(BatchState, u64)>, StageError> {
+        let row = self
+            .db
+            .query_one_raw(Statement::from_sql_and_values(
+                DbBackend::Sqlite,
+                "SELECT state, version FROM batches WHERE name = ?",
+                [batch.into()],
+            ))
+            .await
+            .map_err(db_err)?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let state: String = row.try_get("", "state").map_err(db_err)?;
+        let version: i64 = row.try_get("", "version").map_err(db_err)?;
+        let state = serde_json::from_str(&state).map_err(|e| {
+            StageError::internal(format!("run store: batch {batch:?} has an unreadable record: {e}"))
+        })?;
+        Ok(Some((state, u64::try_from(version).unwrap_or(0))))
+    }
+
+    async fn store_batch_if_unchanged(
+        &self,
+        state: &BatchState,
+        version: u64,
+    ) -> Result<bool, StageError> {
+        let text = serde_json::to_string(state)
+            .map_err(|e| StageError::internal(format!("run store: {e}")))?;
+        let (old, new) = (
+            i64::try_from(version).unwrap_or(i64::MAX),
+            i64::try_from(version + 1).unwrap_or(i64::MAX),
+        );
+        let sql = if version == 0 {
+            "INSERT INTO batches (state, version, name) VALUES (?, ?, ?) ON CONFLICT (name) DO NOTHING"
+        } else {
+            "UPDATE batches SET state = ?, version = ? WHERE name = ? AND version = ?"
+        };
+        let mut values: Vec<sea_orm::Value> = vec![text.into(), new.into(), state.batch.clone().into()];
+        if version != 0 {
+            values.push(old.into());
+        }
+        let done = self
+            .db
+            .execute_raw(Statement::from_sql_and_values(DbBackend::Sqlite, sql, values))
+            .await
+            .map_err(db_err)?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn list_batches(&self) -> Result<Vec<BatchState>, StageError> {
+        let rows = self
+            .db
+            .query_all_raw(Statement::from_string(
+                DbBackend::Sqlite,
+                "SELECT state FROM batches ORDER BY name",
+            ))
+            .await
+            .map_err(db_err)?;
+        rows.iter()
+            .map(|row| {
+                let state: String = row.try_get("", "state").map_err(db_err)?;
+                serde_json::from_str(&state)
+                    .map_err(|e| StageError::internal(format!("run store: a batch record is unreadable: {e}")))
+            })
             .collect()
     }
 }

@@ -20,6 +20,7 @@
 
 #![forbid(unsafe_code)]
 
+mod analytics;
 mod copy;
 mod schema;
 mod sqlite;

@@ -19,6 +19,7 @@ use sluice_proto::{Notice, NotifyInput, ObjectRef, StageError};
 use sluice_spec::config::Dataset;
 
 pub mod attachment;
+pub mod batch;
 pub mod doc;
 pub mod format;
 pub mod notices;

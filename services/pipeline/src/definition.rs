@@ -7,6 +7,9 @@ pub use sluice_spec::keys::execution_input;
 /// The definition, built into the binary so `sluice run` needs no file next to it.
 pub const PIPELINE_ASL: &str = include_str!("../../../statemachine/pipeline.asl.json");
 
+/// The batch definition (`[[batch]]`), built in the same way.
+pub const BATCH_ASL: &str = include_str!("../../../statemachine/batch.asl.json");
+
 /// The queue URL placeholder of each stage in pipeline.asl.json.
 pub fn queue_placeholder(stage: Stage) -> &'static str {
     match stage {
@@ -21,9 +24,18 @@ pub fn queue_placeholder(stage: Stage) -> &'static str {
 
 /// pipeline.asl.json with each stage's queue URL filled in by `url_of`.
 pub fn pipeline_definition(url_of: impl Fn(Stage) -> String) -> String {
+    fill_queues(PIPELINE_ASL, url_of)
+}
+
+/// batch.asl.json with each stage's queue URL filled in by `url_of`.
+pub fn batch_definition(url_of: impl Fn(Stage) -> String) -> String {
+    fill_queues(BATCH_ASL, url_of)
+}
+
+fn fill_queues(definition: &str, url_of: impl Fn(Stage) -> String) -> String {
     Stage::ALL
         .iter()
-        .fold(PIPELINE_ASL.to_string(), |def, &stage| {
+        .fold(definition.to_string(), |def, &stage| {
             def.replace(queue_placeholder(stage), &url_of(stage))
         })
 }
@@ -59,9 +71,11 @@ pub fn heartbeat_seconds(stage: Stage) -> Option<u64> {
             }
         }
     }
-    let definition: serde_json::Value = serde_json::from_str(PIPELINE_ASL).ok()?;
     let mut min = None;
-    walk(&definition["States"], queue_placeholder(stage), &mut min);
+    for text in [PIPELINE_ASL, BATCH_ASL] {
+        let definition: serde_json::Value = serde_json::from_str(text).ok()?;
+        walk(&definition["States"], queue_placeholder(stage), &mut min);
+    }
     min
 }
 
@@ -84,6 +98,10 @@ mod tests {
         assert!(
             !def.contains("${"),
             "a queue URL placeholder is left in pipeline.asl.json"
+        );
+        assert!(
+            !batch_definition(embedded_url).contains("${"),
+            "a queue URL placeholder is left in batch.asl.json"
         );
         for stage in Stage::ALL {
             assert!(

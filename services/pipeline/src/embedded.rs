@@ -22,11 +22,14 @@ use crate::faults::Faults;
 use crate::stages::{StageContext, handle};
 use crate::summary::apply_output;
 
-/// Answers the executor's tasks in-process, and keeps the run summary up to date as stages finish.
-struct InProcessTasks {
-    ctx: StageContext,
-    run: Mutex<RunSummary>,
-    failed_stage: Mutex<Option<Stage>>,
+/// What the caller sees of each task: its input and how it ended.
+pub(crate) type TaskObserver =
+    Box<dyn Fn(&StageInput, &Result<StageOutput, StageError>) + Send + Sync>;
+
+/// Answers the executor's tasks in-process, telling `observe` how each one ended.
+pub(crate) struct InProcessTasks {
+    pub(crate) ctx: StageContext,
+    pub(crate) observe: TaskObserver,
 }
 
 #[async_trait]
@@ -84,25 +87,17 @@ impl TaskRunner for InProcessTasks {
                     beats.beat();
                 }
             });
+            let input = envelope.input.clone();
             let r = handle(&self.ctx, envelope.input).await;
             ticker.abort();
+            (self.observe)(&input, &r);
             r
         };
         match result {
-            Ok(output) => {
-                if let Ok(mut run) = self.run.lock() {
-                    apply_output(&mut run, &output, &|o| self.ctx.store.uri(o));
-                }
-                serde_json::to_value(&output)
-                    .map_err(|e| TaskError::new(ErrorName::Internal.as_str(), e.to_string()))
-            }
+            Ok(output) => serde_json::to_value(&output)
+                .map_err(|e| TaskError::new(ErrorName::Internal.as_str(), e.to_string())),
             Err(e) => {
                 tracing::warn!(state = %request.state_name, %stage, attempt = request.attempt, error = %e.error, cause = %e.cause, "stage failed");
-                if stage != Stage::Notifier
-                    && let Ok(mut failed) = self.failed_stage.lock()
-                {
-                    *failed = Some(stage);
-                }
                 Err(TaskError::new(e.error.as_str(), e.cause))
             }
         }
@@ -125,19 +120,34 @@ pub async fn execute(
         .is_some_and(|d| d.load);
     let mut ctx = ctx.clone();
     ctx.faults = Arc::new(Faults::from_env()?);
-    let tasks = Arc::new(InProcessTasks {
-        ctx,
-        run: Mutex::new(run.clone()),
-        failed_stage: Mutex::new(None),
-    });
+    let summary = Arc::new(Mutex::new(run.clone()));
+    let failed_stage: Arc<Mutex<Option<Stage>>> = Arc::default();
+    let observe: TaskObserver = {
+        let (summary, failed_stage, store) =
+            (summary.clone(), failed_stage.clone(), ctx.store.clone());
+        Box::new(move |input, result| match result {
+            Ok(output) => {
+                if let Ok(mut run) = summary.lock() {
+                    apply_output(&mut run, output, &|o| store.uri(o));
+                }
+            }
+            Err(_) => {
+                if input.stage() != Stage::Notifier
+                    && let Ok(mut failed) = failed_stage.lock()
+                {
+                    *failed = Some(input.stage());
+                }
+            }
+        })
+    };
+    let tasks = Arc::new(InProcessTasks { ctx, observe });
     let executor = Executor::new(definition, tasks.clone(), Arc::new(SystemClock))
         .with_state_machine_name("sluice-pipeline");
     let input = execution_input(&run.run_id, &run.dataset, &run.source, as_of, load);
     let input = serde_json::to_value(&input)?;
     let execution = executor.execute(input, run.run_id.as_str()).await;
 
-    let mut done = tasks
-        .run
+    let mut done = summary
         .lock()
         .map_err(|_| anyhow::anyhow!("run summary lock poisoned"))?
         .clone();
@@ -150,7 +160,7 @@ pub async fn execute(
         ExecutionStatus::Succeeded => done.status = RunStatus::Succeeded,
         ExecutionStatus::Failed | ExecutionStatus::TimedOut => {
             done.status = RunStatus::Failed;
-            let stage = tasks.failed_stage.lock().ok().and_then(|s| *s);
+            let stage = failed_stage.lock().ok().and_then(|s| *s);
             done.error = Some(RunError {
                 stage,
                 error: ErrorName::parse(

@@ -10,6 +10,7 @@
 //! - [`faults`]: `SLUICE_INJECT_FAULTS`, to try the retry and alert paths.
 //! - [`supersede`]: a changed re-upload removes the rows and partitions of the key's earlier versions.
 
+pub mod batch;
 pub mod definition;
 pub mod embedded;
 pub mod faults;

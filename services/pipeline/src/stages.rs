@@ -63,6 +63,14 @@ impl WarehouseHandle {
         config: &Config,
         ds: &Dataset,
     ) -> Result<&sluice_loader::Warehouse, StageError> {
+        self.get_or(config, || Self::unconfigured(config, ds)).await
+    }
+
+    async fn get_or(
+        &self,
+        config: &Config,
+        unconfigured: impl FnOnce() -> StageError,
+    ) -> Result<&sluice_loader::Warehouse, StageError> {
         let (staging, analytics) = (
             &config.warehouse.staging_schema,
             &config.warehouse.analytics_schema,
@@ -80,7 +88,7 @@ impl WarehouseHandle {
                     })
                     .await
             }
-            (None, None) => Err(Self::unconfigured(config, ds)),
+            (None, None) => Err(unconfigured()),
         }
     }
 
@@ -176,6 +184,11 @@ pub async fn handle(ctx: &StageContext, input: StageInput) -> Result<StageOutput
         StageInput::Plotter(i) => plot(ctx, i).await.map(StageOutput::Plotter),
         StageInput::Loader(i) => load(ctx, i).await.map(StageOutput::Loader),
         StageInput::Notifier(i) => notify(ctx, i).await.map(StageOutput::Notifier),
+        StageInput::Analytics(i) => analytics(ctx, i).await.map(StageOutput::Analytics),
+        StageInput::Export(i) => export(ctx, i).await.map(StageOutput::Export),
+        StageInput::BatchNotifier(i) => batch_notify(ctx, i)
+            .await
+            .map(StageOutput::BatchNotifier),
     }
 }
 
@@ -689,6 +702,103 @@ async fn notify(ctx: &StageContext, input: NotifyInput) -> Result<NotifyOutput, 
     };
     let sent_to = ctx.mailer.send(&outgoing).await?;
     tracing::info!(run_id = %input.run_id, to = ?outgoing.to, subject = %outgoing.subject, %sent_to, "e-mail sent");
+    Ok(NotifyOutput {
+        emails: vec![EmailSent {
+            to: outgoing.to,
+            subject: outgoing.subject,
+        }],
+    })
+}
+
+impl StageContext {
+    fn batch(&self, name: &str) -> Result<&sluice_spec::config::Batch, StageError> {
+        self.config.batch(name).ok_or_else(|| {
+            StageError::invalid_input(format!(
+                "batch {name:?} is not defined in {}",
+                self.config.path.display()
+            ))
+        })
+    }
+
+    async fn batch_warehouse(
+        &self,
+        batch: &str,
+    ) -> Result<&sluice_loader::Warehouse, StageError> {
+        self.warehouse
+            .get_or(&self.config, || {
+                StageError::invalid_input(format!(
+                    "batch {batch:?} needs a warehouse but none is configured: set [warehouse] url = \
+                     \"postgres://user@host:5432/database\" in {} or the SLUICE_WAREHOUSE_URL variable",
+                    self.config.path.display()
+                ))
+            })
+            .await
+    }
+}
+
+/// A batch's analytics queries: each result replaces its table in the analytics schema.
+async fn analytics(ctx: &StageContext, input: AnalyticsInput) -> Result<AnalyticsOutput, StageError> {
+    let batch = ctx.batch(&input.batch)?;
+    let warehouse = ctx.batch_warehouse(&batch.name).await?;
+    let tables = warehouse
+        .run_analytics(&batch.name, &batch.analytics, input.as_of)
+        .await?;
+    Ok(AnalyticsOutput { tables })
+}
+
+/// A batch's analytics tables as CSV in the curated bucket:
+/// `{batch}/analytics/{name}/as_of={date}/{name}.csv`.
+async fn export(ctx: &StageContext, input: ExportInput) -> Result<ExportOutput, StageError> {
+    let batch = ctx.batch(&input.batch)?;
+    let warehouse = ctx.batch_warehouse(&batch.name).await?;
+    let scratch = ctx.scratch()?;
+    let mut exports = Vec::with_capacity(batch.analytics.len());
+    for q in &batch.analytics {
+        let file = scratch.path().join(format!("{}.csv", q.name));
+        let rows = warehouse.export_table(&q.name, &file).await?;
+        let object = sluice_spec::keys::analytics_export(
+            &ctx.config.buckets.curated,
+            &batch.name,
+            &q.name,
+            input.as_of,
+        );
+        ctx.store.put_file(&object, &file, "text/csv").await?;
+        exports.push(AnalyticsExport {
+            name: q.name.clone(),
+            object,
+            rows,
+        });
+    }
+    Ok(ExportOutput { exports })
+}
+
+/// The batch's e-mail: success summary or failure alert (`[batch.notify]`).
+async fn batch_notify(
+    ctx: &StageContext,
+    input: BatchNotifyInput,
+) -> Result<NotifyOutput, StageError> {
+    let batch = ctx.batch(&input.batch)?;
+    let email = {
+        let store = ctx.store.clone();
+        let uri_of = move |o: &ObjectRef| store.uri(o);
+        let compose_ctx = sluice_notifier::ComposeContext {
+            invalid_rows_csv: None,
+            uri_of: &uri_of,
+            now: chrono::Utc::now(),
+        };
+        sluice_notifier::batch::compose_batch(batch, &input, &compose_ctx)?
+    };
+    let Some(email) = email else {
+        return Ok(NotifyOutput { emails: Vec::new() });
+    };
+    let outgoing = OutgoingEmail {
+        from: email.from,
+        to: email.to,
+        subject: email.subject,
+        raw: email.raw,
+    };
+    ctx.mailer.send(&outgoing).await?;
+    tracing::info!(batch = %input.batch, run_id = %input.run_id, to = ?outgoing.to, subject = %outgoing.subject, "e-mail sent");
     Ok(NotifyOutput {
         emails: vec![EmailSent {
             to: outgoing.to,

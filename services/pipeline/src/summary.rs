@@ -45,6 +45,8 @@ pub fn apply_output(
             run.outputs.warehouse_table = Some(l.table.clone());
         }
         StageOutput::Notifier(n) => run.emails.extend(n.emails.iter().cloned()),
+        // A batch's own steps are recorded in the batch's record, not in a run's.
+        StageOutput::Analytics(_) | StageOutput::Export(_) | StageOutput::BatchNotifier(_) => {}
     }
 }
 

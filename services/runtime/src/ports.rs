@@ -17,6 +17,7 @@ use std::path::{Path, PathBuf};
 use async_trait::async_trait;
 
 use sluice_proto::{
+    BatchState,
     DatasetName, ErrorName, ExecutionInput, ObjectRef, RunId, RunSummary, Stage, StageError,
     StageStatus,
 };
@@ -191,6 +192,17 @@ pub trait RunRecords: Send + Sync {
     async fn list_recent(&self, limit: u64) -> Result<Vec<RunSummary>, StageError>;
     /// Every run of one landed object (any version), in no particular order.
     async fn runs_of_source(&self, bucket: &str, key: &str) -> Result<Vec<RunSummary>, StageError>;
+    /// A batch's record and its version (strongly consistent), or None.
+    async fn load_batch(&self, batch: &str) -> Result<Option<(BatchState, u64)>, StageError>;
+    /// Stores `state` with version `version + 1`, only if the stored version is still `version`
+    /// (0: none stored). Ok(false), and nothing written, when it is not.
+    async fn store_batch_if_unchanged(
+        &self,
+        state: &BatchState,
+        version: u64,
+    ) -> Result<bool, StageError>;
+    /// Every batch's record.
+    async fn list_batches(&self) -> Result<Vec<BatchState>, StageError>;
 }
 
 /// A finished RFC 5322 message and its envelope.

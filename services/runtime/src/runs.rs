@@ -17,7 +17,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use sluice_proto::{RunId, RunSummary, Stage, StageError, StageStatus};
+use sluice_proto::{BatchState, RunId, RunSummary, Stage, StageError, StageStatus};
 
 pub use crate::ports::{RunRecord, RunRecords};
 
@@ -46,6 +46,9 @@ pub fn stage_status_supersedes(new: StageStatus, old: Option<StageStatus>) -> bo
 
 /// A change to a run summary, applied by [`RunStore::update_run`] (maybe more than once, on a race).
 pub type RunChange<'a> = dyn for<'r> FnMut(&'r mut RunSummary) + Send + 'a;
+/// A change to a batch's record, applied by [`RunStore::update_batch`] (maybe more than once, on a
+/// race); it starts from a new record when the batch has none.
+pub type BatchChange<'a> = dyn for<'r> FnMut(&'r mut BatchState) + Send + 'a;
 
 /// The run store port: what the dispatcher, the workers, the embedded run and `sluice runs` use.
 #[async_trait]
@@ -80,6 +83,15 @@ pub trait RunStore: Send + Sync {
     async fn list_runs(&self, limit: u64) -> Result<Vec<RunSummary>, StageError>;
     /// Every run of one landed object (any version).
     async fn runs_of_source(&self, bucket: &str, key: &str) -> Result<Vec<RunSummary>, StageError>;
+    /// Applies `change` to a batch's record (a new one when there is none) and stores it if nobody
+    /// wrote in between, else reads it again and reapplies the change. Returns what was stored.
+    async fn update_batch(
+        &self,
+        batch: &str,
+        change: &mut BatchChange<'_>,
+    ) -> Result<BatchState, StageError>;
+    async fn get_batch(&self, batch: &str) -> Result<Option<BatchState>, StageError>;
+    async fn batches(&self) -> Result<Vec<BatchState>, StageError>;
 }
 
 /// Reads the record, lets `change` produce the next one (None: nothing to write), and stores it if
@@ -211,6 +223,37 @@ impl<R: RunRecords + ?Sized> RunStore for R {
 
     async fn runs_of_source(&self, bucket: &str, key: &str) -> Result<Vec<RunSummary>, StageError> {
         RunRecords::runs_of_source(self, bucket, key).await
+    }
+
+    async fn update_batch(
+        &self,
+        batch: &str,
+        change: &mut BatchChange<'_>,
+    ) -> Result<BatchState, StageError> {
+        for round in 0..ROUNDS {
+            let (mut state, version) = self
+                .load_batch(batch)
+                .await?
+                .unwrap_or_else(|| (BatchState::new(batch), 0));
+            change(&mut state);
+            if self.store_batch_if_unchanged(&state, version).await? {
+                return Ok(state);
+            }
+            tracing::debug!(batch, round, "batch record changed under us; reading it again");
+            let jitter = u64::from(std::process::id() ^ round.wrapping_mul(2654435761)) % 20;
+            tokio::time::sleep(Duration::from_millis(5 * u64::from(round + 1) + jitter)).await;
+        }
+        Err(StageError::transient(format!(
+            "could not record batch {batch:?}: its record kept changing under us ({ROUNDS} tries)"
+        )))
+    }
+
+    async fn get_batch(&self, batch: &str) -> Result<Option<BatchState>, StageError> {
+        Ok(self.load_batch(batch).await?.map(|(s, _)| s))
+    }
+
+    async fn batches(&self) -> Result<Vec<BatchState>, StageError> {
+        self.list_batches().await
     }
 }
 
@@ -395,6 +438,76 @@ pub mod conformance {
             .filter(|r| r.as_str().starts_with(prefix))
             .collect();
         assert_eq!(mine, [&id, &early]);
+
+        check_batches(store, prefix).await;
+    }
+
+    /// Batch records: created on first update, and concurrent updates all land.
+    async fn check_batches(store: &dyn RunStore, prefix: &str) {
+        let name = format!("{prefix}-batch");
+        assert!(store.get_batch(&name).await.unwrap().is_none());
+        let member = |ds: &str| sluice_proto::BatchMember {
+            dataset: sluice_proto::DatasetName::new(ds),
+            run_id: RunId::parse(&format!("{prefix}-{ds}")).unwrap(),
+            source: sluice_proto::ObjectRef::new("landing", format!("in/{ds}.csv")),
+            etag: "e1".into(),
+            landed_at: chrono::Utc::now(),
+        };
+        let futures: Vec<_> = ["a", "b", "c", "d"]
+            .into_iter()
+            .map(|ds| {
+                let m = member(ds);
+                let name = name.clone();
+                async move {
+                    store
+                        .update_batch(&name, &mut |s| {
+                            s.pending.insert(m.dataset.as_str().to_string(), m.clone());
+                        })
+                        .await
+                        .unwrap()
+                }
+            })
+            .collect();
+        futures_join(futures).await;
+        let stored = store.get_batch(&name).await.unwrap().unwrap();
+        assert_eq!(stored.batch, name);
+        assert_eq!(
+            stored.pending.keys().map(String::as_str).collect::<Vec<_>>(),
+            ["a", "b", "c", "d"],
+            "every concurrent update landed"
+        );
+        assert!(
+            store
+                .batches()
+                .await
+                .unwrap()
+                .iter()
+                .any(|b| b.batch == name)
+        );
+    }
+
+    async fn futures_join<F: std::future::Future>(futures: Vec<F>) -> Vec<F::Output> {
+        // Polled together in one task: each read-modify-write interleaves with the others.
+        let mut pinned: Vec<_> = futures.into_iter().map(Box::pin).collect();
+        let mut out: Vec<Option<F::Output>> = (0..pinned.len()).map(|_| None).collect();
+        std::future::poll_fn(|cx| {
+            let mut pending = false;
+            for (i, f) in pinned.iter_mut().enumerate() {
+                if out[i].is_none() {
+                    match f.as_mut().poll(cx) {
+                        std::task::Poll::Ready(v) => out[i] = Some(v),
+                        std::task::Poll::Pending => pending = true,
+                    }
+                }
+            }
+            if pending {
+                std::task::Poll::Pending
+            } else {
+                std::task::Poll::Ready(())
+            }
+        })
+        .await;
+        out.into_iter().map(|o| o.expect("ready")).collect()
     }
 }
 
@@ -402,6 +515,7 @@ pub mod conformance {
 #[derive(Debug, Default)]
 pub struct MemoryRunStore {
     records: std::sync::Mutex<BTreeMap<RunId, RunRecord>>,
+    batches: std::sync::Mutex<BTreeMap<String, (BatchState, u64)>>,
 }
 
 #[async_trait]
@@ -451,6 +565,33 @@ impl RunRecords for MemoryRunStore {
             .values()
             .filter_map(|r| r.summary.clone())
             .filter(|r| r.source.bucket == bucket && r.source.key == key)
+            .collect())
+    }
+
+    async fn load_batch(&self, batch: &str) -> Result<Option<(BatchState, u64)>, StageError> {
+        Ok(self.batches.lock().expect("poisoned").get(batch).cloned())
+    }
+
+    async fn store_batch_if_unchanged(
+        &self,
+        state: &BatchState,
+        version: u64,
+    ) -> Result<bool, StageError> {
+        let mut batches = self.batches.lock().expect("poisoned");
+        if batches.get(&state.batch).map_or(0, |(_, v)| *v) != version {
+            return Ok(false);
+        }
+        batches.insert(state.batch.clone(), (state.clone(), version + 1));
+        Ok(true)
+    }
+
+    async fn list_batches(&self) -> Result<Vec<BatchState>, StageError> {
+        Ok(self
+            .batches
+            .lock()
+            .expect("poisoned")
+            .values()
+            .map(|(s, _)| s.clone())
             .collect())
     }
 }

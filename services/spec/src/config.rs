@@ -113,6 +113,66 @@ pub struct Config {
     /// `[warehouse]`: where the loader writes the datasets with `load = true`.
     pub warehouse: Warehouse,
     pub datasets: Vec<Dataset>,
+    /// `[[batch]]`: datasets processed together once every one of them has landed.
+    pub batches: Vec<Batch>,
+}
+
+/// A batch (`[[batch]]`): its member datasets are validated and loaded together, then its analytics
+/// queries run and their tables are exported.
+#[derive(Debug, Clone)]
+pub struct Batch {
+    pub name: String,
+    /// The member datasets, each with `load = true`, each in no other batch.
+    pub datasets: Vec<DatasetName>,
+    pub at_most: AtMost,
+    pub analytics: Vec<AnalyticsQuery>,
+    /// `[batch.notify]`: `from`, `success`, `failure`.
+    pub notify: Notify,
+}
+
+/// How often a complete set of members may start a batch run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AtMost {
+    /// Once per UTC day: a later complete set waits for the next day.
+    Daily,
+    /// Once per UTC hour.
+    Hourly,
+    /// Every complete set.
+    Always,
+}
+
+impl AtMost {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AtMost::Daily => "daily",
+            AtMost::Hourly => "hourly",
+            AtMost::Always => "always",
+        }
+    }
+}
+
+/// One `[[batch.analytics]]` query: its result replaces `{analytics}.{name}`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AnalyticsQuery {
+    pub name: String,
+    /// The SQL, with `{as_of}` still in it.
+    pub sql: String,
+}
+
+impl AnalyticsQuery {
+    /// The SQL with `{as_of}` replaced by the date (`YYYY-MM-DD`, bare: quote it in the SQL,
+    /// `DATE '{as_of}'`).
+    pub fn sql_for(&self, as_of: NaiveDate) -> String {
+        self.sql
+            .replace("{as_of}", &as_of.format("%Y-%m-%d").to_string())
+    }
+}
+
+impl Batch {
+    /// The batch a dataset belongs to, if any.
+    pub fn has(&self, dataset: &str) -> bool {
+        self.datasets.iter().any(|d| d == dataset)
+    }
 }
 
 /// The loader's database (`[warehouse]`).
@@ -141,6 +201,15 @@ impl Default for Warehouse {
 impl Config {
     pub fn dataset(&self, name: &str) -> Option<&Dataset> {
         self.datasets.iter().find(|d| d.name == name)
+    }
+
+    pub fn batch(&self, name: &str) -> Option<&Batch> {
+        self.batches.iter().find(|b| b.name == name)
+    }
+
+    /// The batch a dataset is a member of (a dataset is in one batch at most).
+    pub fn batch_of(&self, dataset: &str) -> Option<&Batch> {
+        self.batches.iter().find(|b| b.has(dataset))
     }
 
     /// The datasets whose `match` accepts an object key.
@@ -337,6 +406,38 @@ struct RawConfig {
     warehouse: Option<Spanned<Warehouse>>,
     #[serde(default)]
     dataset: Vec<Spanned<RawDataset>>,
+    #[serde(default)]
+    batch: Vec<Spanned<RawBatch>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawBatch {
+    name: Spanned<String>,
+    datasets: Spanned<Vec<Spanned<String>>>,
+    #[serde(default)]
+    at_most: Option<Spanned<String>>,
+    #[serde(default)]
+    analytics: Vec<RawAnalytics>,
+    #[serde(default)]
+    notify: RawBatchNotify,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAnalytics {
+    name: Spanned<String>,
+    sql: Spanned<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawBatchNotify {
+    from: Option<Spanned<String>>,
+    #[serde(default)]
+    success: Vec<Spanned<String>>,
+    #[serde(default)]
+    failure: Vec<Spanned<String>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -554,6 +655,19 @@ impl Config {
                 w
             }
         };
+        let mut batches: Vec<Batch> = Vec::new();
+        for b in raw.batch {
+            let span = b.span();
+            let b = ctx.batch(b.into_inner(), &datasets, &batches)?;
+            if batches.iter().any(|o| o.name == b.name) {
+                return Err(ctx.err(
+                    span,
+                    "name",
+                    format!("a batch named {:?} is defined twice", b.name),
+                ));
+            }
+            batches.push(b);
+        }
         Ok(Config {
             path: path.to_path_buf(),
             buckets: raw.buckets,
@@ -561,6 +675,7 @@ impl Config {
             data_dir: raw.embedded.data_dir.map(|d| base.join(d)),
             warehouse,
             datasets,
+            batches,
         })
     }
 }
@@ -705,6 +820,132 @@ impl Ctx<'_> {
             load: ds.load,
             columns,
             name: DatasetName::new(name),
+        })
+    }
+
+    fn batch(
+        &self,
+        raw: RawBatch,
+        datasets: &[Dataset],
+        earlier: &[Batch],
+    ) -> Result<Batch, ConfigError> {
+        let name = raw.name.get_ref().clone();
+        // The name starts each run id (`{name}-{period}`, at most 80 characters) and export key.
+        if name.is_empty()
+            || name.len() > 40
+            || !name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
+            return Err(self.err(
+                raw.name.span(),
+                "name",
+                format!(
+                    "{name:?} is not a batch name: use 1 to 40 letters, digits, '-' and '_'"
+                ),
+            ));
+        }
+        let mut members: Vec<DatasetName> = Vec::new();
+        if raw.datasets.get_ref().is_empty() {
+            return Err(self.err(
+                raw.datasets.span(),
+                "datasets",
+                format!("batch {name:?} names no datasets"),
+            ));
+        }
+        for d in raw.datasets.get_ref() {
+            let member = d.get_ref();
+            let Some(ds) = datasets.iter().find(|x| x.name == member.as_str()) else {
+                let known: Vec<&str> = datasets.iter().map(|x| x.name.as_str()).collect();
+                return Err(self.err(
+                    d.span(),
+                    "datasets",
+                    format!(
+                        "batch {name:?}: there is no dataset {member:?} (datasets: {})",
+                        known.join(", ")
+                    ),
+                ));
+            };
+            if members.iter().any(|m| m == member.as_str()) {
+                return Err(self.err(
+                    d.span(),
+                    "datasets",
+                    format!("batch {name:?} names dataset {member:?} twice"),
+                ));
+            }
+            if !ds.load {
+                return Err(self.err(
+                    d.span(),
+                    "datasets",
+                    format!(
+                        "dataset {member:?} is in batch {name:?}, so it needs load = true: the batch loads \
+                         every member into the warehouse before its analytics run"
+                    ),
+                ));
+            }
+            if let Some(other) = earlier.iter().find(|b| b.has(member)) {
+                return Err(self.err(
+                    d.span(),
+                    "datasets",
+                    format!(
+                        "dataset {member:?} is already in batch {:?}: a dataset belongs to one batch at most",
+                        other.name
+                    ),
+                ));
+            }
+            members.push(ds.name.clone());
+        }
+        let at_most = match raw.at_most.as_ref().map(|a| (a.get_ref().as_str(), a.span())) {
+            None | Some(("daily", _)) => AtMost::Daily,
+            Some(("hourly", _)) => AtMost::Hourly,
+            Some(("always", _)) => AtMost::Always,
+            Some((other, span)) => {
+                return Err(self.err(
+                    span,
+                    "at_most",
+                    format!("{other:?} is not a cadence: use \"daily\", \"hourly\" or \"always\""),
+                ));
+            }
+        };
+        let mut analytics: Vec<AnalyticsQuery> = Vec::new();
+        for q in raw.analytics {
+            let qname = q.name.get_ref().clone();
+            if let Err(why) = sql_identifier(&qname) {
+                return Err(self.err(
+                    q.name.span(),
+                    "name",
+                    format!("analytics {qname:?} {why} (it names the table analytics.{qname})"),
+                ));
+            }
+            if analytics.iter().any(|a| a.name == qname) {
+                return Err(self.err(
+                    q.name.span(),
+                    "name",
+                    format!("batch {name:?} has two analytics named {qname:?}"),
+                ));
+            }
+            let sql = q.sql.get_ref().trim().trim_end_matches(';').trim().to_string();
+            if sql.is_empty() {
+                return Err(self.err(
+                    q.sql.span(),
+                    "sql",
+                    format!("analytics {qname:?} has no SQL"),
+                ));
+            }
+            analytics.push(AnalyticsQuery { name: qname, sql });
+        }
+        let notify = self.notify(&RawNotify {
+            from: raw.notify.from,
+            invalid_rows: Vec::new(),
+            success: raw.notify.success,
+            failure: raw.notify.failure,
+        })?;
+        Ok(Batch {
+            name,
+            datasets: members,
+            at_most,
+            analytics,
+            notify,
         })
     }
 

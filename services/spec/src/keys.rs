@@ -112,6 +112,18 @@ pub fn execution_input(
     }
 }
 
+/// Where a batch's analytics table is exported:
+/// `{curated}/{batch}/analytics/{name}/as_of={YYYY-MM-DD}/{name}.csv`.
+pub fn analytics_export(curated: &str, batch: &str, name: &str, as_of: NaiveDate) -> ObjectRef {
+    ObjectRef::new(
+        curated,
+        format!(
+            "{batch}/analytics/{name}/as_of={}/{name}.csv",
+            as_of.format("%Y-%m-%d")
+        ),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BinaryHeap, HashMap};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{AttributeValue, KeyType};
 use chrono::{DateTime, SecondsFormat, Utc};
-use sluice_proto::{RunId, RunSummary, Stage, StageError, StageState, StageStatus};
+use sluice_proto::{BatchState, RunId, RunSummary, Stage, StageError, StageState, StageStatus};
 use sluice_runtime::ports::{RunRecord, RunRecords};
 
 use super::tables::create_table;
@@ -360,6 +360,109 @@ impl RunRecords for DynamoRunStore {
             })
             .collect()
     }
+
+    /// The batch's item: `run_id = "batch#{name}"` (never a run id: those have no `#`), the record as
+    /// JSON in `batch_state`, and `version`.
+    async fn load_batch(&self, batch: &str) -> Result<Option<(BatchState, u64)>, StageError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("run_id", s(batch_item_key(batch)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| missing_table(&self.table, "GetItem", CallError::from_sdk(e)))?;
+        let Some(item) = out.item else {
+            return Ok(None);
+        };
+        decode_batch(&self.table, &item).map(Some)
+    }
+
+    async fn store_batch_if_unchanged(
+        &self,
+        state: &BatchState,
+        version: u64,
+    ) -> Result<bool, StageError> {
+        let text = serde_json::to_string(state)
+            .map_err(|e| StageError::internal(format!("batch {:?}: {e}", state.batch)))?;
+        let mut req = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("run_id", s(batch_item_key(&state.batch)))
+            .update_expression("SET #state = :state, #version = :next, #batch = :batch")
+            .expression_attribute_names("#state", "batch_state")
+            .expression_attribute_names("#version", "version")
+            .expression_attribute_names("#batch", "batch")
+            .expression_attribute_values(":state", s(text))
+            .expression_attribute_values(":next", n(version + 1))
+            .expression_attribute_values(":batch", s(&state.batch));
+        req = if version == 0 {
+            req.condition_expression("attribute_not_exists(#version)")
+        } else {
+            req.condition_expression("#version = :seen")
+                .expression_attribute_values(":seen", n(version))
+        };
+        match req.send().await {
+            Ok(_) => Ok(true),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(missing_table(
+                &self.table,
+                "UpdateItem",
+                CallError::from_sdk(e),
+            )),
+        }
+    }
+
+    async fn list_batches(&self) -> Result<Vec<BatchState>, StageError> {
+        let mut batches = Vec::new();
+        let mut start_key = None;
+        loop {
+            let page = self
+                .client
+                .scan()
+                .table_name(&self.table)
+                .filter_expression("attribute_exists(#state)")
+                .expression_attribute_names("#state", "batch_state")
+                .set_exclusive_start_key(start_key)
+                .send()
+                .await
+                .map_err(|e| missing_table(&self.table, "Scan", CallError::from_sdk(e)))?;
+            for item in page.items.unwrap_or_default() {
+                batches.push(decode_batch(&self.table, &item)?.0);
+            }
+            match page.last_evaluated_key {
+                Some(k) if !k.is_empty() => start_key = Some(k),
+                _ => break,
+            }
+        }
+        batches.sort_by(|a, b| a.batch.cmp(&b.batch));
+        Ok(batches)
+    }
+}
+
+fn batch_item_key(batch: &str) -> String {
+    format!("batch#{batch}")
+}
+
+fn decode_batch(
+    table: &str,
+    item: &HashMap<String, AttributeValue>,
+) -> Result<(BatchState, u64), StageError> {
+    let text = item
+        .get("batch_state")
+        .and_then(|v| v.as_s().ok())
+        .ok_or_else(|| StageError::internal(format!("a batch item of table {table} has no batch_state")))?;
+    let state = serde_json::from_str(text).map_err(|e| {
+        StageError::internal(format!("a batch item of table {table} is unreadable: {e}"))
+    })?;
+    Ok((state, number(item, "version").unwrap_or(1)))
 }
 
 #[cfg(test)]
