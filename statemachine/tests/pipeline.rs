@@ -126,6 +126,7 @@ fn worker_answer(envelope: &TaskEnvelope, invalid: u64) -> Value {
                 }],
             }))
         }
+        other => panic!("the pipeline sends no batch task: {other:?}"),
     }
 }
 

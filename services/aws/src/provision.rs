@@ -45,6 +45,7 @@ pub async fn deploy(
     config: &Config,
     clients: &AwsClients,
     fill_definition: &FillDefinition,
+    fill_batch_definition: &FillDefinition,
     say: Report<'_>,
 ) -> anyhow::Result<String> {
     check_role(&config.aws.role_arn, endpoint_is_custom())?;
@@ -155,6 +156,30 @@ pub async fn deploy(
             "updated"
         },
     );
+
+    // The batch state machine, when the spec has batches.
+    if !config.batches.is_empty() {
+        let definition = fill_batch_definition(&|stage| {
+            stage_urls
+                .iter()
+                .find(|(s, _)| *s == stage)
+                .map(|(_, url)| url.clone())
+                .unwrap_or_default()
+        });
+        let batch = SfnStateMachines::new(clients.sfn.clone())
+            .create_or_update_state_machine(
+                &config.aws.batch_state_machine,
+                &definition,
+                &config.aws.role_arn,
+            )
+            .await
+            .map_err(err)?;
+        say(
+            "state machine",
+            &config.aws.batch_state_machine,
+            if batch.created { "created" } else { "updated" },
+        );
+    }
 
     // SES identities: every sender and recipient (while the account is in the SES sandbox, recipients
     // must be verified too).

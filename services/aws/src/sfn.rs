@@ -3,7 +3,7 @@
 
 use async_trait::async_trait;
 use aws_sdk_sfn::types::StateMachineType;
-use sluice_proto::{ErrorName, ExecutionInput, RunId, StageError};
+use sluice_proto::{BatchExecutionInput, ErrorName, ExecutionInput, RunId, StageError};
 use sluice_runtime::ports::{
     CallbackOutcome, ExecutionInfo as WorkflowExecution, ExecutionState,
     StartOutcome as WorkflowStart, TaskCallbacks, Workflow,
@@ -362,6 +362,8 @@ impl SfnStateMachines {
 pub struct SfnWorkflow {
     machines: SfnStateMachines,
     state_machine_arn: String,
+    /// The batch state machine (`[aws] batch_state_machine`), when the spec has batches.
+    batch_state_machine_arn: Option<String>,
 }
 
 impl SfnWorkflow {
@@ -369,7 +371,14 @@ impl SfnWorkflow {
         SfnWorkflow {
             machines: SfnStateMachines::new(client),
             state_machine_arn: state_machine_arn.into(),
+            batch_state_machine_arn: None,
         }
+    }
+
+    /// Batch runs start on this state machine.
+    pub fn with_batch_state_machine(mut self, arn: impl Into<String>) -> Self {
+        self.batch_state_machine_arn = Some(arn.into());
+        self
     }
 
     pub fn state_machine_arn(&self) -> &str {
@@ -386,6 +395,35 @@ impl Workflow for SfnWorkflow {
             match self
                 .machines
                 .start_execution(&self.state_machine_arn, input.run_id.as_str(), &json)
+                .await?
+            {
+                StartOutcome::Started { execution_arn } => WorkflowStart::Started {
+                    execution_id: execution_arn,
+                },
+                StartOutcome::AlreadyStarted { execution_arn } => WorkflowStart::AlreadyStarted {
+                    execution_id: execution_arn,
+                },
+            },
+        )
+    }
+
+    async fn start_batch(
+        &self,
+        input: &BatchExecutionInput,
+    ) -> Result<WorkflowStart, StageError> {
+        let Some(arn) = &self.batch_state_machine_arn else {
+            return Err(StageError::invalid_input(format!(
+                "batch run {}: the dispatcher was started without the batch state machine; run `sluice deploy` \
+                 with the spec that defines [[batch]] {:?}, then restart it",
+                input.run_id, input.batch
+            )));
+        };
+        let json = serde_json::to_value(input)
+            .map_err(|e| StageError::internal(format!("batch execution input: {e}")))?;
+        Ok(
+            match self
+                .machines
+                .start_execution(arn, input.run_id.as_str(), &json)
                 .await?
             {
                 StartOutcome::Started { execution_arn } => WorkflowStart::Started {

@@ -105,13 +105,27 @@ pub async fn dispatcher(config_path: &Path, reconcile_every: Duration) -> anyhow
             "state machine {name} does not exist: run `sluice deploy` first (with the same --config)"
         );
     };
+    let mut workflow = SfnWorkflow::new(clients.sfn.clone(), state_machine_arn.clone());
+    if !config.batches.is_empty() {
+        let name = &config.aws.batch_state_machine;
+        let Some(batch_arn) = SfnStateMachines::new(clients.sfn.clone())
+            .find_state_machine(name)
+            .await
+            .map_err(|e| anyhow::anyhow!(e.cause))?
+        else {
+            anyhow::bail!(
+                "state machine {name} (the spec's [[batch]]) does not exist: run `sluice deploy` first (with the same --config)"
+            );
+        };
+        workflow = workflow.with_batch_state_machine(batch_arn);
+    }
     tracing::info!(queue = %url, state_machine = %state_machine_arn, "dispatcher started");
     let dispatcher = Arc::new(Dispatcher {
         runs: Arc::new(DynamoRunStore::new(
             clients.dynamodb.clone(),
             config.aws.runs_table.clone(),
         )),
-        workflow: Arc::new(SfnWorkflow::new(clients.sfn.clone(), state_machine_arn)),
+        workflow: Arc::new(workflow),
         mailer: Some(Arc::new(SesMailer::new(clients.ses.clone()))),
         dead_letters: Some(Arc::new(sluice_aws::dlq::SqsDeadLetters {
             sqs: clients.sqs.clone(),
@@ -144,6 +158,7 @@ pub async fn deploy(config_path: &Path) -> anyhow::Result<ExitCode> {
         &config,
         &clients,
         &|url_of| sluice_pipeline::definition::pipeline_definition(url_of),
+        &|url_of| sluice_pipeline::definition::batch_definition(url_of),
         &mut |kind, name, state| println!("{kind:<14} {name:<40} {state}"),
     )
     .await?;
@@ -221,6 +236,19 @@ async fn run_store(config: &Path) -> anyhow::Result<DynamoRunStore> {
         clients.dynamodb,
         config.aws.runs_table.clone(),
     ))
+}
+
+/// `sluice batches --aws`: the spec and every batch's record in DynamoDB.
+pub async fn batches(
+    config_path: &Path,
+) -> anyhow::Result<(Arc<sluice_spec::config::Config>, Vec<sluice_proto::BatchState>)> {
+    let config = load_config(config_path)?;
+    let store = run_store(config_path).await?;
+    let states = store
+        .batches()
+        .await
+        .map_err(|e| anyhow::anyhow!(e.cause))?;
+    Ok((config, states))
 }
 
 pub async fn runs_list(config: &Path, limit: u64, json: bool) -> anyhow::Result<ExitCode> {

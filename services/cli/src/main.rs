@@ -72,6 +72,9 @@ enum Command {
     },
     /// Batch runs (`[[batch]]`): what each batch waits for, and its runs.
     Batches {
+        /// Read the AWS run store (DynamoDB, `[aws] runs_table`) instead of the embedded one.
+        #[arg(long, global = true)]
+        aws: bool,
         #[command(subcommand)]
         command: BatchesCommand,
     },
@@ -248,6 +251,9 @@ fn main() -> ExitCode {
 /// How long the process waits, after its work is done or given up, for blocking threads to end.
 const SHUTDOWN_WAIT: Duration = Duration::from_secs(2);
 
+/// How a report names an object (`s3://...` or `file://...`).
+type UriOf = Box<dyn Fn(&ObjectRef) -> String>;
+
 /// The embedded adapters over one data directory.
 struct Embedded {
     config: Arc<Config>,
@@ -350,23 +356,30 @@ async fn run_command(cli: Cli) -> anyhow::Result<ExitCode> {
                 ExitCode::FAILURE
             })
         }
-        Command::Batches { command } => {
-            let env = embedded(&cli.config, cli.data_dir).await?;
-            let states = env
-                .db
-                .batches()
-                .await
-                .map_err(|e| anyhow::anyhow!(e.cause))?;
+        Command::Batches { aws, command } => {
+            let (config, states, uri_of): (_, _, UriOf) = if aws {
+                let (config, states) = aws_mode::batches(&cli.config).await?;
+                (config, states, Box::new(|o: &ObjectRef| o.s3_uri()))
+            } else {
+                let env = embedded(&cli.config, cli.data_dir).await?;
+                let states = env
+                    .db
+                    .batches()
+                    .await
+                    .map_err(|e| anyhow::anyhow!(e.cause))?;
+                let store = env.store.clone();
+                (env.config, states, Box::new(move |o: &ObjectRef| store.uri(o)))
+            };
             match command {
                 BatchesCommand::List { json } => {
                     if json {
                         for s in &states {
                             println!("{}", serde_json::to_string(s)?);
                         }
-                    } else if env.config.batches.is_empty() {
-                        println!("{} defines no [[batch]]", env.config.path.display());
+                    } else if config.batches.is_empty() {
+                        println!("{} defines no [[batch]]", config.path.display());
                     } else {
-                        print!("{}", report::batches_table(&env.config, &states));
+                        print!("{}", report::batches_table(&config, &states));
                     }
                 }
                 BatchesCommand::Show { run_id, json } => {
@@ -380,8 +393,7 @@ async fn run_command(cli: Cli) -> anyhow::Result<ExitCode> {
                     if json {
                         println!("{}", serde_json::to_string_pretty(run)?);
                     } else {
-                        let store = env.store.clone();
-                        print!("{}", report::batch_human(run, &move |o| store.uri(o)));
+                        print!("{}", report::batch_human(run, &uri_of));
                     }
                 }
             }

@@ -27,14 +27,17 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::Utc;
-use sluice_proto::{RunError, RunId, RunStatus, RunSummary, StageError};
+use sluice_proto::{
+    BatchExecutionInput, BatchMember, RunError, RunId, RunStatus, RunSummary, StageError,
+};
 use sluice_runtime::consumer::{ConsumerSettings, MessageHandler, consume};
 use sluice_runtime::ports::{DeadLetters, Mailer, QueueMessage, StartOutcome, WorkQueue, Workflow};
 use sluice_runtime::runs::RunStore;
-use sluice_spec::config::Config;
+use sluice_spec::config::{Batch, Config};
 use sluice_spec::keys::{execution_input, run_id_for};
 use tokio::sync::watch;
 
+use crate::batches::BatchDecision;
 use crate::s3_event::{S3EventRecord, S3Notification, parse_notification};
 
 /// Turns S3 events into executions.
@@ -88,6 +91,9 @@ pub async fn run_dispatcher(
                     Err(e) => {
                         tracing::warn!(cause = %e.cause, "reconciliation failed; trying again later")
                     }
+                }
+                if let Err(e) = dispatcher.start_due_batches().await {
+                    tracing::warn!(cause = %e.cause, "could not check the batches waiting for a new period; trying again later");
                 }
                 if let Err(e) = dispatcher.watch_dead_letters().await {
                     tracing::warn!(cause = %e.cause, "could not read the dead-letter queues; trying again later");
@@ -248,6 +254,16 @@ impl Dispatcher {
             Some(etag) => source.at_version(etag.trim_matches('"')),
             None => source,
         };
+        if let Some(batch) = self.config.batch_of(dataset.as_str()) {
+            let member = BatchMember {
+                dataset: dataset.clone(),
+                run_id: run_id.clone(),
+                source,
+                etag: version.trim_matches('"').to_string(),
+                landed_at: Utc::now(),
+            };
+            return self.land_batch_member(batch, member).await.map_err(|e| (None, e));
+        }
         let failed = |e: StageError| (Some(run_id.clone()), e);
         let run = RunSummary::started(run_id.clone(), dataset.clone(), source.clone(), Utc::now());
         let mut recorded = self.runs.create_run(&run).await.map_err(failed)?;
@@ -270,6 +286,51 @@ impl Dispatcher {
             }
         }
         Ok(())
+    }
+
+    /// A file of a batch's member dataset: recorded as landed; when it completes the batch's set (in a
+    /// period the batch has not run in), the batch's execution starts.
+    async fn land_batch_member(&self, batch: &Batch, member: BatchMember) -> Result<(), StageError> {
+        let uri = member.source.s3_uri();
+        let now = Utc::now();
+        match batches::record_landing(self.runs.as_ref(), batch, member, now, now.date_naive()).await? {
+            BatchDecision::Waiting { missing } => {
+                tracing::info!(%uri, batch = %batch.name, missing = %missing.join(", "), "batch member landed; the batch waits for the rest");
+            }
+            BatchDecision::WaitingForPeriod { period, run_id } => {
+                tracing::info!(%uri, batch = %batch.name, %period, %run_id, "batch member landed; the set is complete but the batch ran in this period: it starts in the next");
+            }
+            BatchDecision::AlreadyIn { run_id } => {
+                tracing::info!(%uri, %run_id, "duplicate event: this object is already in a batch run");
+            }
+            BatchDecision::Start(input) => self.start_batch(&input).await?,
+        }
+        Ok(())
+    }
+
+    async fn start_batch(&self, input: &BatchExecutionInput) -> Result<(), StageError> {
+        match self.workflow.start_batch(input).await? {
+            StartOutcome::Started { execution_id } => {
+                tracing::info!(run_id = %input.run_id, batch = %input.batch, %execution_id, "batch run started");
+            }
+            StartOutcome::AlreadyStarted { execution_id } => {
+                tracing::info!(run_id = %input.run_id, %execution_id, "the batch run's execution exists already");
+            }
+        }
+        Ok(())
+    }
+
+    /// Starts each batch whose complete set waited for a new period (checked on the reconcile cadence).
+    pub async fn start_due_batches(&self) -> Result<u64, StageError> {
+        let mut started = 0;
+        let now = Utc::now();
+        for batch in &self.config.batches {
+            if let Some(input) = batches::start_due(self.runs.as_ref(), batch, now, now.date_naive()).await? {
+                self.start_batch(&input).await?;
+                started += 1;
+            }
+        }
+        Ok(started)
     }
 
     /// A run recorded as FAILED without an execution: its start failed for good before.

@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use serde_json::Value;
-use sluice_proto::{ErrorName, ExecutionInput, RunId, StageError};
+use sluice_proto::{BatchExecutionInput, ErrorName, ExecutionInput, RunId, StageError};
 use sluice_runtime::ports::{
     CallbackOutcome, ExecutionInfo, ExecutionState, StartOutcome, TaskCallbacks, Workflow,
 };
@@ -165,8 +165,13 @@ struct Record {
 /// Runs executions of one definition in this process, one per run id.
 pub struct LocalWorkflow {
     executor: Arc<Executor>,
+    /// The batch definition's executor, when one was given ([`LocalWorkflow::with_batch_definition`]).
+    batch_executor: Option<Arc<Executor>>,
+    /// Both kinds of execution, by run id (batch run ids and file run ids never collide).
     executions: Arc<Mutex<HashMap<RunId, Record>>>,
     changed: watch::Sender<u64>,
+    tasks: Arc<QueueTasks>,
+    clock: Arc<dyn Clock>,
 }
 
 impl LocalWorkflow {
@@ -183,13 +188,25 @@ impl LocalWorkflow {
             .map(|q| (format!("{QUEUE_URL_SCHEME}{}", q.name()), q.clone()))
             .collect();
         let tasks = Arc::new(QueueTasks { queues, callbacks });
-        let executor =
-            Executor::new(machine, tasks, clock).with_state_machine_name("sluice-pipeline");
+        let executor = Executor::new(machine, tasks.clone(), clock.clone())
+            .with_state_machine_name("sluice-pipeline");
         Ok(LocalWorkflow {
             executor: Arc::new(executor),
+            batch_executor: None,
+            tasks,
+            clock,
             executions: Arc::default(),
             changed: watch::channel(0).0,
         })
+    }
+
+    /// Runs batch executions too: `definition` is batch.asl.json with the same `memory://` queue URLs.
+    pub fn with_batch_definition(mut self, definition: &str) -> Result<Self, String> {
+        let machine = StateMachine::parse(definition).map_err(|e| e.to_string())?;
+        let executor = Executor::new(machine, self.tasks.clone(), self.clock.clone())
+            .with_state_machine_name("sluice-batch");
+        self.batch_executor = Some(Arc::new(executor));
+        Ok(self)
     }
 
     /// Waits until the execution of `run_id` has ended (or `timeout` passed) and returns it.
@@ -212,19 +229,12 @@ impl LocalWorkflow {
         tokio::time::timeout(timeout, wait).await.ok()
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<RunId, Record>> {
-        self.executions.lock().unwrap_or_else(|p| p.into_inner())
-    }
-}
-
-fn execution_id(run_id: &RunId) -> String {
-    format!("local:execution:sluice-pipeline:{run_id}")
-}
-
-#[async_trait]
-impl Workflow for LocalWorkflow {
-    async fn start(&self, input: &ExecutionInput) -> Result<StartOutcome, StageError> {
-        let run_id = input.run_id.clone();
+    fn start_on(
+        &self,
+        executor: Arc<Executor>,
+        run_id: RunId,
+        json: serde_json::Value,
+    ) -> Result<StartOutcome, StageError> {
         let id = execution_id(&run_id);
         {
             let mut executions = self.lock();
@@ -244,10 +254,7 @@ impl Workflow for LocalWorkflow {
                 },
             );
         }
-        let json = serde_json::to_value(input)
-            .map_err(|e| StageError::internal(format!("execution input: {e}")))?;
-        let (executor, executions, changed) = (
-            self.executor.clone(),
+        let (executions, changed) = (
             self.executions.clone(),
             self.changed.clone(),
         );
@@ -271,6 +278,35 @@ impl Workflow for LocalWorkflow {
             changed.send_modify(|n| *n += 1);
         });
         Ok(StartOutcome::Started { execution_id: id })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<RunId, Record>> {
+        self.executions.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+fn execution_id(run_id: &RunId) -> String {
+    format!("local:execution:sluice-pipeline:{run_id}")
+}
+
+#[async_trait]
+impl Workflow for LocalWorkflow {
+    async fn start(&self, input: &ExecutionInput) -> Result<StartOutcome, StageError> {
+        let json = serde_json::to_value(input)
+            .map_err(|e| StageError::internal(format!("execution input: {e}")))?;
+        self.start_on(self.executor.clone(), input.run_id.clone(), json)
+    }
+
+    async fn start_batch(&self, input: &BatchExecutionInput) -> Result<StartOutcome, StageError> {
+        let Some(executor) = self.batch_executor.clone() else {
+            return Err(StageError::invalid_input(format!(
+                "batch run {}: this local workflow was built without the batch definition",
+                input.run_id
+            )));
+        };
+        let json = serde_json::to_value(input)
+            .map_err(|e| StageError::internal(format!("batch execution input: {e}")))?;
+        self.start_on(executor, input.run_id.clone(), json)
     }
 
     async fn describe(&self, run_id: &RunId) -> Result<Option<ExecutionInfo>, StageError> {

@@ -31,6 +31,9 @@ pub fn apply_batch_notice(run: &mut BatchRun, input: &BatchNotifyInput, emails: 
     run.finished_at = Some(Utc::now());
 }
 
+/// What the batch's e-mail task was given, and the e-mails it sent.
+type Told = (BatchNotifyInput, Vec<EmailSent>);
+
 /// Runs a started batch run (recorded RUNNING) with the local engine and returns it finished.
 pub async fn execute_batch(
     ctx: &StageContext,
@@ -41,7 +44,7 @@ pub async fn execute_batch(
         .map_err(|e| anyhow::anyhow!("statemachine/batch.asl.json: {e}"))?;
     let mut ctx = ctx.clone();
     ctx.faults = Arc::new(Faults::from_env()?);
-    let notice: Arc<Mutex<Option<(BatchNotifyInput, Vec<EmailSent>)>>> = Arc::default();
+    let notice: Arc<Mutex<Option<Told>>> = Arc::default();
     let observe: TaskObserver = {
         let notice = notice.clone();
         Box::new(move |input, result| {

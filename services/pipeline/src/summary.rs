@@ -6,7 +6,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use chrono::Utc;
 use sluice_proto::{
-    ErrorName, Notice, NoticeKind, NotifyOutput, ObjectRef, RunError, RunId, RunStatus, RunSummary,
+    BatchNotifyInput, ErrorName, Notice, NoticeKind, NotifyOutput, ObjectRef, RunError, RunId, RunStatus, RunSummary,
     Stage, StageError, StageInput, StageOutput, StageState, StageStatus, TaskEnvelope,
 };
 use sluice_runtime::runs::RunStore;
@@ -68,6 +68,9 @@ impl TaskHandler for RecordingHandler {
         input: StageInput,
     ) -> Result<StageOutput, StageError> {
         let stage = input.stage();
+        if let StageInput::BatchNotifier(n) = &input {
+            return self.batch_notice(n.clone(), input).await;
+        }
         let notice = match &input {
             StageInput::Notifier(n) => Some(n.notice.clone()),
             _ => None,
@@ -118,6 +121,42 @@ impl TaskHandler for RecordingHandler {
 }
 
 impl RecordingHandler {
+    /// A batch's e-mail: sent unless the batch run is already recorded as finished (a redelivered
+    /// task), then the run is recorded from what the e-mail task was given.
+    async fn batch_notice(
+        &self,
+        n: BatchNotifyInput,
+        input: StageInput,
+    ) -> Result<StageOutput, StageError> {
+        let done = self
+            .runs
+            .get_batch(&n.batch)
+            .await?
+            .and_then(|s| s.runs.into_iter().find(|r| r.run_id == n.run_id))
+            .is_some_and(|r| r.status.is_final());
+        if done {
+            tracing::info!(batch = %n.batch, run_id = %n.run_id, "this batch run is recorded as finished; its e-mail is not sent again");
+            return Ok(StageOutput::BatchNotifier(NotifyOutput { emails: Vec::new() }));
+        }
+        let result = handle(&self.ctx, input).await;
+        let emails = match &result {
+            Ok(StageOutput::BatchNotifier(out)) => out.emails.clone(),
+            _ => Vec::new(),
+        };
+        let recorded = self
+            .runs
+            .update_batch(&n.batch, &mut |state| {
+                if let Some(run) = state.run_mut(&n.run_id) {
+                    crate::batch::apply_batch_notice(run, &n, &emails);
+                }
+            })
+            .await;
+        if let Err(e) = recorded {
+            tracing::error!(batch = %n.batch, run_id = %n.run_id, cause = %e.cause, "could not record the batch run's end");
+        }
+        result
+    }
+
     /// Takes on a notice for a run, once: true when this task is the first to claim it (and must send
     /// it), false when it was claimed before. The claim is recorded before the e-mail goes out, so a
     /// crash in between loses that e-mail rather than sending it twice (at most once per run and kind).
@@ -208,7 +247,7 @@ impl RecordingHandler {
             })
             .await?;
         if updated.is_none() {
-            tracing::warn!(%run_id, %stage, "the run has no record in the run store (was it started by the dispatcher?)");
+            tracing::info!(%run_id, %stage, "no run record for this task (a batch member's, or a run not started by the dispatcher): nothing recorded");
         }
         Ok(())
     }

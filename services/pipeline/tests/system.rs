@@ -16,7 +16,8 @@ use sluice_embedded::{
     SqliteStore,
 };
 use sluice_pipeline::StageContext;
-use sluice_pipeline::definition::pipeline_definition;
+use sluice_pipeline::definition::{batch_definition, pipeline_definition};
+use sluice_pipeline::stages::WarehouseHandle;
 use sluice_pipeline::faults::Faults;
 use sluice_pipeline::summary::RecordingHandler;
 use sluice_proto::StageError;
@@ -138,10 +139,15 @@ impl TaskCallbacks for LosingCallbacks {
 /// [`spawn_system`], with the notifier's first `lose` success answers lost and a 2 s lease, so its task
 /// is delivered again soon after.
 async fn spawn_system_losing(faults: &str, lose: u32) -> System {
+    spawn_system_with(SPEC, faults, lose).await
+}
+
+/// The system for another spec.
+async fn spawn_system_with(spec_text: &str, faults: &str, lose: u32) -> System {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().to_path_buf();
     let spec = data.join("sluice.toml");
-    std::fs::write(&spec, SPEC).unwrap();
+    std::fs::write(&spec, spec_text).unwrap();
     let config = Arc::new(Config::load(&spec).unwrap());
     let store = Arc::new(FsObjectStore::new(data.join("buckets")));
     let runs = Arc::new(MemoryRunStore::default());
@@ -160,6 +166,10 @@ async fn spawn_system_losing(faults: &str, lose: u32) -> System {
             callbacks.clone(),
             Arc::new(SystemClock),
         )
+        .unwrap()
+        .with_batch_definition(&batch_definition(|stage| {
+            format!("{QUEUE_URL_SCHEME}{stage}")
+        }))
         .unwrap(),
     );
     let events = Arc::new(MemoryQueue::new("events", 3));
@@ -202,7 +212,8 @@ async fn spawn_system_losing(faults: &str, lose: u32) -> System {
             scratch_root: data.join("tmp"),
             progress: None,
             faults: Arc::new(Faults::parse(faults).unwrap()),
-            warehouse: Arc::default(),
+            // The embedded warehouse, as `sluice run` has it (the batch test loads into it).
+            warehouse: Arc::new(WarehouseHandle::new(None, Some(data.join("warehouse.db")))),
         };
         let handler = Arc::new(RecordingHandler {
             ctx,
@@ -562,5 +573,116 @@ async fn a_changed_reupload_leaves_only_the_new_versions_rows_and_partitions() {
         ],
         "only the new version's partitions remain"
     );
+    sys.stop().await;
+}
+
+const BATCH_SPEC: &str = r#"
+[buckets]
+landing = "landing"
+work = "work"
+curated = "curated"
+
+[[dataset]]
+name = "orders"
+load = true
+match = { prefix = "in/orders/", suffix = ".csv" }
+[[dataset.columns]]
+name = "order_id"
+type = "integer"
+required = true
+[[dataset.columns]]
+name = "qty"
+type = "integer"
+min = 0
+
+[[dataset]]
+name = "reviews"
+load = true
+match = { prefix = "in/reviews/", suffix = ".csv" }
+[[dataset.columns]]
+name = "order_id"
+type = "integer"
+[[dataset.columns]]
+name = "points"
+type = "integer"
+
+[[batch]]
+name = "shop"
+datasets = ["orders", "reviews"]
+at_most = "daily"
+
+[[batch.analytics]]
+name = "reviewed_units"
+sql = "SELECT o.order_id, o.qty, r.points FROM staging.orders o JOIN staging.reviews r ON r.order_id = o.order_id ORDER BY o.order_id"
+
+[batch.notify]
+from = "pipeline@example.com"
+success = ["team@example.com"]
+failure = ["oncall@example.com"]
+"#;
+
+/// AWS-mode wiring for a batch: the dispatcher records each member's S3 event, the complete set
+/// starts one batch execution (named by batch and day), the workers validate, load, run the
+/// analytics, export and e-mail, and the notifier's worker records the batch run's end. Duplicate
+/// events and a second complete set on the same day start nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_complete_batch_runs_once_per_day_through_the_dispatcher_and_the_workers() {
+    let sys = spawn_system_with(BATCH_SPEC, "", 0).await;
+    sys.upload("in/orders/o.csv", "order_id,qty\n1,3\n2,-1\n3,5\n")
+        .await;
+    let batch = "shop";
+    let today = chrono::Utc::now().date_naive();
+    let run_id = RunId::parse(&format!("{batch}-{}", today.format("%Y-%m-%d"))).unwrap();
+    // Not complete: nothing starts.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert!(sys.workflow.describe(&run_id).await.unwrap().is_none());
+    let state = sys.runs.get_batch(batch).await.unwrap().expect("the landing is recorded");
+    assert_eq!(state.pending.keys().collect::<Vec<_>>(), ["orders"]);
+
+    sys.upload("in/reviews/r.csv", "order_id,points\n1,4\n3,5\n9,1\n")
+        .await;
+    let execution = sys.wait(&run_id).await;
+    assert_eq!(execution.status.as_str(), "SUCCEEDED", "{:?} {:?}", execution.error, execution.cause);
+
+    // The notifier's worker recorded how the batch ended.
+    let state = sys.runs.get_batch(batch).await.unwrap().unwrap();
+    let run = state.runs.last().unwrap();
+    assert_eq!((run.run_id.clone(), run.status), (run_id.clone(), RunStatus::Succeeded));
+    assert!(state.pending.is_empty());
+    let orders = run.members.iter().find(|m| m.dataset == "orders").unwrap();
+    assert_eq!((orders.rows.unwrap().invalid, orders.loaded_rows), (1, Some(2)));
+    assert_eq!(run.analytics[0].rows, 2, "{:?}", run.analytics);
+    let export = &run.exports[0];
+    assert_eq!(
+        export.object.key,
+        format!("shop/analytics/reviewed_units/as_of={today}/reviewed_units.csv")
+    );
+    let csv = std::fs::read_to_string(
+        sys.data.join("buckets").join(&export.object.bucket).join(&export.object.key),
+    )
+    .unwrap();
+    assert_eq!(csv, "order_id,qty,points\n1,3,4\n3,5,5\n");
+    let emails = sys.emails();
+    assert!(
+        emails.iter().any(|e| e.contains("To: team@example.com") && e.contains("batch shop")),
+        "{emails:?}"
+    );
+
+    // A duplicate event of a member, and a second complete set the same day: no second run.
+    let etag = sys
+        .store
+        .head(&ObjectRef::new("landing", "in/reviews/r.csv"))
+        .await
+        .unwrap()
+        .unwrap()
+        .etag;
+    sys.send_event("in/reviews/r.csv", &etag);
+    sys.upload("in/orders/o.csv", "order_id,qty\n1,4\n").await;
+    sys.upload("in/reviews/r.csv", "order_id,points\n1,2\n").await;
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let state = sys.runs.get_batch(batch).await.unwrap().unwrap();
+    assert_eq!(state.runs.len(), 1, "one batch run per day: {:#?}", state.runs);
+    assert_eq!(state.pending.len(), 2, "the new set waits for the next day");
+    assert_eq!(sys.emails().len(), emails.len(), "no second e-mail");
     sys.stop().await;
 }

@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use async_trait::async_trait;
 
 use sluice_proto::{
-    BatchState,
+    BatchExecutionInput, BatchState,
     DatasetName, ErrorName, ExecutionInput, ObjectRef, RunId, RunSummary, Stage, StageError,
     StageStatus,
 };
@@ -360,6 +360,15 @@ pub struct ExecutionInfo {
 pub trait Workflow: Send + Sync {
     /// Starts the execution of `input.run_id`, unless it exists.
     async fn start(&self, input: &ExecutionInput) -> Result<StartOutcome, StageError>;
+    /// Starts the execution of a batch run (`statemachine/batch.asl.json`), named by its run id, unless
+    /// it exists. A workflow deployed without the batch definition refuses with what to do.
+    async fn start_batch(&self, input: &BatchExecutionInput) -> Result<StartOutcome, StageError> {
+        Err(StageError::invalid_input(format!(
+            "batch run {}: this workflow has no batch state machine; run `sluice deploy` with the spec that \
+             defines [[batch]] {:?}",
+            input.run_id, input.batch
+        )))
+    }
     /// The execution of a run, or None when there is none.
     async fn describe(&self, run_id: &RunId) -> Result<Option<ExecutionInfo>, StageError>;
 }

@@ -76,6 +76,8 @@ impl Default for Buckets {
 pub struct AwsSettings {
     /// The Step Functions state machine running statemachine/pipeline.asl.json.
     pub state_machine: String,
+    /// The one running statemachine/batch.asl.json (deployed when the spec has a `[[batch]]`).
+    pub batch_state_machine: String,
     /// DynamoDB table of runs (partition key `run_id`).
     pub runs_table: String,
     /// DynamoDB table of valid rows (partition key `dataset`, sort key `row_key`).
@@ -92,6 +94,7 @@ impl Default for AwsSettings {
     fn default() -> Self {
         AwsSettings {
             state_machine: "sluice-pipeline".into(),
+            batch_state_machine: "sluice-batch".into(),
             runs_table: "sluice-runs".into(),
             rows_table: "sluice-rows".into(),
             queue_prefix: "sluice-".into(),
