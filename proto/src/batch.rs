@@ -25,13 +25,14 @@ pub struct BatchMember {
     pub landed_at: DateTime<Utc>,
 }
 
-/// What a batch has seen: the members landed since its last run started, and its recent runs.
+/// What a batch has seen: the newest landed file of each member dataset, and its recent runs.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct BatchState {
     pub batch: String,
-    /// The newest landed file of each member dataset since the last run started.
+    /// The newest landed file of each member dataset, by dataset (kept across runs: a member that
+    /// did not change, such as a reference table, still takes part in the next run).
     #[serde(default)]
-    pub pending: BTreeMap<String, BatchMember>,
+    pub latest: BTreeMap<String, BatchMember>,
     /// The most recent runs, oldest first (at most [`BATCH_RUNS_KEPT`]).
     #[serde(default)]
     pub runs: Vec<BatchRun>,
@@ -44,7 +45,7 @@ impl BatchState {
     pub fn new(batch: &str) -> Self {
         BatchState {
             batch: batch.to_string(),
-            pending: BTreeMap::new(),
+            latest: BTreeMap::new(),
             runs: Vec::new(),
         }
     }

@@ -1,14 +1,21 @@
-//! Differential test: every definition of tests/definitions, and statemachine/pipeline.asl.json,
-//! runs in the local engine (Responder as task runner, virtual clock) and in a Step Functions
-//! emulator (ministack, started by scripts/test), and both must end the same way: status, output,
-//! error, cause and the states entered.
+//! Differential test: every definition of tests/definitions, statemachine/pipeline.asl.json and
+//! statemachine/batch.asl.json runs in the local engine (Responder as task runner, virtual clock)
+//! and in a Step Functions emulator (ministack, started by scripts/test), and both must end the
+//! same way: status, output, error, cause and the states entered.
 //!
 //! In the emulator this test is the worker: each run gets its own SQS queue, every QueueUrl of the
 //! definition points at it, and every message the Task states send is answered with
 //! SendTaskSuccess/SendTaskFailure from the same responder file the local engine uses. A message
-//! says which Task state sent it with a literal `"state"` field of its body (the definition files
-//! carry it; the pipeline gets it added here, to both engines' copy): a literal, because the
-//! emulator's `$$.State.Name` is shared between concurrent Parallel branches.
+//! says which Task state sent it with a `"state"` field of its body (the definition files carry
+//! it; the pipeline and the batch get it added here, to both engines' copy), and the workers of
+//! both engines answer by that label: a literal, because the emulator's `$$.State.Name` is shared
+//! between concurrent Parallel branches; for the Task states of the batch's Map iterations it is
+//! made from the item (`"state.$": "States.Format('Validate member {}', $.member.dataset)"`), so
+//! that every member has its own answers whatever order the iterations run in.
+//!
+//! The batch's cases also compare the task messages both engines sent (bodies without their task
+//! tokens): the failure paths (`States.JsonMerge`, `"failure": null`) only show in the failure
+//! alert's message, not in how the execution ends.
 //!
 //! Where the emulator departs from AWS, the local engine keeps the AWS behaviour and the
 //! difference is listed per definition in [`known_differences`], with the AWS documentation that
@@ -22,11 +29,18 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use async_trait::async_trait;
 use aws_sdk_sfn::types::{ExecutionStatus as SfnStatus, HistoryEvent};
 use futures_util::StreamExt;
 use serde_json::{Value, json};
+use sluice_proto::{
+    AnalyticsExport, AnalyticsOutput, AnalyticsTable, EmailSent, ExportOutput, LoadOutput,
+    NotifyOutput, ObjectRef, RowCounts, StageInput, StageOutput, TaskEnvelope, ValidateOutput,
+};
 use sluice_statemachine::responder::Outcome;
-use sluice_statemachine::{Execution, Executor, Responder, StateMachine, VirtualClock};
+use sluice_statemachine::{
+    Execution, Executor, Responder, StateMachine, TaskError, TaskRequest, TaskRunner, VirtualClock,
+};
 
 /// How long one emulator execution may take before the test gives up on it (the slowest
 /// definition waits about 3 s in real time).
@@ -87,7 +101,10 @@ fn known_differences(name: &str) -> Vec<Known> {
         | "28-map-iteration-fails"
         | "31-map-legacy-iterator"
         | "pipeline-happy-path"
-        | "pipeline-transient-retry" => vec![nested],
+        | "pipeline-transient-retry"
+        | "batch-happy-path"
+        | "batch-member-fails-validation"
+        | "batch-analytics-fails" => vec![nested],
         "29-execution-timeout" => vec![at(ExecutionTimeoutNotEnforced, "Pause")],
         "32-runtime-error-not-caught" => vec![at(MissingInputPathIgnored, "Work")],
         "33-result-path-match-failure" => vec![at(ResultPathOverwritesNonObject, "Work")],
@@ -106,8 +123,11 @@ struct Case {
     /// worker's SendTaskFailure), which its expected file then pins. The wording of errors the
     /// interpreter raises itself (States.NoChoiceMatched, States.Runtime) is not specified by AWS.
     compare_cause: bool,
-    /// What the local run must show for the case to mean anything (pipeline cases).
+    /// What the local run must show for the case to mean anything (pipeline and batch cases).
     check_local: Option<LocalCheck>,
+    /// Whether the task messages sent are compared too (their bodies, without the task token, in
+    /// a stable order: the iterations of a Map send theirs in no set order).
+    compare_messages: bool,
 }
 
 /// A check of the local run's ending.
@@ -121,6 +141,8 @@ struct Ending {
     error: Option<String>,
     cause: Option<String>,
     states: Vec<String>,
+    /// The bodies of the task messages sent, task tokens removed, sorted.
+    messages: Vec<Value>,
 }
 
 fn definitions_dir() -> PathBuf {
@@ -156,6 +178,7 @@ fn definition_cases() -> Vec<Case> {
                 responder: read_json(&file("responder")),
                 compare_cause: expected.get("cause").is_some(),
                 check_local: None,
+                compare_messages: false,
                 name,
             }
         })
@@ -219,7 +242,8 @@ fn pipeline_answers() -> serde_json::Map<String, Value> {
     }
 }
 
-/// Adds `"state": "<name>"` to the MessageBody object of every Task state that has none.
+/// Adds `"state": "<name>"` to the MessageBody object of every Task state that has no label
+/// (`"state"` or `"state.$"`).
 fn label_task_messages(states: &mut Value) {
     let Some(states) = states.as_object_mut() else {
         return;
@@ -230,6 +254,7 @@ fn label_task_messages(states: &mut Value) {
                 .pointer_mut("/Parameters/MessageBody")
                 .and_then(Value::as_object_mut)
             && !body.contains_key("state")
+            && !body.contains_key("state.$")
         {
             body.insert("state".into(), Value::String(name.clone()));
         }
@@ -271,6 +296,7 @@ fn pipeline_cases() -> Vec<Case> {
         responder,
         compare_cause: true,
         check_local: Some(check),
+        compare_messages: false,
     };
     vec![
         case("pipeline-happy-path", happy, |e| {
@@ -334,14 +360,305 @@ fn expect_local(
 }
 
 // ----------------------------------------------------------------------------------------------
+// The batch: statemachine/batch.asl.json, read from disk at test time, with scripted workers.
+// ----------------------------------------------------------------------------------------------
+
+/// The batch's members: dataset and run id.
+const MEMBERS: [(&str, &str); 3] = [
+    ("orders", "11111111111111111111111111111111"),
+    ("reviews", "22222222222222222222222222222222"),
+    ("shipments", "33333333333333333333333333333333"),
+];
+
+/// The Map whose iterations validate and load the members.
+const MEMBERS_MAP: &str = "Validate and load members";
+
+/// The batch's failure alert (its message says which step failed and why).
+const BATCH_ALERT: &str = "Send batch failure alert";
+
+fn batch_input() -> Value {
+    json!({
+        "batch": "trading",
+        "run_id": "trading-2026-12-02",
+        "period": "2026-12-02",
+        "as_of": "2026-12-02",
+        "traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+        "members": MEMBERS.iter().map(|(ds, run)| json!({
+            "dataset": ds,
+            "run_id": run,
+            "source": object("landing", &format!("incoming/{ds}/{ds}.csv")),
+        })).collect::<Vec<_>>(),
+    })
+}
+
+fn stage_output(o: StageOutput) -> Value {
+    json!([{"output": serde_json::to_value(o).expect("a stage output serializes")}])
+}
+
+/// What every worker of the batch answers when all goes well (sluice-proto's stage outputs),
+/// keyed by the labels of `label_member_tasks`: each member has its own.
+fn batch_answers() -> serde_json::Map<String, Value> {
+    let mut answers = serde_json::Map::new();
+    for (ds, run) in MEMBERS {
+        let work = |f: &str| ObjectRef::new("work", format!("runs/{run}/{f}"));
+        answers.insert(
+            format!("Validate member {ds}"),
+            stage_output(StageOutput::Validator(ValidateOutput {
+                rows: RowCounts {
+                    total: 5,
+                    valid: 4,
+                    invalid: 1,
+                },
+                valid: work("valid.csv"),
+                valid_arrow: None,
+                invalid: work("invalid.csv"),
+                top_reasons: vec![],
+                stored_rows: 4,
+            })),
+        );
+        answers.insert(
+            format!("Load member {ds}"),
+            stage_output(StageOutput::Loader(LoadOutput {
+                table: format!("staging.{ds}"),
+                loaded_rows: 4,
+                replaced_rows: 0,
+            })),
+        );
+    }
+    answers.insert(
+        "Run analytics".into(),
+        stage_output(StageOutput::Analytics(AnalyticsOutput {
+            tables: vec![AnalyticsTable {
+                name: "late".into(),
+                table: "analytics.late".into(),
+                rows: 2,
+            }],
+        })),
+    );
+    answers.insert(
+        "Export analytics".into(),
+        stage_output(StageOutput::Export(ExportOutput {
+            exports: vec![AnalyticsExport {
+                name: "late".into(),
+                object: ObjectRef::new(
+                    "curated",
+                    "trading/analytics/late/as_of=2026-12-02/late.csv",
+                ),
+                rows: 2,
+            }],
+        })),
+    );
+    let email = stage_output(StageOutput::BatchNotifier(NotifyOutput {
+        emails: vec![EmailSent {
+            to: vec!["team@example.com".into()],
+            subject: "trading 2026-12-02".into(),
+        }],
+    }));
+    answers.insert("Send batch summary".into(), email.clone());
+    answers.insert(BATCH_ALERT.into(), email);
+    answers
+}
+
+/// Labels the messages of the Task states of the members' Map with the state's name and the
+/// member's dataset ("Validate member reviews"), computed by each engine from the item.
+fn label_member_tasks(definition: &mut Value) {
+    let states = definition
+        .pointer_mut(&format!("/States/{MEMBERS_MAP}/ItemProcessor/States"))
+        .and_then(Value::as_object_mut)
+        .unwrap_or_else(|| panic!("batch.asl.json has no Map \"{MEMBERS_MAP}\" with an ItemProcessor"));
+    let mut labelled = 0;
+    for (name, state) in states.iter_mut() {
+        if state["Type"] == "Task"
+            && let Some(body) = state
+                .pointer_mut("/Parameters/MessageBody")
+                .and_then(Value::as_object_mut)
+        {
+            body.insert(
+                "state.$".into(),
+                Value::String(format!("States.Format('{name} {{}}', $.member.dataset)")),
+            );
+            labelled += 1;
+        }
+    }
+    assert_eq!(labelled, 2, "the members' Map has a validate and a load Task state");
+}
+
+fn batch_cases() -> Vec<Case> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("batch.asl.json");
+    let mut definition = read_json(&path);
+    label_member_tasks(&mut definition);
+    label_task_messages(&mut definition["States"]);
+
+    let mut invalid_member = batch_answers();
+    invalid_member.insert(
+        "Validate member reviews".into(),
+        json!([{"error": "Sluice.InvalidInput", "cause": "reviews.csv line 1: the header has no column \"points\"; add it"}]),
+    );
+    let mut analytics_fails = batch_answers();
+    analytics_fails.insert(
+        "Run analytics".into(),
+        json!([{"error": "Sluice.InvalidInput", "cause": "batch \"trading\": analytics query \"late\" failed: relation \"staging.nope\" does not exist (SQLSTATE 42P01)"}]),
+    );
+
+    let case = |name: &str, responder: serde_json::Map<String, Value>, check: LocalCheck| Case {
+        name: name.to_string(),
+        definition: definition.clone(),
+        input: batch_input(),
+        responder: Value::Object(responder),
+        compare_cause: true,
+        check_local: Some(check),
+        compare_messages: true,
+    };
+    vec![
+        case("batch-happy-path", batch_answers(), |e| {
+            expect_local(
+                e,
+                "SUCCEEDED",
+                None,
+                &["Run analytics", "Export analytics", "Send batch summary", "Batch succeeded"],
+            )?;
+            never_entered(e, &["Member validation failed", "Member load failed", BATCH_ALERT])?;
+            entered_times(e, "Member loaded", 3)
+        }),
+        case("batch-member-fails-validation", invalid_member, |e| {
+            expect_local(
+                e,
+                "FAILED",
+                Some("Sluice.BatchFailed"),
+                &["Member validation failed", "Member failed", BATCH_ALERT, "Batch failed"],
+            )?;
+            never_entered(e, &["Run analytics", "Export analytics", "Send batch summary"])?;
+            entered_times(e, "Member validation failed", 1)?;
+            entered_times(e, "Load member", 2)?;
+            expect_alert(
+                e,
+                ("validator", Some("reviews"), "Sluice.InvalidInput"),
+                "no column \"points\"",
+            )
+        }),
+        case("batch-analytics-fails", analytics_fails, |e| {
+            expect_local(
+                e,
+                "FAILED",
+                Some("Sluice.BatchFailed"),
+                &["Analytics failed", "Record analytics failure", BATCH_ALERT, "Batch failed"],
+            )?;
+            never_entered(e, &["Export analytics", "Send batch summary", "Member failed"])?;
+            expect_alert(
+                e,
+                ("analytics", None, "Sluice.InvalidInput"),
+                "SQLSTATE 42P01",
+            )
+        }),
+    ]
+}
+
+fn never_entered(e: &Execution, states: &[&str]) -> Result<(), String> {
+    match states.iter().find(|s| e.states_entered.iter().any(|x| x == *s)) {
+        Some(s) => Err(format!("the local run entered \"{s}\": {:?}", e.states_entered)),
+        None => Ok(()),
+    }
+}
+
+fn entered_times(e: &Execution, state: &str, times: usize) -> Result<(), String> {
+    let n = e.states_entered.iter().filter(|s| *s == state).count();
+    (n == times).then_some(()).ok_or_else(|| {
+        format!(
+            "the local run entered \"{state}\" {n} times, not {times}: {:?}",
+            e.states_entered
+        )
+    })
+}
+
+/// The failure alert of the local run names the step, the member and the error, with the cause.
+fn expect_alert(
+    e: &Execution,
+    (step, dataset, error): (&str, Option<&str>, &str),
+    cause: &str,
+) -> Result<(), String> {
+    let alerts: Vec<Value> = local_messages(e)
+        .into_iter()
+        .filter(|m| m["state"] == BATCH_ALERT)
+        .collect();
+    let [alert] = alerts.as_slice() else {
+        return Err(format!("expected one failure alert, saw {alerts:#?}"));
+    };
+    let envelope: TaskEnvelope = serde_json::from_value(alert.clone())
+        .map_err(|err| format!("the alert is not a TaskEnvelope ({err}): {alert:#}"))?;
+    let StageInput::BatchNotifier(notice) = &envelope.input else {
+        return Err(format!("the alert is no batch notice: {alert:#}"));
+    };
+    let failure = notice
+        .failure()
+        .ok_or_else(|| format!("the alert names no failure: {alert:#}"))?;
+    let got = (
+        failure.step.as_str(),
+        failure.dataset.as_ref().map(|d| d.as_str()),
+        failure.error.as_str(),
+    );
+    if got != (step, dataset, error) || !failure.cause.contains(cause) {
+        return Err(format!(
+            "the alert says {failure:?}, not {step} {dataset:?} {error} with \"{cause}\""
+        ));
+    }
+    Ok(())
+}
+
+// ----------------------------------------------------------------------------------------------
 // Running a case in each engine.
 // ----------------------------------------------------------------------------------------------
+
+/// The local engine's worker: answers each task from the responder by the label of the message it
+/// sends (`MessageBody.state`), as the emulator's worker does, else by its state's name.
+struct ByLabel(Responder);
+
+#[async_trait]
+impl TaskRunner for ByLabel {
+    async fn run_task(&self, mut request: TaskRequest) -> Result<Value, TaskError> {
+        if let Some(label) = request
+            .parameters
+            .pointer("/MessageBody/state")
+            .and_then(Value::as_str)
+        {
+            request.state_name = label.to_string();
+        }
+        self.0.run_task(request).await
+    }
+}
+
+/// The bodies of the task messages of the local run, in the order they were sent.
+fn local_messages(e: &Execution) -> Vec<Value> {
+    e.events("TaskScheduled")
+        .iter()
+        .filter_map(|event| {
+            let parameters = event.details["parameters"].as_str()?;
+            let parameters: Value = serde_json::from_str(parameters).ok()?;
+            parameters.get("MessageBody").cloned()
+        })
+        .collect()
+}
+
+/// Messages as they are compared: without their task tokens (new for every attempt), sorted.
+fn comparable_messages(messages: impl IntoIterator<Item = Value>) -> Vec<Value> {
+    let mut messages: Vec<Value> = messages
+        .into_iter()
+        .map(|mut m| {
+            if let Some(body) = m.as_object_mut() {
+                body.remove("task_token");
+                body.remove("token");
+            }
+            m
+        })
+        .collect();
+    messages.sort_by_cached_key(Value::to_string);
+    messages
+}
 
 async fn run_locally(case: &Case) -> Result<(Ending, Execution), String> {
     let machine = StateMachine::parse(&case.definition.to_string()).map_err(|e| e.to_string())?;
     let responder = Responder::from_value(&case.responder)?;
     let clock = Arc::new(VirtualClock::starting_now());
-    let exec = Executor::new(machine, Arc::new(responder), clock)
+    let exec = Executor::new(machine, Arc::new(ByLabel(responder)), clock)
         .execute(case.input.clone(), &case.name)
         .await;
     let ending = Ending {
@@ -357,6 +674,7 @@ async fn run_locally(case: &Case) -> Result<(Ending, Execution), String> {
             .filter(|e| e.event_type.ends_with("StateEntered"))
             .filter_map(|e| e.details["name"].as_str().map(String::from))
             .collect(),
+        messages: comparable_messages(local_messages(&exec)),
     };
     Ok((ending, exec))
 }
@@ -456,6 +774,7 @@ async fn execute_in_emulator(
         .execution_arn()
         .to_string();
     let started = Instant::now();
+    let mut messages = Vec::new();
     let status = loop {
         let received = clients
             .sqs
@@ -467,7 +786,11 @@ async fn execute_in_emulator(
             .await
             .map_err(|e| format!("ReceiveMessage: {e:?}"))?;
         for message in received.messages() {
-            answer(clients, &responder, message.body().unwrap_or_default()).await?;
+            let body = message.body().unwrap_or_default();
+            let body: Value = serde_json::from_str(body)
+                .map_err(|e| format!("a task message is not JSON ({e}): {body}"))?;
+            answer(clients, &responder, &body).await?;
+            messages.push(body);
             if let Some(handle) = message.receipt_handle() {
                 clients
                     .sqs
@@ -510,6 +833,7 @@ async fn execute_in_emulator(
         error: None,
         cause: None,
         states: Vec::new(),
+        messages: comparable_messages(messages),
     };
     // Output, error and cause come from the history's closing event, as AWS records them:
     // DescribeExecution of the emulator also sets `output` on FAILED executions, where AWS leaves
@@ -539,9 +863,7 @@ async fn execute_in_emulator(
 
 /// Answers one task message from the responder (an unnamed state fails with States.TaskFailed,
 /// with the cause the local Responder gives).
-async fn answer(clients: &Clients, responder: &Responder, body: &str) -> Result<(), String> {
-    let body: Value = serde_json::from_str(body)
-        .map_err(|e| format!("a task message is not JSON ({e}): {body}"))?;
+async fn answer(clients: &Clients, responder: &Responder, body: &Value) -> Result<(), String> {
     let state = body["state"]
         .as_str()
         .ok_or_else(|| format!("a task message has no \"state\" field: {body}"))?;
@@ -664,6 +986,21 @@ fn compare(case: &Case, local: &Ending, emulated: &Ending) -> Vec<String> {
         format!("{local_states:?}"),
         format!("{:?}", emulated.states),
     );
+    if case.compare_messages && local.messages != emulated.messages {
+        let only = |a: &[Value], b: &[Value]| -> Vec<String> {
+            a.iter()
+                .filter(|m| !b.contains(m))
+                .map(Value::to_string)
+                .collect()
+        };
+        full.push(format!(
+            "task messages ({} local, {} emulator): only local {:#?}, only emulator {:#?}",
+            local.messages.len(),
+            emulated.messages.len(),
+            only(&local.messages, &emulated.messages),
+            only(&emulated.messages, &local.messages)
+        ));
+    }
     let Some(divergence) = known.iter().find(|k| k.diverges_at.is_some()) else {
         return full;
     };
@@ -714,8 +1051,9 @@ async fn local_engine_matches_the_emulator() {
     let cases: Vec<Case> = definition_cases()
         .into_iter()
         .chain(pipeline_cases())
+        .chain(batch_cases())
         .collect();
-    assert!(cases.len() >= 37, "only {} cases", cases.len());
+    assert!(cases.len() >= 40, "only {} cases", cases.len());
     let results: Vec<(String, Result<Vec<String>, String>)> = futures_util::stream::iter(&cases)
         .map(|case| {
             let (clients, tag) = (&clients, &tag);
@@ -814,6 +1152,7 @@ fn known_differences_are_reported_when_they_vanish() {
         responder: json!({}),
         compare_cause: false,
         check_local: None,
+        compare_messages: false,
     };
     let ending = |states: &[&str]| Ending {
         status: "SUCCEEDED".into(),
@@ -821,6 +1160,7 @@ fn known_differences_are_reported_when_they_vanish() {
         error: None,
         cause: None,
         states: states.iter().map(|s| s.to_string()).collect(),
+        messages: Vec::new(),
     };
     let local = ending(&["Both", "Left", "Done"]);
     assert!(compare(&case, &local, &ending(&["Both", "Done"])).is_empty());
@@ -841,6 +1181,7 @@ fn known_differences_are_reported_when_they_vanish() {
         error: Some("States.Timeout".into()),
         cause: None,
         states: vec!["Pause".into()],
+        messages: Vec::new(),
     };
     assert!(compare(&case, &timed_out, &ending(&["Pause", "Done"])).is_empty());
     assert_eq!(

@@ -48,7 +48,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the pipeline on files, embedded, in this process (one run per file).
+    /// Run the pipeline on files, embedded, in this process (one run per file; the files of a
+    /// `[[batch]]`'s datasets land as its members and run together once the set is complete).
     Run {
         #[arg(required = true)]
         files: Vec<PathBuf>,
@@ -512,7 +513,7 @@ async fn land_batch_member(
     as_of: NaiveDate,
     json: bool,
 ) -> anyhow::Result<bool> {
-    use sluice_dispatcher::batches::{BatchDecision, record_landing};
+    use sluice_dispatcher::batches::{BatchDecision, Landing, record_landing};
     let file_name = file
         .file_name()
         .ok_or_else(|| anyhow::anyhow!("{} is not a file name", file.display()))?
@@ -535,7 +536,7 @@ async fn land_batch_member(
         landed_at: chrono::Utc::now(),
     };
     let now = chrono::Utc::now();
-    let decision = record_landing(env.db.as_ref(), batch, member, now, as_of)
+    let decision = record_landing(env.db.as_ref(), batch, member, Landing::Deliberate, now, as_of)
         .await
         .map_err(|e| anyhow::anyhow!(e.cause))?;
     let say = |text: String| {
@@ -561,8 +562,8 @@ async fn land_batch_member(
         }
         BatchDecision::WaitingForPeriod { period, run_id } => {
             say(format!(
-                "landed as {} of batch {}; the set is complete, but the batch ran for {period} already ({run_id}, \
-                 at most {}): it runs in the next period",
+                "landed as {} of batch {}; the set is complete, but batch run {run_id} holds period {period} \
+                 (at most {}): it runs in the next period",
                 ds.name.as_str(),
                 batch.name,
                 batch.at_most.as_str()
@@ -571,7 +572,10 @@ async fn land_batch_member(
         }
         BatchDecision::AlreadyIn { run_id } => {
             say(format!(
-                "these bytes are already part of batch run {run_id}; nothing to do (see `sluice batches show {run_id}`)"
+                "landed as {} of batch {}; every member's file is already in batch run {run_id}: nothing new \
+                 to run (see `sluice batches show {run_id}`)",
+                ds.name.as_str(),
+                batch.name
             ));
             return Ok(true);
         }

@@ -198,11 +198,17 @@ pub fn batch_human(run: &BatchRun, uri_of: &dyn Fn(&ObjectRef) -> String) -> Str
     for m in &run.members {
         let rows = m
             .rows
-            .map(|r| format!("{} rows, {} invalid", r.total, r.invalid))
+            .map(|r| format!("{}, {} invalid", plural(r.total, "row"), r.invalid))
             .unwrap_or_default();
+        let invalid = match (&m.invalid, m.rows) {
+            (Some(o), Some(r)) if r.invalid > 0 => format!(" ({})", uri_of(o)),
+            _ => String::new(),
+        };
         let outcome = match (&m.failed, &m.table, m.loaded_rows) {
             (Some(f), _, _) => format!("FAILED at {}: {}: {}", f.step, f.error, f.cause),
-            (None, Some(table), Some(n)) => format!("{rows}; loaded {n} rows into {table}"),
+            (None, Some(table), Some(n)) => {
+                format!("{rows}{invalid}; loaded {} into {table}", plural(n, "row"))
+            }
             _ => rows,
         };
         out.push_str(&format!(
@@ -213,7 +219,12 @@ pub fn batch_human(run: &BatchRun, uri_of: &dyn Fn(&ObjectRef) -> String) -> Str
         ));
     }
     for a in &run.analytics {
-        out.push_str(&format!("  analytics {}: {} rows in {}\n", a.name, a.rows, a.table));
+        out.push_str(&format!(
+            "  analytics {}: {} in {}\n",
+            a.name,
+            plural(a.rows, "row"),
+            a.table
+        ));
     }
     for e in &run.exports {
         out.push_str(&format!("  export {}: {}\n", e.name, uri_of(&e.object)));
@@ -240,14 +251,28 @@ pub fn batches_table(config: &sluice_spec::config::Config, states: &[BatchState]
     let mut out = String::new();
     for batch in &config.batches {
         let state = states.iter().find(|s| s.batch == batch.name);
+        let last: Vec<&sluice_proto::RunId> = state
+            .and_then(|s| s.runs.last())
+            .map(|r| r.members.iter().map(|m| &m.run_id).collect())
+            .unwrap_or_default();
+        // Member files landed since the last run.
         let pending: Vec<&str> = state
-            .map(|s| s.pending.keys().map(String::as_str).collect())
+            .map(|s| {
+                s.latest
+                    .iter()
+                    .filter(|(_, m)| !last.contains(&&m.run_id))
+                    .map(|(d, _)| d.as_str())
+                    .collect()
+            })
+            .unwrap_or_default();
+        let landed: Vec<&str> = state
+            .map(|s| s.latest.keys().map(String::as_str).collect())
             .unwrap_or_default();
         let missing: Vec<&str> = batch
             .datasets
             .iter()
             .map(|d| d.as_str())
-            .filter(|d| !pending.contains(d))
+            .filter(|d| !landed.contains(d))
             .collect();
         out.push_str(&format!(
             "batch {} (at most {}): members {}; landed since the last run: {}; waiting for: {}\n",
@@ -260,7 +285,13 @@ pub fn batches_table(config: &sluice_spec::config::Config, states: &[BatchState]
                 .collect::<Vec<_>>()
                 .join(", "),
             if pending.is_empty() { "none".to_string() } else { pending.join(", ") },
-            if missing.is_empty() { "its next period".to_string() } else { missing.join(", ") },
+            if !missing.is_empty() {
+                missing.join(", ")
+            } else if pending.is_empty() {
+                "a new file of any member".to_string()
+            } else {
+                "its next period".to_string()
+            },
         ));
         for run in state.map(|s| s.runs.as_slice()).unwrap_or_default().iter().rev() {
             let loaded: u64 = run.members.iter().filter_map(|m| m.loaded_rows).sum();
@@ -275,4 +306,8 @@ pub fn batches_table(config: &sluice_spec::config::Config, states: &[BatchState]
         }
     }
     out
+}
+
+fn plural(n: u64, what: &str) -> String {
+    format!("{n} {what}{}", if n == 1 { "" } else { "s" })
 }

@@ -3,16 +3,22 @@
 //! Written once over the [`RunStore`] (one record per batch, updated under an optimistic lock) and
 //! used by the dispatcher (AWS) and by `sluice run` (embedded):
 //!
-//! - a landed file of a member dataset becomes the batch's pending member for that dataset (a newer
-//!   file replaces an older one);
-//! - when every member dataset has a pending file, the set is complete: it starts a batch run named
-//!   `{batch}-{period}`, unless the batch already has a run for this period (`at_most = "daily"`: the
-//!   UTC day; `"hourly"`: the hour; `"always"`: every set is its own period); then the set waits, and
-//!   is started by the first landing or [`start_due`] check of a later period;
+//! - a landed file of a member dataset becomes that dataset's newest file (kept across runs, so a
+//!   member that rarely changes, such as a table of holidays, takes part in every run);
+//! - the set is complete when every member dataset has a file; a complete set that differs from the
+//!   last run's (some member landed anew) starts a batch run named `{batch}-{period}`, unless a run of
+//!   this period already succeeded or is running (`at_most = "daily"`: the as_of date, today in UTC
+//!   unless `sluice run --as-of` says otherwise; `"hourly"`: that date and the hour; `"always"`: every
+//!   set is its own period); then the set waits, and is started by the first landing or
+//!   [`start_due`] check (the dispatcher's reconcile cadence) of a later period;
+//! - a run of this period that FAILED does not hold the period: a changed set starts another attempt
+//!   (`{batch}-{period}-2`), and so does a deliberate re-run of the same files (`sluice run`);
 //! - the same file landing again (a duplicated event, a redelivery after a crash) changes nothing; if
 //!   it belongs to a run that is still RUNNING, the run's start is asked for again, which the workflow
 //!   answers idempotently (the execution is named by the run id), so a crash between recording the run
 //!   and starting its execution does not lose the run.
+
+use std::collections::BTreeSet;
 
 use chrono::{DateTime, NaiveDate, Timelike, Utc};
 use sluice_proto::{
@@ -28,12 +34,21 @@ use sluice_spec::keys::traceparent_for;
 pub enum BatchDecision {
     /// The set is not complete: these member datasets have no file yet.
     Waiting { missing: Vec<String> },
-    /// The set is complete but the batch ran in this period already (`run_id`); it waits for the next.
+    /// The set is complete and new, but a run of this period succeeded or is running (`run_id`): it
+    /// waits for the next period.
     WaitingForPeriod { period: String, run_id: RunId },
-    /// This file is already part of a batch run (a duplicate event): nothing to do.
+    /// Every member's newest file is already in the last run (`run_id`): nothing new to run.
     AlreadyIn { run_id: RunId },
-    /// Start (or, for a duplicate of a run still RUNNING, start again: idempotent) this execution.
+    /// Start (or, for a file of a run still RUNNING, start again: idempotent) this execution.
     Start(Box<BatchExecutionInput>),
+}
+
+/// Whether a landing is a deliberate re-run (`sluice run` of files again), which may retry a failed
+/// run of the period with the same files, or an event that may be a duplicate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Landing {
+    Event,
+    Deliberate,
 }
 
 /// The period a batch run started now belongs to; also the second part of its run id.
@@ -45,9 +60,14 @@ pub fn period_of(at_most: AtMost, now: DateTime<Utc>, as_of: NaiveDate) -> Strin
     }
 }
 
-/// The run id of a batch's run in a period: `trading-2026-12-02`.
-pub fn batch_run_id(batch: &str, period: &str) -> RunId {
-    RunId::parse(&format!("{batch}-{period}")).expect("batch names and periods are run id characters")
+/// The run id of a batch's `attempt`th run in a period: `trading-2026-12-02`, then `trading-2026-12-02-2`.
+pub fn batch_run_id(batch: &str, period: &str, attempt: usize) -> RunId {
+    let id = if attempt <= 1 {
+        format!("{batch}-{period}")
+    } else {
+        format!("{batch}-{period}-{attempt}")
+    };
+    RunId::parse(&id).expect("batch names and periods are run id characters")
 }
 
 /// Records a landed member file and decides what happens next.
@@ -56,29 +76,31 @@ pub async fn record_landing(
     runs: &dyn RunStore,
     batch: &Batch,
     member: BatchMember,
+    landing: Landing,
     now: DateTime<Utc>,
     as_of: NaiveDate,
 ) -> Result<BatchDecision, StageError> {
     let mut decision = None;
     runs.update_batch(&batch.name, &mut |state| {
-        decision = Some(decide(state, batch, Some(&member), now, as_of));
+        decision = Some(decide(state, batch, Some((&member, landing)), now, as_of));
     })
     .await?;
     Ok(decision.expect("the change ran"))
 }
 
-/// Starts the batch's waiting complete set if its period has come (no landing needed): the
-/// dispatcher checks this on its reconcile cadence. None when there is nothing to start.
+/// Starts the batch's waiting set if its period has come (no landing needed): the dispatcher checks
+/// this on its reconcile cadence. None when there is nothing to start.
 pub async fn start_due(
     runs: &dyn RunStore,
     batch: &Batch,
     now: DateTime<Utc>,
     as_of: NaiveDate,
 ) -> Result<Option<BatchExecutionInput>, StageError> {
-    let Some(state) = runs.get_batch(&batch.name).await? else {
+    let Some(mut state) = runs.get_batch(&batch.name).await? else {
         return Ok(None);
     };
-    if !complete(&state, batch) || last_period_is(&state, &period_of(batch.at_most, now, as_of)) {
+    // Decide on a copy first: most checks find nothing to do and must not write.
+    if !matches!(decide(&mut state, batch, None, now, as_of), BatchDecision::Start(_)) {
         return Ok(None);
     }
     let mut decision = None;
@@ -92,77 +114,68 @@ pub async fn start_due(
     })
 }
 
-fn complete(state: &BatchState, batch: &Batch) -> bool {
-    batch
-        .datasets
-        .iter()
-        .all(|d| state.pending.contains_key(d.as_str()))
-}
-
-fn last_period_is(state: &BatchState, period: &str) -> bool {
-    state.last_run().is_some_and(|r| r.period == period)
-}
-
-/// The rule, on the record (changed in place).
+/// The rule, on the record (changed in place when a run starts or a file lands).
 pub fn decide(
     state: &mut BatchState,
     batch: &Batch,
-    member: Option<&BatchMember>,
+    landed: Option<(&BatchMember, Landing)>,
     now: DateTime<Utc>,
     as_of: NaiveDate,
 ) -> BatchDecision {
-    if let Some(m) = member {
-        // The same object (its run id is bucket, key and ETag) already in a run: a duplicate.
-        let same = |o: &BatchMember| o.run_id == m.run_id;
-        if let Some(run) = state
-            .runs
-            .iter()
-            .rev()
-            .find(|r| r.members.iter().any(|o| o.run_id == m.run_id))
-        {
-            if run.status == RunStatus::Running {
-                return BatchDecision::Start(Box::new(execution_input(run)));
-            }
-            return BatchDecision::AlreadyIn {
-                run_id: run.run_id.clone(),
-            };
+    let mut deliberate = false;
+    if let Some((m, landing)) = landed {
+        // A file of a run still running (its start may have been lost): ask for the start again.
+        if let Some(run) = state.runs.iter().rev().find(|r| {
+            r.status == RunStatus::Running && r.members.iter().any(|o| o.run_id == m.run_id)
+        }) {
+            return BatchDecision::Start(Box::new(execution_input(run)));
         }
-        let dataset = m.dataset.as_str().to_string();
-        if !state.pending.get(&dataset).is_some_and(same) {
-            state.pending.insert(dataset, m.clone());
-        }
+        state
+            .latest
+            .insert(m.dataset.as_str().to_string(), m.clone());
+        deliberate = landing == Landing::Deliberate;
     }
     let missing: Vec<String> = batch
         .datasets
         .iter()
-        .filter(|d| !state.pending.contains_key(d.as_str()))
+        .filter(|d| !state.latest.contains_key(d.as_str()))
         .map(|d| d.as_str().to_string())
         .collect();
     if !missing.is_empty() {
         return BatchDecision::Waiting { missing };
     }
-    let period = period_of(batch.at_most, now, as_of);
-    if let Some(last) = state.last_run()
-        && last.period == period
-    {
-        return BatchDecision::WaitingForPeriod {
-            period,
-            run_id: last.run_id.clone(),
-        };
-    }
-    let members: Vec<BatchMember> = batch
+    let set: BTreeSet<&RunId> = batch
         .datasets
         .iter()
-        .filter_map(|d| state.pending.remove(d.as_str()))
+        .filter_map(|d| state.latest.get(d.as_str()).map(|m| &m.run_id))
         .collect();
+    if let Some(last) = state.last_run() {
+        let last_set: BTreeSet<&RunId> = last.members.iter().map(|m| &m.run_id).collect();
+        let retry = deliberate && last.status == RunStatus::Failed;
+        if last_set == set && !retry {
+            return BatchDecision::AlreadyIn {
+                run_id: last.run_id.clone(),
+            };
+        }
+    }
+    let period = period_of(batch.at_most, now, as_of);
+    let in_period: Vec<&BatchRun> = state.runs.iter().filter(|r| r.period == period).collect();
+    if let Some(holding) = in_period.iter().find(|r| r.status != RunStatus::Failed) {
+        return BatchDecision::WaitingForPeriod {
+            period,
+            run_id: holding.run_id.clone(),
+        };
+    }
     let run = BatchRun {
-        run_id: batch_run_id(&batch.name, &period),
+        run_id: batch_run_id(&batch.name, &period, in_period.len() + 1),
         batch: batch.name.clone(),
         period,
         as_of,
         status: RunStatus::Running,
-        members: members
+        members: batch
+            .datasets
             .iter()
+            .filter_map(|d| state.latest.get(d.as_str()))
             .map(|m| sluice_proto::MemberOutcome {
                 dataset: m.dataset.clone(),
                 run_id: m.run_id.clone(),
@@ -208,5 +221,145 @@ pub fn execution_input(run: &BatchRun) -> BatchExecutionInput {
             })
             .collect(),
         traceparent: traceparent_for(&run.run_id),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sluice_proto::ObjectRef;
+    use sluice_spec::config::Config;
+
+    fn batch(at_most: &str) -> Batch {
+        let spec = format!(
+            "[[dataset]]\nname = \"orders\"\nload = true\n[[dataset.columns]]\nname = \"a\"\ntype = \"integer\"\n\
+             [[dataset]]\nname = \"holidays\"\nload = true\n[[dataset.columns]]\nname = \"a\"\ntype = \"integer\"\n\
+             [[batch]]\nname = \"t\"\ndatasets = [\"orders\", \"holidays\"]\nat_most = \"{at_most}\"\n"
+        );
+        Config::parse(std::path::Path::new("s.toml"), &spec)
+            .unwrap()
+            .batches
+            .remove(0)
+    }
+
+    fn file(ds: &str, version: u32) -> BatchMember {
+        BatchMember {
+            dataset: ds.into(),
+            run_id: RunId::parse(&format!("{ds}{version}")).unwrap(),
+            source: ObjectRef::new("landing", format!("in/{ds}.csv")),
+            etag: version.to_string(),
+            landed_at: Utc::now(),
+        }
+    }
+
+    fn day(d: u32) -> NaiveDate {
+        NaiveDate::from_ymd_opt(2026, 12, d).unwrap()
+    }
+
+    fn at(d: u32, h: u32) -> DateTime<Utc> {
+        day(d).and_hms_opt(h, 0, 0).unwrap().and_utc()
+    }
+
+    fn land(state: &mut BatchState, b: &Batch, m: BatchMember, how: Landing, d: u32) -> BatchDecision {
+        decide(state, b, Some((&m, how)), at(d, 10), day(d))
+    }
+
+    fn started(d: BatchDecision) -> String {
+        match d {
+            BatchDecision::Start(input) => input.run_id.to_string(),
+            other => panic!("expected a start, got {other:?}"),
+        }
+    }
+
+    fn finish(state: &mut BatchState, status: RunStatus) {
+        state.runs.last_mut().unwrap().status = status;
+    }
+
+    #[test]
+    fn a_complete_set_starts_once_per_day_and_an_unchanged_member_takes_part_again() {
+        let b = batch("daily");
+        let mut s = BatchState::new("t");
+        assert_eq!(
+            land(&mut s, &b, file("orders", 1), Landing::Event, 1),
+            BatchDecision::Waiting { missing: vec!["holidays".into()] }
+        );
+        assert_eq!(started(land(&mut s, &b, file("holidays", 1), Landing::Event, 1)), "t-2026-12-01");
+        // A duplicate event while it runs asks for the same (idempotent) start.
+        assert_eq!(started(land(&mut s, &b, file("holidays", 1), Landing::Event, 1)), "t-2026-12-01");
+        assert_eq!(s.runs.len(), 1);
+        finish(&mut s, RunStatus::Succeeded);
+        // After it ended, the same file is nothing new.
+        assert!(matches!(
+            land(&mut s, &b, file("holidays", 1), Landing::Event, 1),
+            BatchDecision::AlreadyIn { .. }
+        ));
+        // New orders the same day wait for the next period...
+        assert!(matches!(
+            land(&mut s, &b, file("orders", 2), Landing::Event, 1),
+            BatchDecision::WaitingForPeriod { .. }
+        ));
+        // ...and start on the next day's check, with the unchanged holidays.
+        assert_eq!(decide(&mut s, &b, None, at(1, 23), day(1)), BatchDecision::WaitingForPeriod {
+            period: "2026-12-01".into(),
+            run_id: RunId::parse("t-2026-12-01").unwrap()
+        });
+        let input = match decide(&mut s, &b, None, at(2, 0), day(2)) {
+            BatchDecision::Start(i) => i,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(input.run_id.as_str(), "t-2026-12-02");
+        let members: Vec<&str> = input.members.iter().map(|m| m.run_id.as_str()).collect();
+        assert_eq!(members, ["orders2", "holidays1"]);
+        // Nothing more to start that day.
+        finish(&mut s, RunStatus::Succeeded);
+        assert!(matches!(decide(&mut s, &b, None, at(2, 5), day(2)), BatchDecision::AlreadyIn { .. }));
+    }
+
+    #[test]
+    fn a_failed_run_does_not_hold_its_period() {
+        let b = batch("daily");
+        let mut s = BatchState::new("t");
+        land(&mut s, &b, file("orders", 1), Landing::Event, 1);
+        started(land(&mut s, &b, file("holidays", 1), Landing::Event, 1));
+        finish(&mut s, RunStatus::Failed);
+        // The same files again by event: a duplicate, nothing starts (not even on the cadence).
+        assert!(matches!(
+            land(&mut s, &b, file("orders", 1), Landing::Event, 1),
+            BatchDecision::AlreadyIn { .. }
+        ));
+        assert!(matches!(decide(&mut s, &b, None, at(1, 11), day(1)), BatchDecision::AlreadyIn { .. }));
+        // A deliberate re-run retries: a second attempt of the period.
+        assert_eq!(started(land(&mut s, &b, file("orders", 1), Landing::Deliberate, 1)), "t-2026-12-01-2");
+        finish(&mut s, RunStatus::Failed);
+        // A fixed file retries too.
+        assert_eq!(started(land(&mut s, &b, file("orders", 2), Landing::Event, 1)), "t-2026-12-01-3");
+        finish(&mut s, RunStatus::Succeeded);
+        assert!(matches!(
+            land(&mut s, &b, file("orders", 3), Landing::Deliberate, 1),
+            BatchDecision::WaitingForPeriod { .. }
+        ));
+    }
+
+    #[test]
+    fn hourly_and_always_cadences() {
+        let b = batch("hourly");
+        let mut s = BatchState::new("t");
+        land(&mut s, &b, file("holidays", 1), Landing::Event, 1);
+        let d = decide(&mut s, &b, Some((&file("orders", 1), Landing::Event)), at(1, 7), day(1));
+        assert_eq!(started(d), "t-2026-12-01T07");
+        finish(&mut s, RunStatus::Succeeded);
+        let d = decide(&mut s, &b, Some((&file("orders", 2), Landing::Event)), at(1, 7), day(1));
+        assert!(matches!(d, BatchDecision::WaitingForPeriod { .. }));
+        assert_eq!(started(decide(&mut s, &b, None, at(1, 8), day(1))), "t-2026-12-01T08");
+
+        let b = batch("always");
+        let mut s = BatchState::new("t");
+        land(&mut s, &b, file("holidays", 1), Landing::Event, 1);
+        let first = started(land(&mut s, &b, file("orders", 1), Landing::Event, 1));
+        finish(&mut s, RunStatus::Succeeded);
+        let now = at(1, 10) + chrono::Duration::milliseconds(5);
+        let second = started(decide(&mut s, &b, Some((&file("orders", 2), Landing::Event)), now, day(1)));
+        assert_ne!(first, second);
+        assert!(first.starts_with("t-20261201T100000"), "{first}");
     }
 }

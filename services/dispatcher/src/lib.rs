@@ -293,7 +293,16 @@ impl Dispatcher {
     async fn land_batch_member(&self, batch: &Batch, member: BatchMember) -> Result<(), StageError> {
         let uri = member.source.s3_uri();
         let now = Utc::now();
-        match batches::record_landing(self.runs.as_ref(), batch, member, now, now.date_naive()).await? {
+        match batches::record_landing(
+            self.runs.as_ref(),
+            batch,
+            member,
+            batches::Landing::Event,
+            now,
+            now.date_naive(),
+        )
+        .await?
+        {
             BatchDecision::Waiting { missing } => {
                 tracing::info!(%uri, batch = %batch.name, missing = %missing.join(", "), "batch member landed; the batch waits for the rest");
             }
@@ -301,7 +310,7 @@ impl Dispatcher {
                 tracing::info!(%uri, batch = %batch.name, %period, %run_id, "batch member landed; the set is complete but the batch ran in this period: it starts in the next");
             }
             BatchDecision::AlreadyIn { run_id } => {
-                tracing::info!(%uri, %run_id, "duplicate event: this object is already in a batch run");
+                tracing::info!(%uri, %run_id, "every member's newest file is already in this batch run (a duplicate event?): nothing to start");
             }
             BatchDecision::Start(input) => self.start_batch(&input).await?,
         }

@@ -115,11 +115,13 @@ pub(crate) async fn prepare(wh: &Warehouse, ds: &Dataset) -> Result<TableChange,
     let migrations = format!("{}.sluice_migrations", quote_ident(&wh.staging));
     let (db_backend, existing_sql) = match wh.backend {
         Backend::Postgres => {
-            // One preparer per table at a time: two first loads of a dataset must not both create it.
+            // One preparer per staging schema at a time: two first loads must not both create the
+            // schema, the migration record or a table (a batch loads all its members at once). Preparing
+            // is a few catalogue statements; the loads themselves do not wait on this lock.
             let lock = Statement::from_sql_and_values(
                 DbBackend::Postgres,
                 "SELECT pg_advisory_xact_lock(hashtext($1))",
-                [format!("sluice staging {where_}").into()],
+                [format!("sluice staging schema {}", wh.staging).into()],
             );
             txn.execute_raw(lock)
                 .await

@@ -225,3 +225,46 @@ async fn a_failing_check_before_the_commit_rolls_the_load_back() {
         ["1|r1"]
     );
 }
+
+/// Each query's result replaces its table, with `{as_of}` replaced; a failing query names itself,
+/// rolls every table back, and the export writes the table as CSV with a header.
+#[tokio::test]
+async fn analytics_replace_their_tables_all_or_nothing_and_export_as_csv() {
+    let files = Files::new();
+    let wh = files.warehouse().await;
+    let ds = dataset(ALL_TYPES);
+    let v = validate(
+        &ds,
+        "id,placed,shipped,price,paid,note\n1,2024-03-01T10:00:00,2024-03-04,9.5,yes,a\n2,2024-03-02T11:30:00,,1.5,no,\"b, c\"\n",
+    );
+    load(&wh, &ds, "r1", "landing/a.csv", &v).await.unwrap();
+    let as_of = chrono::NaiveDate::from_ymd_opt(2024, 3, 3).unwrap();
+    let good = common::queries(&[
+        ("shipped_by", "SELECT id, note, shipped FROM staging.orders WHERE shipped IS NULL OR shipped <= '{as_of}' ORDER BY id"),
+        ("totals", "SELECT count(*) AS orders, sum(price) AS value FROM staging.orders"),
+    ]);
+    let tables = wh.run_analytics("b", &good, as_of).await.unwrap();
+    assert_eq!(
+        tables.iter().map(|t| (t.name.as_str(), t.rows)).collect::<Vec<_>>(),
+        [("shipped_by", 1), ("totals", 1)],
+        "{{as_of}} was replaced: the order shipped 2024-03-04 is after it"
+    );
+    let out = files.dir.path().join("shipped_by.csv");
+    assert_eq!(wh.export_table("shipped_by", &out).await.unwrap(), 1);
+    assert_eq!(std::fs::read_to_string(&out).unwrap(), "id,note,shipped\n2,\"b, c\",\n");
+    let out = files.dir.path().join("totals.csv");
+    wh.export_table("totals", &out).await.unwrap();
+    assert_eq!(std::fs::read_to_string(&out).unwrap(), "orders,value\n2,11\n");
+
+    // The second query fails: the first one's new table is rolled back too.
+    let bad = common::queries(&[
+        ("totals", "SELECT 99 AS orders"),
+        ("broken", "SELECT nope FROM staging.orders"),
+    ]);
+    let e = wh.run_analytics("b", &bad, as_of).await.unwrap_err();
+    assert_eq!(e.error, ErrorName::InvalidInput);
+    assert!(e.cause.contains("\"broken\"") && e.cause.contains("nope"), "{e}");
+    assert_eq!(rows(&wh, "SELECT CAST(orders AS TEXT) FROM analytics.totals").await, ["2"]);
+    wh.export_table("totals", &out).await.unwrap();
+    assert_eq!(std::fs::read_to_string(&out).unwrap(), "orders,value\n2,11\n");
+}

@@ -637,7 +637,7 @@ async fn a_complete_batch_runs_once_per_day_through_the_dispatcher_and_the_worke
     tokio::time::sleep(Duration::from_millis(400)).await;
     assert!(sys.workflow.describe(&run_id).await.unwrap().is_none());
     let state = sys.runs.get_batch(batch).await.unwrap().expect("the landing is recorded");
-    assert_eq!(state.pending.keys().collect::<Vec<_>>(), ["orders"]);
+    assert_eq!(state.latest.keys().collect::<Vec<_>>(), ["orders"]);
 
     sys.upload("in/reviews/r.csv", "order_id,points\n1,4\n3,5\n9,1\n")
         .await;
@@ -648,7 +648,6 @@ async fn a_complete_batch_runs_once_per_day_through_the_dispatcher_and_the_worke
     let state = sys.runs.get_batch(batch).await.unwrap().unwrap();
     let run = state.runs.last().unwrap();
     assert_eq!((run.run_id.clone(), run.status), (run_id.clone(), RunStatus::Succeeded));
-    assert!(state.pending.is_empty());
     let orders = run.members.iter().find(|m| m.dataset == "orders").unwrap();
     assert_eq!((orders.rows.unwrap().invalid, orders.loaded_rows), (1, Some(2)));
     assert_eq!(run.analytics[0].rows, 2, "{:?}", run.analytics);
@@ -682,7 +681,12 @@ async fn a_complete_batch_runs_once_per_day_through_the_dispatcher_and_the_worke
     tokio::time::sleep(Duration::from_millis(600)).await;
     let state = sys.runs.get_batch(batch).await.unwrap().unwrap();
     assert_eq!(state.runs.len(), 1, "one batch run per day: {:#?}", state.runs);
-    assert_eq!(state.pending.len(), 2, "the new set waits for the next day");
+    let waiting: Vec<&str> = state.latest.values().map(|m| m.source.key.as_str()).collect();
+    assert_eq!(waiting, ["in/orders/o.csv", "in/reviews/r.csv"], "the new set waits for the next day");
+    assert!(
+        state.latest.values().all(|m| !run.members.iter().any(|o| o.run_id == m.run_id)),
+        "the newest files are the second set's"
+    );
     assert_eq!(sys.emails().len(), emails.len(), "no second e-mail");
     sys.stop().await;
 }

@@ -461,7 +461,7 @@ pub mod conformance {
                 async move {
                     store
                         .update_batch(&name, &mut |s| {
-                            s.pending.insert(m.dataset.as_str().to_string(), m.clone());
+                            s.latest.insert(m.dataset.as_str().to_string(), m.clone());
                         })
                         .await
                         .unwrap()
@@ -472,7 +472,7 @@ pub mod conformance {
         let stored = store.get_batch(&name).await.unwrap().unwrap();
         assert_eq!(stored.batch, name);
         assert_eq!(
-            stored.pending.keys().map(String::as_str).collect::<Vec<_>>(),
+            stored.latest.keys().map(String::as_str).collect::<Vec<_>>(),
             ["a", "b", "c", "d"],
             "every concurrent update landed"
         );

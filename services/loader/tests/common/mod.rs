@@ -70,3 +70,14 @@ pub fn validate(ds: &Dataset, csv: &str) -> Validated {
         arrow,
     }
 }
+
+/// Analytics queries for the tests: `name = sql` pairs.
+pub fn queries(pairs: &[(&str, &str)]) -> Vec<sluice_spec::config::AnalyticsQuery> {
+    pairs
+        .iter()
+        .map(|(name, sql)| sluice_spec::config::AnalyticsQuery {
+            name: name.to_string(),
+            sql: sql.to_string(),
+        })
+        .collect()
+}
