@@ -705,6 +705,146 @@ fn a_permanent_stage_failure_alerts_and_fails_the_run_with_the_stage_error() {
 }
 
 /// (row key, item) of every stored row of `dataset`, read from the data directory's SQLite file.
+const BATCH_SPEC: &str = r#"
+[buckets]
+landing = "landing"
+work = "work"
+curated = "curated"
+
+[[dataset]]
+name = "orders"
+load = true
+match = { prefix = "incoming/orders/", suffix = ".csv" }
+[[dataset.columns]]
+name = "order_id"
+type = "integer"
+required = true
+[[dataset.columns]]
+name = "qty"
+type = "integer"
+
+[[dataset]]
+name = "reviews"
+load = true
+match = { prefix = "incoming/reviews/", suffix = ".csv" }
+[[dataset.columns]]
+name = "order_id"
+type = "integer"
+[[dataset.columns]]
+name = "points"
+type = "integer"
+
+[[batch]]
+name = "shop"
+datasets = ["orders", "reviews"]
+
+[[batch.analytics]]
+name = "reviewed"
+sql = "SELECT o.order_id, o.qty, r.points FROM staging.orders o JOIN staging.reviews r USING (order_id) ORDER BY o.order_id"
+
+[batch.notify]
+from = "pipeline@example.com"
+success = ["team@example.com"]
+failure = ["oncall@example.com"]
+"#;
+
+/// Writes `files` (dataset, content) under `incoming/{dataset}/{dataset}.csv` of a folder of the test's.
+fn batch_files(s: &Sluice, files: &[(&str, &str)]) -> Vec<String> {
+    files
+        .iter()
+        .map(|(ds, text)| {
+            let path = s.data.path().join(format!("in/incoming/{ds}/{ds}.csv"));
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(&path, text).unwrap();
+            path.to_str().unwrap().to_string()
+        })
+        .collect()
+}
+
+fn batch_run(s: &Sluice, files: &[String], as_of: &str) -> (i32, String) {
+    let mut args = vec!["run"];
+    args.extend(files.iter().map(String::as_str));
+    args.extend(["--as-of", as_of]);
+    let out = s.cmd(&args);
+    (
+        out.status.code().unwrap(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+/// The embedded batch (SQLite warehouse): a member that fails validation fails the batch before its
+/// analytics, the alert names the batch, the step, the member and the cause, and nothing of the
+/// analytics changes; fixing the file on the same day runs a second attempt.
+#[test]
+fn a_batch_member_that_fails_validation_fails_the_batch_and_alerts_who_what_and_why() {
+    let s = Sluice::with_config(BATCH_SPEC);
+    let files = batch_files(
+        &s,
+        &[("orders", "order_id,qty\n1,2\n2,5\n"), ("reviews", "order_id,stars\n1,4\n")],
+    );
+    let (code, out) = batch_run(&s, &files, "2026-12-01");
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("the batch waits for reviews"), "{out}");
+    assert!(out.contains("batch shop 2026-12-01 (shop-2026-12-01, as of 2026-12-01): FAILED"), "{out}");
+    assert!(out.contains("error: Sluice.InvalidInput at validator (member reviews)"), "{out}");
+    let mails = s.outbox();
+    assert_eq!(mails.len(), 1, "{mails:?}");
+    let alert = &mails[0];
+    for says in [
+        "To: oncall@example.com",
+        "Subject: [sluice] batch shop 2026-12-01: FAILED at validator (reviews)",
+        "points",
+        "reviews.csv",
+    ] {
+        assert!(alert.contains(says), "the alert lacks {says:?}:\n{alert}");
+    }
+    // Nothing after the failed step ran: no analytics, no export.
+    let out = s.cmd(&["batches", "show", "shop-2026-12-01", "--json"]);
+    let run: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!((run["status"].as_str(), run["error"]["step"].as_str()), (Some("FAILED"), Some("validator")));
+    assert_eq!(run["analytics"], serde_json::json!([]));
+    assert!(!s.data.path().join("data/buckets/curated/shop").exists());
+    // The fixed file, the same day: a second attempt, which succeeds.
+    let files = batch_files(&s, &[("reviews", "order_id,points\n1,4\n3,1\n")]);
+    let (code, out) = batch_run(&s, &files, "2026-12-01");
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("running shop-2026-12-01-2"), "{out}");
+    assert!(out.contains("analytics reviewed: 1 row in"), "{out}");
+    let export = s.data.path().join(
+        "data/buckets/curated/shop/analytics/reviewed/as_of=2026-12-01/reviewed.csv",
+    );
+    assert_eq!(std::fs::read_to_string(export).unwrap(), "order_id,qty,points\n1,2,4\n");
+    let out = s.cmd(&["batches", "list"]);
+    let list = String::from_utf8_lossy(&out.stdout);
+    assert!(list.contains("shop-2026-12-01-2") && list.contains("SUCCEEDED") && list.contains("FAILED"), "{list}");
+}
+
+/// A query the warehouse refuses fails the batch at its analytics step, naming the query and the
+/// database's message.
+#[test]
+fn a_failing_analytics_query_fails_the_batch_naming_the_query() {
+    let s = Sluice::with_config(&BATCH_SPEC.replace("USING (order_id)", "USING (order_no)"));
+    let files = batch_files(
+        &s,
+        &[("orders", "order_id,qty\n1,2\n"), ("reviews", "order_id,points\n1,4\n")],
+    );
+    let (code, out) = batch_run(&s, &files, "2026-12-01");
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("at analytics"), "{out}");
+    assert!(out.contains("analytics query \"reviewed\" failed") && out.contains("order_no"), "{out}");
+    let alert = s.outbox().pop().unwrap();
+    assert!(alert.contains("FAILED at analytics") && alert.contains("order_no"), "{alert}");
+    let out = s.cmd(&["batches", "show", "shop-2026-12-01", "--json"]);
+    let run: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(run["status"], "FAILED");
+    assert_eq!(run["error"]["step"], "analytics");
+    assert_eq!(run["members"][0]["loaded_rows"], 1);
+}
+
 fn stored_rows(s: &Sluice, dataset: &str) -> Vec<(String, String)> {
     let db = rusqlite::Connection::open(s.data.path().join("data/sluice.db")).unwrap();
     let mut stmt = db

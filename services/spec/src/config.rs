@@ -1361,6 +1361,62 @@ failure = ["oncall@example.com"]
         parse(text).unwrap_err()
     }
 
+    const TWO_LOADED: &str = "[[dataset]]\nname = \"a\"\nload = true\n[[dataset.columns]]\nname = \"x\"\ntype = \"integer\"\n\
+        [[dataset]]\nname = \"b\"\nload = true\n[[dataset.columns]]\nname = \"x\"\ntype = \"integer\"\n\
+        [[dataset]]\nname = \"c\"\n[[dataset.columns]]\nname = \"x\"\ntype = \"integer\"\n";
+
+    #[test]
+    fn a_batch_parses_with_its_analytics_and_notify() {
+        let c = parse(&format!(
+            "{TWO_LOADED}[[batch]]\nname = \"t\"\ndatasets = [\"a\", \"b\"]\nat_most = \"hourly\"\n\
+             [[batch.analytics]]\nname = \"late\"\nsql = \"SELECT * FROM staging.a WHERE d < DATE '{{as_of}}';\"\n\
+             [batch.notify]\nfailure = [\"oncall@example.com\"]\n"
+        ))
+        .unwrap();
+        let b = c.batch("t").unwrap();
+        assert_eq!(b.at_most, AtMost::Hourly);
+        assert_eq!(c.batch_of("b").map(|b| b.name.as_str()), Some("t"));
+        assert!(c.batch_of("c").is_none());
+        assert_eq!(
+            b.analytics[0].sql_for(NaiveDate::from_ymd_opt(2026, 12, 1).unwrap()),
+            "SELECT * FROM staging.a WHERE d < DATE '2026-12-01'",
+            "{{as_of}} is the bare date; a trailing ; is dropped"
+        );
+        assert_eq!(b.notify.failure, ["oncall@example.com"]);
+        let daily = parse(&format!("{TWO_LOADED}[[batch]]\nname = \"t\"\ndatasets = [\"a\"]\n")).unwrap();
+        assert_eq!(daily.batches[0].at_most, AtMost::Daily, "daily is the default");
+    }
+
+    #[test]
+    fn batch_mistakes_name_the_line_and_what_to_do() {
+        let batch = |body: &str| error_of(&format!("{TWO_LOADED}[[batch]]\n{body}"));
+        let cases: [(&str, &str, &str); 9] = [
+            ("name = \"t\"\ndatasets = [\"a\", \"nope\"]\n", "datasets", "no dataset \"nope\""),
+            ("name = \"t\"\ndatasets = [\"a\", \"c\"]\n", "datasets", "needs load = true"),
+            ("name = \"t\"\ndatasets = [\"a\", \"a\"]\n", "datasets", "twice"),
+            ("name = \"t\"\ndatasets = []\n", "datasets", "names no datasets"),
+            ("name = \"t t\"\ndatasets = [\"a\"]\n", "name", "not a batch name"),
+            ("name = \"t\"\ndatasets = [\"a\"]\nat_most = \"weekly\"\n", "at_most", "\"weekly\" is not a cadence"),
+            ("name = \"t\"\ndatasets = [\"a\"]\n[[batch.analytics]]\nname = \"Late\"\nsql = \"SELECT 1\"\n", "name", "plain SQL name"),
+            ("name = \"t\"\ndatasets = [\"a\"]\n[[batch.analytics]]\nname = \"x\"\nsql = \" ; \"\n", "sql", "has no SQL"),
+            ("name = \"t\"\ndatasets = [\"a\"]\n[batch.notify]\nsuccess = [\"nobody\"]\n", "success", "not an e-mail address"),
+        ];
+        for (body, key, says) in cases {
+            let e = batch(body);
+            assert_eq!(e.key, key, "{body}: {e}");
+            assert!(e.message.contains(says), "{body}: {e}");
+            assert!(e.line > 0, "{e}");
+        }
+        let e = error_of(&format!(
+            "{TWO_LOADED}[[batch]]\nname = \"t\"\ndatasets = [\"a\"]\n[[batch]]\nname = \"u\"\ndatasets = [\"a\"]\n"
+        ));
+        assert!(e.message.contains("already in batch \"t\""), "{e}");
+        let e = error_of(&format!(
+            "{TWO_LOADED}[[batch]]\nname = \"t\"\ndatasets = [\"a\"]\n[[batch]]\nname = \"t\"\ndatasets = [\"b\"]\n"
+        ));
+        assert!(e.message.contains("defined twice"), "{e}");
+    }
+
     #[test]
     fn unknown_keys_name_the_line_and_key() {
         let e = error_of(&GOOD.replace("required = true", "requird = true"));
