@@ -6,9 +6,7 @@ use chrono::NaiveDate;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::batch::{
-    AnalyticsInput, AnalyticsOutput, BatchNotifyInput, ExportInput, ExportOutput,
-};
+use crate::batch::{AnalyticsInput, AnalyticsOutput, BatchNotifyInput, ExportInput, ExportOutput};
 use crate::{DatasetName, ErrorName, ObjectRef, RunId, StageError};
 
 /// The stages a run passes through. Each has its own worker service and queue in AWS mode.

@@ -50,7 +50,11 @@ fn envelope(req: &TaskRequest) -> TaskEnvelope {
         "notifier" => "${NotifierQueueUrl}",
         other => panic!("the batch sends nothing to {other}"),
     };
-    assert_eq!(req.parameters["QueueUrl"], expected_queue, "{}", req.state_name);
+    assert_eq!(
+        req.parameters["QueueUrl"], expected_queue,
+        "{}",
+        req.state_name
+    );
     assert_eq!(
         env.traceparent.as_deref(),
         Some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
@@ -64,7 +68,11 @@ fn answer(env: &TaskEnvelope) -> Value {
         StageInput::Validator(v) => {
             assert_eq!(env.run_id, v.run_id, "a member's task is its own run's");
             output(StageOutput::Validator(ValidateOutput {
-                rows: RowCounts { total: 5, valid: 4, invalid: 1 },
+                rows: RowCounts {
+                    total: 5,
+                    valid: 4,
+                    invalid: 1,
+                },
                 valid: work(v.run_id.as_str(), "valid.csv"),
                 valid_arrow: None,
                 invalid: work(v.run_id.as_str(), "invalid.csv"),
@@ -73,7 +81,11 @@ fn answer(env: &TaskEnvelope) -> Value {
             }))
         }
         StageInput::Loader(l) => {
-            assert_eq!(l.valid, work(l.run_id.as_str(), "valid.csv"), "the loader gets the validator's rows");
+            assert_eq!(
+                l.valid,
+                work(l.run_id.as_str(), "valid.csv"),
+                "the loader gets the validator's rows"
+            );
             assert_eq!(l.valid_arrow, None);
             output(StageOutput::Loader(LoadOutput {
                 table: format!("staging.{}", l.dataset.as_str()),
@@ -82,21 +94,36 @@ fn answer(env: &TaskEnvelope) -> Value {
             }))
         }
         StageInput::Analytics(a) => {
-            assert_eq!((a.batch.as_str(), a.as_of.to_string().as_str()), ("trading", "2026-12-02"));
+            assert_eq!(
+                (a.batch.as_str(), a.as_of.to_string().as_str()),
+                ("trading", "2026-12-02")
+            );
             output(StageOutput::Analytics(AnalyticsOutput {
-                tables: vec![AnalyticsTable { name: "late".into(), table: "analytics.late".into(), rows: 2 }],
+                tables: vec![AnalyticsTable {
+                    name: "late".into(),
+                    table: "analytics.late".into(),
+                    rows: 2,
+                }],
             }))
         }
         StageInput::Export(_) => output(StageOutput::Export(ExportOutput {
             exports: vec![AnalyticsExport {
                 name: "late".into(),
-                object: ObjectRef::new("curated", "trading/analytics/late/as_of=2026-12-02/late.csv"),
+                object: ObjectRef::new(
+                    "curated",
+                    "trading/analytics/late/as_of=2026-12-02/late.csv",
+                ),
                 rows: 2,
             }],
         })),
-        StageInput::BatchNotifier(_) => output(StageOutput::BatchNotifier(sluice_proto::NotifyOutput {
-            emails: vec![EmailSent { to: vec!["team@example.com".into()], subject: "s".into() }],
-        })),
+        StageInput::BatchNotifier(_) => {
+            output(StageOutput::BatchNotifier(sluice_proto::NotifyOutput {
+                emails: vec![EmailSent {
+                    to: vec!["team@example.com".into()],
+                    subject: "s".into(),
+                }],
+            }))
+        }
         other => panic!("the batch sends no {other:?}"),
     }
 }
@@ -157,22 +184,33 @@ async fn every_member_is_validated_and_loaded_then_analytics_export_and_the_summ
     let n = notice(&sent);
     assert_eq!(n.failure(), None);
     assert_eq!(n.members.len(), 3);
-    assert!(n.members.iter().all(|m| m.ok && m.loaded_rows == Some(4) && m.rows.unwrap().invalid == 1));
+    assert!(
+        n.members
+            .iter()
+            .all(|m| m.ok && m.loaded_rows == Some(4) && m.rows.unwrap().invalid == 1)
+    );
     assert_eq!(
-        n.members.iter().map(|m| m.dataset.as_str()).collect::<Vec<_>>(),
+        n.members
+            .iter()
+            .map(|m| m.dataset.as_str())
+            .collect::<Vec<_>>(),
         ["orders", "reviews", "shipments"],
         "members keep their order"
     );
     assert_eq!(n.analytics[0].rows, 2);
-    assert_eq!(n.exports[0].object.key, "trading/analytics/late/as_of=2026-12-02/late.csv");
+    assert_eq!(
+        n.exports[0].object.key,
+        "trading/analytics/late/as_of=2026-12-02/late.csv"
+    );
 }
 
 #[tokio::test]
 async fn a_member_that_fails_validation_fails_the_batch_before_any_analytics() {
     let (exec, sent) = run(|env, _| match &env.input {
-        StageInput::Validator(v) if v.dataset.as_str() == "reviews" => {
-            Some(Plan::err("Sluice.InvalidInput", "reviews.csv: the header has no column points"))
-        }
+        StageInput::Validator(v) if v.dataset.as_str() == "reviews" => Some(Plan::err(
+            "Sluice.InvalidInput",
+            "reviews.csv: the header has no column points",
+        )),
         _ => None,
     })
     .await;
@@ -180,8 +218,14 @@ async fn a_member_that_fails_validation_fails_the_batch_before_any_analytics() {
     assert_eq!(exec.error.as_deref(), Some("Sluice.BatchFailed"));
     let k = kinds(&sent);
     assert!(!k.contains(&"analytics") && !k.contains(&"export"), "{k:?}");
-    assert_eq!(k.iter().filter(|k| **k == "load").count(), 2, "the other members still load");
-    let f = notice(&sent).failure().expect("the alert names the failure");
+    assert_eq!(
+        k.iter().filter(|k| **k == "load").count(),
+        2,
+        "the other members still load"
+    );
+    let f = notice(&sent)
+        .failure()
+        .expect("the alert names the failure");
     assert_eq!(f.step, "validator");
     assert_eq!(f.dataset.as_ref().map(|d| d.as_str()), Some("reviews"));
     assert_eq!(f.error, "Sluice.InvalidInput");
@@ -193,15 +237,19 @@ async fn transient_failures_are_retried_and_a_load_that_fails_names_the_loader()
     let (exec, sent) = run(|env, call| match &env.input {
         // The first try of every validation is throttled: retried, then fine.
         StageInput::Validator(_) if call == 0 => Some(Plan::err("Sluice.Transient", "slow down")),
-        StageInput::Loader(l) if l.dataset.as_str() == "shipments" => {
-            Some(Plan::err("Sluice.InvalidInput", "column \"shipped\" of staging.shipments is date, the spec says text"))
-        }
+        StageInput::Loader(l) if l.dataset.as_str() == "shipments" => Some(Plan::err(
+            "Sluice.InvalidInput",
+            "column \"shipped\" of staging.shipments is date, the spec says text",
+        )),
         _ => None,
     })
     .await;
     assert_eq!(exec.status, ExecutionStatus::Failed);
     let f = notice(&sent).failure().unwrap();
-    assert_eq!((f.step.as_str(), f.dataset.as_ref().unwrap().as_str()), ("loader", "shipments"));
+    assert_eq!(
+        (f.step.as_str(), f.dataset.as_ref().unwrap().as_str()),
+        ("loader", "shipments")
+    );
     assert!(f.cause.contains("shipped"));
 }
 
@@ -219,7 +267,10 @@ async fn a_failing_query_fails_the_batch_at_analytics_with_its_message() {
     assert!(!kinds(&sent).contains(&"export"));
     let f = notice(&sent).failure().unwrap();
     assert_eq!((f.step.as_str(), f.dataset.as_ref()), ("analytics", None));
-    assert!(f.cause.contains("\"late\"") && f.cause.contains("42P01"), "{f:?}");
+    assert!(
+        f.cause.contains("\"late\"") && f.cause.contains("42P01"),
+        "{f:?}"
+    );
 }
 
 #[tokio::test]
@@ -231,5 +282,8 @@ async fn a_timeout_without_a_cause_still_reaches_the_alert() {
     .await;
     assert_eq!(exec.status, ExecutionStatus::Failed);
     let f = notice(&sent).failure().unwrap();
-    assert_eq!((f.step.as_str(), f.error.as_str()), ("export", "States.Timeout"));
+    assert_eq!(
+        (f.step.as_str(), f.error.as_str()),
+        ("export", "States.Timeout")
+    );
 }

@@ -465,7 +465,9 @@ fn label_member_tasks(definition: &mut Value) {
     let states = definition
         .pointer_mut(&format!("/States/{MEMBERS_MAP}/ItemProcessor/States"))
         .and_then(Value::as_object_mut)
-        .unwrap_or_else(|| panic!("batch.asl.json has no Map \"{MEMBERS_MAP}\" with an ItemProcessor"));
+        .unwrap_or_else(|| {
+            panic!("batch.asl.json has no Map \"{MEMBERS_MAP}\" with an ItemProcessor")
+        });
     let mut labelled = 0;
     for (name, state) in states.iter_mut() {
         if state["Type"] == "Task"
@@ -480,7 +482,10 @@ fn label_member_tasks(definition: &mut Value) {
             labelled += 1;
         }
     }
-    assert_eq!(labelled, 2, "the members' Map has a validate and a load Task state");
+    assert_eq!(
+        labelled, 2,
+        "the members' Map has a validate and a load Task state"
+    );
 }
 
 fn batch_cases() -> Vec<Case> {
@@ -515,9 +520,21 @@ fn batch_cases() -> Vec<Case> {
                 e,
                 "SUCCEEDED",
                 None,
-                &["Run analytics", "Export analytics", "Send batch summary", "Batch succeeded"],
+                &[
+                    "Run analytics",
+                    "Export analytics",
+                    "Send batch summary",
+                    "Batch succeeded",
+                ],
             )?;
-            never_entered(e, &["Member validation failed", "Member load failed", BATCH_ALERT])?;
+            never_entered(
+                e,
+                &[
+                    "Member validation failed",
+                    "Member load failed",
+                    BATCH_ALERT,
+                ],
+            )?;
             entered_times(e, "Member loaded", 3)
         }),
         case("batch-member-fails-validation", invalid_member, |e| {
@@ -525,9 +542,17 @@ fn batch_cases() -> Vec<Case> {
                 e,
                 "FAILED",
                 Some("Sluice.BatchFailed"),
-                &["Member validation failed", "Member failed", BATCH_ALERT, "Batch failed"],
+                &[
+                    "Member validation failed",
+                    "Member failed",
+                    BATCH_ALERT,
+                    "Batch failed",
+                ],
             )?;
-            never_entered(e, &["Run analytics", "Export analytics", "Send batch summary"])?;
+            never_entered(
+                e,
+                &["Run analytics", "Export analytics", "Send batch summary"],
+            )?;
             entered_times(e, "Member validation failed", 1)?;
             entered_times(e, "Load member", 2)?;
             expect_alert(
@@ -541,9 +566,17 @@ fn batch_cases() -> Vec<Case> {
                 e,
                 "FAILED",
                 Some("Sluice.BatchFailed"),
-                &["Analytics failed", "Record analytics failure", BATCH_ALERT, "Batch failed"],
+                &[
+                    "Analytics failed",
+                    "Record analytics failure",
+                    BATCH_ALERT,
+                    "Batch failed",
+                ],
             )?;
-            never_entered(e, &["Export analytics", "Send batch summary", "Member failed"])?;
+            never_entered(
+                e,
+                &["Export analytics", "Send batch summary", "Member failed"],
+            )?;
             expect_alert(
                 e,
                 ("analytics", None, "Sluice.InvalidInput"),
@@ -554,8 +587,14 @@ fn batch_cases() -> Vec<Case> {
 }
 
 fn never_entered(e: &Execution, states: &[&str]) -> Result<(), String> {
-    match states.iter().find(|s| e.states_entered.iter().any(|x| x == *s)) {
-        Some(s) => Err(format!("the local run entered \"{s}\": {:?}", e.states_entered)),
+    match states
+        .iter()
+        .find(|s| e.states_entered.iter().any(|x| x == *s))
+    {
+        Some(s) => Err(format!(
+            "the local run entered \"{s}\": {:?}",
+            e.states_entered
+        )),
         None => Ok(()),
     }
 }
@@ -1117,7 +1156,8 @@ fn queue_urls_and_state_labels_are_substituted() {
             "B": {"Type": "Task", "Parameters": {"QueueUrl": "https://q/old", "MessageBody": {"state": "keep"}}}
         }}]},
         "M": {"Type": "Map", "ItemProcessor": {"States": {
-            "C": {"Type": "Task", "Parameters": {"QueueUrl": "u", "MessageBody.$": "$"}}
+            "C": {"Type": "Task", "Parameters": {"QueueUrl": "u", "MessageBody.$": "$"}},
+            "D": {"Type": "Task", "Parameters": {"QueueUrl": "u", "MessageBody": {"state.$": "$.x"}}}
         }}}
     }});
     label_task_messages(&mut def["States"]);
@@ -1130,6 +1170,11 @@ fn queue_urls_and_state_labels_are_substituted() {
         def.pointer("/States/P/Branches/0/States/B/Parameters/MessageBody/state"),
         Some(&json!("keep"))
     );
+    assert_eq!(
+        def.pointer("/States/M/ItemProcessor/States/D/Parameters/MessageBody"),
+        Some(&json!({"state.$": "$.x"})),
+        "a computed label is kept"
+    );
     for p in [
         "/States/A/Parameters/QueueUrl",
         "/States/P/Branches/0/States/B/Parameters/QueueUrl",
@@ -1141,6 +1186,42 @@ fn queue_urls_and_state_labels_are_substituted() {
         top_level_states(&def),
         ["A", "M", "P"].iter().map(|s| s.to_string()).collect()
     );
+}
+
+#[test]
+fn the_batch_members_tasks_are_labelled_by_member() {
+    let case = &batch_cases()[0];
+    for state in ["Validate member", "Load member"] {
+        let body = case
+            .definition
+            .pointer(&format!(
+                "/States/{MEMBERS_MAP}/ItemProcessor/States/{state}/Parameters/MessageBody"
+            ))
+            .unwrap_or_else(|| panic!("{state} sends a MessageBody"));
+        assert_eq!(
+            body["state.$"],
+            json!(format!("States.Format('{state} {{}}', $.member.dataset)"))
+        );
+        assert!(body.get("state").is_none(), "{body:#}");
+    }
+    assert_eq!(
+        case.definition
+            .pointer("/States/Run analytics/Parameters/MessageBody/state"),
+        Some(&json!("Run analytics"))
+    );
+}
+
+/// The scripted cases end locally as they are meant to (this needs no emulator).
+#[tokio::test]
+async fn the_scripted_cases_end_locally_as_intended() {
+    for case in pipeline_cases().iter().chain(&batch_cases()) {
+        let (_, exec) = run_locally(case)
+            .await
+            .unwrap_or_else(|e| panic!("{}: {e}", case.name));
+        if let Some(check) = case.check_local {
+            check(&exec).unwrap_or_else(|e| panic!("{}: {e}", case.name));
+        }
+    }
 }
 
 #[test]
@@ -1198,5 +1279,40 @@ fn known_differences_are_reported_when_they_vanish() {
         compare(&case, &local, &ending(&["Both"])).len(),
         1,
         "top-level states still compared"
+    );
+
+    let case = Case {
+        name: "batch-happy-path".into(),
+        definition: json!({"States": {"Both": {}, "Done": {}}}),
+        compare_messages: true,
+        ..case
+    };
+    let with_messages = |messages: Vec<Value>| Ending {
+        messages: comparable_messages(messages),
+        ..local.clone()
+    };
+    let sent = with_messages(vec![
+        json!({"state": "B", "task_token": "t1"}),
+        json!({"state": "A", "task_token": "t2"}),
+    ]);
+    let shown = Ending {
+        states: vec!["Both".into(), "Done".into()],
+        ..with_messages(vec![
+            json!({"state": "A", "task_token": "other"}),
+            json!({"state": "B", "task_token": "other"}),
+        ])
+    };
+    assert!(
+        compare(&case, &sent, &shown).is_empty(),
+        "messages compare in any order, without their tokens"
+    );
+    let differs = Ending {
+        messages: comparable_messages(vec![json!({"state": "A"}), json!({"state": "C"})]),
+        ..shown
+    };
+    assert_eq!(
+        compare(&case, &sent, &differs).len(),
+        1,
+        "a message differs"
     );
 }

@@ -407,10 +407,7 @@ impl Workflow for SfnWorkflow {
         )
     }
 
-    async fn start_batch(
-        &self,
-        input: &BatchExecutionInput,
-    ) -> Result<WorkflowStart, StageError> {
+    async fn start_batch(&self, input: &BatchExecutionInput) -> Result<WorkflowStart, StageError> {
         let Some(arn) = &self.batch_state_machine_arn else {
             return Err(StageError::invalid_input(format!(
                 "batch run {}: the dispatcher was started without the batch state machine; run `sluice deploy` \
@@ -437,7 +434,27 @@ impl Workflow for SfnWorkflow {
     }
 
     async fn describe(&self, run_id: &RunId) -> Result<Option<WorkflowExecution>, StageError> {
-        let arn = execution_arn(&self.state_machine_arn, run_id.as_str());
+        self.describe_on(&self.state_machine_arn, run_id).await
+    }
+
+    async fn describe_batch(
+        &self,
+        run_id: &RunId,
+    ) -> Result<Option<WorkflowExecution>, StageError> {
+        match &self.batch_state_machine_arn {
+            Some(arn) => self.describe_on(arn, run_id).await,
+            None => Ok(None),
+        }
+    }
+}
+
+impl SfnWorkflow {
+    async fn describe_on(
+        &self,
+        state_machine_arn: &str,
+        run_id: &RunId,
+    ) -> Result<Option<WorkflowExecution>, StageError> {
+        let arn = execution_arn(state_machine_arn, run_id.as_str());
         match self.machines.describe_execution(&arn).await {
             Ok(info) => Ok(Some(WorkflowExecution {
                 execution_id: info.execution_arn,

@@ -241,7 +241,10 @@ async fn run_store(config: &Path) -> anyhow::Result<DynamoRunStore> {
 /// `sluice batches --aws`: the spec and every batch's record in DynamoDB.
 pub async fn batches(
     config_path: &Path,
-) -> anyhow::Result<(Arc<sluice_spec::config::Config>, Vec<sluice_proto::BatchState>)> {
+) -> anyhow::Result<(
+    Arc<sluice_spec::config::Config>,
+    Vec<sluice_proto::BatchState>,
+)> {
     let config = load_config(config_path)?;
     let store = run_store(config_path).await?;
     let states = store

@@ -369,7 +369,11 @@ async fn run_command(cli: Cli) -> anyhow::Result<ExitCode> {
                     .await
                     .map_err(|e| anyhow::anyhow!(e.cause))?;
                 let store = env.store.clone();
-                (env.config, states, Box::new(move |o: &ObjectRef| store.uri(o)))
+                (
+                    env.config,
+                    states,
+                    Box::new(move |o: &ObjectRef| store.uri(o)),
+                )
             };
             match command {
                 BatchesCommand::List { json } => {
@@ -389,7 +393,9 @@ async fn run_command(cli: Cli) -> anyhow::Result<ExitCode> {
                         .flat_map(|s| s.runs.iter())
                         .find(|r| r.run_id.as_str() == run_id)
                     else {
-                        anyhow::bail!("no batch run {run_id} in the run store (see `sluice batches list`)");
+                        anyhow::bail!(
+                            "no batch run {run_id} in the run store (see `sluice batches list`)"
+                        );
                     };
                     if json {
                         println!("{}", serde_json::to_string_pretty(run)?);
@@ -536,13 +542,21 @@ async fn land_batch_member(
         landed_at: chrono::Utc::now(),
     };
     let now = chrono::Utc::now();
-    let decision = record_landing(env.db.as_ref(), batch, member, Landing::Deliberate, now, as_of)
-        .await
-        .map_err(|e| anyhow::anyhow!(e.cause))?;
+    let decision = record_landing(
+        env.db.as_ref(),
+        batch,
+        member,
+        Landing::Deliberate,
+        now,
+        as_of,
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!(e.cause))?;
     let say = |text: String| {
         if json {
             let line = serde_json::json!({"batch": batch.name, "file": file.display().to_string(), "dataset": ds.name.as_str(), "landed": text});
-            let _ = std::io::Write::write_all(&mut std::io::stdout(), format!("{line}\n").as_bytes());
+            let _ =
+                std::io::Write::write_all(&mut std::io::stdout(), format!("{line}\n").as_bytes());
         } else {
             let _ = std::io::Write::write_all(
                 &mut std::io::stdout(),

@@ -284,7 +284,11 @@ pub fn batches_table(config: &sluice_spec::config::Config, states: &[BatchState]
                 .map(|d| d.as_str())
                 .collect::<Vec<_>>()
                 .join(", "),
-            if pending.is_empty() { "none".to_string() } else { pending.join(", ") },
+            if pending.is_empty() {
+                "none".to_string()
+            } else {
+                pending.join(", ")
+            },
             if !missing.is_empty() {
                 missing.join(", ")
             } else if pending.is_empty() {
@@ -293,7 +297,12 @@ pub fn batches_table(config: &sluice_spec::config::Config, states: &[BatchState]
                 "its next period".to_string()
             },
         ));
-        for run in state.map(|s| s.runs.as_slice()).unwrap_or_default().iter().rev() {
+        for run in state
+            .map(|s| s.runs.as_slice())
+            .unwrap_or_default()
+            .iter()
+            .rev()
+        {
             let loaded: u64 = run.members.iter().filter_map(|m| m.loaded_rows).sum();
             out.push_str(&format!(
                 "  {:<40} {:<10} {} loaded rows, {} analytics tables, started {}\n",

@@ -784,13 +784,22 @@ fn a_batch_member_that_fails_validation_fails_the_batch_and_alerts_who_what_and_
     let s = Sluice::with_config(BATCH_SPEC);
     let files = batch_files(
         &s,
-        &[("orders", "order_id,qty\n1,2\n2,5\n"), ("reviews", "order_id,stars\n1,4\n")],
+        &[
+            ("orders", "order_id,qty\n1,2\n2,5\n"),
+            ("reviews", "order_id,stars\n1,4\n"),
+        ],
     );
     let (code, out) = batch_run(&s, &files, "2026-12-01");
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("the batch waits for reviews"), "{out}");
-    assert!(out.contains("batch shop 2026-12-01 (shop-2026-12-01, as of 2026-12-01): FAILED"), "{out}");
-    assert!(out.contains("error: Sluice.InvalidInput at validator (member reviews)"), "{out}");
+    assert!(
+        out.contains("batch shop 2026-12-01 (shop-2026-12-01, as of 2026-12-01): FAILED"),
+        "{out}"
+    );
+    assert!(
+        out.contains("error: Sluice.InvalidInput at validator (member reviews)"),
+        "{out}"
+    );
     let mails = s.outbox();
     assert_eq!(mails.len(), 1, "{mails:?}");
     let alert = &mails[0];
@@ -805,7 +814,10 @@ fn a_batch_member_that_fails_validation_fails_the_batch_and_alerts_who_what_and_
     // Nothing after the failed step ran: no analytics, no export.
     let out = s.cmd(&["batches", "show", "shop-2026-12-01", "--json"]);
     let run: Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!((run["status"].as_str(), run["error"]["step"].as_str()), (Some("FAILED"), Some("validator")));
+    assert_eq!(
+        (run["status"].as_str(), run["error"]["step"].as_str()),
+        (Some("FAILED"), Some("validator"))
+    );
     assert_eq!(run["analytics"], serde_json::json!([]));
     assert!(!s.data.path().join("data/buckets/curated/shop").exists());
     // The fixed file, the same day: a second attempt, which succeeds.
@@ -814,13 +826,20 @@ fn a_batch_member_that_fails_validation_fails_the_batch_and_alerts_who_what_and_
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("running shop-2026-12-01-2"), "{out}");
     assert!(out.contains("analytics reviewed: 1 row in"), "{out}");
-    let export = s.data.path().join(
-        "data/buckets/curated/shop/analytics/reviewed/as_of=2026-12-01/reviewed.csv",
+    let export = s
+        .data
+        .path()
+        .join("data/buckets/curated/shop/analytics/reviewed/as_of=2026-12-01/reviewed.csv");
+    assert_eq!(
+        std::fs::read_to_string(export).unwrap(),
+        "order_id,qty,points\n1,2,4\n"
     );
-    assert_eq!(std::fs::read_to_string(export).unwrap(), "order_id,qty,points\n1,2,4\n");
     let out = s.cmd(&["batches", "list"]);
     let list = String::from_utf8_lossy(&out.stdout);
-    assert!(list.contains("shop-2026-12-01-2") && list.contains("SUCCEEDED") && list.contains("FAILED"), "{list}");
+    assert!(
+        list.contains("shop-2026-12-01-2") && list.contains("SUCCEEDED") && list.contains("FAILED"),
+        "{list}"
+    );
 }
 
 /// A query the warehouse refuses fails the batch at its analytics step, naming the query and the
@@ -830,14 +849,23 @@ fn a_failing_analytics_query_fails_the_batch_naming_the_query() {
     let s = Sluice::with_config(&BATCH_SPEC.replace("USING (order_id)", "USING (order_no)"));
     let files = batch_files(
         &s,
-        &[("orders", "order_id,qty\n1,2\n"), ("reviews", "order_id,points\n1,4\n")],
+        &[
+            ("orders", "order_id,qty\n1,2\n"),
+            ("reviews", "order_id,points\n1,4\n"),
+        ],
     );
     let (code, out) = batch_run(&s, &files, "2026-12-01");
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("at analytics"), "{out}");
-    assert!(out.contains("analytics query \"reviewed\" failed") && out.contains("order_no"), "{out}");
+    assert!(
+        out.contains("analytics query \"reviewed\" failed") && out.contains("order_no"),
+        "{out}"
+    );
     let alert = s.outbox().pop().unwrap();
-    assert!(alert.contains("FAILED at analytics") && alert.contains("order_no"), "{alert}");
+    assert!(
+        alert.contains("FAILED at analytics") && alert.contains("order_no"),
+        "{alert}"
+    );
     let out = s.cmd(&["batches", "show", "shop-2026-12-01", "--json"]);
     let run: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(run["status"], "FAILED");

@@ -100,7 +100,10 @@ pub async fn start_due(
         return Ok(None);
     };
     // Decide on a copy first: most checks find nothing to do and must not write.
-    if !matches!(decide(&mut state, batch, None, now, as_of), BatchDecision::Start(_)) {
+    if !matches!(
+        decide(&mut state, batch, None, now, as_of),
+        BatchDecision::Start(_)
+    ) {
         return Ok(None);
     }
     let mut decision = None;
@@ -260,7 +263,13 @@ mod tests {
         day(d).and_hms_opt(h, 0, 0).unwrap().and_utc()
     }
 
-    fn land(state: &mut BatchState, b: &Batch, m: BatchMember, how: Landing, d: u32) -> BatchDecision {
+    fn land(
+        state: &mut BatchState,
+        b: &Batch,
+        m: BatchMember,
+        how: Landing,
+        d: u32,
+    ) -> BatchDecision {
         decide(state, b, Some((&m, how)), at(d, 10), day(d))
     }
 
@@ -281,11 +290,19 @@ mod tests {
         let mut s = BatchState::new("t");
         assert_eq!(
             land(&mut s, &b, file("orders", 1), Landing::Event, 1),
-            BatchDecision::Waiting { missing: vec!["holidays".into()] }
+            BatchDecision::Waiting {
+                missing: vec!["holidays".into()]
+            }
         );
-        assert_eq!(started(land(&mut s, &b, file("holidays", 1), Landing::Event, 1)), "t-2026-12-01");
+        assert_eq!(
+            started(land(&mut s, &b, file("holidays", 1), Landing::Event, 1)),
+            "t-2026-12-01"
+        );
         // A duplicate event while it runs asks for the same (idempotent) start.
-        assert_eq!(started(land(&mut s, &b, file("holidays", 1), Landing::Event, 1)), "t-2026-12-01");
+        assert_eq!(
+            started(land(&mut s, &b, file("holidays", 1), Landing::Event, 1)),
+            "t-2026-12-01"
+        );
         assert_eq!(s.runs.len(), 1);
         finish(&mut s, RunStatus::Succeeded);
         // After it ended, the same file is nothing new.
@@ -299,10 +316,13 @@ mod tests {
             BatchDecision::WaitingForPeriod { .. }
         ));
         // ...and start on the next day's check, with the unchanged holidays.
-        assert_eq!(decide(&mut s, &b, None, at(1, 23), day(1)), BatchDecision::WaitingForPeriod {
-            period: "2026-12-01".into(),
-            run_id: RunId::parse("t-2026-12-01").unwrap()
-        });
+        assert_eq!(
+            decide(&mut s, &b, None, at(1, 23), day(1)),
+            BatchDecision::WaitingForPeriod {
+                period: "2026-12-01".into(),
+                run_id: RunId::parse("t-2026-12-01").unwrap()
+            }
+        );
         let input = match decide(&mut s, &b, None, at(2, 0), day(2)) {
             BatchDecision::Start(i) => i,
             other => panic!("{other:?}"),
@@ -312,7 +332,10 @@ mod tests {
         assert_eq!(members, ["orders2", "holidays1"]);
         // Nothing more to start that day.
         finish(&mut s, RunStatus::Succeeded);
-        assert!(matches!(decide(&mut s, &b, None, at(2, 5), day(2)), BatchDecision::AlreadyIn { .. }));
+        assert!(matches!(
+            decide(&mut s, &b, None, at(2, 5), day(2)),
+            BatchDecision::AlreadyIn { .. }
+        ));
     }
 
     #[test]
@@ -327,12 +350,21 @@ mod tests {
             land(&mut s, &b, file("orders", 1), Landing::Event, 1),
             BatchDecision::AlreadyIn { .. }
         ));
-        assert!(matches!(decide(&mut s, &b, None, at(1, 11), day(1)), BatchDecision::AlreadyIn { .. }));
+        assert!(matches!(
+            decide(&mut s, &b, None, at(1, 11), day(1)),
+            BatchDecision::AlreadyIn { .. }
+        ));
         // A deliberate re-run retries: a second attempt of the period.
-        assert_eq!(started(land(&mut s, &b, file("orders", 1), Landing::Deliberate, 1)), "t-2026-12-01-2");
+        assert_eq!(
+            started(land(&mut s, &b, file("orders", 1), Landing::Deliberate, 1)),
+            "t-2026-12-01-2"
+        );
         finish(&mut s, RunStatus::Failed);
         // A fixed file retries too.
-        assert_eq!(started(land(&mut s, &b, file("orders", 2), Landing::Event, 1)), "t-2026-12-01-3");
+        assert_eq!(
+            started(land(&mut s, &b, file("orders", 2), Landing::Event, 1)),
+            "t-2026-12-01-3"
+        );
         finish(&mut s, RunStatus::Succeeded);
         assert!(matches!(
             land(&mut s, &b, file("orders", 3), Landing::Deliberate, 1),
@@ -345,12 +377,27 @@ mod tests {
         let b = batch("hourly");
         let mut s = BatchState::new("t");
         land(&mut s, &b, file("holidays", 1), Landing::Event, 1);
-        let d = decide(&mut s, &b, Some((&file("orders", 1), Landing::Event)), at(1, 7), day(1));
+        let d = decide(
+            &mut s,
+            &b,
+            Some((&file("orders", 1), Landing::Event)),
+            at(1, 7),
+            day(1),
+        );
         assert_eq!(started(d), "t-2026-12-01T07");
         finish(&mut s, RunStatus::Succeeded);
-        let d = decide(&mut s, &b, Some((&file("orders", 2), Landing::Event)), at(1, 7), day(1));
+        let d = decide(
+            &mut s,
+            &b,
+            Some((&file("orders", 2), Landing::Event)),
+            at(1, 7),
+            day(1),
+        );
         assert!(matches!(d, BatchDecision::WaitingForPeriod { .. }));
-        assert_eq!(started(decide(&mut s, &b, None, at(1, 8), day(1))), "t-2026-12-01T08");
+        assert_eq!(
+            started(decide(&mut s, &b, None, at(1, 8), day(1))),
+            "t-2026-12-01T08"
+        );
 
         let b = batch("always");
         let mut s = BatchState::new("t");
@@ -358,7 +405,13 @@ mod tests {
         let first = started(land(&mut s, &b, file("orders", 1), Landing::Event, 1));
         finish(&mut s, RunStatus::Succeeded);
         let now = at(1, 10) + chrono::Duration::milliseconds(5);
-        let second = started(decide(&mut s, &b, Some((&file("orders", 2), Landing::Event)), now, day(1)));
+        let second = started(decide(
+            &mut s,
+            &b,
+            Some((&file("orders", 2), Landing::Event)),
+            now,
+            day(1),
+        ));
         assert_ne!(first, second);
         assert!(first.starts_with("t-20261201T100000"), "{first}");
     }

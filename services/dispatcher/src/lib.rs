@@ -92,6 +92,15 @@ pub async fn run_dispatcher(
                         tracing::warn!(cause = %e.cause, "reconciliation failed; trying again later")
                     }
                 }
+                match dispatcher.reconcile_batches(reconcile_every).await {
+                    Ok(0) => {}
+                    Ok(n) => {
+                        tracing::info!(runs = n, "reconciled batch runs whose execution had ended")
+                    }
+                    Err(e) => {
+                        tracing::warn!(cause = %e.cause, "batch reconciliation failed; trying again later")
+                    }
+                }
                 if let Err(e) = dispatcher.start_due_batches().await {
                     tracing::warn!(cause = %e.cause, "could not check the batches waiting for a new period; trying again later");
                 }
@@ -262,7 +271,10 @@ impl Dispatcher {
                 etag: version.trim_matches('"').to_string(),
                 landed_at: Utc::now(),
             };
-            return self.land_batch_member(batch, member).await.map_err(|e| (None, e));
+            return self
+                .land_batch_member(batch, member)
+                .await
+                .map_err(|e| (None, e));
         }
         let failed = |e: StageError| (Some(run_id.clone()), e);
         let run = RunSummary::started(run_id.clone(), dataset.clone(), source.clone(), Utc::now());
@@ -290,7 +302,11 @@ impl Dispatcher {
 
     /// A file of a batch's member dataset: recorded as landed; when it completes the batch's set (in a
     /// period the batch has not run in), the batch's execution starts.
-    async fn land_batch_member(&self, batch: &Batch, member: BatchMember) -> Result<(), StageError> {
+    async fn land_batch_member(
+        &self,
+        batch: &Batch,
+        member: BatchMember,
+    ) -> Result<(), StageError> {
         let uri = member.source.s3_uri();
         let now = Utc::now();
         match batches::record_landing(
@@ -334,7 +350,9 @@ impl Dispatcher {
         let mut started = 0;
         let now = Utc::now();
         for batch in &self.config.batches {
-            if let Some(input) = batches::start_due(self.runs.as_ref(), batch, now, now.date_naive()).await? {
+            if let Some(input) =
+                batches::start_due(self.runs.as_ref(), batch, now, now.date_naive()).await?
+            {
                 self.start_batch(&input).await?;
                 started += 1;
             }

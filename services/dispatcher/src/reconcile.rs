@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use chrono::Utc;
 use sluice_proto::{
-    ErrorName, Notice, NoticeKind, NotifyInput, ObjectRef, RunError, RunId, RunStatus, RunSummary,
-    Stage, StageError, StageState,
+    BatchFailure, BatchNotifyInput, ErrorName, Notice, NoticeKind, NotifyInput, ObjectRef,
+    RunError, RunId, RunStatus, RunSummary, Stage, StageError, StageState, StepFailure,
 };
 use sluice_runtime::ports::{ExecutionState, Mailer, OutgoingEmail};
 
@@ -107,6 +107,98 @@ impl Dispatcher {
             _ => false,
         };
         Ok(Reconciled::Ended { status, alerted })
+    }
+
+    /// Batch runs still RUNNING whose execution has ended without the batch's own e-mail task (a
+    /// timeout, an abort, a runtime error): each takes the execution's status, and its failure alert
+    /// goes out once (the run is recorded finished first, so a second sweep finds nothing).
+    pub async fn reconcile_batches(&self, older_than: Duration) -> Result<usize, StageError> {
+        let cutoff =
+            Utc::now() - chrono::Duration::from_std(older_than).unwrap_or(chrono::Duration::zero());
+        let mut changed = 0;
+        for batch in &self.config.batches {
+            let Some(state) = self.runs.get_batch(&batch.name).await? else {
+                continue;
+            };
+            for run in state
+                .runs
+                .iter()
+                .filter(|r| r.status == RunStatus::Running && r.started_at <= cutoff)
+            {
+                let Some(execution) = self.workflow.describe_batch(&run.run_id).await? else {
+                    continue;
+                };
+                let (status, default_error) = match execution.state {
+                    ExecutionState::Running => continue,
+                    ExecutionState::Succeeded => (RunStatus::Succeeded, None),
+                    ExecutionState::Failed => (RunStatus::Failed, Some("States.Runtime")),
+                    ExecutionState::TimedOut => (RunStatus::TimedOut, Some("States.Timeout")),
+                    ExecutionState::Aborted => (RunStatus::Aborted, Some("ExecutionAborted")),
+                };
+                let failure = default_error.map(|default| BatchFailure {
+                    step: "batch".into(),
+                    dataset: None,
+                    error: execution.error.as_ref().map_or_else(|| default.to_string(), |e| e.as_str().to_string()),
+                    cause: execution.cause.clone().unwrap_or_else(|| {
+                        "the batch's execution ended without reaching its own failure handling (a timeout, an \
+                         abort or a runtime error)"
+                            .into()
+                    }),
+                });
+                let mut ended = None;
+                self.runs
+                    .update_batch(&batch.name, &mut |s| {
+                        ended = None;
+                        if let Some(r) = s.run_mut(&run.run_id)
+                            && r.status == RunStatus::Running
+                        {
+                            r.status = status;
+                            r.finished_at = Some(Utc::now());
+                            r.error = failure.clone();
+                            ended = Some(r.clone());
+                        }
+                    })
+                    .await?;
+                let Some(ended) = ended else { continue };
+                changed += 1;
+                tracing::warn!(run_id = %ended.run_id, status = %status, "the batch run's execution ended outside the batch; recorded");
+                if let (Some(f), Some(mailer)) = (&failure, &self.mailer) {
+                    let input = BatchNotifyInput {
+                        batch: ended.batch.clone(),
+                        run_id: ended.run_id.clone(),
+                        period: ended.period.clone(),
+                        as_of: ended.as_of,
+                        members: ended.members.clone(),
+                        analytics: Vec::new(),
+                        exports: Vec::new(),
+                        failure: Some(StepFailure {
+                            step: f.step.clone(),
+                            error: f.error.clone(),
+                            cause: f.cause.clone(),
+                        }),
+                    };
+                    let composed = {
+                        let uri_of = |o: &ObjectRef| o.s3_uri();
+                        let ctx = sluice_notifier::ComposeContext {
+                            invalid_rows_csv: None,
+                            uri_of: &uri_of,
+                            now: Utc::now(),
+                        };
+                        sluice_notifier::batch::compose_batch(batch, &input, &ctx)
+                    };
+                    match composed {
+                        Ok(Some(email)) => {
+                            send(mailer.as_ref(), email, ended.run_id.as_str()).await;
+                        }
+                        Ok(None) => {}
+                        Err(e) => {
+                            tracing::error!(run_id = %ended.run_id, cause = %e.cause, "could not compose the batch failure alert")
+                        }
+                    }
+                }
+            }
+        }
+        Ok(changed)
     }
 
     /// Alerts each dead-letter queue that has started to fill, once: again only after it was emptied.

@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use serde_json::json;
 use sluice_dispatcher::{Dispatcher, Handled, retry_delay};
 use sluice_embedded::MemoryQueue;
-use sluice_proto::{ExecutionInput, RunId, RunStatus, StageError};
+use sluice_proto::{BatchExecutionInput, ExecutionInput, RunId, RunStatus, StageError};
 use sluice_runtime::consumer::MessageHandler;
 use sluice_runtime::ports::{
     DeadLetterDepth, DeadLetters, ExecutionInfo, ExecutionState, Mailer, OutgoingEmail,
@@ -64,6 +64,23 @@ impl Workflow for FakeWorkflow {
         Ok(StartOutcome::Started { execution_id })
     }
 
+    async fn start_batch(&self, input: &BatchExecutionInput) -> Result<StartOutcome, StageError> {
+        if *self.failing.lock().unwrap() {
+            return Err(StageError::transient("ThrottlingException: rate exceeded"));
+        }
+        let mut started = self.started.lock().unwrap();
+        let execution_id = format!("x:{}", input.run_id);
+        if started.contains(&input.run_id) {
+            return Ok(StartOutcome::AlreadyStarted { execution_id });
+        }
+        started.push(input.run_id.clone());
+        Ok(StartOutcome::Started { execution_id })
+    }
+
+    async fn describe_batch(&self, run_id: &RunId) -> Result<Option<ExecutionInfo>, StageError> {
+        self.describe(run_id).await
+    }
+
     async fn describe(&self, run_id: &RunId) -> Result<Option<ExecutionInfo>, StageError> {
         let state = self
             .ended
@@ -116,9 +133,13 @@ struct Setup {
 }
 
 fn setup() -> Setup {
+    setup_with(SPEC)
+}
+
+fn setup_with(spec_text: &str) -> Setup {
     let dir = tempfile::tempdir().unwrap();
     let spec = dir.path().join("sluice.toml");
-    std::fs::write(&spec, SPEC).unwrap();
+    std::fs::write(&spec, spec_text).unwrap();
     let workflow = Arc::new(FakeWorkflow::default());
     let runs = Arc::new(MemoryRunStore::default());
     let mailer = Arc::new(FakeMailer::default());
@@ -372,4 +393,127 @@ async fn a_dead_letter_queue_that_fills_up_is_alerted_once() {
     depth(1);
     assert_eq!(s.dispatcher.watch_dead_letters().await.unwrap().len(), 1);
     assert_eq!(s.mailer.0.lock().unwrap().len(), 2);
+}
+
+const BATCH_SPEC: &str = r#"
+[buckets]
+landing = "landing"
+
+[[dataset]]
+name = "orders"
+load = true
+match = { prefix = "orders/", suffix = ".csv" }
+[[dataset.columns]]
+name = "id"
+type = "integer"
+
+[[dataset]]
+name = "holidays"
+load = true
+match = { prefix = "holidays/", suffix = ".csv" }
+[[dataset.columns]]
+name = "day"
+type = "date"
+
+[[batch]]
+name = "trading"
+datasets = ["orders", "holidays"]
+
+[batch.notify]
+failure = ["oncall@example.com"]
+"#;
+
+/// A complete set starts one batch execution however often its events come, also when the first
+/// start failed (the redelivered event starts the run already recorded); a batch whose execution
+/// ended outside the batch (a timeout) is recorded so and alerted once.
+#[tokio::test]
+async fn a_batch_starts_once_from_duplicate_and_redelivered_events_and_is_reconciled() {
+    let s = setup_with(BATCH_SPEC);
+    s.events.send(event("orders/o.csv", "\"o1\""));
+    s.events.send(event("orders/o.csv", "\"o1\""));
+    while deliver(&s).await.is_some() {}
+    assert!(
+        s.workflow.started.lock().unwrap().is_empty(),
+        "waits for the holidays"
+    );
+
+    // The start of the complete set fails: the run is recorded, the event comes again.
+    *s.workflow.failing.lock().unwrap() = true;
+    s.events.send(event("holidays/h.csv", "\"h1\""));
+    assert_eq!(deliver(&s).await, Some(1));
+    assert_eq!(s.events.depth(), 1, "kept for another delivery");
+    let today = chrono::Utc::now()
+        .date_naive()
+        .format("%Y-%m-%d")
+        .to_string();
+    let run_id = RunId::parse(&format!("trading-{today}")).unwrap();
+    let state = s.runs.get_batch("trading").await.unwrap().unwrap();
+    assert_eq!(state.runs.len(), 1);
+    assert_eq!(state.runs[0].run_id, run_id);
+    *s.workflow.failing.lock().unwrap() = false;
+    // The redelivery (here: the same event again) and further duplicates.
+    for _ in 0..3 {
+        s.events.send(event("holidays/h.csv", "\"h1\""));
+    }
+    while deliver(&s).await.is_some() {}
+    assert_eq!(
+        *s.workflow.started.lock().unwrap(),
+        std::slice::from_ref(&run_id)
+    );
+    assert_eq!(
+        s.runs
+            .get_batch("trading")
+            .await
+            .unwrap()
+            .unwrap()
+            .runs
+            .len(),
+        1
+    );
+
+    // Still running: reconciliation leaves it.
+    assert_eq!(
+        s.dispatcher
+            .reconcile_batches(Duration::ZERO)
+            .await
+            .unwrap(),
+        0
+    );
+    s.workflow
+        .ended
+        .lock()
+        .unwrap()
+        .push((run_id.clone(), ExecutionState::TimedOut));
+    assert_eq!(
+        s.dispatcher
+            .reconcile_batches(Duration::ZERO)
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        s.dispatcher
+            .reconcile_batches(Duration::ZERO)
+            .await
+            .unwrap(),
+        0
+    );
+    let run = s
+        .runs
+        .get_batch("trading")
+        .await
+        .unwrap()
+        .unwrap()
+        .runs
+        .remove(0);
+    assert_eq!(run.status, RunStatus::TimedOut);
+    assert_eq!(
+        run.error.as_ref().map(|e| e.error.as_str()),
+        Some("States.Timeout")
+    );
+    let mails = s.mailer.0.lock().unwrap().clone();
+    assert_eq!(
+        mails,
+        [format!("[sluice] batch trading {today}: FAILED at batch")]
+    );
 }

@@ -9,8 +9,8 @@ use std::collections::BTreeMap;
 use async_trait::async_trait;
 use sea_orm::sea_query::OnConflict;
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectOptions, Database, DatabaseConnection, EntityTrait,
-    ConnectionTrait, DbBackend, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Statement,
+    ActiveValue::Set, ColumnTrait, ConnectOptions, ConnectionTrait, Database, DatabaseConnection,
+    DbBackend, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Statement,
 };
 use sea_orm_migration::MigratorTrait;
 use sluice_proto::{BatchState, DatasetName, RunId, RunSummary, Stage, StageError, StageStatus};
@@ -295,7 +295,12 @@ mod migration {
                 Table::create()
                     .table(Batches::Table)
                     .if_not_exists()
-                    .col(ColumnDef::new(Batches::Name).text().not_null().primary_key())
+                    .col(
+                        ColumnDef::new(Batches::Name)
+                            .text()
+                            .not_null()
+                            .primary_key(),
+                    )
                     .col(ColumnDef::new(Batches::Version).big_integer().not_null())
                     .col(ColumnDef::new(Batches::State).text().not_null())
                     .to_owned(),
@@ -504,7 +509,9 @@ impl RunRecords for SqliteStore {
         let state: String = row.try_get("", "state").map_err(db_err)?;
         let version: i64 = row.try_get("", "version").map_err(db_err)?;
         let state = serde_json::from_str(&state).map_err(|e| {
-            StageError::internal(format!("run store: batch {batch:?} has an unreadable record: {e}"))
+            StageError::internal(format!(
+                "run store: batch {batch:?} has an unreadable record: {e}"
+            ))
         })?;
         Ok(Some((state, u64::try_from(version).unwrap_or(0))))
     }
@@ -525,13 +532,18 @@ impl RunRecords for SqliteStore {
         } else {
             "UPDATE batches SET state = ?, version = ? WHERE name = ? AND version = ?"
         };
-        let mut values: Vec<sea_orm::Value> = vec![text.into(), new.into(), state.batch.clone().into()];
+        let mut values: Vec<sea_orm::Value> =
+            vec![text.into(), new.into(), state.batch.clone().into()];
         if version != 0 {
             values.push(old.into());
         }
         let done = self
             .db
-            .execute_raw(Statement::from_sql_and_values(DbBackend::Sqlite, sql, values))
+            .execute_raw(Statement::from_sql_and_values(
+                DbBackend::Sqlite,
+                sql,
+                values,
+            ))
             .await
             .map_err(db_err)?;
         Ok(done.rows_affected() == 1)
@@ -549,8 +561,9 @@ impl RunRecords for SqliteStore {
         rows.iter()
             .map(|row| {
                 let state: String = row.try_get("", "state").map_err(db_err)?;
-                serde_json::from_str(&state)
-                    .map_err(|e| StageError::internal(format!("run store: a batch record is unreadable: {e}")))
+                serde_json::from_str(&state).map_err(|e| {
+                    StageError::internal(format!("run store: a batch record is unreadable: {e}"))
+                })
             })
             .collect()
     }

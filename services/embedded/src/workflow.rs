@@ -254,10 +254,7 @@ impl LocalWorkflow {
                 },
             );
         }
-        let (executions, changed) = (
-            self.executions.clone(),
-            self.changed.clone(),
-        );
+        let (executions, changed) = (self.executions.clone(), self.changed.clone());
         tokio::spawn(async move {
             let execution = executor.execute(json, run_id.as_str()).await;
             let state = match execution.status {
@@ -310,6 +307,10 @@ impl Workflow for LocalWorkflow {
     }
 
     async fn describe(&self, run_id: &RunId) -> Result<Option<ExecutionInfo>, StageError> {
+        Ok(self.lock().get(run_id).map(|r| r.info.clone()))
+    }
+
+    async fn describe_batch(&self, run_id: &RunId) -> Result<Option<ExecutionInfo>, StageError> {
         Ok(self.lock().get(run_id).map(|r| r.info.clone()))
     }
 }

@@ -40,15 +40,24 @@ impl Warehouse {
         let pool = self.db.get_postgres_connection_pool();
         let at = self.shown_url();
         let mut txn = pool.begin().await.map_err(|e| {
-            stage_error(format!("batch {batch:?}: cannot start a transaction in {at}"), &e)
+            stage_error(
+                format!("batch {batch:?}: cannot start a transaction in {at}"),
+                &e,
+            )
         })?;
-        let schema = format!("CREATE SCHEMA IF NOT EXISTS {}", quote_ident(&self.analytics));
+        let schema = format!(
+            "CREATE SCHEMA IF NOT EXISTS {}",
+            quote_ident(&self.analytics)
+        );
         sqlx::query(sqlx::AssertSqlSafe(schema))
             .execute(&mut *txn)
             .await
             .map_err(|e| {
                 stage_error(
-                    format!("batch {batch:?}: cannot create schema {:?} in {at}", self.analytics),
+                    format!(
+                        "batch {batch:?}: cannot create schema {:?} in {at}",
+                        self.analytics
+                    ),
                     &e,
                 )
             })?;
@@ -71,12 +80,11 @@ impl Warehouse {
                     .await
                     .map_err(|e| stage_error(what(), &e))?;
             }
-            let rows: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-                "SELECT count(*) FROM {table}"
-            )))
-            .fetch_one(&mut *txn)
-            .await
-            .map_err(|e| stage_error(what(), &e))?;
+            let rows: i64 =
+                sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT count(*) FROM {table}")))
+                    .fetch_one(&mut *txn)
+                    .await
+                    .map_err(|e| stage_error(what(), &e))?;
             tables.push(AnalyticsTable {
                 name: q.name.clone(),
                 table,
@@ -119,12 +127,11 @@ impl Warehouse {
                     .await
                     .map_err(|e| fail(what(), e))?;
             }
-            let rows: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-                "SELECT count(*) FROM {table}"
-            )))
-            .fetch_one(&mut *txn)
-            .await
-            .map_err(|e| fail(what(), e))?;
+            let rows: i64 =
+                sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT count(*) FROM {table}")))
+                    .fetch_one(&mut *txn)
+                    .await
+                    .map_err(|e| fail(what(), e))?;
             tables.push(AnalyticsTable {
                 name: q.name.clone(),
                 table,
@@ -166,11 +173,12 @@ impl Warehouse {
                 file.flush().await?;
                 // Rows are counted by the database: a text value may hold a line break.
                 drop(stream);
-                let rows: i64 =
-                    sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT count(*) FROM {table}")))
-                        .fetch_one(&mut *conn)
-                        .await
-                        .map_err(|e| stage_error(what.clone(), &e))?;
+                let rows: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+                    "SELECT count(*) FROM {table}"
+                )))
+                .fetch_one(&mut *conn)
+                .await
+                .map_err(|e| stage_error(what.clone(), &e))?;
                 Ok(u64::try_from(rows).unwrap_or(0))
             }
             Backend::Sqlite => {

@@ -448,23 +448,39 @@ mod pg {
             "id,placed,shipped,price,paid,note\n1,2024-03-01T10:00:00,2024-03-04,9.5,yes,a\n2,2024-03-02T11:30:00,,1.5,no,\"b, c\"\n",
         );
         let run = RunId::parse("run1").unwrap();
-        s.wh.load(request(&ds, &run, "landing/a.csv", &v)).await.unwrap();
+        s.wh.load(request(&ds, &run, "landing/a.csv", &v))
+            .await
+            .unwrap();
         let as_of = chrono::NaiveDate::from_ymd_opt(2024, 3, 3).unwrap();
         let sql = |q: &str| q.replace("{s}", &s.schema);
         let good = common::queries(&[
-            ("shipped_by", &sql("SELECT id, note, shipped, paid FROM {s}.orders WHERE shipped IS NULL OR shipped <= DATE '{as_of}' ORDER BY id")),
-            ("totals", &sql("SELECT count(*) AS orders, sum(price) AS value FROM {s}.orders")),
+            (
+                "shipped_by",
+                &sql(
+                    "SELECT id, note, shipped, paid FROM {s}.orders WHERE shipped IS NULL OR shipped <= DATE '{as_of}' ORDER BY id",
+                ),
+            ),
+            (
+                "totals",
+                &sql("SELECT count(*) AS orders, sum(price) AS value FROM {s}.orders"),
+            ),
         ]);
         let tables = s.wh.run_analytics("b", &good, as_of).await.unwrap();
         assert_eq!(
-            tables.iter().map(|t| (t.name.as_str(), t.rows)).collect::<Vec<_>>(),
+            tables
+                .iter()
+                .map(|t| (t.name.as_str(), t.rows))
+                .collect::<Vec<_>>(),
             [("shipped_by", 1), ("totals", 1)]
         );
         assert_eq!(tables[0].table, format!("\"{analytics}\".\"shipped_by\""));
         let dir = tempfile::tempdir().unwrap();
         let out = dir.path().join("x.csv");
         assert_eq!(s.wh.export_table("shipped_by", &out).await.unwrap(), 1);
-        assert_eq!(std::fs::read_to_string(&out).unwrap(), "id,note,shipped,paid\n2,\"b, c\",,f\n");
+        assert_eq!(
+            std::fs::read_to_string(&out).unwrap(),
+            "id,note,shipped,paid\n2,\"b, c\",,f\n"
+        );
 
         let bad = common::queries(&[
             ("totals", "SELECT 99 AS orders"),
@@ -473,21 +489,25 @@ mod pg {
         let e = s.wh.run_analytics("b", &bad, as_of).await.unwrap_err();
         assert_eq!(e.error, ErrorName::InvalidInput);
         assert!(
-            e.cause.contains("analytics query \"broken\" failed") && e.cause.contains("nope") && e.cause.contains("42703"),
+            e.cause.contains("analytics query \"broken\" failed")
+                && e.cause.contains("nope")
+                && e.cause.contains("42703"),
             "{e}"
         );
         assert_eq!(
-            s.rows(&format!("SELECT orders::text FROM {analytics}.totals")).await,
+            s.rows(&format!("SELECT orders::text FROM {analytics}.totals"))
+                .await,
             vec![vec![Some("2".to_string())]],
             "the failed run changed no table"
         );
-        sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA IF EXISTS {analytics} CASCADE")))
-            .execute(s.wh.connection().get_postgres_connection_pool())
-            .await
-            .unwrap();
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "DROP SCHEMA IF EXISTS {analytics} CASCADE"
+        )))
+        .execute(s.wh.connection().get_postgres_connection_pool())
+        .await
+        .unwrap();
         s.drop().await;
     }
-
 }
 
 #[tokio::test]

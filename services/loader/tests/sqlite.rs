@@ -240,21 +240,36 @@ async fn analytics_replace_their_tables_all_or_nothing_and_export_as_csv() {
     load(&wh, &ds, "r1", "landing/a.csv", &v).await.unwrap();
     let as_of = chrono::NaiveDate::from_ymd_opt(2024, 3, 3).unwrap();
     let good = common::queries(&[
-        ("shipped_by", "SELECT id, note, shipped FROM staging.orders WHERE shipped IS NULL OR shipped <= '{as_of}' ORDER BY id"),
-        ("totals", "SELECT count(*) AS orders, sum(price) AS value FROM staging.orders"),
+        (
+            "shipped_by",
+            "SELECT id, note, shipped FROM staging.orders WHERE shipped IS NULL OR shipped <= '{as_of}' ORDER BY id",
+        ),
+        (
+            "totals",
+            "SELECT count(*) AS orders, sum(price) AS value FROM staging.orders",
+        ),
     ]);
     let tables = wh.run_analytics("b", &good, as_of).await.unwrap();
     assert_eq!(
-        tables.iter().map(|t| (t.name.as_str(), t.rows)).collect::<Vec<_>>(),
+        tables
+            .iter()
+            .map(|t| (t.name.as_str(), t.rows))
+            .collect::<Vec<_>>(),
         [("shipped_by", 1), ("totals", 1)],
         "{{as_of}} was replaced: the order shipped 2024-03-04 is after it"
     );
     let out = files.dir.path().join("shipped_by.csv");
     assert_eq!(wh.export_table("shipped_by", &out).await.unwrap(), 1);
-    assert_eq!(std::fs::read_to_string(&out).unwrap(), "id,note,shipped\n2,\"b, c\",\n");
+    assert_eq!(
+        std::fs::read_to_string(&out).unwrap(),
+        "id,note,shipped\n2,\"b, c\",\n"
+    );
     let out = files.dir.path().join("totals.csv");
     wh.export_table("totals", &out).await.unwrap();
-    assert_eq!(std::fs::read_to_string(&out).unwrap(), "orders,value\n2,11\n");
+    assert_eq!(
+        std::fs::read_to_string(&out).unwrap(),
+        "orders,value\n2,11\n"
+    );
 
     // The second query fails: the first one's new table is rolled back too.
     let bad = common::queries(&[
@@ -263,8 +278,17 @@ async fn analytics_replace_their_tables_all_or_nothing_and_export_as_csv() {
     ]);
     let e = wh.run_analytics("b", &bad, as_of).await.unwrap_err();
     assert_eq!(e.error, ErrorName::InvalidInput);
-    assert!(e.cause.contains("\"broken\"") && e.cause.contains("nope"), "{e}");
-    assert_eq!(rows(&wh, "SELECT CAST(orders AS TEXT) FROM analytics.totals").await, ["2"]);
+    assert!(
+        e.cause.contains("\"broken\"") && e.cause.contains("nope"),
+        "{e}"
+    );
+    assert_eq!(
+        rows(&wh, "SELECT CAST(orders AS TEXT) FROM analytics.totals").await,
+        ["2"]
+    );
     wh.export_table("totals", &out).await.unwrap();
-    assert_eq!(std::fs::read_to_string(&out).unwrap(), "orders,value\n2,11\n");
+    assert_eq!(
+        std::fs::read_to_string(&out).unwrap(),
+        "orders,value\n2,11\n"
+    );
 }

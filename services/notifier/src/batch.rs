@@ -3,8 +3,8 @@
 
 use std::str::FromStr;
 
-use lettre::message::{Mailbox, Mailboxes};
 use lettre::Address;
+use lettre::message::{Mailbox, Mailboxes};
 use sluice_proto::{BatchNotifyInput, ObjectRef, StageError};
 use sluice_spec::config::Batch;
 
@@ -46,7 +46,11 @@ pub fn compose_batch(
     let subject = match &failure {
         Some(f) => {
             let step = one_line(&f.step);
-            let member = f.dataset.as_ref().map(|d| format!(" ({})", d.as_str())).unwrap_or_default();
+            let member = f
+                .dataset
+                .as_ref()
+                .map(|d| format!(" ({})", d.as_str()))
+                .unwrap_or_default();
             doc.para(format!(
                 "Batch {name} (period {}) FAILED at the {step} step{member}. Nothing after that step ran; \
                  the analytics tables and exports are those of the last good run.",
@@ -67,7 +71,10 @@ pub fn compose_batch(
             doc.fields(fields);
             doc.heading("What to do next");
             doc.para(advice(&f.error));
-            format!("[sluice] batch {name} {}: FAILED at {step}{member}", input.period)
+            format!(
+                "[sluice] batch {name} {}: FAILED at {step}{member}",
+                input.period
+            )
         }
         None => {
             let loaded: u64 = input.members.iter().filter_map(|m| m.loaded_rows).sum();

@@ -75,7 +75,10 @@ pub async fn execute_batch(
             run.error = Some(BatchFailure {
                 step: "batch".into(),
                 dataset: None,
-                error: execution.error.clone().unwrap_or_else(|| "States.Runtime".into()),
+                error: execution
+                    .error
+                    .clone()
+                    .unwrap_or_else(|| "States.Runtime".into()),
                 cause: execution.cause.clone().unwrap_or_default(),
             });
         }

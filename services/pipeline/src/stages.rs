@@ -186,9 +186,7 @@ pub async fn handle(ctx: &StageContext, input: StageInput) -> Result<StageOutput
         StageInput::Notifier(i) => notify(ctx, i).await.map(StageOutput::Notifier),
         StageInput::Analytics(i) => analytics(ctx, i).await.map(StageOutput::Analytics),
         StageInput::Export(i) => export(ctx, i).await.map(StageOutput::Export),
-        StageInput::BatchNotifier(i) => batch_notify(ctx, i)
-            .await
-            .map(StageOutput::BatchNotifier),
+        StageInput::BatchNotifier(i) => batch_notify(ctx, i).await.map(StageOutput::BatchNotifier),
     }
 }
 
@@ -720,10 +718,7 @@ impl StageContext {
         })
     }
 
-    async fn batch_warehouse(
-        &self,
-        batch: &str,
-    ) -> Result<&sluice_loader::Warehouse, StageError> {
+    async fn batch_warehouse(&self, batch: &str) -> Result<&sluice_loader::Warehouse, StageError> {
         self.warehouse
             .get_or(&self.config, || {
                 StageError::invalid_input(format!(
@@ -737,7 +732,10 @@ impl StageContext {
 }
 
 /// A batch's analytics queries: each result replaces its table in the analytics schema.
-async fn analytics(ctx: &StageContext, input: AnalyticsInput) -> Result<AnalyticsOutput, StageError> {
+async fn analytics(
+    ctx: &StageContext,
+    input: AnalyticsInput,
+) -> Result<AnalyticsOutput, StageError> {
     let batch = ctx.batch(&input.batch)?;
     let warehouse = ctx.batch_warehouse(&batch.name).await?;
     let tables = warehouse

@@ -6,8 +6,9 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use chrono::Utc;
 use sluice_proto::{
-    BatchNotifyInput, ErrorName, Notice, NoticeKind, NotifyOutput, ObjectRef, RunError, RunId, RunStatus, RunSummary,
-    Stage, StageError, StageInput, StageOutput, StageState, StageStatus, TaskEnvelope,
+    BatchNotifyInput, ErrorName, Notice, NoticeKind, NotifyOutput, ObjectRef, RunError, RunId,
+    RunStatus, RunSummary, Stage, StageError, StageInput, StageOutput, StageState, StageStatus,
+    TaskEnvelope,
 };
 use sluice_runtime::runs::RunStore;
 use sluice_runtime::worker::TaskHandler;
@@ -136,7 +137,9 @@ impl RecordingHandler {
             .is_some_and(|r| r.status.is_final());
         if done {
             tracing::info!(batch = %n.batch, run_id = %n.run_id, "this batch run is recorded as finished; its e-mail is not sent again");
-            return Ok(StageOutput::BatchNotifier(NotifyOutput { emails: Vec::new() }));
+            return Ok(StageOutput::BatchNotifier(NotifyOutput {
+                emails: Vec::new(),
+            }));
         }
         let result = handle(&self.ctx, input).await;
         let emails = match &result {

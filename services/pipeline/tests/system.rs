@@ -17,8 +17,8 @@ use sluice_embedded::{
 };
 use sluice_pipeline::StageContext;
 use sluice_pipeline::definition::{batch_definition, pipeline_definition};
-use sluice_pipeline::stages::WarehouseHandle;
 use sluice_pipeline::faults::Faults;
+use sluice_pipeline::stages::WarehouseHandle;
 use sluice_pipeline::summary::RecordingHandler;
 use sluice_proto::StageError;
 use sluice_proto::{ObjectRef, RunId, RunStatus, Stage, StageState, StageStatus};
@@ -636,20 +636,37 @@ async fn a_complete_batch_runs_once_per_day_through_the_dispatcher_and_the_worke
     // Not complete: nothing starts.
     tokio::time::sleep(Duration::from_millis(400)).await;
     assert!(sys.workflow.describe(&run_id).await.unwrap().is_none());
-    let state = sys.runs.get_batch(batch).await.unwrap().expect("the landing is recorded");
+    let state = sys
+        .runs
+        .get_batch(batch)
+        .await
+        .unwrap()
+        .expect("the landing is recorded");
     assert_eq!(state.latest.keys().collect::<Vec<_>>(), ["orders"]);
 
     sys.upload("in/reviews/r.csv", "order_id,points\n1,4\n3,5\n9,1\n")
         .await;
     let execution = sys.wait(&run_id).await;
-    assert_eq!(execution.status.as_str(), "SUCCEEDED", "{:?} {:?}", execution.error, execution.cause);
+    assert_eq!(
+        execution.status.as_str(),
+        "SUCCEEDED",
+        "{:?} {:?}",
+        execution.error,
+        execution.cause
+    );
 
     // The notifier's worker recorded how the batch ended.
     let state = sys.runs.get_batch(batch).await.unwrap().unwrap();
     let run = state.runs.last().unwrap();
-    assert_eq!((run.run_id.clone(), run.status), (run_id.clone(), RunStatus::Succeeded));
+    assert_eq!(
+        (run.run_id.clone(), run.status),
+        (run_id.clone(), RunStatus::Succeeded)
+    );
     let orders = run.members.iter().find(|m| m.dataset == "orders").unwrap();
-    assert_eq!((orders.rows.unwrap().invalid, orders.loaded_rows), (1, Some(2)));
+    assert_eq!(
+        (orders.rows.unwrap().invalid, orders.loaded_rows),
+        (1, Some(2))
+    );
     assert_eq!(run.analytics[0].rows, 2, "{:?}", run.analytics);
     let export = &run.exports[0];
     assert_eq!(
@@ -657,13 +674,18 @@ async fn a_complete_batch_runs_once_per_day_through_the_dispatcher_and_the_worke
         format!("shop/analytics/reviewed_units/as_of={today}/reviewed_units.csv")
     );
     let csv = std::fs::read_to_string(
-        sys.data.join("buckets").join(&export.object.bucket).join(&export.object.key),
+        sys.data
+            .join("buckets")
+            .join(&export.object.bucket)
+            .join(&export.object.key),
     )
     .unwrap();
     assert_eq!(csv, "order_id,qty,points\n1,3,4\n3,5,5\n");
     let emails = sys.emails();
     assert!(
-        emails.iter().any(|e| e.contains("To: team@example.com") && e.contains("batch shop")),
+        emails
+            .iter()
+            .any(|e| e.contains("To: team@example.com") && e.contains("batch shop")),
         "{emails:?}"
     );
 
@@ -677,14 +699,31 @@ async fn a_complete_batch_runs_once_per_day_through_the_dispatcher_and_the_worke
         .etag;
     sys.send_event("in/reviews/r.csv", &etag);
     sys.upload("in/orders/o.csv", "order_id,qty\n1,4\n").await;
-    sys.upload("in/reviews/r.csv", "order_id,points\n1,2\n").await;
+    sys.upload("in/reviews/r.csv", "order_id,points\n1,2\n")
+        .await;
     tokio::time::sleep(Duration::from_millis(600)).await;
     let state = sys.runs.get_batch(batch).await.unwrap().unwrap();
-    assert_eq!(state.runs.len(), 1, "one batch run per day: {:#?}", state.runs);
-    let waiting: Vec<&str> = state.latest.values().map(|m| m.source.key.as_str()).collect();
-    assert_eq!(waiting, ["in/orders/o.csv", "in/reviews/r.csv"], "the new set waits for the next day");
+    assert_eq!(
+        state.runs.len(),
+        1,
+        "one batch run per day: {:#?}",
+        state.runs
+    );
+    let waiting: Vec<&str> = state
+        .latest
+        .values()
+        .map(|m| m.source.key.as_str())
+        .collect();
+    assert_eq!(
+        waiting,
+        ["in/orders/o.csv", "in/reviews/r.csv"],
+        "the new set waits for the next day"
+    );
     assert!(
-        state.latest.values().all(|m| !run.members.iter().any(|o| o.run_id == m.run_id)),
+        state
+            .latest
+            .values()
+            .all(|m| !run.members.iter().any(|o| o.run_id == m.run_id)),
         "the newest files are the second set's"
     );
     assert_eq!(sys.emails().len(), emails.len(), "no second e-mail");

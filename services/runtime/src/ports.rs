@@ -17,9 +17,8 @@ use std::path::{Path, PathBuf};
 use async_trait::async_trait;
 
 use sluice_proto::{
-    BatchExecutionInput, BatchState,
-    DatasetName, ErrorName, ExecutionInput, ObjectRef, RunId, RunSummary, Stage, StageError,
-    StageStatus,
+    BatchExecutionInput, BatchState, DatasetName, ErrorName, ExecutionInput, ObjectRef, RunId,
+    RunSummary, Stage, StageError, StageStatus,
 };
 
 /// A local file holding an object's bytes, for the sync stage code to stream from.
@@ -371,6 +370,11 @@ pub trait Workflow: Send + Sync {
     }
     /// The execution of a run, or None when there is none.
     async fn describe(&self, run_id: &RunId) -> Result<Option<ExecutionInfo>, StageError>;
+    /// The execution of a batch run, or None when there is none (or this workflow runs no batches).
+    async fn describe_batch(&self, run_id: &RunId) -> Result<Option<ExecutionInfo>, StageError> {
+        let _ = run_id;
+        Ok(None)
+    }
 }
 
 /// One dead-letter queue and how many messages it holds.

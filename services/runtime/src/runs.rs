@@ -239,7 +239,11 @@ impl<R: RunRecords + ?Sized> RunStore for R {
             if self.store_batch_if_unchanged(&state, version).await? {
                 return Ok(state);
             }
-            tracing::debug!(batch, round, "batch record changed under us; reading it again");
+            tracing::debug!(
+                batch,
+                round,
+                "batch record changed under us; reading it again"
+            );
             let jitter = u64::from(std::process::id() ^ round.wrapping_mul(2654435761)) % 20;
             tokio::time::sleep(Duration::from_millis(5 * u64::from(round + 1) + jitter)).await;
         }

@@ -843,9 +843,7 @@ impl Ctx<'_> {
             return Err(self.err(
                 raw.name.span(),
                 "name",
-                format!(
-                    "{name:?} is not a batch name: use 1 to 40 letters, digits, '-' and '_'"
-                ),
+                format!("{name:?} is not a batch name: use 1 to 40 letters, digits, '-' and '_'"),
             ));
         }
         let mut members: Vec<DatasetName> = Vec::new();
@@ -898,7 +896,11 @@ impl Ctx<'_> {
             }
             members.push(ds.name.clone());
         }
-        let at_most = match raw.at_most.as_ref().map(|a| (a.get_ref().as_str(), a.span())) {
+        let at_most = match raw
+            .at_most
+            .as_ref()
+            .map(|a| (a.get_ref().as_str(), a.span()))
+        {
             None | Some(("daily", _)) => AtMost::Daily,
             Some(("hourly", _)) => AtMost::Hourly,
             Some(("always", _)) => AtMost::Always,
@@ -927,7 +929,13 @@ impl Ctx<'_> {
                     format!("batch {name:?} has two analytics named {qname:?}"),
                 ));
             }
-            let sql = q.sql.get_ref().trim().trim_end_matches(';').trim().to_string();
+            let sql = q
+                .sql
+                .get_ref()
+                .trim()
+                .trim_end_matches(';')
+                .trim()
+                .to_string();
             if sql.is_empty() {
                 return Err(self.err(
                     q.sql.span(),
@@ -1383,23 +1391,66 @@ failure = ["oncall@example.com"]
             "{{as_of}} is the bare date; a trailing ; is dropped"
         );
         assert_eq!(b.notify.failure, ["oncall@example.com"]);
-        let daily = parse(&format!("{TWO_LOADED}[[batch]]\nname = \"t\"\ndatasets = [\"a\"]\n")).unwrap();
-        assert_eq!(daily.batches[0].at_most, AtMost::Daily, "daily is the default");
+        let daily = parse(&format!(
+            "{TWO_LOADED}[[batch]]\nname = \"t\"\ndatasets = [\"a\"]\n"
+        ))
+        .unwrap();
+        assert_eq!(
+            daily.batches[0].at_most,
+            AtMost::Daily,
+            "daily is the default"
+        );
     }
 
     #[test]
     fn batch_mistakes_name_the_line_and_what_to_do() {
         let batch = |body: &str| error_of(&format!("{TWO_LOADED}[[batch]]\n{body}"));
         let cases: [(&str, &str, &str); 9] = [
-            ("name = \"t\"\ndatasets = [\"a\", \"nope\"]\n", "datasets", "no dataset \"nope\""),
-            ("name = \"t\"\ndatasets = [\"a\", \"c\"]\n", "datasets", "needs load = true"),
-            ("name = \"t\"\ndatasets = [\"a\", \"a\"]\n", "datasets", "twice"),
-            ("name = \"t\"\ndatasets = []\n", "datasets", "names no datasets"),
-            ("name = \"t t\"\ndatasets = [\"a\"]\n", "name", "not a batch name"),
-            ("name = \"t\"\ndatasets = [\"a\"]\nat_most = \"weekly\"\n", "at_most", "\"weekly\" is not a cadence"),
-            ("name = \"t\"\ndatasets = [\"a\"]\n[[batch.analytics]]\nname = \"Late\"\nsql = \"SELECT 1\"\n", "name", "plain SQL name"),
-            ("name = \"t\"\ndatasets = [\"a\"]\n[[batch.analytics]]\nname = \"x\"\nsql = \" ; \"\n", "sql", "has no SQL"),
-            ("name = \"t\"\ndatasets = [\"a\"]\n[batch.notify]\nsuccess = [\"nobody\"]\n", "success", "not an e-mail address"),
+            (
+                "name = \"t\"\ndatasets = [\"a\", \"nope\"]\n",
+                "datasets",
+                "no dataset \"nope\"",
+            ),
+            (
+                "name = \"t\"\ndatasets = [\"a\", \"c\"]\n",
+                "datasets",
+                "needs load = true",
+            ),
+            (
+                "name = \"t\"\ndatasets = [\"a\", \"a\"]\n",
+                "datasets",
+                "twice",
+            ),
+            (
+                "name = \"t\"\ndatasets = []\n",
+                "datasets",
+                "names no datasets",
+            ),
+            (
+                "name = \"t t\"\ndatasets = [\"a\"]\n",
+                "name",
+                "not a batch name",
+            ),
+            (
+                "name = \"t\"\ndatasets = [\"a\"]\nat_most = \"weekly\"\n",
+                "at_most",
+                "\"weekly\" is not a cadence",
+            ),
+            (
+                "name = \"t\"\ndatasets = [\"a\"]\n[[batch.analytics]]\nname = \"Late\"\nsql = \"SELECT 1\"\n",
+                "name",
+                "plain SQL name",
+            ),
+            (
+                "name = \"t\"\ndatasets = [\"a\"]\n[[batch.analytics]]\nname = \"x\"\nsql = \" ; \"\n",
+                "sql",
+                "has no SQL",
+            ),
+            (
+                "name = \"t\"\ndatasets = [\"a\"]\n[batch.notify]\nsuccess = [\"nobody\"]\n",
+                "success",
+                "not an e-mail address",
+            ),
         ];
         for (body, key, says) in cases {
             let e = batch(body);

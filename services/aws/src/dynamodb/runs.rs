@@ -458,7 +458,9 @@ fn decode_batch(
     let text = item
         .get("batch_state")
         .and_then(|v| v.as_s().ok())
-        .ok_or_else(|| StageError::internal(format!("a batch item of table {table} has no batch_state")))?;
+        .ok_or_else(|| {
+            StageError::internal(format!("a batch item of table {table} has no batch_state"))
+        })?;
     let state = serde_json::from_str(text).map_err(|e| {
         StageError::internal(format!("a batch item of table {table} is unreadable: {e}"))
     })?;
