@@ -108,6 +108,21 @@ impl StageInput {
             StageInput::BatchNotifier(_) => Stage::Notifier,
         }
     }
+
+    /// The dataset the task is about, or the batch's name for a batch's own tasks.
+    pub fn subject(&self) -> &str {
+        match self {
+            StageInput::Validator(i) => i.dataset.as_str(),
+            StageInput::FilterStats(i) => i.dataset.as_str(),
+            StageInput::Partitioner(i) => i.dataset.as_str(),
+            StageInput::Plotter(i) => i.dataset.as_str(),
+            StageInput::Loader(i) => i.dataset.as_str(),
+            StageInput::Notifier(i) => i.dataset.as_str(),
+            StageInput::Analytics(i) => &i.batch,
+            StageInput::Export(i) => &i.batch,
+            StageInput::BatchNotifier(i) => &i.batch,
+        }
+    }
 }
 
 /// The output of each stage, tagged like [`StageInput`].

@@ -237,11 +237,16 @@ async fn ensure_queue(
     Ok(pair.queue)
 }
 
-/// Every address of every dataset's `[dataset.notify]`, once each, sorted.
+/// Every address of every dataset's `[dataset.notify]` and every batch's `[batch.notify]`, once each,
+/// sorted.
 fn identities(config: &Config) -> BTreeSet<String> {
     let mut all = BTreeSet::new();
-    for d in &config.datasets {
-        let n = &d.notify;
+    let notifies = config
+        .datasets
+        .iter()
+        .map(|d| &d.notify)
+        .chain(config.batches.iter().map(|b| &b.notify));
+    for n in notifies {
         all.extend(n.from.iter().cloned());
         all.extend(
             n.invalid_rows

@@ -96,6 +96,8 @@ impl WorkQueue for SqsWorkQueue {
             .wait_time_seconds(whole_seconds(wait, MAX_WAIT))
             .visibility_timeout(whole_seconds(lease, MAX_VISIBILITY))
             .message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount)
+            .message_system_attribute_names(MessageSystemAttributeName::SentTimestamp)
+            .message_attribute_names("traceparent")
             .send()
             .await
             .map_err(|e| self.error("ReceiveMessage", CallError::from_sdk(e)))?;
@@ -113,11 +115,23 @@ impl WorkQueue for SqsWorkQueue {
                 .and_then(|a| a.get(&MessageSystemAttributeName::ApproximateReceiveCount))
                 .and_then(|n| n.parse().ok())
                 .unwrap_or(1);
+            let sent_at = m
+                .attributes()
+                .and_then(|a| a.get(&MessageSystemAttributeName::SentTimestamp))
+                .and_then(|ms| ms.parse::<u64>().ok())
+                .map(|ms| std::time::UNIX_EPOCH + Duration::from_millis(ms));
+            let traceparent = m
+                .message_attributes()
+                .and_then(|a| a.get("traceparent"))
+                .and_then(|v| v.string_value())
+                .map(str::to_string);
             messages.push(QueueMessage {
                 message_id,
                 receipt_handle,
                 body: m.body.unwrap_or_default(),
                 receive_count,
+                sent_at,
+                traceparent,
             });
         }
         Ok(messages)

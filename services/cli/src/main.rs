@@ -217,15 +217,6 @@ fn load_config(path: &Path) -> anyhow::Result<Arc<Config>> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("SLUICE_LOG").unwrap_or_else(|_| {
-                tracing_subscriber::EnvFilter::new("info,sqlx=warn,sea_orm=warn")
-            }),
-        )
-        .with_writer(report::LogWriter)
-        .with_target(false)
-        .init();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -236,6 +227,16 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // Logs and, when the OTEL_* variables ask for it, traces and metrics (inside the runtime: the gRPC
+    // exporter needs it).
+    let telemetry = {
+        let _inside = runtime.enter();
+        sluice_telemetry::init(
+            &service_name(&cli.command),
+            "info,sqlx=warn,sea_orm=warn",
+            report::LogWriter,
+        )
+    };
     let code = match runtime.block_on(run_command(cli)) {
         Ok(code) => code,
         Err(e) => {
@@ -243,10 +244,26 @@ fn main() -> ExitCode {
             ExitCode::from(2)
         }
     };
+    // Flush what the exporters hold (a worker gets here after SIGTERM too), off the async threads.
+    runtime.block_on(async move {
+        let _ = tokio::task::spawn_blocking(move || drop(telemetry)).await;
+    });
     // A worker shutting down has released the leases of the tasks it gave up; a stage still running in
     // a blocking thread must not hold the process (dropping the runtime would wait for it).
     runtime.shutdown_timeout(SHUTDOWN_WAIT);
     code
+}
+
+/// The process's name in telemetry (`service.name`): `sluice-worker-validator`, `sluice-dispatcher`,
+/// `sluice-run`, ...
+fn service_name(command: &Command) -> String {
+    match command {
+        Command::Run { .. } => "sluice-run".into(),
+        Command::Worker { stage, .. } => format!("sluice-worker-{stage}"),
+        Command::Dispatcher { .. } => "sluice-dispatcher".into(),
+        Command::Deploy => "sluice-deploy".into(),
+        _ => "sluice".into(),
+    }
 }
 
 /// How long the process waits, after its work is done or given up, for blocking threads to end.

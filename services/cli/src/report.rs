@@ -32,6 +32,11 @@ pub fn human(run: &RunSummary) -> String {
     if let Some(table) = &run.outputs.warehouse_table {
         let _ = writeln!(s, "  loaded: {} rows into {table}", r.loaded);
     }
+    if let Some(trace) =
+        sluice_telemetry::trace_id_of(&sluice_spec::keys::traceparent_for(&run.run_id))
+    {
+        let _ = writeln!(s, "  trace: {trace}");
+    }
     if let Some(e) = &run.error {
         let _ = writeln!(
             s,

@@ -55,6 +55,8 @@ struct Env {
     runs: DynamoRunStore,
     rows: DynamoRowSink,
     procs: Vec<(String, Child)>,
+    /// Environment variables for every `sluice` process of the test (e.g. SLUICE_WAREHOUSE_URL).
+    vars: Vec<(String, String)>,
 }
 
 impl Drop for Env {
@@ -131,15 +133,15 @@ impl Env {
 
     /// The same, with this many deliveries before a message goes to its dead-letter queue.
     async fn deploy_with(max_receive: u32) -> Env {
+        Env::deploy_spec(&SPEC.replace("MAX_RECEIVE", &max_receive.to_string())).await
+    }
+
+    /// Writes `template` with every `SFX` replaced by the test's unique suffix, and deploys it.
+    async fn deploy_spec(template: &str) -> Env {
         let sfx = format!("t{:x}", fastrand_suffix());
         let dir = tempfile::tempdir().unwrap();
         let spec = dir.path().join("sluice.toml");
-        std::fs::write(
-            &spec,
-            SPEC.replace("SFX", &sfx)
-                .replace("MAX_RECEIVE", &max_receive.to_string()),
-        )
-        .unwrap();
+        std::fs::write(&spec, template.replace("SFX", &sfx)).unwrap();
         let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
             .load()
             .await;
@@ -154,6 +156,7 @@ impl Env {
             dir,
             spec,
             procs: Vec::new(),
+            vars: Vec::new(),
         };
         let out = env.sluice(&["deploy"]);
         assert!(
@@ -168,6 +171,7 @@ impl Env {
     fn sluice(&self, args: &[&str]) -> Output {
         let mut cmd = Command::new(SLUICE);
         cmd.args(args).arg("--config").arg(&self.spec);
+        cmd.envs(self.vars.iter().map(|(k, v)| (k, v)));
         through_fault_proxy(&mut cmd);
         cmd.output().unwrap()
     }
@@ -180,7 +184,8 @@ impl Env {
             .arg("--config")
             .arg(&self.spec)
             .stdout(Stdio::null())
-            .stderr(log);
+            .stderr(log)
+            .envs(self.vars.iter().map(|(k, v)| (k, v)));
         match faults {
             Some(f) => cmd.env("SLUICE_INJECT_FAULTS", f),
             None => cmd.env_remove("SLUICE_INJECT_FAULTS"),
@@ -245,8 +250,13 @@ impl Env {
     }
 
     async fn state_machine_arn(&self) -> String {
+        self.state_machine_arn_of("pipeline").await
+    }
+
+    /// The ARN of this test's state machine `{sfx}-{which}` (`pipeline`, `batch`).
+    async fn state_machine_arn_of(&self, which: &str) -> String {
         let out = self.sfn.list_state_machines().send().await.unwrap();
-        let name = format!("{}-pipeline", self.sfx);
+        let name = format!("{}-{which}", self.sfx);
         out.state_machines()
             .iter()
             .find(|m| m.name() == name)
@@ -257,7 +267,12 @@ impl Env {
 
     /// (name, status) of every execution of this test's state machine.
     async fn executions(&self) -> Vec<(String, String)> {
-        let arn = self.state_machine_arn().await;
+        self.executions_of("pipeline").await
+    }
+
+    /// (name, status) of every execution of this test's state machine `{sfx}-{which}`.
+    async fn executions_of(&self, which: &str) -> Vec<(String, String)> {
+        let arn = self.state_machine_arn_of(which).await;
         let out = self
             .sfn
             .list_executions()
@@ -273,10 +288,19 @@ impl Env {
 
     /// Waits for the run's execution to end; returns DescribeExecution's (status, error, cause).
     async fn wait_execution(&self, run_id: &RunId) -> (String, Option<String>, Option<String>) {
+        self.wait_execution_of("pipeline", run_id).await
+    }
+
+    /// The same, for the execution `run_id` of the state machine `{sfx}-{which}`.
+    async fn wait_execution_of(
+        &self,
+        which: &str,
+        run_id: &RunId,
+    ) -> (String, Option<String>, Option<String>) {
         let deadline = Instant::now() + TIMEOUT;
         let arn = format!(
             "{}:{run_id}",
-            self.state_machine_arn()
+            self.state_machine_arn_of(which)
                 .await
                 .replacen(":stateMachine:", ":execution:", 1)
         );
@@ -1206,4 +1230,483 @@ async fn a_worker_stopped_mid_task_exits_after_its_grace_and_releases_the_task()
     let (status, error, cause) = env.wait_execution(&run_id).await;
     assert_eq!(status, "SUCCEEDED", "{error:?} {cause:?}\n{}", env.logs());
     assert_eq!(env.wait_run(&run_id).await.rows.valid, ROWS as u64);
+}
+
+/// The tests that need PostgreSQL besides the emulator (the loader's warehouse), named `pg::` so that
+/// scripts/test can skip them by name when no PostgreSQL is to be had (outside CI).
+mod pg {
+    use super::*;
+    use sluice_proto::BatchState;
+
+    /// Three loaded datasets, one batch of all three with one analytics query over their staging tables.
+    /// The schemas are the test's own (`SFX` is lower-case hex after a `t`: a plain SQL name).
+    const BATCH_SPEC: &str = r#"
+[buckets]
+landing = "SFX-landing"
+work = "SFX-work"
+curated = "SFX-curated"
+
+[aws]
+state_machine = "SFX-pipeline"
+batch_state_machine = "SFX-batch"
+runs_table = "SFX-runs"
+rows_table = "SFX-rows"
+queue_prefix = "SFX-"
+
+[warehouse]
+staging_schema = "SFX_staging"
+analytics_schema = "SFX_analytics"
+
+[[dataset]]
+name = "customers"
+load = true
+match = { prefix = "in/customers/", suffix = ".csv" }
+key = ["customer"]
+[[dataset.columns]]
+name = "customer"
+type = "string"
+required = true
+[[dataset.columns]]
+name = "region"
+type = "string"
+required = true
+allowed = ["east", "west"]
+
+[[dataset]]
+name = "orders"
+load = true
+match = { prefix = "in/orders/", suffix = ".csv" }
+key = ["order_id"]
+[[dataset.columns]]
+name = "order_id"
+type = "integer"
+required = true
+[[dataset.columns]]
+name = "customer"
+type = "string"
+required = true
+[[dataset.columns]]
+name = "order_date"
+type = "date"
+required = true
+[[dataset.columns]]
+name = "qty"
+type = "integer"
+required = true
+min = 1
+
+[[dataset]]
+name = "returns"
+load = true
+match = { prefix = "in/returns/", suffix = ".csv" }
+key = ["order_id"]
+[[dataset.columns]]
+name = "order_id"
+type = "integer"
+required = true
+[[dataset.columns]]
+name = "qty"
+type = "integer"
+required = true
+min = 1
+
+[[batch]]
+name = "shop"
+datasets = ["customers", "orders", "returns"]
+at_most = "daily"
+
+[[batch.analytics]]
+name = "units_by_region"
+sql = """
+SELECT c.region, count(*) AS orders, sum(o.qty) AS units, coalesce(sum(r.qty), 0) AS returned
+FROM SFX_staging.orders o
+JOIN SFX_staging.customers c ON c.customer = o.customer
+LEFT JOIN SFX_staging.returns r ON r.order_id = o.order_id
+WHERE o.order_date <= DATE '{as_of}'
+GROUP BY c.region
+ORDER BY c.region
+"""
+
+[batch.notify]
+from = "pipeline-SFX@example.com"
+success = ["team-SFX@example.com"]
+failure = ["oncall-SFX@example.com"]
+"#;
+
+    /// Each member's file: (dataset, key, body, valid rows). One invalid row in each; order 5 lies after
+    /// any as_of date, so the query's `{as_of}` leaves it out.
+    const FILES: [(&str, &str, &str, u64); 3] = [
+        (
+            "customers",
+            "in/customers/customers.csv",
+            "customer,region\nalice,east\nbob,west\ncarol,east\ndave,north\n",
+            3,
+        ),
+        (
+            "orders",
+            "in/orders/orders.csv",
+            "order_id,customer,order_date,qty\n1,alice,2024-03-01,2\n2,bob,2024-03-02,5\n\
+             3,carol,2024-03-03,1\n4,alice,2024-03-04,0\n5,bob,2999-01-01,7\n",
+            4,
+        ),
+        (
+            "returns",
+            "in/returns/returns.csv",
+            "order_id,qty\n2,1\nx,1\n",
+            1,
+        ),
+    ];
+
+    fn postgres_url() -> String {
+        std::env::var("SLUICE_TEST_POSTGRES_URL")
+            .ok()
+            .filter(|u| !u.is_empty())
+            .expect(
+                "SLUICE_TEST_POSTGRES_URL is not set: point it at a PostgreSQL database \
+                 (e.g. postgres://postgres@127.0.0.1:5432/test), or run scripts/test",
+            )
+    }
+
+    fn psql(url: &str, sql: &str) -> String {
+        let out = Command::new("psql")
+            .args([url, "-AtXqc", sql])
+            .output()
+            .expect("psql is installed with PostgreSQL");
+        assert!(
+            out.status.success(),
+            "psql {sql}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    /// The test's schemas, dropped when it ends (also when it fails).
+    struct Schemas {
+        url: String,
+        names: Vec<String>,
+    }
+
+    impl Drop for Schemas {
+        fn drop(&mut self) {
+            for name in &self.names {
+                let out = Command::new("psql")
+                    .args([
+                        self.url.as_str(),
+                        "-AtXqc",
+                        &format!("DROP SCHEMA IF EXISTS {name} CASCADE"),
+                    ])
+                    .output();
+                if !out.as_ref().is_ok_and(|o| o.status.success()) {
+                    eprintln!("could not drop the test schema {name}: {out:?}");
+                }
+            }
+        }
+    }
+
+    impl Env {
+        /// Waits until the batch's record satisfies `done`; returns it.
+        async fn wait_batch(
+            &self,
+            batch: &str,
+            what: &str,
+            done: impl Fn(&BatchState) -> bool,
+        ) -> BatchState {
+            let deadline = Instant::now() + TIMEOUT;
+            loop {
+                if let Some(state) = self.runs.get_batch(batch).await.unwrap()
+                    && done(&state)
+                {
+                    return state;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "batch {batch}: {what} did not happen within {TIMEOUT:?}: {:#?}\n{}",
+                    self.runs.get_batch(batch).await.unwrap(),
+                    self.logs()
+                );
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+        }
+
+        /// The e-mails this test's sender sent, as the emulator recorded them.
+        fn sent_messages(&self) -> Vec<serde_json::Value> {
+            let from = format!("pipeline-{}@example.com", self.sfx);
+            ses_messages()
+                .into_iter()
+                .filter(|m| m["Source"].as_str() == Some(from.as_str()))
+                .collect()
+        }
+    }
+
+    /// A batch on AWS: the dispatcher records each member's landing and starts the batch execution
+    /// only when the last member lands; the validator and loader workers validate and load every
+    /// member into the staging tables, the loader runs the analytics and exports them to the curated
+    /// bucket, the notifier's worker sends the summary and records the run. A member landing again
+    /// the same day (changed content) is recorded as its newest file but starts no second run.
+    #[ignore = "needs an AWS endpoint and PostgreSQL: set AWS_ENDPOINT_URL and SLUICE_TEST_POSTGRES_URL (scripts/test starts the emulator, finds PostgreSQL and runs these with --include-ignored)"]
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_batch_runs_once_when_its_last_member_lands_and_loads_analyses_exports_and_emails() {
+        require_emulator!();
+        let url = postgres_url();
+        let mut env = Env::deploy_spec(BATCH_SPEC).await;
+        let (staging, analytics) = (
+            format!("{}_staging", env.sfx),
+            format!("{}_analytics", env.sfx),
+        );
+        let _schemas = Schemas {
+            url: url.clone(),
+            names: vec![staging.clone(), analytics.clone()],
+        };
+        // `sluice deploy` created the batch state machine (this panics if not).
+        env.state_machine_arn_of("batch").await;
+        env.vars
+            .push(("SLUICE_WAREHOUSE_URL".to_string(), url.clone()));
+        env.spawn(
+            "dispatcher",
+            &["dispatcher", "--reconcile-seconds", "2"],
+            None,
+        );
+        for stage in ["validator", "loader", "notifier"] {
+            env.spawn(stage, &["worker", stage, "--lease-seconds", "5"], None);
+        }
+        let batch = "shop";
+
+        // Every member but the last: recorded, nothing started (no batch execution, and no file
+        // pipeline either: a member's file runs only in its batch).
+        let mut etags = std::collections::BTreeMap::new();
+        for (dataset, key, body, _) in &FILES[..2] {
+            let run_id = env.upload(key, body.as_bytes()).await;
+            etags.insert(*dataset, run_id);
+        }
+        env.wait_batch(batch, "the first two landings recorded", |s| {
+            s.latest.len() == 2
+        })
+        .await;
+        assert!(env.executions_of("batch").await.is_empty());
+        assert!(env.executions().await.is_empty());
+
+        // The last member completes the set: one run, named by the batch and today's date (UTC).
+        let before = chrono::Utc::now().date_naive();
+        let (dataset, key, body, _) = FILES[2];
+        etags.insert(dataset, env.upload(key, body.as_bytes()).await);
+        let state = env.wait_batch(batch, "a run", |s| !s.runs.is_empty()).await;
+        let run_id = state.runs[0].run_id.clone();
+        let as_of = state.runs[0].as_of;
+        assert!(
+            as_of == before || as_of == chrono::Utc::now().date_naive(),
+            "as_of {as_of} is today"
+        );
+        assert_eq!(run_id.as_str(), format!("{batch}-{as_of}"));
+        let (status, error, cause) = env.wait_execution_of("batch", &run_id).await;
+        assert_eq!(status, "SUCCEEDED", "{error:?} {cause:?}\n{}", env.logs());
+        let state = env
+            .wait_batch(batch, "the run's end recorded", |s| {
+                s.runs[0].status != RunStatus::Running
+            })
+            .await;
+        let run = &state.runs[0];
+        assert_eq!(run.status, RunStatus::Succeeded, "{run:#?}\n{}", env.logs());
+        assert!(run.error.is_none() && run.finished_at.is_some(), "{run:#?}");
+
+        // Every member validated (its invalid row counted) and its valid rows loaded.
+        assert_eq!(run.members.len(), 3, "{run:#?}");
+        for (dataset, key, body, valid) in FILES {
+            let m = run
+                .members
+                .iter()
+                .find(|m| m.dataset.as_str() == dataset)
+                .unwrap_or_else(|| panic!("member {dataset} in {run:#?}"));
+            let total = body.lines().count() as u64 - 1;
+            assert!(m.ok, "{m:#?}");
+            assert_eq!(m.run_id, etags[dataset], "{dataset}");
+            assert_eq!(
+                (m.source.bucket.as_str(), m.source.key.as_str()),
+                (env.bucket("landing").as_str(), key)
+            );
+            let rows = m.rows.expect("row counts");
+            assert_eq!(
+                (rows.total, rows.valid, rows.invalid, m.loaded_rows),
+                (total, valid, total - valid, Some(valid)),
+                "{dataset}"
+            );
+        }
+        assert_eq!(
+            psql(
+                &url,
+                &format!("SELECT customer, region, _line FROM {staging}.customers ORDER BY 1")
+            ),
+            "alice|east|2\nbob|west|3\ncarol|east|4\n"
+        );
+        assert_eq!(
+            psql(
+                &url,
+                &format!(
+                    "SELECT order_id, customer, order_date, qty, _source_key FROM {staging}.orders ORDER BY 1"
+                )
+            ),
+            [
+                "1|alice|2024-03-01|2",
+                "2|bob|2024-03-02|5",
+                "3|carol|2024-03-03|1",
+                "5|bob|2999-01-01|7",
+            ]
+            .map(|r| format!("{r}|{}/in/orders/orders.csv\n", env.bucket("landing")))
+            .concat()
+        );
+        assert_eq!(
+            psql(
+                &url,
+                &format!("SELECT order_id, qty FROM {staging}.returns")
+            ),
+            "2|1\n"
+        );
+
+        // The analytics table, and its export in the curated bucket.
+        let want_csv = "region,orders,units,returned\neast,2,3,0\nwest,1,5,1\n";
+        assert_eq!(
+            run.analytics
+                .iter()
+                .map(|a| (a.name.as_str(), a.rows))
+                .collect::<Vec<_>>(),
+            [("units_by_region", 2)]
+        );
+        assert_eq!(
+            psql(
+                &url,
+                &format!(
+                    "SELECT region, orders, units, returned FROM {analytics}.units_by_region ORDER BY 1"
+                )
+            ),
+            "east|2|3|0\nwest|1|5|1\n"
+        );
+        let export_key =
+            format!("{batch}/analytics/units_by_region/as_of={as_of}/units_by_region.csv");
+        assert_eq!(run.exports.len(), 1, "{run:#?}");
+        assert_eq!(
+            (
+                run.exports[0].name.as_str(),
+                run.exports[0].object.bucket.as_str(),
+                run.exports[0].object.key.as_str(),
+                run.exports[0].rows
+            ),
+            (
+                "units_by_region",
+                env.bucket("curated").as_str(),
+                export_key.as_str(),
+                2
+            )
+        );
+        let object = env
+            .s3
+            .get_object()
+            .bucket(env.bucket("curated"))
+            .key(&export_key)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{export_key} is missing: {e:?}"));
+        let bytes = object.body.collect().await.unwrap().into_bytes();
+        assert_eq!(String::from_utf8_lossy(&bytes), want_csv);
+
+        // The summary went to the success recipients only, once.
+        let emails = env.wait_emails(1).await;
+        assert_eq!(
+            emails.len(),
+            1,
+            "{emails:?}; the run recorded {:?}\n{}",
+            run.emails,
+            env.logs()
+        );
+        assert_eq!(emails[0].0, [format!("team-{}@example.com", env.sfx)]);
+        assert!(
+            emails[0].1.starts_with(&format!(
+                "[sluice] batch {batch} {as_of}: 8 rows loaded, 1 analytics"
+            )),
+            "{emails:?}"
+        );
+        let body = env.sent_messages()[0]["BodyText"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        let mut needles = vec![
+            "8 rows loaded from 3 files".to_string(),
+            format!("s3://{}/{export_key}", env.bucket("curated")),
+        ];
+        needles.extend(
+            FILES
+                .iter()
+                .map(|(_, key, ..)| format!("s3://{}/{key}", env.bucket("landing"))),
+        );
+        for needle in needles {
+            assert!(body.contains(&needle), "{needle:?} in the summary:\n{body}");
+        }
+        assert_eq!(
+            run.emails
+                .iter()
+                .map(|e| (e.to.clone(), e.subject.clone()))
+                .collect::<Vec<_>>(),
+            emails,
+            "the run records the e-mail it sent"
+        );
+        // Members and batch runs have no file-run records of their own.
+        let runs = env.sluice(&["runs", "--aws", "list", "--json"]);
+        assert!(
+            runs.status.success() && runs.stdout.is_empty(),
+            "{}{}",
+            String::from_utf8_lossy(&runs.stdout),
+            String::from_utf8_lossy(&runs.stderr)
+        );
+
+        // As users read it: `sluice batches show` and `sluice batches list`.
+        let show = env.sluice(&["batches", "show", run_id.as_str(), "--aws", "--json"]);
+        assert!(
+            show.status.success(),
+            "{}",
+            String::from_utf8_lossy(&show.stderr)
+        );
+        let shown: serde_json::Value = serde_json::from_slice(&show.stdout).unwrap();
+        assert_eq!(shown["run_id"], run_id.as_str());
+        assert_eq!(shown["status"], "SUCCEEDED");
+        assert_eq!(shown["exports"][0]["object"]["key"], export_key.as_str());
+
+        // The orders file again, changed, the same day: it becomes the newest orders file, and the
+        // day's run holds the period, so nothing starts (neither now nor on the dispatcher's
+        // reconcile cadence, 2 s).
+        let changed = "order_id,customer,order_date,qty\n1,alice,2024-03-01,9\n";
+        let new_orders = env.upload("in/orders/orders.csv", changed.as_bytes()).await;
+        assert_ne!(new_orders, etags["orders"]);
+        env.wait_batch(batch, "the new orders file recorded", |s| {
+            s.latest
+                .get("orders")
+                .is_some_and(|m| m.run_id == new_orders)
+        })
+        .await;
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        let list = env.sluice(&["batches", "list", "--aws", "--json"]);
+        assert!(
+            list.status.success(),
+            "{}",
+            String::from_utf8_lossy(&list.stderr)
+        );
+        let listed: Vec<BatchState> = String::from_utf8_lossy(&list.stdout)
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(listed.len(), 1, "{listed:#?}");
+        let state = &listed[0];
+        assert_eq!(state.runs.len(), 1, "one run a day: {:#?}", state.runs);
+        assert_eq!(state.runs[0].status, RunStatus::Succeeded);
+        assert_eq!(state.latest["orders"].run_id, new_orders);
+        assert_eq!(state.latest["customers"].run_id, etags["customers"]);
+        assert_eq!(
+            env.executions_of("batch").await,
+            [(run_id.to_string(), "SUCCEEDED".to_string())]
+        );
+        assert!(env.executions().await.is_empty());
+        assert_eq!(env.emails().len(), 1, "no second e-mail");
+        assert_eq!(
+            psql(&url, &format!("SELECT count(*) FROM {staging}.orders")),
+            "4\n",
+            "the new file waits: staging still holds the run's rows"
+        );
+    }
 }

@@ -276,6 +276,30 @@ impl Dispatcher {
                 .await
                 .map_err(|e| (None, e));
         }
+        let span = sluice_telemetry::dispatch_span(
+            run_id.as_str(),
+            dataset.as_str(),
+            Some(&sluice_spec::keys::traceparent_for(&run_id)),
+        );
+        let started = tracing::Instrument::instrument(
+            self.start_run(run_id.clone(), dataset, source, uri),
+            span.clone(),
+        )
+        .await;
+        if let Err((_, e)) = &started {
+            sluice_telemetry::record_error(&span, e.error.as_str(), &e.cause);
+        }
+        started
+    }
+
+    /// Records the run of a landed object and starts its execution.
+    async fn start_run(
+        &self,
+        run_id: RunId,
+        dataset: sluice_proto::DatasetName,
+        source: sluice_proto::ObjectRef,
+        uri: String,
+    ) -> Result<(), (Option<RunId>, StageError)> {
         let failed = |e: StageError| (Some(run_id.clone()), e);
         let run = RunSummary::started(run_id.clone(), dataset.clone(), source.clone(), Utc::now());
         let mut recorded = self.runs.create_run(&run).await.map_err(failed)?;
@@ -334,7 +358,17 @@ impl Dispatcher {
     }
 
     async fn start_batch(&self, input: &BatchExecutionInput) -> Result<(), StageError> {
-        match self.workflow.start_batch(input).await? {
+        let span = sluice_telemetry::dispatch_span(
+            input.run_id.as_str(),
+            &input.batch,
+            Some(&input.traceparent),
+        );
+        let started =
+            tracing::Instrument::instrument(self.workflow.start_batch(input), span.clone()).await;
+        if let Err(e) = &started {
+            sluice_telemetry::record_error(&span, e.error.as_str(), &e.cause);
+        }
+        match started? {
             StartOutcome::Started { execution_id } => {
                 tracing::info!(run_id = %input.run_id, batch = %input.batch, %execution_id, "batch run started");
             }

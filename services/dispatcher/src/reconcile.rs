@@ -102,6 +102,16 @@ impl Dispatcher {
             return Ok(Reconciled::Nothing);
         }
         tracing::warn!(%run_id, status = %status, "the run's execution ended outside the pipeline; recorded");
+        ended_span(
+            run_id,
+            updated.started_at,
+            updated
+                .error
+                .as_ref()
+                .map(|e| (e.error.as_str(), e.cause.as_str())),
+            status,
+            ("sluice.dataset", updated.dataset.as_str()),
+        );
         let alerted = match (claimed, &updated.error) {
             (true, Some(error)) => self.alert(&updated, error).await,
             _ => false,
@@ -162,6 +172,16 @@ impl Dispatcher {
                 let Some(ended) = ended else { continue };
                 changed += 1;
                 tracing::warn!(run_id = %ended.run_id, status = %status, "the batch run's execution ended outside the batch; recorded");
+                ended_span(
+                    &ended.run_id,
+                    ended.started_at,
+                    ended
+                        .error
+                        .as_ref()
+                        .map(|e| (e.error.as_str(), e.cause.as_str())),
+                    status,
+                    ("sluice.batch", ended.batch.as_str()),
+                );
                 if let (Some(f), Some(mailer)) = (&failure, &self.mailer) {
                     let input = BatchNotifyInput {
                         batch: ended.batch.clone(),
@@ -328,6 +348,28 @@ impl Dispatcher {
         };
         send(mailer.as_ref(), email, run.run_id.as_str()).await
     }
+}
+
+/// A run (or batch run) ended by reconciliation: its root span and the `sluice.runs` metric.
+fn ended_span(
+    run_id: &RunId,
+    started_at: chrono::DateTime<Utc>,
+    error: Option<(&str, &str)>,
+    status: RunStatus,
+    subject: (&'static str, &str),
+) {
+    sluice_telemetry::metrics::run_ended(status.as_str());
+    sluice_telemetry::run_span(
+        &sluice_spec::keys::traceparent_for(run_id),
+        started_at.into(),
+        std::time::SystemTime::now(),
+        vec![
+            opentelemetry::KeyValue::new("sluice.run_id", run_id.to_string()),
+            opentelemetry::KeyValue::new(subject.0, subject.1.to_string()),
+            opentelemetry::KeyValue::new("sluice.status", status.as_str()),
+        ],
+        error,
+    );
 }
 
 /// Sends an alert; false (logged) when it could not be sent. `about` names the run or queue.

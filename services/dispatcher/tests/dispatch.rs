@@ -247,6 +247,8 @@ async fn a_run_whose_execution_never_started_is_failed_then_started_on_redrive()
                 receipt_handle: format!("h{receive_count}"),
                 body: body.clone(),
                 receive_count,
+                sent_at: None,
+                traceparent: None,
             })
             .await;
         assert_eq!(outcome, Handled::Retry);

@@ -18,6 +18,7 @@ struct Stored {
     message_id: String,
     body: String,
     receive_count: u32,
+    sent_at: std::time::SystemTime,
 }
 
 #[derive(Debug, Default)]
@@ -60,6 +61,7 @@ impl MemoryQueue {
             message_id: message_id.clone(),
             body: body.into(),
             receive_count: 0,
+            sent_at: std::time::SystemTime::now(),
         });
         self.arrived.notify_waiters();
         message_id
@@ -124,6 +126,8 @@ impl MemoryQueue {
                 receipt_handle: handle.clone(),
                 body: message.body.clone(),
                 receive_count: message.receive_count,
+                sent_at: Some(message.sent_at),
+                traceparent: None,
             });
             inner.leased.insert(handle, (message, now + lease));
         }

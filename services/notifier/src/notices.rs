@@ -311,6 +311,8 @@ pub fn failure(run: &Run<'_>, stage: &str, error: &str, cause: &str) -> Content 
         ("Stage".into(), stage.clone()),
         ("Error".into(), error.to_string()),
         ("Cause".into(), cause.to_string()),
+        // The run's trace (the trace id is the run's traceparent's): find its spans in a tracing UI.
+        ("Trace id".into(), trace_id(run.run_id)),
     ]);
     doc.heading("What to do next");
     doc.para(advice(error));
@@ -322,6 +324,15 @@ pub fn failure(run: &Run<'_>, stage: &str, error: &str, cause: &str) -> Content 
         doc,
         attachment: None,
     }
+}
+
+/// The trace id of a run: the middle part of its W3C traceparent.
+pub fn trace_id(run_id: &RunId) -> String {
+    sluice_spec::keys::traceparent_for(run_id)
+        .split('-')
+        .nth(1)
+        .unwrap_or_default()
+        .to_string()
 }
 
 /// What the reader of a failure alert should do, by error name.

@@ -89,5 +89,6 @@ pub async fn execute_batch(
         // The summary went out but the execution still failed (it cannot, as written; be safe).
         run.status = RunStatus::Failed;
     }
+    crate::summary::batch_run_ended(&run);
     Ok(run)
 }

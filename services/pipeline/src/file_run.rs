@@ -105,6 +105,7 @@ pub async fn run_landed(
     runs.update_run(&run_id, &mut |stored| *stored = finished.clone())
         .await
         .map_err(|e| anyhow::anyhow!(e.cause))?;
+    crate::summary::run_ended(&run);
     Ok(run)
 }
 

@@ -14,6 +14,7 @@ use sluice_runtime::ports::{EncodedRows, Mailer, ObjectStore, OutgoingEmail, Row
 use sluice_runtime::runs::RunStore;
 use sluice_spec::config::{Config, Dataset};
 use sluice_spec::keys::RunKeys;
+use tracing::Instrument;
 
 use crate::faults::Faults;
 
@@ -164,12 +165,21 @@ impl StageContext {
     }
 }
 
+/// Runs a stage's work in a blocking thread, inside a span named `step` of the task's span.
 async fn blocking<T: Send + 'static>(
+    step_name: &'static str,
     f: impl FnOnce() -> Result<T, StageError> + Send + 'static,
 ) -> Result<T, StageError> {
-    tokio::task::spawn_blocking(f)
+    let span = step(step_name);
+    tokio::task::spawn_blocking(move || span.in_scope(f))
         .await
         .map_err(|e| StageError::internal(format!("stage thread failed: {e}")))?
+}
+
+/// A step of a stage task (`read`, `validate`, `write rows`, `write outputs`, ...): a span inside the
+/// task's span.
+fn step(name: &'static str) -> tracing::Span {
+    tracing::info_span!(target: "sluice::step", "step", otel.name = name)
 }
 
 /// Runs one stage.
@@ -194,7 +204,11 @@ async fn validate(ctx: &StageContext, input: ValidateInput) -> Result<ValidateOu
     let ds = ctx.dataset(&input.dataset)?;
     ctx.warehouse.check_configured(&ctx.config, &ds)?;
     let scratch = ctx.scratch()?;
-    let source = ctx.store.local_copy(&input.source, scratch.path()).await?;
+    let source = ctx
+        .store
+        .local_copy(&input.source, scratch.path())
+        .instrument(step("read"))
+        .await?;
     let valid_path = scratch.path().join("valid.csv");
     let invalid_path = scratch.path().join("invalid.csv");
     let valid_arrow_path = scratch.path().join("valid.arrow");
@@ -220,6 +234,7 @@ async fn validate(ctx: &StageContext, input: ValidateInput) -> Result<ValidateOu
     let (report, stored_rows) = match writer {
         Some(writer) => {
             let report = validate_and_store(ctx, &ds, &input.run_id, files, writer)
+                .instrument(step("validate and write rows"))
                 .await
                 .map_err(|e| e.context(&source_uri))?;
             let stored = report.rows.valid;
@@ -233,7 +248,9 @@ async fn validate(ctx: &StageContext, input: ValidateInput) -> Result<ValidateOu
                 if let Some(p) = &ctx.progress {
                     p.set_stage("storing rows");
                 }
-                store_rows(ctx, &ds, &input.run_id, &valid_path).await?
+                store_rows(ctx, &ds, &input.run_id, &valid_path)
+                    .instrument(step("write rows"))
+                    .await?
             } else {
                 0
             };
@@ -244,21 +261,26 @@ async fn validate(ctx: &StageContext, input: ValidateInput) -> Result<ValidateOu
         crate::supersede::earlier_rows(ctx, &ds.name, &input.run_id).await?;
     }
 
+    sluice_telemetry::metrics::rows(ds.name.as_str(), report.rows.valid, report.rows.invalid);
     let keys = ctx.keys(&input.run_id);
     let (valid, invalid) = (keys.valid(), keys.invalid());
-    ctx.store.put_file(&valid, &valid_path, "text/csv").await?;
-    ctx.store
-        .put_file(&invalid, &invalid_path, "text/csv")
-        .await?;
-    let valid_arrow = if report.valid_arrow {
-        let obj = keys.valid_arrow();
+    let valid_arrow = async {
+        ctx.store.put_file(&valid, &valid_path, "text/csv").await?;
         ctx.store
-            .put_file(&obj, &valid_arrow_path, ARROW_CONTENT_TYPE)
+            .put_file(&invalid, &invalid_path, "text/csv")
             .await?;
-        Some(obj)
-    } else {
-        None
-    };
+        Ok::<_, StageError>(if report.valid_arrow {
+            let obj = keys.valid_arrow();
+            ctx.store
+                .put_file(&obj, &valid_arrow_path, ARROW_CONTENT_TYPE)
+                .await?;
+            Some(obj)
+        } else {
+            None
+        })
+    }
+    .instrument(step("write outputs"))
+    .await?;
     Ok(ValidateOutput {
         rows: report.rows,
         valid,
@@ -285,7 +307,7 @@ async fn run_validator(
     progress: Option<Arc<Progress>>,
     tap: Option<ChannelTap>,
 ) -> Result<sluice_validator::ValidationReport, StageError> {
-    blocking(move || {
+    blocking("validate", move || {
         let opts = sluice_validator::ValidateOptions {
             scratch_dir: &files.scratch,
             progress: progress.as_ref().map(|p| &p.bytes),
@@ -510,7 +532,7 @@ async fn filter_stats(
             input.as_of,
         );
         let src_arrow = valid_arrow.as_ref().map(|a| a.path().to_path_buf());
-        blocking(move || match src_arrow {
+        blocking("filter and compute stats", move || match src_arrow {
             Some(sa) => {
                 sluice_filter_stats::filter_stats_columnar(&ds, &src, &sa, as_of, &f, &fa, &s)
             }
@@ -564,7 +586,7 @@ async fn partition(
             out_dir.clone(),
         );
         let src_arrow = filtered_arrow.as_ref().map(|a| a.path().to_path_buf());
-        blocking(move || match src_arrow {
+        blocking("partition", move || match src_arrow {
             Some(sa) => sluice_partitioner::partition_columnar(&ds, &run_id, &src, &sa, &out),
             None => sluice_partitioner::partition(&ds, &run_id, &src, &out),
         })
@@ -617,7 +639,7 @@ async fn plot(ctx: &StageContext, input: PlotInput) -> Result<PlotOutput, StageE
     let names = {
         let (ds, src, out) = (ds.clone(), filtered.path().to_path_buf(), out_dir.clone());
         let src_arrow = filtered_arrow.as_ref().map(|a| a.path().to_path_buf());
-        blocking(move || match src_arrow {
+        blocking("plot", move || match src_arrow {
             Some(sa) => sluice_plotter::plot_columnar(&ds, &src, &sa, &out),
             None => sluice_plotter::plot(&ds, &src, &out),
         })

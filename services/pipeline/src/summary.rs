@@ -51,6 +51,53 @@ pub fn apply_output(
     }
 }
 
+/// A run has ended: its root span `run` (with the ids its every task used as parent) and the
+/// `sluice.runs` metric.
+pub fn run_ended(run: &RunSummary) {
+    let status = run.status.as_str();
+    sluice_telemetry::metrics::run_ended(status);
+    let end = run.finished_at.unwrap_or_else(Utc::now);
+    let error = run
+        .error
+        .as_ref()
+        .map(|e| (e.error.as_str(), e.cause.as_str()));
+    sluice_telemetry::run_span(
+        &sluice_spec::keys::traceparent_for(&run.run_id),
+        run.started_at.into(),
+        end.into(),
+        vec![
+            opentelemetry::KeyValue::new("sluice.run_id", run.run_id.to_string()),
+            opentelemetry::KeyValue::new("sluice.dataset", run.dataset.as_str().to_string()),
+            opentelemetry::KeyValue::new("sluice.status", status),
+            opentelemetry::KeyValue::new(
+                "sluice.source",
+                format!("{}/{}", run.source.bucket, run.source.key),
+            ),
+        ],
+        error.filter(|_| run.status != RunStatus::Succeeded),
+    );
+}
+
+/// A batch run has ended: the same, for its own trace.
+pub fn batch_run_ended(run: &sluice_proto::BatchRun) {
+    let status = run.status.as_str();
+    sluice_telemetry::metrics::run_ended(status);
+    let end = run.finished_at.unwrap_or_else(Utc::now);
+    sluice_telemetry::run_span(
+        &sluice_spec::keys::traceparent_for(&run.run_id),
+        run.started_at.into(),
+        end.into(),
+        vec![
+            opentelemetry::KeyValue::new("sluice.run_id", run.run_id.to_string()),
+            opentelemetry::KeyValue::new("sluice.batch", run.batch.clone()),
+            opentelemetry::KeyValue::new("sluice.status", status),
+        ],
+        run.error
+            .as_ref()
+            .map(|e| (e.error.as_str(), e.cause.as_str())),
+    );
+}
+
 /// Tries to record a stage's outcome before giving up (a transient run store failure).
 const RECORD_ATTEMPTS: u32 = 4;
 
@@ -154,8 +201,15 @@ impl RecordingHandler {
                 }
             })
             .await;
-        if let Err(e) = recorded {
-            tracing::error!(batch = %n.batch, run_id = %n.run_id, cause = %e.cause, "could not record the batch run's end");
+        match recorded {
+            Err(e) => {
+                tracing::error!(batch = %n.batch, run_id = %n.run_id, cause = %e.cause, "could not record the batch run's end");
+            }
+            Ok(state) => {
+                if let Some(run) = state.runs.iter().find(|r| r.run_id == n.run_id) {
+                    batch_run_ended(run);
+                }
+            }
         }
         result
     }
@@ -249,8 +303,21 @@ impl RecordingHandler {
                 }
             })
             .await?;
-        if updated.is_none() {
-            tracing::info!(%run_id, %stage, "no run record for this task (a batch member's, or a run not started by the dispatcher): nothing recorded");
+        match updated {
+            None => {
+                tracing::info!(%run_id, %stage, "no run record for this task (a batch member's, or a run not started by the dispatcher): nothing recorded");
+            }
+            // This task ended the run (its summary or alert, or the object was replaced).
+            Some(run)
+                if run.status.is_final()
+                    && (matches!(
+                        notice,
+                        Some(Notice::Success { .. } | Notice::Failure { .. })
+                    ) || matches!(result, Err(e) if e.error == ErrorName::Superseded)) =>
+            {
+                run_ended(&run);
+            }
+            Some(_) => {}
         }
         Ok(())
     }

@@ -231,6 +231,10 @@ pub struct QueueMessage {
     /// How many times the message has been received, this delivery included (1 the first time). A
     /// worker can tell a redelivery, e.g. after a crash, from a first attempt.
     pub receive_count: u32,
+    /// When the message was first sent, where the queue says (SQS `SentTimestamp`): the queue lag.
+    pub sent_at: Option<std::time::SystemTime>,
+    /// The message attribute `traceparent`, when the sender set one (the state machine does).
+    pub traceparent: Option<String>,
 }
 
 /// What became of a lease when a worker extended or settled it.

@@ -145,7 +145,30 @@ async fn work_on(
     };
     let run_id = envelope.run_id.clone();
     let token = envelope.task_token.clone();
+    // The task's span continues the run's trace (the body's traceparent; the message attribute the
+    // state machine also sets is the same).
+    let traceparent = envelope
+        .traceparent
+        .as_deref()
+        .or(message.traceparent.as_deref());
+    let span = sluice_telemetry::task_span(
+        settings.stage.as_str(),
+        run_id.as_str(),
+        envelope.input.subject(),
+        envelope.attempt,
+        traceparent,
+    );
+    let started = std::time::Instant::now();
+    if let Some(sent) = message.sent_at
+        && let Ok(lag) = std::time::SystemTime::now().duration_since(sent)
+    {
+        sluice_telemetry::metrics::queue_lag(settings.stage.as_str(), lag.as_secs_f64());
+    }
+    if envelope.attempt > 1 {
+        sluice_telemetry::metrics::retry(settings.stage.as_str());
+    }
     tracing::info!(
+        parent: &span,
         stage = %settings.stage, %run_id, attempt = envelope.attempt, receive_count = message.receive_count,
         "task received"
     );
@@ -165,7 +188,7 @@ async fn work_on(
             return;
         }
         let input = envelope.input.clone();
-        let work = handler.handle(&envelope, input);
+        let work = tracing::Instrument::instrument(handler.handle(&envelope, input), span.clone());
         tokio::pin!(work);
         let mut extend = tokio::time::interval(settings.extend_every);
         let mut heartbeat = tokio::time::interval(settings.heartbeat_every);
@@ -194,6 +217,20 @@ async fn work_on(
             }
         }
     };
+
+    let outcome = match &result {
+        Ok(_) => "ok".to_string(),
+        Err(e) => {
+            sluice_telemetry::record_error(&span, e.error.as_str(), &e.cause);
+            e.error.as_str().to_string()
+        }
+    };
+    sluice_telemetry::metrics::stage_duration(
+        settings.stage.as_str(),
+        started.elapsed().as_secs_f64(),
+        &outcome,
+    );
+    drop(span);
 
     // Answer first, then delete: a crash in between redelivers the message, never loses the answer.
     let mut answer = match &result {
@@ -414,6 +451,8 @@ mod tests {
             receipt_handle: format!("h{n}"),
             body: serde_json::to_string(&env).unwrap(),
             receive_count: 1,
+            sent_at: None,
+            traceparent: None,
         }
     }
 
