@@ -59,6 +59,13 @@ fn envelope(req: &TaskRequest) -> TaskEnvelope {
         env.traceparent.as_deref(),
         Some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
     );
+    // The trace context also travels as the SQS message attribute `traceparent`.
+    assert_eq!(
+        req.parameters["MessageAttributes"]["traceparent"],
+        serde_json::json!({"DataType": "String", "StringValue": env.traceparent.as_deref().unwrap()}),
+        "{}",
+        req.state_name
+    );
     env
 }
 

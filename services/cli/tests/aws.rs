@@ -6,6 +6,8 @@
 //! `#[ignore]`d (with the reason) unless asked for, and failing when asked for without
 //! AWS_ENDPOINT_URL; `scripts/test` starts the emulator, sets it and asks for them. S3 event notifications are delivered by the emulator itself (S3 -> SQS), as AWS does.
 
+mod otlp;
+
 use std::io::{Read, Write};
 use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
@@ -212,6 +214,36 @@ impl Env {
         let (_, child) = self.procs.iter_mut().find(|(n, _)| n == name).unwrap();
         child.kill().unwrap();
         child.wait().unwrap();
+    }
+
+    /// Stops every process gracefully (SIGTERM, by PID), as a deployment would, and waits for each to
+    /// exit (a worker flushes its telemetry on the way out); panics if one is still running after
+    /// `within`.
+    fn terminate_all(&mut self, within: Duration) {
+        for (name, child) in &self.procs {
+            let sent = Command::new("kill")
+                .args(["-TERM", &child.id().to_string()])
+                .status()
+                .unwrap();
+            assert!(sent.success(), "kill -TERM {name}");
+        }
+        let deadline = Instant::now() + within;
+        for i in 0..self.procs.len() {
+            loop {
+                let (name, child) = &mut self.procs[i];
+                if let Some(status) = child.try_wait().unwrap() {
+                    assert!(status.success(), "{name} exited with {status:?}");
+                    break;
+                }
+                let name = name.clone();
+                assert!(
+                    Instant::now() < deadline,
+                    "{name} did not exit within {within:?} of SIGTERM\n{}",
+                    self.logs()
+                );
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
     }
 
     fn log(&self, name: &str) -> String {
@@ -1230,6 +1262,156 @@ async fn a_worker_stopped_mid_task_exits_after_its_grace_and_releases_the_task()
     let (status, error, cause) = env.wait_execution(&run_id).await;
     assert_eq!(status, "SUCCEEDED", "{error:?} {cause:?}\n{}", env.logs());
     assert_eq!(env.wait_run(&run_id).await.rows.valid, ROWS as u64);
+}
+
+/// Telemetry in AWS mode: with the standard OTEL_* variables set, the dispatcher and the five stage
+/// workers (separate processes) each export their spans of the run under the one trace derived from the
+/// run id: `dispatch` and every stage task span are children of the run's root span id (carried by the
+/// traceparent of the execution input and task messages), and the root span `run` itself is written by
+/// the notifier's worker when it records the success summary. The AWS SDK's operation spans of a task
+/// are in the same trace; the metrics of the contract arrive too.
+#[ignore = "needs an AWS endpoint: set AWS_ENDPOINT_URL (scripts/test starts the emulator and runs these with --include-ignored)"]
+#[tokio::test(flavor = "multi_thread")]
+async fn an_aws_run_exports_one_trace_across_the_dispatcher_and_every_worker() {
+    require_emulator!();
+    let receiver = otlp::Receiver::start();
+    let mut env = Env::deploy().await;
+    // For every process started from here on (not `deploy` above): export to the test's receiver,
+    // spans every 500 ms and metrics every second (the SDK reads both variables), besides the flush
+    // at exit.
+    env.vars = [
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.endpoint.as_str()),
+        ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf"),
+        ("OTEL_BSP_SCHEDULE_DELAY", "500"),
+        ("OTEL_METRIC_EXPORT_INTERVAL", "1000"),
+    ]
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .to_vec();
+    env.start_all(None);
+    let run_id = env
+        .upload("in/prices/traced.csv", prices_csv(5, 2).as_bytes())
+        .await;
+    let (status, error, cause) = env.wait_execution(&run_id).await;
+    assert_eq!(status, "SUCCEEDED", "{error:?} {cause:?}\n{}", env.logs());
+    assert_eq!(env.wait_run(&run_id).await.status, RunStatus::Succeeded);
+
+    // The run's trace: the trace id and root span id of its traceparent, which `runs show` prints.
+    let traceparent = sluice_spec::keys::traceparent_for(&run_id);
+    let (trace, root_id) = (&traceparent[3..35], &traceparent[36..52]);
+    let show = env.sluice(&["runs", "--aws", "show", run_id.as_str()]);
+    let text = String::from_utf8_lossy(&show.stdout);
+    assert!(
+        show.status.success() && text.contains(&format!("trace: {trace}\n")),
+        "{text}{}",
+        String::from_utf8_lossy(&show.stderr)
+    );
+
+    // Stopped gracefully, every process flushes what it holds on its way out.
+    env.terminate_all(Duration::from_secs(15));
+    let spans = receiver.wait_for(10, "the run span", |s| {
+        s.iter().any(|s| s.name == "run" && s.trace_id == trace)
+    });
+    let names = || {
+        spans
+            .iter()
+            .filter(|s| s.trace_id == trace)
+            .map(|s| format!("{}:{} parent {}", s.service, s.name, s.parent_span_id))
+            .collect::<Vec<_>>()
+    };
+
+    // Every span about this run is in its trace.
+    let about: Vec<&otlp::Span> = spans
+        .iter()
+        .filter(|s| s.attr("sluice.run_id") == Some(run_id.as_str()))
+        .collect();
+    assert!(!about.is_empty(), "no span carries sluice.run_id");
+    for s in &about {
+        assert_eq!(
+            s.trace_id, trace,
+            "{}:{} is about the run but in another trace",
+            s.service, s.name
+        );
+    }
+
+    // The root span, from the process that ended the run.
+    let roots: Vec<&otlp::Span> = spans
+        .iter()
+        .filter(|s| s.name == "run" && s.trace_id == trace)
+        .collect();
+    assert_eq!(roots.len(), 1, "one run span: {:?}", names());
+    let root = roots[0];
+    assert_eq!(
+        root.span_id, root_id,
+        "the run span has the traceparent's span id"
+    );
+    assert_eq!(root.parent_span_id, "", "run is the root");
+    assert_eq!(root.service, "sluice-worker-notifier");
+    assert_eq!(root.attr("sluice.status"), Some("SUCCEEDED"));
+    assert_eq!(root.attr("sluice.run_id"), Some(run_id.as_str()));
+
+    // The dispatcher's span and every stage's task span, each from its own process, under the root.
+    let children = [("dispatch", "sluice-dispatcher".to_string())]
+        .into_iter()
+        .chain(STAGES.map(|s| (s, format!("sluice-worker-{s}"))));
+    for (name, service) in children {
+        let found: Vec<&otlp::Span> = spans
+            .iter()
+            .filter(|s| s.name == name && s.trace_id == trace)
+            .collect();
+        assert!(
+            !found.is_empty(),
+            "no {name} span in the run's trace: {:?}",
+            names()
+        );
+        for s in found {
+            assert_eq!(s.service, service, "{name}");
+            assert_eq!(s.parent_span_id, root_id, "{name} is a child of run");
+            assert_eq!(s.attr("sluice.run_id"), Some(run_id.as_str()), "{name}");
+            assert_eq!(s.attr("sluice.dataset"), Some("prices"), "{name}");
+            if name != "dispatch" {
+                assert_eq!(s.attr("sluice.stage"), Some(name));
+                assert_eq!(s.attr("sluice.attempt"), Some("1"), "{name}");
+            }
+        }
+    }
+
+    // The AWS SDK's operation spans of a task are in the run's trace.
+    let sdk: Vec<&otlp::Span> = spans
+        .iter()
+        .filter(|s| {
+            s.trace_id == trace
+                && s.service.starts_with("sluice-worker-")
+                && (s.name.starts_with("S3.")
+                    || s.name.starts_with("SQS.")
+                    || s.attr("rpc.service").is_some())
+        })
+        .collect();
+    assert!(
+        !sdk.is_empty(),
+        "no AWS SDK operation span of a worker in the run's trace: {:?}",
+        names()
+    );
+    assert!(
+        sdk.iter()
+            .all(|s| s.attr("rpc.service").is_some() && s.attr("rpc.method").is_some()),
+        "SDK spans carry rpc.service and rpc.method: {sdk:?}"
+    );
+
+    eprintln!("DEBUG {:#?}", names());
+    let metrics = receiver.metrics();
+    eprintln!("DEBUG {metrics:?}");
+    for (name, service) in [
+        ("sluice.rows", Some("sluice-worker-validator")),
+        ("sluice.stage.duration", None),
+        ("sluice.runs", None),
+    ] {
+        assert!(
+            metrics
+                .iter()
+                .any(|(svc, m)| m == name && service.is_none_or(|want| svc == want)),
+            "metric {name} (from {service:?}) not received: {metrics:?}"
+        );
+    }
 }
 
 /// The tests that need PostgreSQL besides the emulator (the loader's warehouse), named `pg::` so that

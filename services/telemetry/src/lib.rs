@@ -212,11 +212,7 @@ where
                 .build()
         })
     });
-    let otel_layer = layer_provider.as_ref().map(|p| {
-        tracing_opentelemetry::layer()
-            .with_tracer(p.tracer(SCOPE))
-            .with_filter(tracing_subscriber::filter::filter_fn(exported_span))
-    });
+    let otel_layer = layer_provider.as_ref().map(otel_layer);
     let fmt_layer: Box<dyn Layer<_> + Send + Sync> = if json {
         Box::new(
             tracing_subscriber::fmt::layer()
@@ -249,6 +245,26 @@ where
         tracing::warn!(problem = %p, "telemetry: not exported");
     }
     Telemetry { traces, metrics }
+}
+
+/// A tracer provider builder with Sluice's id generator (a run's root span takes the ids of its
+/// traceparent): for tests that export to memory.
+pub fn provider_builder() -> opentelemetry_sdk::trace::TracerProviderBuilder {
+    SdkTracerProvider::builder().with_id_generator(RunIds::default())
+}
+
+/// The layer that turns Sluice's spans into OpenTelemetry spans of `provider` (what [`init`] installs
+/// when exporting), with the same filter.
+pub fn otel_layer<S>(provider: &SdkTracerProvider) -> impl Layer<S> + Send + Sync
+where
+    S: tracing::Subscriber
+        + for<'span> tracing_subscriber::registry::LookupSpan<'span>
+        + Send
+        + Sync,
+{
+    tracing_opentelemetry::layer()
+        .with_tracer(provider.tracer(SCOPE))
+        .with_filter(tracing_subscriber::filter::filter_fn(exported_span))
 }
 
 /// What becomes an OpenTelemetry span or span event: Sluice's own spans and events (info and above),
