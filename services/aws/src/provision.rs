@@ -131,18 +131,19 @@ pub async fn deploy(
         if rows { "created" } else { "unchanged" },
     );
 
-    // The state machine, with the queue URLs filled in.
-    let definition = fill_definition(&|stage| {
+    // The state machines, with the queue URLs filled in.
+    let url_of = |stage: Stage| {
         stage_urls
             .iter()
             .find(|(s, _)| *s == stage)
             .map(|(_, url)| url.clone())
             .unwrap_or_default()
-    });
-    let machine = SfnStateMachines::new(clients.sfn.clone())
+    };
+    let machines = SfnStateMachines::new(clients.sfn.clone());
+    let machine = machines
         .create_or_update_state_machine(
             &config.aws.state_machine,
-            &definition,
+            &fill_definition(&url_of),
             &config.aws.role_arn,
         )
         .await
@@ -159,17 +160,10 @@ pub async fn deploy(
 
     // The batch state machine, when the spec has batches.
     if !config.batches.is_empty() {
-        let definition = fill_batch_definition(&|stage| {
-            stage_urls
-                .iter()
-                .find(|(s, _)| *s == stage)
-                .map(|(_, url)| url.clone())
-                .unwrap_or_default()
-        });
-        let batch = SfnStateMachines::new(clients.sfn.clone())
+        let batch = machines
             .create_or_update_state_machine(
                 &config.aws.batch_state_machine,
-                &definition,
+                &fill_batch_definition(&url_of),
                 &config.aws.role_arn,
             )
             .await

@@ -502,13 +502,12 @@ async fn run_command(cli: Cli) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// Copies `file` into the landing folder under the dataset's prefix, then runs it.
-async fn land_and_run(
+/// Copies `file` into the landing folder under the dataset's prefix: the landed object and its ETag.
+async fn land(
     env: &Embedded,
     ds: &sluice_spec::config::Dataset,
     file: &Path,
-    as_of: NaiveDate,
-) -> anyhow::Result<sluice_proto::RunSummary> {
+) -> anyhow::Result<(ObjectRef, String)> {
     let file_name = file
         .file_name()
         .ok_or_else(|| anyhow::anyhow!("{} is not a file name", file.display()))?
@@ -523,7 +522,18 @@ async fn land_and_run(
         .land(file, &source)
         .await
         .map_err(|e| anyhow::anyhow!(e.cause))?;
-    run_landed(&env.ctx, env.db.as_ref(), ds, source, &meta.etag, as_of).await
+    Ok((source, meta.etag))
+}
+
+/// Lands `file`, then runs it.
+async fn land_and_run(
+    env: &Embedded,
+    ds: &sluice_spec::config::Dataset,
+    file: &Path,
+    as_of: NaiveDate,
+) -> anyhow::Result<sluice_proto::RunSummary> {
+    let (source, etag) = land(env, ds, file).await?;
+    run_landed(&env.ctx, env.db.as_ref(), ds, source, &etag, as_of).await
 }
 
 /// Lands a file of a batch's member dataset and records it; when that completes the batch's set (and
@@ -537,25 +547,12 @@ async fn land_batch_member(
     json: bool,
 ) -> anyhow::Result<bool> {
     use sluice_dispatcher::batches::{BatchDecision, Landing, record_landing};
-    let file_name = file
-        .file_name()
-        .ok_or_else(|| anyhow::anyhow!("{} is not a file name", file.display()))?
-        .to_string_lossy()
-        .into_owned();
-    let source = ObjectRef::new(
-        &env.config.buckets.landing,
-        format!("{}{}", ds.prefix, file_name),
-    );
-    let meta = env
-        .store
-        .land(file, &source)
-        .await
-        .map_err(|e| anyhow::anyhow!(e.cause))?;
+    let (source, etag) = land(env, ds, file).await?;
     let member = sluice_proto::BatchMember {
         dataset: ds.name.clone(),
-        run_id: sluice_spec::keys::run_id_for(&source.bucket, &source.key, &meta.etag),
+        run_id: sluice_spec::keys::run_id_for(&source.bucket, &source.key, &etag),
         source,
-        etag: meta.etag.clone(),
+        etag,
         landed_at: chrono::Utc::now(),
     };
     let now = chrono::Utc::now();

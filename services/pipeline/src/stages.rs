@@ -714,20 +714,8 @@ async fn notify(ctx: &StageContext, input: NotifyInput) -> Result<NotifyOutput, 
     let Some(email) = email else {
         return Ok(NotifyOutput { emails: Vec::new() });
     };
-    let outgoing = OutgoingEmail {
-        from: email.from,
-        to: email.to,
-        subject: email.subject,
-        raw: email.raw,
-    };
-    let sent_to = ctx.mailer.send(&outgoing).await?;
-    tracing::info!(run_id = %input.run_id, to = ?outgoing.to, subject = %outgoing.subject, %sent_to, "e-mail sent");
-    Ok(NotifyOutput {
-        emails: vec![EmailSent {
-            to: outgoing.to,
-            subject: outgoing.subject,
-        }],
-    })
+    let sent = send_email(ctx, email, input.run_id.as_str()).await?;
+    Ok(NotifyOutput { emails: vec![sent] })
 }
 
 impl StageContext {
@@ -811,19 +799,27 @@ async fn batch_notify(
     let Some(email) = email else {
         return Ok(NotifyOutput { emails: Vec::new() });
     };
+    let sent = send_email(ctx, email, input.run_id.as_str()).await?;
+    Ok(NotifyOutput { emails: vec![sent] })
+}
+
+/// Sends a composed e-mail through the mailer port.
+async fn send_email(
+    ctx: &StageContext,
+    email: sluice_notifier::Email,
+    run_id: &str,
+) -> Result<EmailSent, StageError> {
     let outgoing = OutgoingEmail {
         from: email.from,
         to: email.to,
         subject: email.subject,
         raw: email.raw,
     };
-    ctx.mailer.send(&outgoing).await?;
-    tracing::info!(batch = %input.batch, run_id = %input.run_id, to = ?outgoing.to, subject = %outgoing.subject, "e-mail sent");
-    Ok(NotifyOutput {
-        emails: vec![EmailSent {
-            to: outgoing.to,
-            subject: outgoing.subject,
-        }],
+    let sent_to = ctx.mailer.send(&outgoing).await?;
+    tracing::info!(%run_id, to = ?outgoing.to, subject = %outgoing.subject, %sent_to, "e-mail sent");
+    Ok(EmailSent {
+        to: outgoing.to,
+        subject: outgoing.subject,
     })
 }
 

@@ -10,7 +10,6 @@ use sluice_pipeline::StageContext;
 use sluice_pipeline::file_run::run_landed;
 use sluice_pipeline::stages::WarehouseHandle;
 use sluice_proto::{ObjectRef, RunStatus};
-use sluice_runtime::ports::ObjectStore;
 use sluice_spec::config::Config;
 use tracing_subscriber::layer::SubscriberExt;
 

@@ -260,20 +260,7 @@ impl RunRecords for DynamoRunStore {
             .set_expression_attribute_values(Some(u.values))
             .send()
             .await;
-        match res {
-            Ok(_) => Ok(true),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
-            {
-                Ok(false)
-            }
-            Err(e) => Err(missing_table(
-                &self.table,
-                "UpdateItem",
-                CallError::from_sdk(e),
-            )),
-        }
+        written_if(&self.table, res)
     }
 
     /// A scan with a filter on the source's bucket and key (run tables stay small: one item per file).
@@ -404,20 +391,7 @@ impl RunRecords for DynamoRunStore {
             req.condition_expression("#version = :seen")
                 .expression_attribute_values(":seen", n(version))
         };
-        match req.send().await {
-            Ok(_) => Ok(true),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
-            {
-                Ok(false)
-            }
-            Err(e) => Err(missing_table(
-                &self.table,
-                "UpdateItem",
-                CallError::from_sdk(e),
-            )),
-        }
+        written_if(&self.table, req.send().await)
     }
 
     async fn list_batches(&self) -> Result<Vec<BatchState>, StageError> {
@@ -444,6 +418,29 @@ impl RunRecords for DynamoRunStore {
         }
         batches.sort_by(|a, b| a.batch.cmp(&b.batch));
         Ok(batches)
+    }
+}
+
+/// A conditional UpdateItem's answer: true when written, false when its condition did not hold.
+fn written_if<O>(
+    table: &str,
+    res: Result<
+        O,
+        aws_sdk_dynamodb::error::SdkError<
+            aws_sdk_dynamodb::operation::update_item::UpdateItemError,
+            aws_sdk_dynamodb::config::http::HttpResponse,
+        >,
+    >,
+) -> Result<bool, StageError> {
+    match res {
+        Ok(_) => Ok(true),
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
+        {
+            Ok(false)
+        }
+        Err(e) => Err(missing_table(table, "UpdateItem", CallError::from_sdk(e))),
     }
 }
 
