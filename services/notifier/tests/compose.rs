@@ -427,9 +427,14 @@ fn failure_alert_says_what_failed_and_what_to_do() {
         "[sluice] stocks: prices.csv FAILED at validator"
     );
     let (text, html) = check_common(&email, &["oncall@example.com"], "failure");
-    assert!(text.contains("Error:  Sluice.InvalidInput"), "{text}");
+    assert!(text.contains("Error:     Sluice.InvalidInput"), "{text}");
     assert!(
-        text.contains("Cause:  prices.csv: line 1: the header has no column \"date\"; add it"),
+        text.contains("Cause:     prices.csv: line 1: the header has no column \"date\"; add it"),
+        "{text}"
+    );
+    // The run's trace (its trace id is the run id's: a 32-hex run id is its own).
+    assert!(
+        text.contains("Trace id:  0123456789abcdef0123456789abcdef"),
         "{text}"
     );
     assert!(text.contains("fix the file and upload it again"), "{text}");

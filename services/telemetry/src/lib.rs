@@ -264,12 +264,17 @@ where
 {
     tracing_opentelemetry::layer()
         .with_tracer(provider.tracer(SCOPE))
-        .with_filter(tracing_subscriber::filter::filter_fn(exported_span))
+        .with_filter(tracing_subscriber::filter::dynamic_filter_fn(|meta, cx| {
+            // An AWS call counts only inside a span of ours (a task's step, the dispatch): the idle
+            // long polls and lease extensions of the receive loop would each be a trace of their own.
+            exported_span(meta)
+                && (!meta.target().starts_with("aws_sdk_") || cx.lookup_current().is_some())
+        }))
 }
 
 /// What becomes an OpenTelemetry span or span event: Sluice's own spans and events (info and above),
 /// and the AWS SDK's one span per operation (`S3.GetObject`, with `rpc.service` and `rpc.method`), not
-/// its inner machinery.
+/// its inner machinery (and, see [`otel_layer`], only inside a span of Sluice's).
 fn exported_span(meta: &tracing::Metadata<'_>) -> bool {
     let target = meta.target();
     if target.starts_with("aws_sdk_") {
