@@ -593,6 +593,45 @@ impl ObjectStore for S3ObjectStore {
         Ok(())
     }
 
+    async fn list(
+        &self,
+        bucket: &str,
+        prefix: &str,
+    ) -> Result<Vec<(ObjectRef, ObjectMeta)>, StageError> {
+        let mut found = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            let out = self
+                .client
+                .list_objects_v2()
+                .bucket(bucket)
+                .prefix(prefix)
+                .set_continuation_token(token.take())
+                .send()
+                .await
+                .map_err(|e| {
+                    CallError::from_sdk(e)
+                        .into_stage_error(&format!("S3 ListObjectsV2 of s3://{bucket}/{prefix}"))
+                })?;
+            for o in out.contents() {
+                let Some(key) = o.key() else { continue };
+                found.push((
+                    ObjectRef::new(bucket, key),
+                    ObjectMeta {
+                        size: o.size().and_then(|n| u64::try_from(n).ok()).unwrap_or(0),
+                        etag: o.e_tag().unwrap_or_default().trim_matches('"').to_string(),
+                    },
+                ));
+            }
+            match out.next_continuation_token() {
+                Some(t) if out.is_truncated() == Some(true) => token = Some(t.to_string()),
+                _ => break,
+            }
+        }
+        found.sort_by(|a, b| a.0.key.cmp(&b.0.key));
+        Ok(found)
+    }
+
     async fn head(&self, obj: &ObjectRef) -> Result<Option<ObjectMeta>, StageError> {
         match self
             .client

@@ -136,6 +136,7 @@ pub async fn dispatcher(config_path: &Path, reconcile_every: Duration) -> anyhow
                 .collect(),
         })),
         alerted: Default::default(),
+        store: Some(Arc::new(sluice_aws::S3ObjectStore::new(clients.s3.clone()))),
         config,
     });
     run_dispatcher(
@@ -236,6 +237,52 @@ async fn run_store(config: &Path) -> anyhow::Result<DynamoRunStore> {
         clients.dynamodb,
         config.aws.runs_table.clone(),
     ))
+}
+
+/// `sluice sweep DATASET --aws`: what the dispatcher does on a schedule's tick, now.
+pub async fn sweep(config_path: &Path, dataset: &str) -> anyhow::Result<ExitCode> {
+    let config = load_config(config_path)?;
+    let clients = AwsClients::from_env().await;
+    let name = &config.aws.state_machine;
+    let Some(state_machine_arn) = SfnStateMachines::new(clients.sfn.clone())
+        .find_state_machine(name)
+        .await
+        .map_err(|e| anyhow::anyhow!(e.cause))?
+    else {
+        anyhow::bail!(
+            "state machine {name} does not exist: run `sluice deploy` first (with the same --config)"
+        );
+    };
+    let mut workflow = SfnWorkflow::new(clients.sfn.clone(), state_machine_arn);
+    if !config.batches.is_empty()
+        && let Some(arn) = SfnStateMachines::new(clients.sfn.clone())
+            .find_state_machine(&config.aws.batch_state_machine)
+            .await
+            .map_err(|e| anyhow::anyhow!(e.cause))?
+    {
+        workflow = workflow.with_batch_state_machine(arn);
+    }
+    let dispatcher = Dispatcher {
+        runs: Arc::new(DynamoRunStore::new(
+            clients.dynamodb.clone(),
+            config.aws.runs_table.clone(),
+        )),
+        workflow: Arc::new(workflow),
+        mailer: None,
+        dead_letters: None,
+        alerted: Default::default(),
+        store: Some(Arc::new(sluice_aws::S3ObjectStore::new(clients.s3.clone()))),
+        config,
+    };
+    let report = dispatcher
+        .sweep(dataset)
+        .await
+        .map_err(|e| anyhow::anyhow!(e.cause))?;
+    println!(
+        "sweep of {dataset}: started {} run(s); {} object(s) had run already",
+        report.started, report.already
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 /// `sluice batches --aws`: the spec and every batch's record in DynamoDB.

@@ -71,6 +71,20 @@ enum Command {
         #[command(subcommand)]
         command: RunsCommand,
     },
+    /// Runs every object under a dataset's prefix in the landing bucket that has no run yet (objects
+    /// that ran are left alone): the catch-up for lost events, and what `[[schedule]]` does on a cadence.
+    Sweep {
+        dataset: String,
+        /// Sweep the AWS landing bucket and start executions there (as the dispatcher does on a tick).
+        #[arg(long)]
+        aws: bool,
+        /// The date filter windows are relative to (embedded; default: today, UTC).
+        #[arg(long, value_parser = parse_date)]
+        as_of: Option<NaiveDate>,
+        /// Print one run summary (JSON) per line instead of a report.
+        #[arg(long)]
+        json: bool,
+    },
     /// Batch runs (`[[batch]]`): what each batch waits for, and its runs.
     Batches {
         /// Read the AWS run store (DynamoDB, `[aws] runs_table`) instead of the embedded one.
@@ -374,6 +388,69 @@ async fn run_command(cli: Cli) -> anyhow::Result<ExitCode> {
                 ExitCode::FAILURE
             })
         }
+        Command::Sweep {
+            dataset, aws: true, ..
+        } => aws_mode::sweep(&cli.config, &dataset).await,
+        Command::Sweep {
+            dataset,
+            aws: false,
+            as_of,
+            json,
+        } => {
+            let env = embedded(&cli.config, cli.data_dir).await?;
+            let as_of = as_of.unwrap_or_else(|| chrono::Utc::now().date_naive());
+            let Some(ds) = env.config.dataset(&dataset).cloned() else {
+                let known: Vec<&str> = env
+                    .config
+                    .datasets
+                    .iter()
+                    .map(|d| d.name.as_str())
+                    .collect();
+                anyhow::bail!(
+                    "there is no dataset {dataset:?} in {} (datasets: {})",
+                    env.config.path.display(),
+                    known.join(", ")
+                );
+            };
+            let found = sluice_dispatcher::sweep::find_unrun(
+                env.store.as_ref(),
+                env.db.as_ref(),
+                &env.config,
+                &ds,
+            )
+            .await
+            .map_err(|e| anyhow::anyhow!(e.cause))?;
+            eprintln!(
+                "sweep of {}: {} object(s) without a run, {} already ran",
+                env.store
+                    .uri(&ObjectRef::new(&env.config.buckets.landing, &ds.prefix)),
+                found.to_run.len(),
+                found.already
+            );
+            let mut all_ok = true;
+            for (source, etag, _) in found.to_run {
+                if let Some(batch) = env.config.batch_of(ds.name.as_str()).cloned() {
+                    let label = env.store.uri(&source);
+                    all_ok &=
+                        member_landed(&env, &batch, &ds, source, etag, &label, as_of, json).await?;
+                    continue;
+                }
+                let run = run_landed(&env.ctx, env.db.as_ref(), &ds, source, &etag, as_of).await?;
+                all_ok &= run.status == RunStatus::Succeeded;
+                let text = if json {
+                    format!("{}\n", serde_json::to_string(&run)?)
+                } else {
+                    report::human(&run)
+                };
+                let _ = std::io::Write::write_all(&mut std::io::stdout(), text.as_bytes());
+            }
+            env.db.settle().await;
+            Ok(if all_ok {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
         Command::Batches { aws, command } => {
             let (config, states, uri_of): (_, _, UriOf) = if aws {
                 let (config, states) = aws_mode::batches(&cli.config).await?;
@@ -546,8 +623,34 @@ async fn land_batch_member(
     as_of: NaiveDate,
     json: bool,
 ) -> anyhow::Result<bool> {
-    use sluice_dispatcher::batches::{BatchDecision, Landing, record_landing};
     let (source, etag) = land(env, ds, file).await?;
+    member_landed(
+        env,
+        batch,
+        ds,
+        source,
+        etag,
+        &file.display().to_string(),
+        as_of,
+        json,
+    )
+    .await
+}
+
+/// Records a landed file of a batch's member dataset (`label` names it in the output); when that
+/// completes the batch's set, runs the batch. Returns false when a batch run failed.
+#[allow(clippy::too_many_arguments)]
+async fn member_landed(
+    env: &Embedded,
+    batch: &sluice_spec::config::Batch,
+    ds: &sluice_spec::config::Dataset,
+    source: ObjectRef,
+    etag: String,
+    label: &str,
+    as_of: NaiveDate,
+    json: bool,
+) -> anyhow::Result<bool> {
+    use sluice_dispatcher::batches::{BatchDecision, Landing, record_landing};
     let member = sluice_proto::BatchMember {
         dataset: ds.name.clone(),
         run_id: sluice_spec::keys::run_id_for(&source.bucket, &source.key, &etag),
@@ -568,13 +671,13 @@ async fn land_batch_member(
     .map_err(|e| anyhow::anyhow!(e.cause))?;
     let say = |text: String| {
         if json {
-            let line = serde_json::json!({"batch": batch.name, "file": file.display().to_string(), "dataset": ds.name.as_str(), "landed": text});
+            let line = serde_json::json!({"batch": batch.name, "file": label, "dataset": ds.name.as_str(), "landed": text});
             let _ =
                 std::io::Write::write_all(&mut std::io::stdout(), format!("{line}\n").as_bytes());
         } else {
             let _ = std::io::Write::write_all(
                 &mut std::io::stdout(),
-                format!("{}: {text}\n", file.display()).as_bytes(),
+                format!("{label}: {text}\n").as_bytes(),
             );
         }
     };

@@ -1038,3 +1038,59 @@ type = "string"
         psql(&url, &format!("DROP SCHEMA {schema} CASCADE"));
     }
 }
+
+/// `sluice sweep DATASET` runs exactly the landed objects that have no run: not those that ran, not
+/// one still being landed, not another dataset's; a second sweep runs nothing.
+#[test]
+fn a_sweep_runs_exactly_the_objects_that_had_no_run() {
+    let s = Sluice::new();
+    let sample = repo().join("examples/incoming/stocks/prices.csv");
+    let (code, first) = s.run(&sample, &["--as-of", "2024-06-30"]);
+    assert_eq!(code, 0);
+    let landing = s
+        .data
+        .path()
+        .join("data/buckets/sluice-landing/incoming/stocks");
+    // Files whose event was "lost": dropped straight into the landing folder.
+    std::fs::copy(&sample, landing.join("lost-1.csv")).unwrap();
+    let mut changed = std::fs::read_to_string(&sample).unwrap();
+    changed.push_str("2024-06-28,1,2,0.5,1.5,100\n");
+    std::fs::write(landing.join("lost-2.csv"), changed).unwrap();
+    std::fs::write(landing.join("half.landing"), "date,open").unwrap();
+    let out = s.cmd(&["sweep", "stocks", "--as-of", "2024-06-30", "--json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let runs: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let keys: Vec<&str> = runs
+        .iter()
+        .map(|r| r["source"]["key"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        keys,
+        ["incoming/stocks/lost-1.csv", "incoming/stocks/lost-2.csv"]
+    );
+    assert!(
+        runs.iter()
+            .all(|r| r["status"] == "SUCCEEDED" && r["run_id"] != first["run_id"])
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("2 object(s) without a run, 1 already ran"),
+        "{stderr}"
+    );
+    let again = s.cmd(&["sweep", "stocks"]);
+    assert!(again.status.success());
+    assert!(String::from_utf8_lossy(&again.stdout).is_empty());
+    assert!(
+        String::from_utf8_lossy(&again.stderr).contains("0 object(s) without a run, 3 already ran")
+    );
+    let bad = s.cmd(&["sweep", "nope"]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("there is no dataset \"nope\""));
+}

@@ -21,6 +21,7 @@
 pub mod batches;
 pub mod reconcile;
 pub mod s3_event;
+pub mod sweep;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -50,6 +51,8 @@ pub struct Dispatcher {
     pub mailer: Option<Arc<dyn Mailer>>,
     /// The dead-letter queues to watch (None: not watched).
     pub dead_letters: Option<Arc<dyn DeadLetters>>,
+    /// The landing bucket, for sweeps (None: schedule ticks are refused).
+    pub store: Option<Arc<dyn sluice_runtime::ports::ObjectStore>>,
     /// The dead-letter queues alerted as filling up, until they are empty again.
     pub alerted: std::sync::Mutex<std::collections::BTreeSet<String>>,
 }
@@ -154,6 +157,15 @@ impl MessageHandler for Dispatcher {
     }
 }
 
+/// What a sweep did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SweepReport {
+    /// Objects whose run (or batch landing) it started.
+    pub started: usize,
+    /// Objects that had run already.
+    pub already: usize,
+}
+
 /// What became of one event message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Handled {
@@ -168,6 +180,22 @@ pub enum Handled {
 impl Dispatcher {
     /// Handles one event message.
     pub async fn handle(&self, message: &QueueMessage) -> Handled {
+        if let Some(tick) = sweep::Tick::parse(&message.body) {
+            return match self.sweep(&tick.dataset).await {
+                Ok(report) => {
+                    tracing::info!(dataset = %tick.dataset, tick = ?tick.tick, started = report.started, already = report.already, "sweep done");
+                    Handled::Done
+                }
+                Err(e) if e.error == sluice_proto::ErrorName::InvalidInput => {
+                    tracing::error!(dataset = %tick.dataset, cause = %e.cause, "sweep refused: left to the queue's redrive policy");
+                    Handled::Unreadable
+                }
+                Err(e) => {
+                    tracing::warn!(dataset = %tick.dataset, cause = %e.cause, "sweep failed; the tick will be delivered again");
+                    Handled::Retry
+                }
+            };
+        }
         let records = match parse_notification(&message.body) {
             Ok(S3Notification::TestEvent { bucket }) => {
                 tracing::info!(%bucket, "s3:TestEvent (sent when notifications are configured): nothing to do");
@@ -234,6 +262,33 @@ impl Dispatcher {
                 return Ok(());
             }
         };
+        let object = &record.s3.object;
+        let Some(version) = object
+            .e_tag
+            .as_deref()
+            .or(object.version_id.as_deref())
+            .filter(|v| !v.is_empty())
+        else {
+            tracing::error!(uri = %source.s3_uri(), "event without an eTag or versionId: cannot tell this upload from another; skipped");
+            return Ok(());
+        };
+        let etag = object
+            .e_tag
+            .as_deref()
+            .filter(|v| !v.is_empty())
+            .map(|e| e.trim_matches('"'));
+        self.start_object(source, version.trim_matches('"'), etag)
+            .await
+    }
+
+    /// Starts the run of one landed object (an S3 event's, or one a sweep found): `version` names
+    /// this upload (its ETag, or S3 version id), `etag` pins the run's reads to these bytes.
+    pub async fn start_object(
+        &self,
+        source: sluice_proto::ObjectRef,
+        version: &str,
+        etag: Option<&str>,
+    ) -> Result<(), (Option<RunId>, StageError)> {
         let uri = source.s3_uri();
         let dataset = match self.config.datasets_matching(&source.key).as_slice() {
             [] => {
@@ -247,20 +302,10 @@ impl Dispatcher {
                 return Ok(());
             }
         };
-        let object = &record.s3.object;
-        let Some(version) = object
-            .e_tag
-            .as_deref()
-            .or(object.version_id.as_deref())
-            .filter(|v| !v.is_empty())
-        else {
-            tracing::error!(%uri, "event without an eTag or versionId: cannot tell this upload from another; skipped");
-            return Ok(());
-        };
-        let run_id = run_id_for(&source.bucket, &source.key, version.trim_matches('"'));
+        let run_id = run_id_for(&source.bucket, &source.key, version);
         // The run reads exactly the bytes its id names: the validator's read is conditional on the ETag.
-        let source = match object.e_tag.as_deref().filter(|v| !v.is_empty()) {
-            Some(etag) => source.at_version(etag.trim_matches('"')),
+        let source = match etag {
+            Some(etag) => source.at_version(etag),
             None => source,
         };
         if let Some(batch) = self.config.batch_of(dataset.as_str()) {
@@ -268,7 +313,7 @@ impl Dispatcher {
                 dataset: dataset.clone(),
                 run_id: run_id.clone(),
                 source,
-                etag: version.trim_matches('"').to_string(),
+                etag: version.to_string(),
                 landed_at: Utc::now(),
             };
             return self
@@ -392,6 +437,35 @@ impl Dispatcher {
             }
         }
         Ok(started)
+    }
+
+    /// Sweeps a dataset's prefix: starts the run of every object that has none (as its S3 event would
+    /// have). Safe to repeat: an object that ran, or whose run was just started, is left alone.
+    pub async fn sweep(&self, dataset: &str) -> Result<SweepReport, StageError> {
+        let Some(store) = &self.store else {
+            return Err(StageError::invalid_input(
+                "this dispatcher has no object store to sweep with",
+            ));
+        };
+        let Some(ds) = self.config.dataset(dataset) else {
+            return Err(StageError::invalid_input(format!(
+                "there is no dataset {dataset:?} to sweep in {}",
+                self.config.path.display()
+            )));
+        };
+        let found = sweep::find_unrun(store.as_ref(), self.runs.as_ref(), &self.config, ds).await?;
+        let mut report = SweepReport {
+            already: found.already,
+            ..SweepReport::default()
+        };
+        for (obj, etag, run_id) in found.to_run {
+            tracing::info!(uri = %obj.s3_uri(), %run_id, "sweep: this object has no run; starting it");
+            self.start_object(obj, &etag, Some(&etag))
+                .await
+                .map_err(|(_, e)| e)?;
+            report.started += 1;
+        }
+        Ok(report)
     }
 
     /// A run recorded as FAILED without an execution: its start failed for good before.

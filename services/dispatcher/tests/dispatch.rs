@@ -11,8 +11,8 @@ use sluice_embedded::MemoryQueue;
 use sluice_proto::{BatchExecutionInput, ExecutionInput, RunId, RunStatus, StageError};
 use sluice_runtime::consumer::MessageHandler;
 use sluice_runtime::ports::{
-    DeadLetterDepth, DeadLetters, ExecutionInfo, ExecutionState, Mailer, OutgoingEmail,
-    StartOutcome, WorkQueue, Workflow,
+    DeadLetterDepth, DeadLetters, ExecutionInfo, ExecutionState, Mailer, ObjectStore,
+    OutgoingEmail, StartOutcome, WorkQueue, Workflow,
 };
 use sluice_runtime::runs::{MemoryRunStore, RunStore};
 use sluice_spec::config::Config;
@@ -137,6 +137,10 @@ fn setup() -> Setup {
 }
 
 fn setup_with(spec_text: &str) -> Setup {
+    setup_full(spec_text, None)
+}
+
+fn setup_full(spec_text: &str, store: Option<Arc<dyn ObjectStore>>) -> Setup {
     let dir = tempfile::tempdir().unwrap();
     let spec = dir.path().join("sluice.toml");
     std::fs::write(&spec, spec_text).unwrap();
@@ -151,6 +155,7 @@ fn setup_with(spec_text: &str) -> Setup {
         mailer: Some(mailer.clone()),
         dead_letters: Some(dead_letters.clone()),
         alerted: Default::default(),
+        store,
     });
     Setup {
         dispatcher,
@@ -518,4 +523,60 @@ async fn a_batch_starts_once_from_duplicate_and_redelivered_events_and_is_reconc
         mails,
         [format!("[sluice] batch trading {today}: FAILED at batch")]
     );
+}
+
+/// A schedule's tick sweeps the dataset's prefix: objects with no run get one, objects that ran and
+/// objects still being written are left alone, and a second (or duplicated) tick starts nothing.
+#[tokio::test]
+async fn a_sweep_tick_starts_exactly_the_objects_that_had_no_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(sluice_embedded::FsObjectStore::new(dir.path()));
+    let s = setup_full(SPEC, Some(store.clone()));
+    let put = |key: &str, body: &str| {
+        let path = dir.path().join("landing").join(key);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, body).unwrap();
+    };
+    put("in/a.csv", "price\n1\n");
+    put("in/b.csv", "price\n2\n");
+    put("in/c.landing", "price\n3"); // being written: not an object yet
+    put("elsewhere/d.csv", "price\n4\n"); // not the dataset's prefix
+    // a.csv's event arrived: it has a run.
+    let a = store
+        .head(&sluice_proto::ObjectRef::new("landing", "in/a.csv"))
+        .await
+        .unwrap()
+        .unwrap();
+    s.events.send(event("in/a.csv", &format!("\"{}\"", a.etag)));
+    while deliver(&s).await.is_some() {}
+    assert_eq!(s.workflow.started.lock().unwrap().len(), 1);
+
+    let tick =
+        json!({"sluice": "sweep", "dataset": "prices", "tick": "2026-12-02T10:00:00Z"}).to_string();
+    s.events.send(tick.clone());
+    s.events.send(tick); // a duplicated tick (or a second dispatcher's)
+    while deliver(&s).await.is_some() {}
+    let started = s.workflow.started.lock().unwrap().clone();
+    let b = run_id_for(
+        "landing",
+        "in/b.csv",
+        &store
+            .head(&sluice_proto::ObjectRef::new("landing", "in/b.csv"))
+            .await
+            .unwrap()
+            .unwrap()
+            .etag,
+    );
+    assert_eq!(started.len(), 2, "only b.csv was started: {started:?}");
+    assert_eq!(started[1], b);
+    assert_eq!(s.runs.list_runs(10).await.unwrap().len(), 2);
+    assert_eq!(s.events.depth(), 0);
+
+    // A tick for a dataset the spec does not have is refused, not retried forever.
+    s.events
+        .send(json!({"sluice": "sweep", "dataset": "nope"}).to_string());
+    deliver(&s).await;
+    assert!(s.events.depth() <= 1);
+    let report = s.dispatcher.sweep("prices").await.unwrap();
+    assert_eq!((report.started, report.already), (0, 2));
 }

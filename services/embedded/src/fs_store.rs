@@ -177,6 +177,58 @@ impl ObjectStore for FsObjectStore {
         }
     }
 
+    async fn list(
+        &self,
+        bucket: &str,
+        prefix: &str,
+    ) -> Result<Vec<(ObjectRef, ObjectMeta)>, StageError> {
+        let root = self.path_of(&ObjectRef::new(bucket, "x"))?;
+        let root = root.parent().map(Path::to_path_buf).unwrap_or(root);
+        let (bucket, prefix) = (bucket.to_string(), prefix.to_string());
+        tokio::task::spawn_blocking(move || {
+            let mut found = Vec::new();
+            let mut dirs = vec![root.clone()];
+            while let Some(dir) = dirs.pop() {
+                let entries = match std::fs::read_dir(&dir) {
+                    Ok(e) => e,
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                    Err(e) => return Err(StageError::from(e)),
+                };
+                for entry in entries {
+                    let entry = entry?;
+                    let path = entry.path();
+                    let ty = entry.file_type()?;
+                    if ty.is_dir() {
+                        dirs.push(path);
+                        continue;
+                    }
+                    // A file being landed has the temporary extension `.landing` until it is renamed.
+                    if !ty.is_file() || path.extension().is_some_and(|e| e == "landing") {
+                        continue;
+                    }
+                    let Ok(rel) = path.strip_prefix(&root) else {
+                        continue;
+                    };
+                    let key = rel
+                        .components()
+                        .map(|c| c.as_os_str().to_string_lossy())
+                        .collect::<Vec<_>>()
+                        .join("/");
+                    if !key.starts_with(&prefix) {
+                        continue;
+                    }
+                    let size = entry.metadata()?.len();
+                    let etag = hash_file(&path)?;
+                    found.push((ObjectRef::new(&bucket, key), ObjectMeta { size, etag }));
+                }
+            }
+            found.sort_by(|a, b| a.0.key.cmp(&b.0.key));
+            Ok(found)
+        })
+        .await
+        .map_err(|e| StageError::internal(format!("listing task failed: {e}")))?
+    }
+
     fn uri(&self, obj: &ObjectRef) -> String {
         let path = self.root.join(&obj.bucket).join(&obj.key);
         let abs = std::path::absolute(&path).unwrap_or(path);

@@ -183,6 +183,7 @@ async fn spawn_system_with(spec_text: &str, faults: &str, lose: u32) -> System {
         mailer: None,
         dead_letters: None,
         alerted: Default::default(),
+        store: Some(store.clone()),
     });
     let settings = sluice_runtime::consumer::ConsumerSettings {
         wait: Duration::from_millis(50),

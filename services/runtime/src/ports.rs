@@ -70,6 +70,14 @@ pub trait ObjectStore: Send + Sync {
     async fn head(&self, obj: &ObjectRef) -> Result<Option<ObjectMeta>, StageError>;
     /// Removes the object; nothing to do when it does not exist.
     async fn delete(&self, obj: &ObjectRef) -> Result<(), StageError>;
+    /// Every object of `bucket` whose key starts with `prefix`, with its size and ETag, in key order.
+    /// Objects still being written are not listed (S3 shows an object once its upload completed; the
+    /// folder store writes a landing file under a temporary name).
+    async fn list(
+        &self,
+        bucket: &str,
+        prefix: &str,
+    ) -> Result<Vec<(ObjectRef, ObjectMeta)>, StageError>;
     /// How a user reaches the object: `s3://bucket/key`, or a `file://` URI embedded.
     fn uri(&self, obj: &ObjectRef) -> String;
 }

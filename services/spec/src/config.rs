@@ -118,6 +118,23 @@ pub struct Config {
     pub datasets: Vec<Dataset>,
     /// `[[batch]]`: datasets processed together once every one of them has landed.
     pub batches: Vec<Batch>,
+    /// `[[schedule]]`: sweeps of a dataset's prefix on a cadence.
+    pub schedules: Vec<Schedule>,
+}
+
+/// A sweep on a cadence (`[[schedule]]`): every object under the dataset's prefix that has no run yet
+/// gets one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Schedule {
+    pub dataset: DatasetName,
+    pub cadence: crate::cadence::Cadence,
+}
+
+impl Schedule {
+    /// A name for the schedule (EventBridge Scheduler's, and in messages): `sweep-{dataset}`.
+    pub fn name(&self) -> String {
+        format!("sweep-{}", self.dataset.as_str())
+    }
 }
 
 /// A batch (`[[batch]]`): its member datasets are validated and loaded together, then its analytics
@@ -411,6 +428,16 @@ struct RawConfig {
     dataset: Vec<Spanned<RawDataset>>,
     #[serde(default)]
     batch: Vec<Spanned<RawBatch>>,
+    #[serde(default)]
+    schedule: Vec<Spanned<RawSchedule>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSchedule {
+    dataset: Spanned<String>,
+    every: Option<Spanned<String>>,
+    cron: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -671,6 +698,48 @@ impl Config {
             }
             batches.push(b);
         }
+        let mut schedules: Vec<Schedule> = Vec::new();
+        for sch in raw.schedule {
+            let span = sch.span();
+            let sch = sch.into_inner();
+            let name = sch.dataset.get_ref();
+            let Some(ds) = datasets.iter().find(|d| d.name == name.as_str()) else {
+                let known: Vec<&str> = datasets.iter().map(|d| d.name.as_str()).collect();
+                return Err(ctx.err(
+                    sch.dataset.span(),
+                    "dataset",
+                    format!(
+                        "there is no dataset {name:?} to sweep (datasets: {})",
+                        known.join(", ")
+                    ),
+                ));
+            };
+            let cadence = match (&sch.every, &sch.cron) {
+                (Some(e), None) => crate::cadence::Cadence::every(e.get_ref())
+                    .map_err(|m| ctx.err(e.span(), "every", m))?,
+                (None, Some(c)) => crate::cadence::Cron::parse(c.get_ref())
+                    .map(crate::cadence::Cadence::Cron)
+                    .map_err(|m| ctx.err(c.span(), "cron", m))?,
+                _ => {
+                    return Err(ctx.err(
+                        span,
+                        "every",
+                        format!("the schedule of {name:?} needs one of every = \"1h\" or cron = \"0 * * * *\""),
+                    ));
+                }
+            };
+            if schedules.iter().any(|o| o.dataset == ds.name) {
+                return Err(ctx.err(
+                    sch.dataset.span(),
+                    "dataset",
+                    format!("dataset {name:?} has two schedules"),
+                ));
+            }
+            schedules.push(Schedule {
+                dataset: ds.name.clone(),
+                cadence,
+            });
+        }
         Ok(Config {
             path: path.to_path_buf(),
             buckets: raw.buckets,
@@ -679,6 +748,7 @@ impl Config {
             warehouse,
             datasets,
             batches,
+            schedules,
         })
     }
 }

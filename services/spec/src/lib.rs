@@ -3,6 +3,7 @@
 //!
 //! Stage crates depend on this crate and on `sluice-proto` only; no SDK, no database driver.
 
+pub mod cadence;
 pub mod canonical;
 pub mod config;
 pub mod format;
