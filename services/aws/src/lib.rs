@@ -23,6 +23,7 @@ mod dynamodb;
 mod error;
 pub mod provision;
 pub mod s3;
+pub mod schedules;
 mod ses;
 mod sfn;
 mod sqs;
@@ -57,6 +58,7 @@ pub struct AwsClients {
     pub sfn: aws_sdk_sfn::Client,
     pub dynamodb: aws_sdk_dynamodb::Client,
     pub ses: aws_sdk_sesv2::Client,
+    pub scheduler: aws_sdk_scheduler::Client,
 }
 
 impl AwsClients {
@@ -72,6 +74,7 @@ impl AwsClients {
             sfn: aws_sdk_sfn::Client::new(config),
             dynamodb: aws_sdk_dynamodb::Client::new(config),
             ses: aws_sdk_sesv2::Client::new(config),
+            scheduler: aws_sdk_scheduler::Client::new(config),
         }
     }
 }

@@ -113,6 +113,14 @@ pub async fn deploy(
         ),
     );
 
+    // Sweeps on a cadence: EventBridge Scheduler -> the events queue.
+    for (name, what) in crate::schedules::ensure_schedules(&clients.scheduler, config, &events.arn)
+        .await
+        .map_err(err)?
+    {
+        say("schedule", &name, what);
+    }
+
     // Tables.
     let tables = DynamoTables::new(
         clients.dynamodb.clone(),
