@@ -22,13 +22,32 @@ pub async fn ensure_schedules(
 ) -> Result<Vec<(String, &'static str)>, StageError> {
     let mut done = Vec::new();
     let mut wanted = Vec::new();
+    // (name, cadence, input, description): the sweeps, then the sources.
+    let mut all: Vec<(String, &sluice_spec::cadence::Cadence, String, String)> = Vec::new();
     for schedule in &config.schedules {
-        let name = schedule_name(config, schedule);
+        all.push((
+            schedule_name(config, schedule),
+            &schedule.cadence,
+            format!(
+                r#"{{"sluice":"sweep","dataset":"{}","tick":"<aws.scheduler.scheduled-time>"}}"#,
+                schedule.dataset.as_str()
+            ),
+            format!("Sluice: sweep dataset {}", schedule.dataset.as_str()),
+        ));
+    }
+    for source in &config.sources {
+        all.push((
+            format!("{}poll-{}", config.aws.queue_prefix, source.name),
+            &source.cadence,
+            format!(
+                r#"{{"sluice":"poll","source":"{}","tick":"<aws.scheduler.scheduled-time>"}}"#,
+                source.name
+            ),
+            format!("Sluice: poll source {}", source.name),
+        ));
+    }
+    for (name, cadence, input, description) in all {
         wanted.push(name.clone());
-        let input = format!(
-            r#"{{"sluice":"sweep","dataset":"{}","tick":"<aws.scheduler.scheduled-time>"}}"#,
-            schedule.dataset.as_str()
-        );
         let target = Target::builder()
             .arn(events_queue_arn)
             .role_arn(&config.aws.role_arn)
@@ -39,7 +58,7 @@ pub async fn ensure_schedules(
             .mode(FlexibleTimeWindowMode::Off)
             .build()
             .map_err(|e| StageError::internal(format!("schedule {name}: {e}")))?;
-        let expression = schedule.cadence.aws_expression();
+        let expression = cadence.aws_expression();
         let exists = match client.get_schedule().name(&name).send().await {
             Ok(_) => true,
             Err(e)
@@ -78,10 +97,7 @@ pub async fn ensure_schedules(
                 .flexible_time_window(window)
                 .target(target)
                 .state(ScheduleState::Enabled)
-                .description(format!(
-                    "Sluice: sweep dataset {} ({expression})",
-                    schedule.dataset.as_str()
-                ))
+                .description(format!("{description} ({expression})"))
                 .send()
                 .await
                 .map_err(|e| {
@@ -91,17 +107,21 @@ pub async fn ensure_schedules(
             done.push((name, "created"));
         }
     }
-    // Sweeps the spec no longer has.
-    let prefix = format!("{}sweep-", config.aws.queue_prefix);
-    let listed = client
-        .list_schedules()
-        .name_prefix(&prefix)
-        .send()
-        .await
-        .map_err(|e| {
-            CallError::from_sdk(e).into_stage_error("EventBridge Scheduler ListSchedules")
-        })?;
-    for s in listed.schedules() {
+    // Sweeps and polls the spec no longer has.
+    let mut listed = Vec::new();
+    for kind in ["sweep-", "poll-"] {
+        let prefix = format!("{}{kind}", config.aws.queue_prefix);
+        let page = client
+            .list_schedules()
+            .name_prefix(&prefix)
+            .send()
+            .await
+            .map_err(|e| {
+                CallError::from_sdk(e).into_stage_error("EventBridge Scheduler ListSchedules")
+            })?;
+        listed.extend(page.schedules().iter().cloned());
+    }
+    for s in &listed {
         let Some(name) = s.name() else { continue };
         if wanted.iter().any(|w| w == name) {
             continue;

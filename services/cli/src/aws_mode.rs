@@ -285,6 +285,43 @@ pub async fn sweep(config_path: &Path, dataset: &str) -> anyhow::Result<ExitCode
     Ok(ExitCode::SUCCESS)
 }
 
+/// `sluice poll SOURCE --aws`: what the dispatcher does on a source's tick, now.
+pub async fn poll(config_path: &Path, source: &str) -> anyhow::Result<ExitCode> {
+    let config = load_config(config_path)?;
+    let clients = AwsClients::from_env().await;
+    let Some(src) = config.source(source).cloned() else {
+        anyhow::bail!("there is no source {source:?} in {}", config.path.display());
+    };
+    let store = sluice_aws::S3ObjectStore::new(clients.s3.clone());
+    let mailer = SesMailer::new(clients.ses.clone());
+    let scratch = tempfile::tempdir()?;
+    let tick = src.cadence.tick_of(chrono::Utc::now());
+    let polled =
+        sluice_dispatcher::source::poll(&store, Some(&mailer), &config, &src, tick, scratch.path())
+            .await
+            .map_err(|e| anyhow::anyhow!(e.cause))?;
+    match polled {
+        sluice_dispatcher::source::Polled::Landed { object, rows, .. } => {
+            println!(
+                "source {source}: {rows} row(s) landed as {} (its S3 event runs it)",
+                object.s3_uri()
+            );
+        }
+        sluice_dispatcher::source::Polled::Unchanged => {
+            println!(
+                "source {source}: the answer has not changed since the last poll; nothing landed"
+            );
+        }
+        sluice_dispatcher::source::Polled::AlreadyPolled { object } => {
+            println!(
+                "source {source}: this tick was polled already ({})",
+                object.s3_uri()
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 /// `sluice batches --aws`: the spec and every batch's record in DynamoDB.
 pub async fn batches(
     config_path: &Path,

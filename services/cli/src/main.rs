@@ -85,6 +85,20 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Polls a `[[source]]` once: what changed since the last poll lands in the landing bucket and,
+    /// embedded, runs at once.
+    Poll {
+        source: String,
+        /// Poll into the AWS landing bucket (its S3 event runs the file).
+        #[arg(long)]
+        aws: bool,
+        /// The date filter windows are relative to (embedded; default: today, UTC).
+        #[arg(long, value_parser = parse_date)]
+        as_of: Option<NaiveDate>,
+        /// Print the run summary (JSON) instead of a report.
+        #[arg(long)]
+        json: bool,
+    },
     /// Batch runs (`[[batch]]`): what each batch waits for, and its runs.
     Batches {
         /// Read the AWS run store (DynamoDB, `[aws] runs_table`) instead of the embedded one.
@@ -391,6 +405,89 @@ async fn run_command(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Sweep {
             dataset, aws: true, ..
         } => aws_mode::sweep(&cli.config, &dataset).await,
+        Command::Poll {
+            source, aws: true, ..
+        } => aws_mode::poll(&cli.config, &source).await,
+        Command::Poll {
+            source,
+            aws: false,
+            as_of,
+            json,
+        } => {
+            let env = embedded(&cli.config, cli.data_dir).await?;
+            let as_of = as_of.unwrap_or_else(|| chrono::Utc::now().date_naive());
+            let Some(src) = env.config.source(&source).cloned() else {
+                let known: Vec<&str> = env.config.sources.iter().map(|s| s.name.as_str()).collect();
+                anyhow::bail!(
+                    "there is no source {source:?} in {} (sources: {})",
+                    env.config.path.display(),
+                    if known.is_empty() {
+                        "none".to_string()
+                    } else {
+                        known.join(", ")
+                    }
+                );
+            };
+            let scratch = tempfile::tempdir()?;
+            let tick = src.cadence.tick_of(chrono::Utc::now());
+            let polled = sluice_dispatcher::source::poll(
+                env.store.as_ref(),
+                Some(env.ctx.mailer.as_ref()),
+                &env.config,
+                &src,
+                tick,
+                scratch.path(),
+            )
+            .await
+            .map_err(|e| anyhow::anyhow!(e.cause))?;
+            use sluice_dispatcher::source::Polled;
+            let (object, etag) = match polled {
+                Polled::Unchanged => {
+                    eprintln!(
+                        "source {source}: the answer has not changed since the last poll; nothing landed"
+                    );
+                    return Ok(ExitCode::SUCCESS);
+                }
+                Polled::AlreadyPolled { object } => {
+                    eprintln!(
+                        "source {source}: this tick was polled already ({}); nothing landed",
+                        env.store.uri(&object)
+                    );
+                    return Ok(ExitCode::SUCCESS);
+                }
+                Polled::Landed { object, etag, rows } => {
+                    eprintln!(
+                        "source {source}: {rows} row(s) landed as {}",
+                        env.store.uri(&object)
+                    );
+                    (object, etag)
+                }
+            };
+            let ds = env
+                .config
+                .dataset(src.dataset.as_str())
+                .cloned()
+                .ok_or_else(|| anyhow::anyhow!("source {source}: no dataset {}", src.dataset))?;
+            let ok = if let Some(batch) = env.config.batch_of(ds.name.as_str()).cloned() {
+                let label = env.store.uri(&object);
+                member_landed(&env, &batch, &ds, object, etag, &label, as_of, json).await?
+            } else {
+                let run = run_landed(&env.ctx, env.db.as_ref(), &ds, object, &etag, as_of).await?;
+                let text = if json {
+                    format!("{}\n", serde_json::to_string(&run)?)
+                } else {
+                    report::human(&run)
+                };
+                let _ = std::io::Write::write_all(&mut std::io::stdout(), text.as_bytes());
+                run.status == RunStatus::Succeeded
+            };
+            env.db.settle().await;
+            Ok(if ok {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
         Command::Sweep {
             dataset,
             aws: false,

@@ -1431,6 +1431,237 @@ async fn an_aws_run_exports_one_trace_across_the_dispatcher_and_every_worker() {
     }
 }
 
+/// The spec of the sweep tests: the one dataset, swept every minute.
+fn sweep_spec() -> String {
+    format!(
+        "{}\n[[schedule]]\ndataset = \"prices\"\nevery = \"1m\"\n",
+        SPEC.replace("MAX_RECEIVE", "5")
+    )
+}
+
+impl Env {
+    /// Simulates lost S3 events: the landing bucket stops notifying the events queue (an empty
+    /// notification configuration), so only a sweep can find what lands from now on.
+    async fn lose_events(&self) {
+        self.s3
+            .put_bucket_notification_configuration()
+            .bucket(self.bucket("landing"))
+            .notification_configuration(
+                aws_sdk_s3::types::NotificationConfiguration::builder().build(),
+            )
+            .send()
+            .await
+            .unwrap();
+        let now = self
+            .s3
+            .get_bucket_notification_configuration()
+            .bucket(self.bucket("landing"))
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            now.queue_configurations().is_empty(),
+            "the landing bucket still notifies: {now:?}"
+        );
+    }
+
+    /// Runs `sluice sweep DATASET --aws`; returns its report line.
+    fn sweep(&self, dataset: &str) -> String {
+        let out = self.sluice(&["sweep", dataset, "--aws"]);
+        let text = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        assert!(
+            out.status.success(),
+            "sluice sweep {dataset} --aws failed: {text}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        text
+    }
+
+    /// Waits until every run's record says SUCCEEDED (panics, with the processes' logs, on another
+    /// final status or after `within`).
+    async fn wait_succeeded(&self, run_ids: &[&RunId], within: Duration) {
+        let deadline = Instant::now() + within;
+        for run_id in run_ids {
+            loop {
+                match self.runs.get_run(run_id).await.unwrap() {
+                    Some(run) if run.status == RunStatus::Succeeded => break,
+                    Some(run) if run.status != RunStatus::Running => {
+                        panic!(
+                            "run {run_id} ended {:?}: {run:#?}\n{}",
+                            run.status,
+                            self.logs()
+                        )
+                    }
+                    _ => {}
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "run {run_id} did not succeed within {within:?} ({:?})\n{}",
+                    self.runs.get_run(run_id).await.unwrap().map(|r| r.status),
+                    self.logs()
+                );
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        }
+    }
+}
+
+/// S3 events that never arrive (here: the landing bucket's notifications removed) are caught by the
+/// dataset's scheduled sweep: `sluice deploy` creates the EventBridge Scheduler schedule, whose tick
+/// on the events queue makes the dispatcher start the run of every object that has none, once.
+#[ignore = "needs an AWS endpoint: set AWS_ENDPOINT_URL (scripts/test starts the emulator and runs these with --include-ignored)"]
+#[tokio::test(flavor = "multi_thread")]
+async fn a_lost_event_is_caught_by_the_scheduled_sweep() {
+    require_emulator!();
+    let mut env = Env::deploy_spec(&sweep_spec()).await;
+
+    // The schedule: every minute, the sweep's message to the events queue.
+    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .load()
+        .await;
+    let scheduler = sluice_aws::AwsClients::new(&sdk).scheduler;
+    let name = format!("{}-sweep-prices", env.sfx);
+    let schedule = scheduler
+        .get_schedule()
+        .name(&name)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("schedule {name}: {e:?}"));
+    let events_arn = env
+        .sqs
+        .get_queue_attributes()
+        .queue_url(env.queue_url("events").await)
+        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .unwrap()
+        .attributes()
+        .and_then(|a| {
+            a.get(&aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+                .cloned()
+        })
+        .unwrap();
+    assert_eq!(schedule.schedule_expression(), Some("rate(1 minute)"));
+    assert_eq!(schedule.state().map(|s| s.as_str()), Some("ENABLED"));
+    let target = schedule.target().expect("a target");
+    assert_eq!(target.arn(), events_arn);
+    let input: serde_json::Value = serde_json::from_str(target.input().expect("an input")).unwrap();
+    assert_eq!(
+        (&input["sluice"], &input["dataset"]),
+        (&serde_json::json!("sweep"), &serde_json::json!("prices")),
+        "{input}"
+    );
+
+    // Events lost: two files land, and the events queue hears of neither.
+    env.lose_events().await;
+    let uploaded = Instant::now();
+    let a = env
+        .upload("in/prices/lost-a.csv", prices_csv(4, 0).as_bytes())
+        .await;
+    let b = env
+        .upload("in/prices/lost-b.csv", prices_csv(6, 1).as_bytes())
+        .await;
+    env.start_all(None);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    for run_id in [&a, &b] {
+        assert!(
+            env.runs.get_run(run_id).await.unwrap().is_none(),
+            "run {run_id} started from an S3 event, which should be lost\n{}",
+            env.logs()
+        );
+    }
+
+    // The schedule's first tick (a minute after `deploy`) finds and starts both.
+    env.wait_succeeded(&[&a, &b], Duration::from_secs(100))
+        .await;
+    println!(
+        "both runs succeeded {:.1} s after the uploads",
+        uploaded.elapsed().as_secs_f64()
+    );
+    for run_id in [&a, &b] {
+        let (status, error, cause) = env.wait_execution(run_id).await;
+        assert_eq!(status, "SUCCEEDED", "{error:?} {cause:?}\n{}", env.logs());
+    }
+    let mut executions = env.executions().await;
+    executions.sort();
+    let mut want = vec![
+        (a.to_string(), "SUCCEEDED".to_string()),
+        (b.to_string(), "SUCCEEDED".to_string()),
+    ];
+    want.sort();
+    assert_eq!(executions, want, "one execution per lost file");
+    let log = env.log("dispatcher");
+    assert!(log.contains("sweep done"), "{log}");
+    assert_eq!(
+        log.matches("sweep: this object has no run; starting it")
+            .count(),
+        2,
+        "{log}"
+    );
+    // The tick was handled and deleted, not left to the dead-letter queue.
+    env.wait_queue("events", 0).await;
+    assert_eq!(env.queue_depth("events-dlq").await, 0);
+
+    // Another sweep now starts nothing: both objects ran.
+    assert_eq!(
+        env.sweep("prices"),
+        "sweep of prices: started 0 run(s); 2 object(s) had run already"
+    );
+    assert_eq!(env.executions().await.len(), 2);
+    assert_eq!(env.runs.list_runs(10).await.unwrap().len(), 2);
+
+    // Not left firing into a queue nobody reads once the test is over.
+    scheduler
+        .delete_schedule()
+        .name(&name)
+        .send()
+        .await
+        .unwrap();
+}
+
+/// `sluice sweep DATASET --aws` starts the run of the one object whose event was lost and leaves the
+/// one that ran alone; run again, it starts nothing.
+#[ignore = "needs an AWS endpoint: set AWS_ENDPOINT_URL (scripts/test starts the emulator and runs these with --include-ignored)"]
+#[tokio::test(flavor = "multi_thread")]
+async fn sluice_sweep_aws_starts_only_objects_without_a_run() {
+    require_emulator!();
+    let mut env = Env::deploy().await;
+    env.start_all(None);
+    // The first file runs from its S3 event.
+    let first = env
+        .upload("in/prices/heard.csv", batch_csv(1, 3, 0).as_bytes())
+        .await;
+    env.wait_succeeded(&[&first], TIMEOUT).await;
+
+    // The second one's event is lost.
+    env.lose_events().await;
+    let second = env
+        .upload("in/prices/unheard.csv", batch_csv(2, 5, 0).as_bytes())
+        .await;
+    assert_eq!(
+        env.sweep("prices"),
+        "sweep of prices: started 1 run(s); 1 object(s) had run already"
+    );
+    env.wait_succeeded(&[&second], TIMEOUT).await;
+    let (status, error, cause) = env.wait_execution(&second).await;
+    assert_eq!(status, "SUCCEEDED", "{error:?} {cause:?}\n{}", env.logs());
+    assert_eq!(env.wait_run(&second).await.rows.valid, 5);
+
+    assert_eq!(
+        env.sweep("prices"),
+        "sweep of prices: started 0 run(s); 2 object(s) had run already"
+    );
+    let mut executions = env.executions().await;
+    executions.sort();
+    let mut want = vec![
+        (first.to_string(), "SUCCEEDED".to_string()),
+        (second.to_string(), "SUCCEEDED".to_string()),
+    ];
+    want.sort();
+    assert_eq!(executions, want);
+    assert_eq!(env.rows.count_rows(&"prices".into()).await.unwrap(), 8);
+}
+
 /// The tests that need PostgreSQL besides the emulator (the loader's warehouse), named `pg::` so that
 /// scripts/test can skip them by name when no PostgreSQL is to be had (outside CI).
 mod pg {

@@ -21,6 +21,7 @@
 pub mod batches;
 pub mod reconcile;
 pub mod s3_event;
+pub mod source;
 pub mod sweep;
 
 use std::sync::Arc;
@@ -181,17 +182,41 @@ impl Dispatcher {
     /// Handles one event message.
     pub async fn handle(&self, message: &QueueMessage) -> Handled {
         if let Some(tick) = sweep::Tick::parse(&message.body) {
-            return match self.sweep(&tick.dataset).await {
-                Ok(report) => {
-                    tracing::info!(dataset = %tick.dataset, tick = ?tick.tick, started = report.started, already = report.already, "sweep done");
-                    Handled::Done
-                }
+            let what = format!(
+                "{} {}",
+                tick.sluice,
+                tick.dataset
+                    .as_deref()
+                    .or(tick.source.as_deref())
+                    .unwrap_or("?")
+            );
+            let done = match (tick.sluice.as_str(), &tick.dataset, &tick.source) {
+                ("sweep", Some(dataset), _) => self.sweep(dataset).await.map(|report| {
+                    tracing::info!(%dataset, tick = ?tick.tick, started = report.started, already = report.already, "sweep done");
+                }),
+                // A failing source was alerted (once) and is tried again on its next tick, not by
+                // redelivering this one.
+                ("poll", _, Some(source)) => match self.poll(source, tick.time()).await {
+                    Ok(polled) => {
+                        tracing::info!(%source, tick = ?tick.tick, ?polled, "poll done");
+                        Ok(())
+                    }
+                    Err(e) if self.config.source(source).is_some() => {
+                        tracing::warn!(%source, error = %e.error, cause = %e.cause, "poll failed; the next tick tries again");
+                        Ok(())
+                    }
+                    Err(e) => Err(e),
+                },
+                _ => Err(StageError::invalid_input(format!("a schedule message without its dataset or source: {}", message.body))),
+            };
+            return match done {
+                Ok(()) => Handled::Done,
                 Err(e) if e.error == sluice_proto::ErrorName::InvalidInput => {
-                    tracing::error!(dataset = %tick.dataset, cause = %e.cause, "sweep refused: left to the queue's redrive policy");
+                    tracing::error!(%what, cause = %e.cause, "scheduled work refused: left to the queue's redrive policy");
                     Handled::Unreadable
                 }
                 Err(e) => {
-                    tracing::warn!(dataset = %tick.dataset, cause = %e.cause, "sweep failed; the tick will be delivered again");
+                    tracing::warn!(%what, cause = %e.cause, "scheduled work failed; the tick will be delivered again");
                     Handled::Retry
                 }
             };
@@ -466,6 +491,38 @@ impl Dispatcher {
             report.started += 1;
         }
         Ok(report)
+    }
+
+    /// Polls a source for a tick (now, when the message has none): what changed lands in the landing
+    /// bucket, where its S3 event runs it. A source that keeps failing is alerted once and the tick is
+    /// done (the next tick tries again); a failure worth retrying now is returned.
+    pub async fn poll(
+        &self,
+        source: &str,
+        tick: Option<chrono::DateTime<Utc>>,
+    ) -> Result<source::Polled, StageError> {
+        let Some(store) = &self.store else {
+            return Err(StageError::invalid_input(
+                "this dispatcher has no object store to land with",
+            ));
+        };
+        let Some(src) = self.config.source(source) else {
+            return Err(StageError::invalid_input(format!(
+                "there is no source {source:?} in {}",
+                self.config.path.display()
+            )));
+        };
+        let tick = src.cadence.tick_of(tick.unwrap_or_else(Utc::now));
+        let scratch = tempfile::tempdir()?;
+        source::poll(
+            store.as_ref(),
+            self.mailer.as_deref(),
+            &self.config,
+            src,
+            tick,
+            scratch.path(),
+        )
+        .await
     }
 
     /// A run recorded as FAILED without an execution: its start failed for good before.

@@ -64,11 +64,15 @@ pub async fn find_unrun(
 }
 
 /// A tick of a schedule, as EventBridge Scheduler sends it to the events queue:
-/// `{"sluice": "sweep", "dataset": "orders", "tick": "2026-12-02T10:00:00Z"}`.
+/// `{"sluice": "sweep", "dataset": "orders", "tick": "2026-12-02T10:00:00Z"}` or
+/// `{"sluice": "poll", "source": "weather-api", "tick": ...}`.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct Tick {
     pub sluice: String,
-    pub dataset: String,
+    #[serde(default)]
+    pub dataset: Option<String>,
+    #[serde(default)]
+    pub source: Option<String>,
     #[serde(default)]
     pub tick: Option<String>,
 }
@@ -78,6 +82,14 @@ impl Tick {
     pub fn parse(body: &str) -> Option<Tick> {
         serde_json::from_str::<Tick>(body)
             .ok()
-            .filter(|t| t.sluice == "sweep")
+            .filter(|t| t.sluice == "sweep" || t.sluice == "poll")
+    }
+
+    /// The scheduled time, when the message carries one that reads as a time.
+    pub fn time(&self) -> Option<chrono::DateTime<chrono::Utc>> {
+        self.tick
+            .as_deref()
+            .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+            .map(|t| t.with_timezone(&chrono::Utc))
     }
 }

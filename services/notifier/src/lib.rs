@@ -152,6 +152,52 @@ pub fn compose_dead_letters(
     depth: u64,
     now: chrono::DateTime<chrono::Utc>,
 ) -> Result<Email, StageError> {
+    let subject = format!("[sluice] {depth} message(s) in dead-letter queue {queue}");
+    let text = format!(
+        "Dead-letter queue {queue} holds {depth} message(s): tasks or events that failed \
+         max_receive_count deliveries (a worker that kept crashing, or a message nobody can read).\n\n\
+         See what they are about:   sluice dlq list\n\
+         Once the cause is fixed:   sluice dlq redrive {redrive_as}\n\n\
+         This alert is sent once when the queue starts to fill, and again only after it was emptied.\n"
+    );
+    plain_email(from, to, subject, text, now, "dead-letter alert")
+}
+
+/// The alert sent when a `[[source]]` starts failing (once, not every tick), and the note when it
+/// answers again.
+pub fn compose_source_alert(
+    from: &str,
+    to: &[String],
+    source: &str,
+    url: &str,
+    failing: Option<&str>,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<Email, StageError> {
+    let (subject, text) = match failing {
+        Some(cause) => (
+            format!("[sluice] source {source} is failing"),
+            format!(
+                "Source {source} ({url}) could not be polled: {cause}\n\nSluice keeps polling it on its cadence; \
+                 this alert is sent once, and a note follows when it answers again.\n\nTry it now: sluice poll {source}\n"
+            ),
+        ),
+        None => (
+            format!("[sluice] source {source} answers again"),
+            format!("Source {source} ({url}) answered again; its data lands as usual.\n"),
+        ),
+    };
+    plain_email(from, to, subject, text, now, "source alert")
+}
+
+/// A plain-text message from Sluice (the operational alerts).
+fn plain_email(
+    from: &str,
+    to: &[String],
+    subject: String,
+    text: String,
+    now: chrono::DateTime<chrono::Utc>,
+    what: &str,
+) -> Result<Email, StageError> {
     let address = |a: &str| {
         Address::from_str(a.trim()).map_err(|e| {
             StageError::invalid_input(format!("{a:?} is not a valid e-mail address ({e})"))
@@ -162,14 +208,6 @@ pub fn compose_dead_letters(
     for r in to {
         mailboxes.push(Mailbox::new(None, address(r)?));
     }
-    let subject = format!("[sluice] {depth} message(s) in dead-letter queue {queue}");
-    let text = format!(
-        "Dead-letter queue {queue} holds {depth} message(s): tasks or events that failed \
-         max_receive_count deliveries (a worker that kept crashing, or a message nobody can read).\n\n\
-         See what they are about:   sluice dlq list\n\
-         Once the cause is fixed:   sluice dlq redrive {redrive_as}\n\n\
-         This alert is sent once when the queue starts to fill, and again only after it was emptied.\n"
-    );
     let message = Message::builder()
         .from(Mailbox::new(Some("Sluice".to_string()), from_address))
         .mailbox(lettre::message::header::To::from(mailboxes))
@@ -180,7 +218,7 @@ pub fn compose_dead_letters(
             "auto-generated".to_string(),
         ))
         .body(text)
-        .map_err(|e| StageError::internal(format!("the dead-letter alert does not build: {e}")))?;
+        .map_err(|e| StageError::internal(format!("the {what} does not build: {e}")))?;
     Ok(Email {
         from: from.to_string(),
         to: to.to_vec(),

@@ -120,6 +120,34 @@ pub struct Config {
     pub batches: Vec<Batch>,
     /// `[[schedule]]`: sweeps of a dataset's prefix on a cadence.
     pub schedules: Vec<Schedule>,
+    /// `[[source]]`: HTTP APIs pulled on a cadence into the landing bucket.
+    pub sources: Vec<Source>,
+}
+
+/// An HTTP API pulled on a cadence (`[[source]]`); what it answers lands as a file of `dataset`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Source {
+    pub name: String,
+    /// `http://` or `https://`.
+    pub url: String,
+    pub cadence: crate::cadence::Cadence,
+    pub dataset: DatasetName,
+    pub format: SourceFormat,
+    /// Request headers; a value `env:NAME` is read from the environment at call time.
+    pub headers: Vec<(String, String)>,
+    /// How long one request may take.
+    pub timeout: std::time::Duration,
+    /// The largest answer taken, in bytes.
+    pub max_bytes: u64,
+}
+
+/// What a source answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SourceFormat {
+    /// The dataset's own format (CSV or TSV), landed as it is.
+    Csv,
+    /// A JSON array of flat objects, written as CSV with the dataset's columns.
+    Json,
 }
 
 /// A sweep on a cadence (`[[schedule]]`): every object under the dataset's prefix that has no run yet
@@ -128,6 +156,12 @@ pub struct Config {
 pub struct Schedule {
     pub dataset: DatasetName,
     pub cadence: crate::cadence::Cadence,
+}
+
+impl Config {
+    pub fn source(&self, name: &str) -> Option<&Source> {
+        self.sources.iter().find(|s| s.name == name)
+    }
 }
 
 impl Schedule {
@@ -430,6 +464,26 @@ struct RawConfig {
     batch: Vec<Spanned<RawBatch>>,
     #[serde(default)]
     schedule: Vec<Spanned<RawSchedule>>,
+    #[serde(default)]
+    source: Vec<Spanned<RawSource>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSource {
+    name: Spanned<String>,
+    url: Spanned<String>,
+    dataset: Spanned<String>,
+    every: Option<Spanned<String>>,
+    cron: Option<Spanned<String>>,
+    #[serde(default)]
+    format: Option<Spanned<String>>,
+    #[serde(default)]
+    headers: std::collections::BTreeMap<String, String>,
+    #[serde(default)]
+    timeout_seconds: Option<Spanned<u64>>,
+    #[serde(default)]
+    max_mb: Option<Spanned<u64>>,
 }
 
 #[derive(Deserialize)]
@@ -740,6 +794,114 @@ impl Config {
                 cadence,
             });
         }
+        let mut sources: Vec<Source> = Vec::new();
+        for src in raw.source {
+            let span = src.span();
+            let src = src.into_inner();
+            let name = src.name.get_ref().clone();
+            if name.is_empty()
+                || name.len() > 40
+                || !name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+            {
+                return Err(ctx.err(
+                    src.name.span(),
+                    "name",
+                    format!(
+                        "{name:?} is not a source name: use 1 to 40 letters, digits, '-' and '_'"
+                    ),
+                ));
+            }
+            if sources.iter().any(|o| o.name == name) {
+                return Err(ctx.err(
+                    src.name.span(),
+                    "name",
+                    format!("a source named {name:?} is defined twice"),
+                ));
+            }
+            let url = src.url.get_ref().trim().to_string();
+            if !(url.starts_with("http://") || url.starts_with("https://")) || url.len() < 10 {
+                return Err(ctx.err(
+                    src.url.span(),
+                    "url",
+                    format!("{url:?} is not an http:// or https:// URL"),
+                ));
+            }
+            let dsname = src.dataset.get_ref();
+            let Some(ds) = datasets.iter().find(|d| d.name == dsname.as_str()) else {
+                let known: Vec<&str> = datasets.iter().map(|d| d.name.as_str()).collect();
+                return Err(ctx.err(
+                    src.dataset.span(),
+                    "dataset",
+                    format!(
+                        "source {name:?}: there is no dataset {dsname:?} (datasets: {})",
+                        known.join(", ")
+                    ),
+                ));
+            };
+            let cadence = match (&src.every, &src.cron) {
+                (Some(e), None) => crate::cadence::Cadence::every(e.get_ref())
+                    .map_err(|m| ctx.err(e.span(), "every", m))?,
+                (None, Some(c)) => crate::cadence::Cron::parse(c.get_ref())
+                    .map(crate::cadence::Cadence::Cron)
+                    .map_err(|m| ctx.err(c.span(), "cron", m))?,
+                _ => {
+                    return Err(ctx.err(
+                        span,
+                        "every",
+                        format!(
+                            "source {name:?} needs one of every = \"7m\" or cron = \"*/7 * * * *\""
+                        ),
+                    ));
+                }
+            };
+            let format = match src
+                .format
+                .as_ref()
+                .map(|f| (f.get_ref().as_str(), f.span()))
+            {
+                None | Some(("csv", _)) => SourceFormat::Csv,
+                Some(("json", _)) => SourceFormat::Json,
+                Some((other, span)) => {
+                    return Err(ctx.err(
+                        span,
+                        "format",
+                        format!("{other:?} is not a source format: use \"csv\" or \"json\""),
+                    ));
+                }
+            };
+            for (header, value) in &src.headers {
+                if let Some(var) = value.strip_prefix("env:")
+                    && var.is_empty()
+                {
+                    return Err(ctx.err(
+                        span.clone(),
+                        "headers",
+                        format!("header {header:?}: env: names no variable"),
+                    ));
+                }
+            }
+            let timeout = src.timeout_seconds.as_ref().map_or(30, |t| *t.get_ref());
+            let max_mb = src.max_mb.as_ref().map_or(100, |m| *m.get_ref());
+            if timeout == 0 || max_mb == 0 {
+                return Err(ctx.err(
+                    span,
+                    "timeout_seconds",
+                    format!("source {name:?}: timeout_seconds and max_mb must be at least 1"),
+                ));
+            }
+            sources.push(Source {
+                name,
+                url,
+                cadence,
+                dataset: ds.name.clone(),
+                format,
+                headers: src.headers.into_iter().collect(),
+                timeout: std::time::Duration::from_secs(timeout),
+                max_bytes: max_mb.saturating_mul(1 << 20),
+            });
+        }
         Ok(Config {
             path: path.to_path_buf(),
             buckets: raw.buckets,
@@ -749,6 +911,7 @@ impl Config {
             datasets,
             batches,
             schedules,
+            sources,
         })
     }
 }
@@ -1470,6 +1633,68 @@ failure = ["oncall@example.com"]
             AtMost::Daily,
             "daily is the default"
         );
+    }
+
+    #[test]
+    fn schedules_and_sources_parse_and_their_mistakes_are_named() {
+        let c = parse(&format!(
+            "{TWO_LOADED}[[schedule]]\ndataset = \"a\"\nevery = \"1h\"\n\
+             [[source]]\nname = \"api\"\nurl = \"https://example.com/x.json\"\ndataset = \"b\"\ncron = \"*/7 * * * *\"\n\
+             format = \"json\"\nheaders = {{ Authorization = \"env:TOKEN\" }}\n"
+        ))
+        .unwrap();
+        assert_eq!(c.schedules[0].cadence.aws_expression(), "rate(1 hour)");
+        assert_eq!(c.schedules[0].name(), "sweep-a");
+        let src = c.source("api").unwrap();
+        assert_eq!(src.format, SourceFormat::Json);
+        assert_eq!(
+            src.headers,
+            [("Authorization".to_string(), "env:TOKEN".to_string())]
+        );
+        assert_eq!(src.timeout, std::time::Duration::from_secs(30));
+        assert_eq!(src.max_bytes, 100 << 20);
+        let cases: [(&str, &str, &str); 7] = [
+            (
+                "[[schedule]]\ndataset = \"zz\"\nevery = \"1h\"\n",
+                "dataset",
+                "no dataset \"zz\"",
+            ),
+            (
+                "[[schedule]]\ndataset = \"a\"\n",
+                "every",
+                "needs one of every",
+            ),
+            (
+                "[[schedule]]\ndataset = \"a\"\nevery = \"30s\"\n",
+                "every",
+                "whole minutes",
+            ),
+            (
+                "[[schedule]]\ndataset = \"a\"\ncron = \"* * *\"\n",
+                "cron",
+                "five fields",
+            ),
+            (
+                "[[source]]\nname = \"s\"\nurl = \"ftp://x/y\"\ndataset = \"a\"\nevery = \"1h\"\n",
+                "url",
+                "not an http",
+            ),
+            (
+                "[[source]]\nname = \"s\"\nurl = \"http://x.example/y\"\ndataset = \"a\"\nevery = \"1h\"\nformat = \"xml\"\n",
+                "format",
+                "not a source format",
+            ),
+            (
+                "[[source]]\nname = \"s s\"\nurl = \"http://x.example/y\"\ndataset = \"a\"\nevery = \"1h\"\n",
+                "name",
+                "not a source name",
+            ),
+        ];
+        for (body, key, says) in cases {
+            let e = error_of(&format!("{TWO_LOADED}{body}"));
+            assert_eq!(e.key, key, "{body}: {e}");
+            assert!(e.message.contains(says), "{body}: {e}");
+        }
     }
 
     #[test]
