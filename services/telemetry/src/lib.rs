@@ -226,6 +226,8 @@ where
         Box::new(
             tracing_subscriber::fmt::layer()
                 .with_target(false)
+                // Colours only on a terminal: log files and pipes get plain text.
+                .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
                 .with_writer(writer)
                 .with_filter(filter),
         )
