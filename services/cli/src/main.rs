@@ -2,6 +2,7 @@
 
 mod aws_mode;
 mod report;
+mod up;
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -82,6 +83,13 @@ enum Command {
         #[arg(long, value_parser = parse_date)]
         as_of: Option<NaiveDate>,
         /// Print one run summary (JSON) per line instead of a report.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Embedded and long-running: runs every file dropped into the landing folder, the sweeps
+    /// (`[[schedule]]`) and the sources (`[[source]]`) on their cadence, until Ctrl-C or SIGTERM.
+    Up {
+        /// Print one run summary (JSON) per line instead of reports.
         #[arg(long)]
         json: bool,
     },
@@ -287,6 +295,7 @@ fn main() -> ExitCode {
 fn service_name(command: &Command) -> String {
     match command {
         Command::Run { .. } => "sluice-run".into(),
+        Command::Up { .. } => "sluice-up".into(),
         Command::Worker { stage, .. } => format!("sluice-worker-{stage}"),
         Command::Dispatcher { .. } => "sluice-dispatcher".into(),
         Command::Deploy => "sluice-deploy".into(),
@@ -303,6 +312,7 @@ type UriOf = Box<dyn Fn(&ObjectRef) -> String>;
 /// The embedded adapters over one data directory.
 struct Embedded {
     config: Arc<Config>,
+    data_dir: PathBuf,
     store: Arc<FsObjectStore>,
     db: Arc<SqliteStore>,
     ctx: StageContext,
@@ -341,6 +351,7 @@ async fn embedded(config_path: &Path, data_dir: Option<PathBuf>) -> anyhow::Resu
     };
     Ok(Embedded {
         config,
+        data_dir: data_dir.clone(),
         store,
         db,
         ctx,
@@ -428,65 +439,17 @@ async fn run_command(cli: Cli) -> anyhow::Result<ExitCode> {
                     }
                 );
             };
-            let scratch = tempfile::tempdir()?;
-            let tick = src.cadence.tick_of(chrono::Utc::now());
-            let polled = sluice_dispatcher::source::poll(
-                env.store.as_ref(),
-                Some(env.ctx.mailer.as_ref()),
-                &env.config,
-                &src,
-                tick,
-                scratch.path(),
-            )
-            .await
-            .map_err(|e| anyhow::anyhow!(e.cause))?;
-            use sluice_dispatcher::source::Polled;
-            let (object, etag) = match polled {
-                Polled::Unchanged => {
-                    eprintln!(
-                        "source {source}: the answer has not changed since the last poll; nothing landed"
-                    );
-                    return Ok(ExitCode::SUCCESS);
-                }
-                Polled::AlreadyPolled { object } => {
-                    eprintln!(
-                        "source {source}: this tick was polled already ({}); nothing landed",
-                        env.store.uri(&object)
-                    );
-                    return Ok(ExitCode::SUCCESS);
-                }
-                Polled::Landed { object, etag, rows } => {
-                    eprintln!(
-                        "source {source}: {rows} row(s) landed as {}",
-                        env.store.uri(&object)
-                    );
-                    (object, etag)
-                }
-            };
-            let ds = env
-                .config
-                .dataset(src.dataset.as_str())
-                .cloned()
-                .ok_or_else(|| anyhow::anyhow!("source {source}: no dataset {}", src.dataset))?;
-            let ok = if let Some(batch) = env.config.batch_of(ds.name.as_str()).cloned() {
-                let label = env.store.uri(&object);
-                member_landed(&env, &batch, &ds, object, etag, &label, as_of, json).await?
-            } else {
-                let run = run_landed(&env.ctx, env.db.as_ref(), &ds, object, &etag, as_of).await?;
-                let text = if json {
-                    format!("{}\n", serde_json::to_string(&run)?)
-                } else {
-                    report::human(&run)
-                };
-                let _ = std::io::Write::write_all(&mut std::io::stdout(), text.as_bytes());
-                run.status == RunStatus::Succeeded
-            };
+            let ok = poll_embedded(&env, &src, as_of, json).await?;
             env.db.settle().await;
             Ok(if ok {
                 ExitCode::SUCCESS
             } else {
                 ExitCode::FAILURE
             })
+        }
+        Command::Up { json } => {
+            let env = embedded(&cli.config, cli.data_dir).await?;
+            up::up(&env, json, sluice_runtime::shutdown::on_signal()?).await
         }
         Command::Sweep {
             dataset,
@@ -509,40 +472,9 @@ async fn run_command(cli: Cli) -> anyhow::Result<ExitCode> {
                     known.join(", ")
                 );
             };
-            let found = sluice_dispatcher::sweep::find_unrun(
-                env.store.as_ref(),
-                env.db.as_ref(),
-                &env.config,
-                &ds,
-            )
-            .await
-            .map_err(|e| anyhow::anyhow!(e.cause))?;
-            eprintln!(
-                "sweep of {}: {} object(s) without a run, {} already ran",
-                env.store
-                    .uri(&ObjectRef::new(&env.config.buckets.landing, &ds.prefix)),
-                found.to_run.len(),
-                found.already
-            );
-            let mut all_ok = true;
-            for (source, etag, _) in found.to_run {
-                if let Some(batch) = env.config.batch_of(ds.name.as_str()).cloned() {
-                    let label = env.store.uri(&source);
-                    all_ok &=
-                        member_landed(&env, &batch, &ds, source, etag, &label, as_of, json).await?;
-                    continue;
-                }
-                let run = run_landed(&env.ctx, env.db.as_ref(), &ds, source, &etag, as_of).await?;
-                all_ok &= run.status == RunStatus::Succeeded;
-                let text = if json {
-                    format!("{}\n", serde_json::to_string(&run)?)
-                } else {
-                    report::human(&run)
-                };
-                let _ = std::io::Write::write_all(&mut std::io::stdout(), text.as_bytes());
-            }
+            let ok = sweep_embedded(&env, &ds, as_of, json).await?;
             env.db.settle().await;
-            Ok(if all_ok {
+            Ok(if ok {
                 ExitCode::SUCCESS
             } else {
                 ExitCode::FAILURE
@@ -697,6 +629,105 @@ async fn land(
         .await
         .map_err(|e| anyhow::anyhow!(e.cause))?;
     Ok((source, meta.etag))
+}
+
+/// Runs every landed object of `ds` that has no run yet; false when a run failed.
+async fn sweep_embedded(
+    env: &Embedded,
+    ds: &sluice_spec::config::Dataset,
+    as_of: NaiveDate,
+    json: bool,
+) -> anyhow::Result<bool> {
+    let found =
+        sluice_dispatcher::sweep::find_unrun(env.store.as_ref(), env.db.as_ref(), &env.config, ds)
+            .await
+            .map_err(|e| anyhow::anyhow!(e.cause))?;
+    eprintln!(
+        "sweep of {}: {} object(s) without a run, {} already ran",
+        env.store
+            .uri(&ObjectRef::new(&env.config.buckets.landing, &ds.prefix)),
+        found.to_run.len(),
+        found.already
+    );
+    let mut all_ok = true;
+    for (source, etag, _) in found.to_run {
+        all_ok &= run_object(env, ds, source, etag, as_of, json).await?;
+    }
+    Ok(all_ok)
+}
+
+/// Runs a landed object (or records it in its batch); prints the report. False when a run failed.
+async fn run_object(
+    env: &Embedded,
+    ds: &sluice_spec::config::Dataset,
+    source: ObjectRef,
+    etag: String,
+    as_of: NaiveDate,
+    json: bool,
+) -> anyhow::Result<bool> {
+    if let Some(batch) = env.config.batch_of(ds.name.as_str()).cloned() {
+        let label = env.store.uri(&source);
+        return member_landed(env, &batch, ds, source, etag, &label, as_of, json).await;
+    }
+    let run = run_landed(&env.ctx, env.db.as_ref(), ds, source, &etag, as_of).await?;
+    let text = if json {
+        format!("{}\n", serde_json::to_string(&run)?)
+    } else {
+        report::human(&run)
+    };
+    let _ = std::io::Write::write_all(&mut std::io::stdout(), text.as_bytes());
+    Ok(run.status == RunStatus::Succeeded)
+}
+
+/// Polls a source now; runs what landed. False when the run failed.
+async fn poll_embedded(
+    env: &Embedded,
+    src: &sluice_spec::config::Source,
+    as_of: NaiveDate,
+    json: bool,
+) -> anyhow::Result<bool> {
+    let source = &src.name;
+    let scratch = tempfile::tempdir()?;
+    let tick = src.cadence.tick_of(chrono::Utc::now());
+    let polled = sluice_dispatcher::source::poll(
+        env.store.as_ref(),
+        Some(env.ctx.mailer.as_ref()),
+        &env.config,
+        src,
+        tick,
+        scratch.path(),
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!(e.cause))?;
+    use sluice_dispatcher::source::Polled;
+    let (object, etag) = match polled {
+        Polled::Unchanged => {
+            eprintln!(
+                "source {source}: the answer has not changed since the last poll; nothing landed"
+            );
+            return Ok(true);
+        }
+        Polled::AlreadyPolled { object } => {
+            eprintln!(
+                "source {source}: this tick was polled already ({}); nothing landed",
+                env.store.uri(&object)
+            );
+            return Ok(true);
+        }
+        Polled::Landed { object, etag, rows } => {
+            eprintln!(
+                "source {source}: {rows} row(s) landed as {}",
+                env.store.uri(&object)
+            );
+            (object, etag)
+        }
+    };
+    let ds = env
+        .config
+        .dataset(src.dataset.as_str())
+        .cloned()
+        .ok_or_else(|| anyhow::anyhow!("source {source}: no dataset {}", src.dataset))?;
+    run_object(env, &ds, object, etag, as_of, json).await
 }
 
 /// Lands `file`, then runs it.

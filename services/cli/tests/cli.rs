@@ -1094,3 +1094,59 @@ fn a_sweep_runs_exactly_the_objects_that_had_no_run() {
     assert_eq!(bad.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("there is no dataset \"nope\""));
 }
+
+/// `sluice up` runs a file dropped into the landing folder once it has stopped changing, runs it once
+/// only, and stops on SIGTERM.
+#[cfg(unix)]
+#[test]
+fn up_runs_files_dropped_into_the_landing_folder_and_stops_on_sigterm() {
+    use std::io::{BufRead, BufReader};
+    let s = Sluice::new();
+    let mut child = s
+        .command(&["up", "--json"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let landing = s
+        .data
+        .path()
+        .join("data/buckets/sluice-landing/incoming/stocks");
+    std::fs::create_dir_all(&landing).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    std::fs::copy(
+        repo().join("examples/incoming/stocks/prices.csv"),
+        landing.join("dropped.csv"),
+    )
+    .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let line = rx
+        .recv_timeout(std::time::Duration::from_secs(60))
+        .expect("the dropped file runs");
+    let run: Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(run["status"], "SUCCEEDED");
+    assert_eq!(run["source"]["key"], "incoming/stocks/dropped.csv");
+    // Nothing runs twice.
+    assert!(rx.recv_timeout(std::time::Duration::from_secs(6)).is_err());
+    let pid = child.id().to_string();
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("sluice up: stopped"));
+}

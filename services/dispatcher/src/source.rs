@@ -36,6 +36,19 @@ pub struct SourceState {
     /// The cause while the source is failing (its alert was sent).
     #[serde(default)]
     pub failing: Option<String>,
+    /// When it was last asked (whatever the answer).
+    #[serde(default)]
+    pub last_poll: Option<DateTime<Utc>>,
+}
+
+/// When `source` was last polled, if ever (what `sluice up` looks at to poll a missed tick once).
+pub async fn last_poll(
+    store: &dyn ObjectStore,
+    config: &Config,
+    source: &Source,
+    scratch: &Path,
+) -> Result<Option<DateTime<Utc>>, StageError> {
+    Ok(load_state(store, config, source, scratch).await?.last_poll)
 }
 
 /// What a poll did.
@@ -132,6 +145,7 @@ pub async fn poll(
         return Ok(Polled::AlreadyPolled { object });
     }
     let mut state = load_state(store, config, source, scratch).await?;
+    state.last_poll = Some(Utc::now());
     let result = fetch_and_land(store, ds, source, &object, &mut state, scratch).await;
     let alert = match (&result, &state.failing) {
         (Err(e), None) => {
