@@ -620,6 +620,7 @@ impl ObjectStore for S3ObjectStore {
                     ObjectMeta {
                         size: o.size().and_then(|n| u64::try_from(n).ok()).unwrap_or(0),
                         etag: o.e_tag().unwrap_or_default().trim_matches('"').to_string(),
+                        modified: o.last_modified().and_then(smithy_time),
                     },
                 ));
             }
@@ -651,6 +652,7 @@ impl ObjectStore for S3ObjectStore {
                     .unwrap_or_default()
                     .trim_matches('"')
                     .to_string(),
+                modified: out.last_modified().and_then(smithy_time),
             })),
             Err(e) => {
                 let not_found = e.as_service_error().is_some_and(|s| s.is_not_found());
@@ -673,6 +675,11 @@ impl ObjectStore for S3ObjectStore {
 /// Whether a notification configuration id is one `sluice deploy` wrote.
 fn is_ours(id: &str) -> bool {
     id.starts_with("sluice-")
+}
+
+/// An S3 timestamp as a system time.
+fn smithy_time(t: &aws_sdk_s3::primitives::DateTime) -> Option<std::time::SystemTime> {
+    std::time::SystemTime::try_from(*t).ok()
 }
 
 #[cfg(test)]

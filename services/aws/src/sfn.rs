@@ -410,8 +410,8 @@ impl Workflow for SfnWorkflow {
     async fn start_batch(&self, input: &BatchExecutionInput) -> Result<WorkflowStart, StageError> {
         let Some(arn) = &self.batch_state_machine_arn else {
             return Err(StageError::invalid_input(format!(
-                "batch run {}: the dispatcher was started without the batch state machine; run `sluice deploy` \
-                 with the spec that defines [[batch]] {:?}, then restart it",
+                "batch run {}: no batch state machine was found for [[batch]] {:?}: run `sluice deploy` with this \
+                 spec (it creates [aws] batch_state_machine), then restart the dispatcher",
                 input.run_id, input.batch
             )));
         };

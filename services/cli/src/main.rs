@@ -294,7 +294,9 @@ fn main() -> ExitCode {
 /// `sluice-run`, ...
 fn service_name(command: &Command) -> String {
     match command {
-        Command::Run { .. } => "sluice-run".into(),
+        Command::Run { .. }
+        | Command::Sweep { aws: false, .. }
+        | Command::Poll { aws: false, .. } => "sluice-run".into(),
         Command::Up { .. } => "sluice-up".into(),
         Command::Worker { stage, .. } => format!("sluice-worker-{stage}"),
         Command::Dispatcher { .. } => "sluice-dispatcher".into(),
@@ -650,7 +652,7 @@ async fn sweep_embedded(
         found.already
     );
     let mut all_ok = true;
-    for (source, etag, _) in found.to_run {
+    for (source, etag, _, _) in found.to_run {
         all_ok &= run_object(env, ds, source, etag, as_of, json).await?;
     }
     Ok(all_ok)
@@ -829,6 +831,15 @@ async fn member_landed(
             ));
             return Ok(true);
         }
+        BatchDecision::WaitingForNew { datasets, run_id } => {
+            say(format!(
+                "landed as {} of batch {}; the batch waits for new files of {} (their newest files were in batch run {run_id})",
+                ds.name.as_str(),
+                batch.name,
+                datasets.join(", ")
+            ));
+            return Ok(true);
+        }
         BatchDecision::AlreadyIn { run_id } => {
             say(format!(
                 "landed as {} of batch {}; every member's file is already in batch run {run_id}: nothing new \
@@ -855,7 +866,23 @@ async fn member_landed(
         .ok_or_else(|| anyhow::anyhow!("batch run {} was not recorded", input.run_id))?;
     let mut ctx = env.ctx.clone();
     ctx.progress = None;
-    let finished = sluice_pipeline::batch::execute_batch(&ctx, started, &input).await?;
+    let finished = match sluice_pipeline::batch::execute_batch(&ctx, started.clone(), &input).await
+    {
+        Ok(run) => run,
+        Err(e) => {
+            // Not left RUNNING: a later `sluice run` of a fixed file retries it.
+            let mut failed = started;
+            failed.status = RunStatus::Failed;
+            failed.finished_at = Some(chrono::Utc::now());
+            failed.error = Some(sluice_proto::BatchFailure {
+                step: "batch".into(),
+                dataset: None,
+                error: "Sluice.Internal".into(),
+                cause: format!("{e:#}"),
+            });
+            failed
+        }
+    };
     let stored = finished.clone();
     env.db
         .update_batch(&batch.name, &mut |s| {

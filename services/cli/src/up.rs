@@ -66,8 +66,10 @@ pub async fn up(
     // Catch up once: each sweep now, each source whose last poll is before its current tick.
     let mut next_sweep: HashMap<String, DateTime<Utc>> = HashMap::new();
     for s in &config.schedules {
-        if let Some(ds) = config.dataset(s.dataset.as_str()) {
-            sweep_embedded(env, ds, today(), json).await?;
+        if let Some(ds) = config.dataset(s.dataset.as_str())
+            && let Err(e) = sweep_embedded(env, ds, today(), json).await
+        {
+            eprintln!("sweep of {}: {e:#}", ds.name);
         }
         next_sweep.insert(s.dataset.to_string(), s.cadence.next_after(Utc::now()));
     }
@@ -96,7 +98,11 @@ pub async fn up(
             break;
         }
         for ds in &config.datasets {
-            let folder = landing_root.join(&ds.prefix);
+            // The prefix's folder (a prefix may end inside a file name: `incoming/orders_`).
+            let folder = match ds.prefix.rfind('/') {
+                Some(i) => landing_root.join(&ds.prefix[..i]),
+                None => landing_root.clone(),
+            };
             let now = snapshot(&folder);
             let name = ds.name.to_string();
             let still = seen.get(&name) == Some(&now);

@@ -18,12 +18,10 @@
 //!   answers idempotently (the execution is named by the run id), so a crash between recording the run
 //!   and starting its execution does not lose the run.
 
-use std::collections::BTreeSet;
-
 use chrono::{DateTime, NaiveDate, Timelike, Utc};
 use sluice_proto::{
-    BATCH_RUNS_KEPT, BatchExecutionInput, BatchMember, BatchRun, BatchState, MemberRef, RunId,
-    RunStatus, StageError,
+    BATCH_RUNS_KEPT, BatchExecutionInput, BatchMember, BatchRun, BatchState, DatasetName,
+    MemberRef, RunId, RunStatus, StageError,
 };
 use sluice_runtime::runs::RunStore;
 use sluice_spec::config::{AtMost, Batch};
@@ -39,6 +37,12 @@ pub enum BatchDecision {
     WaitingForPeriod { period: String, run_id: RunId },
     /// Every member's newest file is already in the last run (`run_id`): nothing new to run.
     AlreadyIn { run_id: RunId },
+    /// Some members have new files, but these (not reference tables) still have only the file the
+    /// last run (`run_id`) had: the batch waits for their new files.
+    WaitingForNew {
+        datasets: Vec<String>,
+        run_id: RunId,
+    },
     /// Start (or, for a file of a run still RUNNING, start again: idempotent) this execution.
     Start(Box<BatchExecutionInput>),
 }
@@ -133,10 +137,17 @@ pub fn decide(
         }) {
             return BatchDecision::Start(Box::new(execution_input(run)));
         }
-        state
-            .latest
-            .insert(m.dataset.as_str().to_string(), m.clone());
         deliberate = landing == Landing::Deliberate;
+        let dataset = m.dataset.as_str().to_string();
+        // An event older than the newest file already recorded (events can come out of order, or be
+        // redelivered late) does not replace it; a deliberate `sluice run` of an older file does.
+        let older = state
+            .latest
+            .get(&dataset)
+            .is_some_and(|newest| newest.run_id != m.run_id && m.landed_at < newest.landed_at);
+        if deliberate || !older {
+            state.latest.insert(dataset, m.clone());
+        }
     }
     let missing: Vec<String> = batch
         .datasets
@@ -147,23 +158,46 @@ pub fn decide(
     if !missing.is_empty() {
         return BatchDecision::Waiting { missing };
     }
-    let set: BTreeSet<&RunId> = batch
-        .datasets
-        .iter()
-        .filter_map(|d| state.latest.get(d.as_str()).map(|m| &m.run_id))
-        .collect();
     if let Some(last) = state.last_run() {
-        let last_set: BTreeSet<&RunId> = last.members.iter().map(|m| &m.run_id).collect();
-        let retry = deliberate && last.status == RunStatus::Failed;
-        if last_set == set && !retry {
-            return BatchDecision::AlreadyIn {
-                run_id: last.run_id.clone(),
-            };
+        let in_last = |d: &DatasetName| {
+            state
+                .latest
+                .get(d.as_str())
+                .is_some_and(|m| last.members.iter().any(|o| o.run_id == m.run_id))
+        };
+        // A failed (or timed out, or aborted) last run is retried by a deliberate re-run of its files.
+        let retry = deliberate && last.status.is_final() && last.status != RunStatus::Succeeded;
+        if !retry {
+            if batch.datasets.iter().all(in_last) {
+                return BatchDecision::AlreadyIn {
+                    run_id: last.run_id.clone(),
+                };
+            }
+            // Every member that is not a reference table needs a new file.
+            let stale: Vec<String> = batch
+                .datasets
+                .iter()
+                .filter(|d| !batch.reference.contains(d) && in_last(d))
+                .map(|d| d.as_str().to_string())
+                .collect();
+            if !stale.is_empty() {
+                return BatchDecision::WaitingForNew {
+                    datasets: stale,
+                    run_id: last.run_id.clone(),
+                };
+            }
         }
+    }
+    // One run at a time; and a period with a run that succeeded (or is running) waits for the next.
+    if let Some(running) = state.runs.iter().find(|r| r.status == RunStatus::Running) {
+        return BatchDecision::WaitingForPeriod {
+            period: running.period.clone(),
+            run_id: running.run_id.clone(),
+        };
     }
     let period = period_of(batch.at_most, now, as_of);
     let in_period: Vec<&BatchRun> = state.runs.iter().filter(|r| r.period == period).collect();
-    if let Some(holding) = in_period.iter().find(|r| r.status != RunStatus::Failed) {
+    if let Some(holding) = in_period.iter().find(|r| r.status == RunStatus::Succeeded) {
         return BatchDecision::WaitingForPeriod {
             period,
             run_id: holding.run_id.clone(),
@@ -234,10 +268,14 @@ mod tests {
     use sluice_spec::config::Config;
 
     fn batch(at_most: &str) -> Batch {
+        batch_with(at_most, "reference = [\"holidays\"]\n")
+    }
+
+    fn batch_with(at_most: &str, extra: &str) -> Batch {
         let spec = format!(
             "[[dataset]]\nname = \"orders\"\nload = true\n[[dataset.columns]]\nname = \"a\"\ntype = \"integer\"\n\
              [[dataset]]\nname = \"holidays\"\nload = true\n[[dataset.columns]]\nname = \"a\"\ntype = \"integer\"\n\
-             [[batch]]\nname = \"t\"\ndatasets = [\"orders\", \"holidays\"]\nat_most = \"{at_most}\"\n"
+             [[batch]]\nname = \"t\"\ndatasets = [\"orders\", \"holidays\"]\nat_most = \"{at_most}\"\n{extra}"
         );
         Config::parse(std::path::Path::new("s.toml"), &spec)
             .unwrap()
@@ -370,6 +408,46 @@ mod tests {
             land(&mut s, &b, file("orders", 3), Landing::Deliberate, 1),
             BatchDecision::WaitingForPeriod { .. }
         ));
+    }
+
+    #[test]
+    fn every_member_but_the_reference_tables_needs_a_new_file() {
+        let b = batch_with("daily", "");
+        let mut s = BatchState::new("t");
+        land(&mut s, &b, file("orders", 1), Landing::Event, 1);
+        started(land(&mut s, &b, file("holidays", 1), Landing::Event, 1));
+        finish(&mut s, RunStatus::Succeeded);
+        // Day 2: new orders alone do not start the run: holidays is not a reference table here.
+        assert_eq!(
+            land(&mut s, &b, file("orders", 2), Landing::Event, 2),
+            BatchDecision::WaitingForNew {
+                datasets: vec!["holidays".into()],
+                run_id: RunId::parse("t-2026-12-01").unwrap()
+            }
+        );
+        assert_eq!(
+            started(land(&mut s, &b, file("holidays", 2), Landing::Event, 2)),
+            "t-2026-12-02"
+        );
+    }
+
+    #[test]
+    fn an_older_event_does_not_replace_the_newest_file_and_one_run_at_a_time() {
+        let b = batch("always");
+        let mut s = BatchState::new("t");
+        let mut old = file("orders", 1);
+        old.landed_at = at(1, 8);
+        land(&mut s, &b, file("holidays", 1), Landing::Event, 1);
+        started(land(&mut s, &b, file("orders", 2), Landing::Event, 1));
+        // While it runs, another set waits for it (one run at a time, whatever the cadence).
+        assert!(matches!(
+            land(&mut s, &b, file("orders", 3), Landing::Event, 1),
+            BatchDecision::WaitingForPeriod { .. }
+        ));
+        finish(&mut s, RunStatus::Succeeded);
+        // orders3 is the newest; a late event for an older orders file does not replace it.
+        land(&mut s, &b, old, Landing::Event, 1);
+        assert_eq!(s.latest["orders"].run_id.as_str(), "orders3");
     }
 
     #[test]

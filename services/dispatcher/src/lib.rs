@@ -302,7 +302,11 @@ impl Dispatcher {
             .as_deref()
             .filter(|v| !v.is_empty())
             .map(|e| e.trim_matches('"'));
-        self.start_object(source, version.trim_matches('"'), etag)
+        // When it landed, as S3 says (events can arrive out of order).
+        let landed_at = chrono::DateTime::parse_from_rfc3339(&record.event_time)
+            .map(|t| t.with_timezone(&Utc))
+            .unwrap_or_else(|_| Utc::now());
+        self.start_object(source, version.trim_matches('"'), etag, landed_at)
             .await
     }
 
@@ -313,6 +317,7 @@ impl Dispatcher {
         source: sluice_proto::ObjectRef,
         version: &str,
         etag: Option<&str>,
+        landed_at: chrono::DateTime<Utc>,
     ) -> Result<(), (Option<RunId>, StageError)> {
         let uri = source.s3_uri();
         let dataset = match self.config.datasets_matching(&source.key).as_slice() {
@@ -339,7 +344,7 @@ impl Dispatcher {
                 run_id: run_id.clone(),
                 source,
                 etag: version.to_string(),
-                landed_at: Utc::now(),
+                landed_at,
             };
             return self
                 .land_batch_member(batch, member)
@@ -419,6 +424,9 @@ impl Dispatcher {
             BatchDecision::WaitingForPeriod { period, run_id } => {
                 tracing::info!(%uri, batch = %batch.name, %period, %run_id, "batch member landed; the set is complete but the batch ran in this period: it starts in the next");
             }
+            BatchDecision::WaitingForNew { datasets, run_id } => {
+                tracing::info!(%uri, batch = %batch.name, waiting_for = %datasets.join(", "), last_run = %run_id, "batch member landed; the batch waits for new files of the other members");
+            }
             BatchDecision::AlreadyIn { run_id } => {
                 tracing::info!(%uri, %run_id, "every member's newest file is already in this batch run (a duplicate event?): nothing to start");
             }
@@ -483,9 +491,10 @@ impl Dispatcher {
             already: found.already,
             ..SweepReport::default()
         };
-        for (obj, etag, run_id) in found.to_run {
+        for (obj, etag, run_id, modified) in found.to_run {
             tracing::info!(uri = %obj.s3_uri(), %run_id, "sweep: this object has no run; starting it");
-            self.start_object(obj, &etag, Some(&etag))
+            let landed_at = modified.map_or_else(Utc::now, chrono::DateTime::<Utc>::from);
+            self.start_object(obj, &etag, Some(&etag), landed_at)
                 .await
                 .map_err(|(_, e)| e)?;
             report.started += 1;

@@ -136,6 +136,17 @@ impl Dispatcher {
                 .filter(|r| r.status == RunStatus::Running && r.started_at <= cutoff)
             {
                 let Some(execution) = self.workflow.describe_batch(&run.run_id).await? else {
+                    // Recorded but never started (the start failed, and its event went to the
+                    // dead-letter queue, or a tick's start failed): start it now (idempotent by name).
+                    let input = crate::batches::execution_input(run);
+                    match self.workflow.start_batch(&input).await {
+                        Ok(_) => {
+                            tracing::warn!(run_id = %run.run_id, "a recorded batch run had no execution; started it")
+                        }
+                        Err(e) => {
+                            tracing::warn!(run_id = %run.run_id, cause = %e.cause, "a recorded batch run has no execution and could not be started; trying again later")
+                        }
+                    }
                     continue;
                 };
                 let (status, default_error) = match execution.state {

@@ -70,10 +70,11 @@ const TRIES: u32 = 3;
 
 /// The object a tick of `source` lands as.
 pub fn object_of(config: &Config, ds: &Dataset, source: &Source, tick: DateTime<Utc>) -> ObjectRef {
-    let suffix = if ds.suffix.starts_with('.') {
-        ds.suffix.as_str()
-    } else {
+    // The dataset's own suffix, so the object matches the dataset (`.csv` when it has none).
+    let suffix = if ds.suffix.is_empty() {
         ".csv"
+    } else {
+        ds.suffix.as_str()
     };
     ObjectRef::new(
         &config.buckets.landing,
@@ -293,9 +294,9 @@ async fn fetch_and_land(
         }
     }
     let hash = format!("{:032x}", xxhash_rust::xxh3::xxh3_128(&body));
-    state.etag = etag;
-    state.last_modified = last_modified;
     if state.body_hash.as_deref() == Some(hash.as_str()) {
+        state.etag = etag;
+        state.last_modified = last_modified;
         return Ok(Polled::Unchanged);
     }
     let (bytes, rows) = match source.format {
@@ -313,6 +314,9 @@ async fn fetch_and_land(
         .await?
         .map(|m| m.etag)
         .unwrap_or_default();
+    // Remembered only once landed: an answer that failed to land is asked for again in full.
+    state.etag = etag;
+    state.last_modified = last_modified;
     state.body_hash = Some(hash);
     state.last_landed = Some(object.clone());
     tracing::info!(source = %source.name, object = %store.uri(object), rows, "source answer landed");
@@ -340,7 +344,11 @@ fn json_to_csv(ds: &Dataset, source: &Source, body: &[u8]) -> Result<(Vec<u8>, u
         .from_writer(Vec::new());
     let names: Vec<&str> = ds.columns.iter().map(|c| c.name.as_str()).collect();
     let csv_err = |e: csv::Error| StageError::internal(format!("source {:?}: {e}", source.name));
-    out.write_record(&names).map_err(csv_err)?;
+    if ds.header {
+        out.write_record(&names).map_err(csv_err)?;
+    }
+    // A null is written as the dataset's first null value (the empty field unless it says otherwise).
+    let null = ds.null_values.first().cloned().unwrap_or_default();
     let mut extra = std::collections::BTreeSet::new();
     for (i, item) in items.iter().enumerate() {
         let serde_json::Value::Object(map) = item else {
@@ -354,7 +362,7 @@ fn json_to_csv(ds: &Dataset, source: &Source, body: &[u8]) -> Result<(Vec<u8>, u
         let mut record = Vec::with_capacity(names.len());
         for name in &names {
             record.push(match map.get(*name) {
-                None | Some(serde_json::Value::Null) => String::new(),
+                None | Some(serde_json::Value::Null) => null.clone(),
                 Some(serde_json::Value::String(s)) => s.clone(),
                 Some(v @ (serde_json::Value::Number(_) | serde_json::Value::Bool(_))) => {
                     v.to_string()

@@ -14,8 +14,8 @@ use sluice_spec::keys::run_id_for;
 /// What a sweep found under a dataset's prefix.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Found {
-    /// Objects with no run yet: (the object, its ETag, the run id it gets).
-    pub to_run: Vec<(ObjectRef, String, RunId)>,
+    /// Objects with no run yet: (the object, its ETag, the run id it gets, when it was written).
+    pub to_run: Vec<(ObjectRef, String, RunId, Option<std::time::SystemTime>)>,
     /// Objects that ran already (or, for a batch's member, are recorded in the batch).
     pub already: usize,
     /// Objects under the prefix that belong to no dataset, or to another one.
@@ -46,7 +46,14 @@ pub async fn find_unrun(
         let run_id = run_id_for(&obj.bucket, &obj.key, &meta.etag);
         let ran = match &batch {
             Some(state) => {
-                state.latest.values().any(|m| m.run_id == run_id)
+                let newest = state.latest.get(ds.name.as_str());
+                // A file older than the member's newest is not a lost event but a replaced one.
+                let older = newest.is_some_and(|n| {
+                    meta.modified
+                        .is_some_and(|m| chrono::DateTime::<chrono::Utc>::from(m) < n.landed_at)
+                });
+                older
+                    || state.latest.values().any(|m| m.run_id == run_id)
                     || state
                         .runs
                         .iter()
@@ -57,7 +64,7 @@ pub async fn find_unrun(
         if ran {
             found.already += 1;
         } else {
-            found.to_run.push((obj, meta.etag, run_id));
+            found.to_run.push((obj, meta.etag, run_id, meta.modified));
         }
     }
     Ok(found)

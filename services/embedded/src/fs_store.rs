@@ -81,6 +81,7 @@ fn copy_hashing(src: &Path, dest: &Path) -> Result<ObjectMeta, StageError> {
     Ok(ObjectMeta {
         size,
         etag: format!("{:032x}", hasher.digest128()),
+        modified: Some(std::time::SystemTime::now()),
     })
 }
 
@@ -169,6 +170,7 @@ impl ObjectStore for FsObjectStore {
                 Ok(Some(ObjectMeta {
                     size: m.len(),
                     etag,
+                    modified: m.modified().ok(),
                 }))
             }
             Ok(_) => Ok(None),
@@ -217,9 +219,16 @@ impl ObjectStore for FsObjectStore {
                     if !key.starts_with(&prefix) {
                         continue;
                     }
-                    let size = entry.metadata()?.len();
+                    let meta = entry.metadata()?;
                     let etag = hash_file(&path)?;
-                    found.push((ObjectRef::new(&bucket, key), ObjectMeta { size, etag }));
+                    found.push((
+                        ObjectRef::new(&bucket, key),
+                        ObjectMeta {
+                            size: meta.len(),
+                            etag,
+                            modified: meta.modified().ok(),
+                        },
+                    ));
                 }
             }
             found.sort_by(|a, b| a.0.key.cmp(&b.0.key));

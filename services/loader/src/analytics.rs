@@ -45,6 +45,12 @@ impl Warehouse {
                 &e,
             )
         })?;
+        // Two batch runs must not create the schema or replace the same tables at once.
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1))")
+            .bind(format!("sluice analytics {}", self.analytics))
+            .execute(&mut *txn)
+            .await
+            .map_err(|e| stage_error(format!("batch {batch:?}: cannot lock the analytics"), &e))?;
         let schema = format!(
             "CREATE SCHEMA IF NOT EXISTS {}",
             quote_ident(&self.analytics)
@@ -61,12 +67,6 @@ impl Warehouse {
                     &e,
                 )
             })?;
-        // Two batch runs must not replace the same tables at once.
-        sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1))")
-            .bind(format!("sluice analytics {}", self.analytics))
-            .execute(&mut *txn)
-            .await
-            .map_err(|e| stage_error(format!("batch {batch:?}: cannot lock the analytics"), &e))?;
         let mut tables = Vec::with_capacity(queries.len());
         for q in queries {
             let table = self.analytics_table(&q.name);

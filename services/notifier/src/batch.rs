@@ -51,9 +51,13 @@ pub fn compose_batch(
                 .as_ref()
                 .map(|d| format!(" ({})", d.as_str()))
                 .unwrap_or_default();
+            let after = if f.step == "export" {
+                "The analytics tables were replaced by this run; its exports are incomplete."
+            } else {
+                "Nothing after that step ran: the analytics tables and exports are those of the last good run."
+            };
             doc.para(format!(
-                "Batch {name} (period {}) FAILED at the {step} step{member}. Nothing after that step ran; \
-                 the analytics tables and exports are those of the last good run.",
+                "Batch {name} (period {}) FAILED at the {step} step{member}. {after}",
                 input.period
             ));
             let mut fields = vec![

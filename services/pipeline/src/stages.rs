@@ -179,7 +179,16 @@ async fn blocking<T: Send + 'static>(
 /// A step of a stage task (`read`, `validate`, `write rows`, `write outputs`, ...): a span inside the
 /// task's span.
 fn step(name: &'static str) -> tracing::Span {
-    tracing::info_span!(target: "sluice::step", "step", otel.name = name)
+    let span = tracing::info_span!(
+        target: "sluice::step",
+        "step",
+        otel.name = name,
+        trace_id = tracing::field::Empty,
+        span_id = tracing::field::Empty,
+    );
+    // Its ids, for JSON log lines written inside it.
+    sluice_telemetry::set_parent(&span, None);
+    span
 }
 
 /// Runs one stage.

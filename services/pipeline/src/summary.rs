@@ -98,6 +98,10 @@ pub fn batch_run_ended(run: &sluice_proto::BatchRun) {
     );
 }
 
+/// Attempts the batch definition gives its e-mail tasks (1 + the Retry's MaxAttempts): the last one
+/// ends the run's record whatever happens.
+const BATCH_NOTICE_ATTEMPTS: u32 = 5;
+
 /// Tries to record a stage's outcome before giving up (a transient run store failure).
 const RECORD_ATTEMPTS: u32 = 4;
 
@@ -117,7 +121,7 @@ impl TaskHandler for RecordingHandler {
     ) -> Result<StageOutput, StageError> {
         let stage = input.stage();
         if let StageInput::BatchNotifier(n) = &input {
-            return self.batch_notice(n.clone(), input).await;
+            return self.batch_notice(n.clone(), input, envelope.attempt).await;
         }
         let notice = match &input {
             StageInput::Notifier(n) => Some(n.notice.clone()),
@@ -175,6 +179,7 @@ impl RecordingHandler {
         &self,
         n: BatchNotifyInput,
         input: StageInput,
+        attempt: u32,
     ) -> Result<StageOutput, StageError> {
         let done = self
             .runs
@@ -189,6 +194,14 @@ impl RecordingHandler {
             }));
         }
         let result = handle(&self.ctx, input).await;
+        // A transient failure is retried by the state machine (up to its Retry's MaxAttempts): the
+        // run ends with the attempt that sent the e-mail, or with the last one.
+        if let Err(e) = &result
+            && e.error == ErrorName::Transient
+            && attempt < BATCH_NOTICE_ATTEMPTS
+        {
+            return result;
+        }
         let emails = match &result {
             Ok(StageOutput::BatchNotifier(out)) => out.emails.clone(),
             _ => Vec::new(),

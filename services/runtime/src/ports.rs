@@ -53,6 +53,8 @@ impl LocalFile {
 pub struct ObjectMeta {
     pub size: u64,
     pub etag: String,
+    /// When it was last written, where the store says (S3 LastModified, the file's mtime).
+    pub modified: Option<std::time::SystemTime>,
 }
 
 #[async_trait]

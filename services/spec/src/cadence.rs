@@ -80,7 +80,17 @@ impl Cadence {
                 let secs = minute.timestamp();
                 DateTime::from_timestamp(secs - secs.rem_euclid(step), 0).unwrap_or(minute)
             }
-            Cadence::Cron(_) => minute,
+            // The last minute the expression matched, at or before `t`.
+            Cadence::Cron(c) => {
+                let mut m = minute;
+                for _ in 0..(5 * 366 * 24 * 60) {
+                    if c.matches(m) {
+                        return m;
+                    }
+                    m -= Duration::minutes(1);
+                }
+                minute
+            }
         }
     }
 
@@ -89,7 +99,11 @@ impl Cadence {
         match self {
             Cadence::Every { minutes } => self.tick_of(t) + Duration::minutes(i64::from(*minutes)),
             Cadence::Cron(c) => {
-                let mut m = self.tick_of(t) + Duration::minutes(1);
+                let mut m = t
+                    .with_second(0)
+                    .and_then(|t| t.with_nanosecond(0))
+                    .unwrap_or(t)
+                    + Duration::minutes(1);
                 // At most a few years of minutes; a valid expression matches far sooner.
                 for _ in 0..(5 * 366 * 24 * 60) {
                     if c.matches(m) {
@@ -129,9 +143,13 @@ fn field(text: &str, what: &str, lo: u32, hi: u32, names: &[&str]) -> Result<u64
         if let Some(i) = names.iter().position(|n| n.eq_ignore_ascii_case(v)) {
             return Ok(lo + i as u32);
         }
-        let n: u32 = v
-            .parse()
-            .map_err(|_| format!("{what} {v:?} is not a number"))?;
+        let n: u32 = v.parse().map_err(|_| {
+            if v == "?" {
+                format!("{what} \"?\" is EventBridge syntax: write * here (five fields, UTC)")
+            } else {
+                format!("{what} {v:?} is not a number")
+            }
+        })?;
         if n < lo || n > hi {
             return Err(format!("{what} {n} is outside {lo}-{hi}"));
         }
@@ -209,7 +227,7 @@ impl Cron {
         } else {
             format!("cron({mi} {h} ? {mo} {} *)", weekday_names())
         };
-        Ok(Cron {
+        let cron = Cron {
             text: text.to_string(),
             minutes,
             hours,
@@ -219,7 +237,22 @@ impl Cron {
             dom_any,
             dow_any,
             aws,
-        })
+        };
+        // A day that never comes (30 February) would never run: say so now.
+        let possible = (1..=12u32).filter(|m| months & (1 << m) != 0).any(|m| {
+            let longest = match m {
+                2 => 29,
+                4 | 6 | 9 | 11 => 30,
+                _ => 31,
+            };
+            (1..=longest).any(|d| days & (1 << d) != 0)
+        });
+        if !possible {
+            return Err(format!(
+                "cron {text:?}: that day never comes in those months"
+            ));
+        }
+        Ok(cron)
     }
 
     /// Whether the minute `t` (UTC) is one of the expression's.
@@ -272,6 +305,21 @@ mod tests {
 
     #[test]
     fn cron_expressions() {
+        let daily = Cadence::Cron(Cron::parse("0 9 * * *").unwrap());
+        assert_eq!(
+            daily.tick_of(at("2026-12-02T15:30:00Z")),
+            at("2026-12-02T09:00:00Z")
+        );
+        assert_eq!(
+            daily.tick_of(at("2026-12-02T08:59:00Z")),
+            at("2026-12-01T09:00:00Z")
+        );
+        assert!(Cron::parse("0 0 30 2 *").is_err());
+        assert!(
+            Cron::parse("0 0 ? * MON")
+                .unwrap_err()
+                .contains("EventBridge")
+        );
         let c = Cadence::Cron(Cron::parse("*/7 * * * *").unwrap());
         assert_eq!(c.aws_expression(), "cron(*/7 * * * ? *)");
         assert_eq!(

@@ -178,6 +178,9 @@ pub struct Batch {
     pub name: String,
     /// The member datasets, each with `load = true`, each in no other batch.
     pub datasets: Vec<DatasetName>,
+    /// Members that take part in every run with their newest file but need no new file to start one
+    /// (a table of holidays, say); every other member needs a new file for each run.
+    pub reference: Vec<DatasetName>,
     pub at_most: AtMost,
     pub analytics: Vec<AnalyticsQuery>,
     /// `[batch.notify]`: `from`, `success`, `failure`.
@@ -500,6 +503,8 @@ struct RawBatch {
     name: Spanned<String>,
     datasets: Spanned<Vec<Spanned<String>>>,
     #[serde(default)]
+    reference: Vec<Spanned<String>>,
+    #[serde(default)]
     at_most: Option<Spanned<String>>,
     #[serde(default)]
     analytics: Vec<RawAnalytics>,
@@ -778,7 +783,7 @@ impl Config {
                     return Err(ctx.err(
                         span,
                         "every",
-                        format!("the schedule of {name:?} needs one of every = \"1h\" or cron = \"0 * * * *\""),
+                        format!("the schedule of {name:?} needs every = \"1h\" or cron = \"0 * * * *\" (one of them, not both)"),
                     ));
                 }
             };
@@ -851,7 +856,7 @@ impl Config {
                         span,
                         "every",
                         format!(
-                            "source {name:?} needs one of every = \"7m\" or cron = \"*/7 * * * *\""
+                            "source {name:?} needs every = \"7m\" or cron = \"*/7 * * * *\" (one of them, not both)"
                         ),
                     ));
                 }
@@ -884,12 +889,14 @@ impl Config {
             }
             let timeout = src.timeout_seconds.as_ref().map_or(30, |t| *t.get_ref());
             let max_mb = src.max_mb.as_ref().map_or(100, |m| *m.get_ref());
-            if timeout == 0 || max_mb == 0 {
-                return Err(ctx.err(
-                    span,
-                    "timeout_seconds",
-                    format!("source {name:?}: timeout_seconds and max_mb must be at least 1"),
-                ));
+            for (key, value) in [("timeout_seconds", timeout), ("max_mb", max_mb)] {
+                if value == 0 {
+                    return Err(ctx.err(
+                        span.clone(),
+                        key,
+                        format!("source {name:?}: {key} must be at least 1"),
+                    ));
+                }
             }
             sources.push(Source {
                 name,
@@ -1129,6 +1136,27 @@ impl Ctx<'_> {
             }
             members.push(ds.name.clone());
         }
+        let mut reference = Vec::new();
+        for r in &raw.reference {
+            let Some(m) = members.iter().find(|m| m.as_str() == r.get_ref()) else {
+                return Err(self.err(
+                    r.span(),
+                    "reference",
+                    format!(
+                        "batch {name:?}: reference {:?} is not one of its datasets (list it in datasets too)",
+                        r.get_ref()
+                    ),
+                ));
+            };
+            reference.push(m.clone());
+        }
+        if reference.len() == members.len() {
+            return Err(self.err(
+                raw.datasets.span(),
+                "reference",
+                format!("batch {name:?}: every member is a reference table, so no new file would ever start a run"),
+            ));
+        }
         let at_most = match raw
             .at_most
             .as_ref()
@@ -1153,6 +1181,19 @@ impl Ctx<'_> {
                     q.name.span(),
                     "name",
                     format!("analytics {qname:?} {why} (it names the table analytics.{qname})"),
+                ));
+            }
+            if let Some(other) = earlier
+                .iter()
+                .find(|b| b.analytics.iter().any(|a| a.name == qname))
+            {
+                return Err(self.err(
+                    q.name.span(),
+                    "name",
+                    format!(
+                        "analytics {qname:?} is also a query of batch {:?}: both would replace analytics.{qname}",
+                        other.name
+                    ),
                 ));
             }
             if analytics.iter().any(|a| a.name == qname) {
@@ -1187,6 +1228,7 @@ impl Ctx<'_> {
         Ok(Batch {
             name,
             datasets: members,
+            reference,
             at_most,
             analytics,
             notify,
@@ -1659,11 +1701,7 @@ failure = ["oncall@example.com"]
                 "dataset",
                 "no dataset \"zz\"",
             ),
-            (
-                "[[schedule]]\ndataset = \"a\"\n",
-                "every",
-                "needs one of every",
-            ),
+            ("[[schedule]]\ndataset = \"a\"\n", "every", "needs every"),
             (
                 "[[schedule]]\ndataset = \"a\"\nevery = \"30s\"\n",
                 "every",
