@@ -111,15 +111,23 @@ pub async fn ensure_schedules(
     let mut listed = Vec::new();
     for kind in ["sweep-", "poll-"] {
         let prefix = format!("{}{kind}", config.aws.queue_prefix);
-        let page = client
-            .list_schedules()
-            .name_prefix(&prefix)
-            .send()
-            .await
-            .map_err(|e| {
-                CallError::from_sdk(e).into_stage_error("EventBridge Scheduler ListSchedules")
-            })?;
-        listed.extend(page.schedules().iter().cloned());
+        let mut token: Option<String> = None;
+        loop {
+            let page = client
+                .list_schedules()
+                .name_prefix(&prefix)
+                .set_next_token(token.take())
+                .send()
+                .await
+                .map_err(|e| {
+                    CallError::from_sdk(e).into_stage_error("EventBridge Scheduler ListSchedules")
+                })?;
+            listed.extend(page.schedules().iter().cloned());
+            match page.next_token() {
+                Some(t) if !t.is_empty() => token = Some(t.to_string()),
+                _ => break,
+            }
+        }
     }
     for s in &listed {
         let Some(name) = s.name() else { continue };
