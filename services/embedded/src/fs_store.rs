@@ -81,7 +81,7 @@ fn copy_hashing(src: &Path, dest: &Path) -> Result<ObjectMeta, StageError> {
     Ok(ObjectMeta {
         size,
         etag: format!("{:032x}", hasher.digest128()),
-        modified: Some(std::time::SystemTime::now()),
+        modified: std::fs::metadata(dest).and_then(|m| m.modified()).ok(),
     })
 }
 

@@ -773,20 +773,14 @@ impl Config {
                     ),
                 ));
             };
-            let cadence = match (&sch.every, &sch.cron) {
-                (Some(e), None) => crate::cadence::Cadence::every(e.get_ref())
-                    .map_err(|m| ctx.err(e.span(), "every", m))?,
-                (None, Some(c)) => crate::cadence::Cron::parse(c.get_ref())
-                    .map(crate::cadence::Cadence::Cron)
-                    .map_err(|m| ctx.err(c.span(), "cron", m))?,
-                _ => {
-                    return Err(ctx.err(
-                        span,
-                        "every",
-                        format!("the schedule of {name:?} needs every = \"1h\" or cron = \"0 * * * *\" (one of them, not both)"),
-                    ));
-                }
-            };
+            let cadence = ctx.cadence(
+                &sch.every,
+                &sch.cron,
+                span,
+                &format!("the schedule of {name:?}"),
+                "1h",
+                "0 * * * *",
+            )?;
             if schedules.iter().any(|o| o.dataset == ds.name) {
                 return Err(ctx.err(
                     sch.dataset.span(),
@@ -845,22 +839,14 @@ impl Config {
                     ),
                 ));
             };
-            let cadence = match (&src.every, &src.cron) {
-                (Some(e), None) => crate::cadence::Cadence::every(e.get_ref())
-                    .map_err(|m| ctx.err(e.span(), "every", m))?,
-                (None, Some(c)) => crate::cadence::Cron::parse(c.get_ref())
-                    .map(crate::cadence::Cadence::Cron)
-                    .map_err(|m| ctx.err(c.span(), "cron", m))?,
-                _ => {
-                    return Err(ctx.err(
-                        span,
-                        "every",
-                        format!(
-                            "source {name:?} needs every = \"7m\" or cron = \"*/7 * * * *\" (one of them, not both)"
-                        ),
-                    ));
-                }
-            };
+            let cadence = ctx.cadence(
+                &src.every,
+                &src.cron,
+                span.clone(),
+                &format!("source {name:?}"),
+                "7m",
+                "*/7 * * * *",
+            )?;
             let format = match src
                 .format
                 .as_ref()
@@ -1064,6 +1050,32 @@ impl Ctx<'_> {
             columns,
             name: DatasetName::new(name),
         })
+    }
+
+    /// `every` or `cron`, exactly one of them.
+    fn cadence(
+        &self,
+        every: &Option<Spanned<String>>,
+        cron: &Option<Spanned<String>>,
+        span: Range<usize>,
+        what: &str,
+        every_example: &str,
+        cron_example: &str,
+    ) -> Result<crate::cadence::Cadence, ConfigError> {
+        match (every, cron) {
+            (Some(e), None) => crate::cadence::Cadence::every(e.get_ref())
+                .map_err(|m| self.err(e.span(), "every", m)),
+            (None, Some(c)) => crate::cadence::Cron::parse(c.get_ref())
+                .map(crate::cadence::Cadence::Cron)
+                .map_err(|m| self.err(c.span(), "cron", m)),
+            _ => Err(self.err(
+                span,
+                "every",
+                format!(
+                    "{what} needs every = \"{every_example}\" or cron = \"{cron_example}\" (one of them, not both)"
+                ),
+            )),
+        }
     }
 
     fn batch(
