@@ -193,6 +193,20 @@ where
         .or_else(|_| EnvFilter::try_from_env("SLUICE_LOG"))
         .unwrap_or_else(|_| EnvFilter::new(default_filter));
     let json = var("SLUICE_LOG_FORMAT").is_some_and(|f| f.eq_ignore_ascii_case("json"));
+    // Text lines stay as they were: without the task and step spans' attribute lists in front of
+    // every message (the message says which run and stage). JSON lines keep them (their ids).
+    let filter = if json {
+        filter
+    } else {
+        [
+            "sluice::task=off",
+            "sluice::step=off",
+            "sluice::dispatch=off",
+        ]
+        .into_iter()
+        .filter_map(|d| d.parse().ok())
+        .fold(filter, |f, d| f.add_directive(d))
+    };
     let mut problems = Vec::new();
     let traces = if exported("TRACES") {
         tracer_provider(service).map_err(|e| problems.push(e)).ok()
