@@ -1432,6 +1432,100 @@ async fn an_aws_run_exports_one_trace_across_the_dispatcher_and_every_worker() {
 }
 
 /// The spec of the sweep tests: the one dataset, swept every minute.
+/// A minimal HTTP server on 127.0.0.1 answering every GET with `body` (the stand-in API of a source).
+fn serve_forever(body: &'static str) -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/observations.csv", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            std::thread::spawn(move || {
+                let mut stream = stream;
+                let mut buf = [0u8; 4096];
+                let _ = stream.read(&mut buf);
+                let reply = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: text/csv\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = stream.write_all(reply.as_bytes());
+            });
+        }
+    });
+    url
+}
+
+/// A source on AWS: `sluice deploy` makes its EventBridge Scheduler schedule, the schedule's tick
+/// reaches the dispatcher through the events queue, the dispatcher polls the API and lands its answer,
+/// and the landed object's S3 event runs it; a later tick with the same answer lands nothing.
+#[ignore = "needs an AWS endpoint: set AWS_ENDPOINT_URL (scripts/test starts the emulator and runs these with --include-ignored)"]
+#[tokio::test(flavor = "multi_thread")]
+async fn a_source_is_polled_on_its_schedule_and_its_answer_runs() {
+    require_emulator!();
+    let url = serve_forever(Box::leak(prices_csv(2, 0).into_boxed_str()));
+    let spec = format!(
+        "{}\n[[source]]\nname = \"api\"\nurl = \"{url}\"\nevery = \"1m\"\ndataset = \"prices\"\n",
+        SPEC.replace("MAX_RECEIVE", "5")
+    );
+    let mut env = Env::deploy_spec(&spec).await;
+    env.start_all(None);
+    // The first tick comes a minute after deploy: then an object `in/prices/api-{tick}.csv` lands and runs.
+    let deadline = Instant::now() + Duration::from_secs(110);
+    let landed = loop {
+        let listed = env
+            .s3
+            .list_objects_v2()
+            .bucket(env.bucket("landing"))
+            .prefix("in/prices/api-")
+            .send()
+            .await
+            .unwrap();
+        if let Some(o) = listed.contents().first() {
+            break (
+                o.key().unwrap().to_string(),
+                o.e_tag().unwrap().trim_matches('"').to_string(),
+            );
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the source's answer never landed\n{}",
+            env.logs()
+        );
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    };
+    assert!(landed.0.ends_with("Z.csv"), "{landed:?}");
+    let run_id = run_id_for(&env.bucket("landing"), &landed.0, &landed.1);
+    env.wait_succeeded(&[&run_id], Duration::from_secs(60))
+        .await;
+    let run = env.runs.get_run(&run_id).await.unwrap().unwrap();
+    assert_eq!(run.rows.valid, 2);
+    // The same answer on a later tick (or `sluice poll --aws` now) lands nothing new.
+    let out = env.sluice(&["poll", "api", "--aws"]);
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        text.contains("has not changed") || text.contains("polled already"),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let listed = env
+        .s3
+        .list_objects_v2()
+        .bucket(env.bucket("landing"))
+        .prefix("in/prices/api-")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(listed.contents().len(), 1, "one object for one answer");
+    // Stop the schedule firing into a queue nobody reads.
+    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .load()
+        .await;
+    let _ = sluice_aws::AwsClients::new(&sdk)
+        .scheduler
+        .delete_schedule()
+        .name(format!("{}-poll-api", env.sfx))
+        .send()
+        .await;
+}
+
 fn sweep_spec() -> String {
     format!(
         "{}\n[[schedule]]\ndataset = \"prices\"\nevery = \"1m\"\n",
