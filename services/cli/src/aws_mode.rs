@@ -95,30 +95,8 @@ pub async fn dispatcher(config_path: &Path, reconcile_every: Duration) -> anyhow
     let url = sluice_aws::queue_url(&clients.sqs, &events_queue(&config))
         .await
         .map_err(|e| anyhow::anyhow!(e.cause))?;
-    let name = &config.aws.state_machine;
-    let Some(state_machine_arn) = SfnStateMachines::new(clients.sfn.clone())
-        .find_state_machine(name)
-        .await
-        .map_err(|e| anyhow::anyhow!(e.cause))?
-    else {
-        anyhow::bail!(
-            "state machine {name} does not exist: run `sluice deploy` first (with the same --config)"
-        );
-    };
-    let mut workflow = SfnWorkflow::new(clients.sfn.clone(), state_machine_arn.clone());
-    if !config.batches.is_empty() {
-        let name = &config.aws.batch_state_machine;
-        let Some(batch_arn) = SfnStateMachines::new(clients.sfn.clone())
-            .find_state_machine(name)
-            .await
-            .map_err(|e| anyhow::anyhow!(e.cause))?
-        else {
-            anyhow::bail!(
-                "state machine {name} (the spec's [[batch]]) does not exist: run `sluice deploy` first (with the same --config)"
-            );
-        };
-        workflow = workflow.with_batch_state_machine(batch_arn);
-    }
+    let workflow = deployed_workflow(&config, &clients).await?;
+    let state_machine_arn = workflow.state_machine_arn().to_string();
     tracing::info!(queue = %url, state_machine = %state_machine_arn, "dispatcher started");
     let dispatcher = Arc::new(Dispatcher {
         runs: Arc::new(DynamoRunStore::new(
@@ -239,29 +217,46 @@ async fn run_store(config: &Path) -> anyhow::Result<DynamoRunStore> {
     ))
 }
 
+/// The deployed state machines of the spec (the pipeline's, and the batch's when it has batches).
+async fn deployed_workflow(
+    config: &sluice_spec::config::Config,
+    clients: &AwsClients,
+) -> anyhow::Result<SfnWorkflow> {
+    let machines = SfnStateMachines::new(clients.sfn.clone());
+    let find = |name: String, what: &'static str| {
+        let machines = machines.clone();
+        async move {
+            machines
+                .find_state_machine(&name)
+                .await
+                .map_err(|e| anyhow::anyhow!(e.cause))?
+                .ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "state machine {name}{what} does not exist: run `sluice deploy` first (with the same --config)"
+                    )
+                })
+        }
+    };
+    let mut workflow = SfnWorkflow::new(
+        clients.sfn.clone(),
+        find(config.aws.state_machine.clone(), "").await?,
+    );
+    if !config.batches.is_empty() {
+        let arn = find(
+            config.aws.batch_state_machine.clone(),
+            " (the spec's [[batch]])",
+        )
+        .await?;
+        workflow = workflow.with_batch_state_machine(arn);
+    }
+    Ok(workflow)
+}
+
 /// `sluice sweep DATASET --aws`: what the dispatcher does on a schedule's tick, now.
 pub async fn sweep(config_path: &Path, dataset: &str) -> anyhow::Result<ExitCode> {
     let config = load_config(config_path)?;
     let clients = AwsClients::from_env().await;
-    let name = &config.aws.state_machine;
-    let Some(state_machine_arn) = SfnStateMachines::new(clients.sfn.clone())
-        .find_state_machine(name)
-        .await
-        .map_err(|e| anyhow::anyhow!(e.cause))?
-    else {
-        anyhow::bail!(
-            "state machine {name} does not exist: run `sluice deploy` first (with the same --config)"
-        );
-    };
-    let mut workflow = SfnWorkflow::new(clients.sfn.clone(), state_machine_arn);
-    if !config.batches.is_empty()
-        && let Some(arn) = SfnStateMachines::new(clients.sfn.clone())
-            .find_state_machine(&config.aws.batch_state_machine)
-            .await
-            .map_err(|e| anyhow::anyhow!(e.cause))?
-    {
-        workflow = workflow.with_batch_state_machine(arn);
-    }
+    let workflow = deployed_workflow(&config, &clients).await?;
     let dispatcher = Dispatcher {
         runs: Arc::new(DynamoRunStore::new(
             clients.dynamodb.clone(),
