@@ -296,10 +296,25 @@ pub fn batches_table(config: &sluice_spec::config::Config, states: &[BatchState]
             },
             if !missing.is_empty() {
                 missing.join(", ")
-            } else if pending.is_empty() {
-                "a new file of any member".to_string()
+            } else if let Some(r) = state.and_then(|s| {
+                s.runs
+                    .iter()
+                    .find(|r| r.status == sluice_proto::RunStatus::Running)
+            }) {
+                format!("run {} to end", r.run_id)
             } else {
-                "its next period".to_string()
+                // Members that are not reference tables and have nothing new since the last run.
+                let stale: Vec<&str> = batch
+                    .datasets
+                    .iter()
+                    .filter(|d| !batch.reference.contains(d) && !pending.contains(&d.as_str()))
+                    .map(|d| d.as_str())
+                    .collect();
+                if stale.is_empty() {
+                    "its next period".to_string()
+                } else {
+                    format!("new files of {}", stale.join(", "))
+                }
             },
         ));
         for run in state
