@@ -7,6 +7,7 @@
 //! AWS_ENDPOINT_URL; `scripts/test` starts the emulator, sets it and asks for them. S3 event notifications are delivered by the emulator itself (S3 -> SQS), as AWS does.
 
 mod otlp;
+mod pg_util;
 
 use std::io::{Read, Write};
 use std::path::PathBuf;
@@ -1760,6 +1761,7 @@ async fn sluice_sweep_aws_starts_only_objects_without_a_run() {
 /// scripts/test can skip them by name when no PostgreSQL is to be had (outside CI).
 mod pg {
     use super::*;
+    use pg_util::{postgres_url, psql, psql_quietly};
     use sluice_proto::BatchState;
 
     /// Three loaded datasets, one batch of all three with one analytics query over their staging tables.
@@ -1881,29 +1883,6 @@ failure = ["oncall-SFX@example.com"]
         ),
     ];
 
-    fn postgres_url() -> String {
-        std::env::var("SLUICE_TEST_POSTGRES_URL")
-            .ok()
-            .filter(|u| !u.is_empty())
-            .expect(
-                "SLUICE_TEST_POSTGRES_URL is not set: point it at a PostgreSQL database \
-                 (e.g. postgres://postgres@127.0.0.1:5432/test), or run scripts/test",
-            )
-    }
-
-    fn psql(url: &str, sql: &str) -> String {
-        let out = Command::new("psql")
-            .args([url, "-AtXqc", sql])
-            .output()
-            .expect("psql is installed with PostgreSQL");
-        assert!(
-            out.status.success(),
-            "psql {sql}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
-    }
-
     /// The test's schemas, dropped when it ends (also when it fails).
     struct Schemas {
         url: String,
@@ -1913,16 +1892,7 @@ failure = ["oncall-SFX@example.com"]
     impl Drop for Schemas {
         fn drop(&mut self) {
             for name in &self.names {
-                let out = Command::new("psql")
-                    .args([
-                        self.url.as_str(),
-                        "-AtXqc",
-                        &format!("DROP SCHEMA IF EXISTS {name} CASCADE"),
-                    ])
-                    .output();
-                if !out.as_ref().is_ok_and(|o| o.status.success()) {
-                    eprintln!("could not drop the test schema {name}: {out:?}");
-                }
+                psql_quietly(&self.url, &format!("DROP SCHEMA IF EXISTS {name} CASCADE"));
             }
         }
     }

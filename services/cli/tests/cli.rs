@@ -1,6 +1,8 @@
 //! End-to-end tests of the `sluice` binary, run the way a user runs it: the repository's spec, the example
 //! files and generated ones, a fresh data directory per test, the JSON summary on stdout.
 
+mod pg_util;
+
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -960,19 +962,7 @@ type = "float"
 /// `sluice run` of a dataset with `load = true`, against a real PostgreSQL (scripts/test provides it).
 mod pg {
     use super::*;
-
-    fn psql(url: &str, sql: &str) -> String {
-        let out = Command::new("psql")
-            .args([url, "-AtXqc", sql])
-            .output()
-            .expect("psql is installed with PostgreSQL");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
-    }
+    use pg_util::psql;
 
     #[test]
     #[ignore = "needs PostgreSQL: scripts/test provides it in SLUICE_TEST_POSTGRES_URL"]

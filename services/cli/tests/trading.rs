@@ -8,6 +8,8 @@
 //! Then the batch's period: a second complete set on the same as_of date waits for the next period,
 //! and a landing with the next as_of date starts the second run (checked against its own answers).
 
+mod pg_util;
+
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -580,32 +582,12 @@ fn check_exports(data: &Path, as_of: &str, want: &Expected) {
     assert_share("late_share", &r[17], b.late_share);
 }
 
-/// Under CI the PostgreSQL tests must run, not be skipped: scripts/test sets the URL or fails.
-#[test]
-fn under_ci_postgres_is_configured() {
-    if std::env::var_os("CI").is_some() {
-        assert!(
-            std::env::var("SLUICE_TEST_POSTGRES_URL").is_ok_and(|u| !u.is_empty()),
-            "CI is set but SLUICE_TEST_POSTGRES_URL is not: the trading example's test would be skipped"
-        );
-    }
-}
-
 /// The tests that need the database, named `pg::` so that scripts/test can skip them without one.
 mod pg {
     use super::*;
 
     fn psql(url: &str, sql: &str) -> String {
-        let out = Command::new("psql")
-            .args([url, "-AtXqc", sql])
-            .output()
-            .expect("psql is installed with PostgreSQL");
-        assert!(
-            out.status.success(),
-            "psql {sql}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap().trim().to_string()
+        pg_util::psql(url, sql).trim().to_string()
     }
 
     /// `url` with its database replaced by `database` (a query string is kept).
@@ -646,16 +628,10 @@ mod pg {
 
     impl Drop for FreshDatabase {
         fn drop(&mut self) {
-            let out = Command::new("psql")
-                .args([
-                    self.admin.as_str(),
-                    "-AtXqc",
-                    &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name),
-                ])
-                .output();
-            if !out.as_ref().is_ok_and(|o| o.status.success()) {
-                eprintln!("could not drop the test database {}: {out:?}", self.name);
-            }
+            pg_util::psql_quietly(
+                &self.admin,
+                &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name),
+            );
         }
     }
 
