@@ -88,34 +88,19 @@ impl TaskRunner for InProcessTasks {
                 }
             });
             let input = envelope.input.clone();
-            // The same span a worker makes, continuing the run's trace.
-            let span = sluice_telemetry::task_span(
-                stage.as_str(),
-                envelope.run_id.as_str(),
-                envelope.input.subject(),
-                request.attempt,
+            // The same span and metrics a worker makes, continuing the run's trace.
+            let trace = sluice_runtime::worker::TaskTrace::start(
+                stage,
+                &envelope,
                 envelope.traceparent.as_deref(),
             );
-            if request.attempt > 1 {
-                sluice_telemetry::metrics::retry(stage.as_str());
-            }
-            let started = std::time::Instant::now();
-            let r =
-                tracing::Instrument::instrument(handle(&self.ctx, envelope.input), span.clone())
-                    .await;
+            let r = tracing::Instrument::instrument(
+                handle(&self.ctx, envelope.input),
+                trace.span.clone(),
+            )
+            .await;
             ticker.abort();
-            let outcome = match &r {
-                Ok(_) => "ok".to_string(),
-                Err(e) => {
-                    sluice_telemetry::record_error(&span, e.error.as_str(), &e.cause);
-                    e.error.as_str().to_string()
-                }
-            };
-            sluice_telemetry::metrics::stage_duration(
-                stage.as_str(),
-                started.elapsed().as_secs_f64(),
-                &outcome,
-            );
+            trace.finish(&r);
             (self.observe)(&input, &r);
             r
         };

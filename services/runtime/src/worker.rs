@@ -121,6 +121,50 @@ impl MessageHandler for TaskWorker {
     }
 }
 
+/// A task's telemetry, the same for a worker and the embedded run: its span (named by the stage,
+/// continuing the run's trace), the retry count, and on `finish` its outcome and duration.
+pub struct TaskTrace {
+    pub span: tracing::Span,
+    stage: Stage,
+    started: std::time::Instant,
+}
+
+impl TaskTrace {
+    pub fn start(stage: Stage, envelope: &TaskEnvelope, traceparent: Option<&str>) -> Self {
+        let span = sluice_telemetry::task_span(
+            stage.as_str(),
+            envelope.run_id.as_str(),
+            envelope.input.subject(),
+            envelope.attempt,
+            traceparent,
+        );
+        if envelope.attempt > 1 {
+            sluice_telemetry::metrics::retry(stage.as_str());
+        }
+        TaskTrace {
+            span,
+            stage,
+            started: std::time::Instant::now(),
+        }
+    }
+
+    /// Records how the task ended (an error on the span) and its duration.
+    pub fn finish(&self, result: &Result<StageOutput, StageError>) {
+        let outcome = match result {
+            Ok(_) => "ok",
+            Err(e) => {
+                sluice_telemetry::record_error(&self.span, e.error.as_str(), &e.cause);
+                e.error.as_str()
+            }
+        };
+        sluice_telemetry::metrics::stage_duration(
+            self.stage.as_str(),
+            self.started.elapsed().as_secs_f64(),
+            outcome,
+        );
+    }
+}
+
 async fn work_on(
     message: QueueMessage,
     queue: &dyn WorkQueue,
@@ -151,21 +195,12 @@ async fn work_on(
         .traceparent
         .as_deref()
         .or(message.traceparent.as_deref());
-    let span = sluice_telemetry::task_span(
-        settings.stage.as_str(),
-        run_id.as_str(),
-        envelope.input.subject(),
-        envelope.attempt,
-        traceparent,
-    );
-    let started = std::time::Instant::now();
+    let trace = TaskTrace::start(settings.stage, &envelope, traceparent);
+    let span = trace.span.clone();
     if let Some(sent) = message.sent_at
         && let Ok(lag) = std::time::SystemTime::now().duration_since(sent)
     {
         sluice_telemetry::metrics::queue_lag(settings.stage.as_str(), lag.as_secs_f64());
-    }
-    if envelope.attempt > 1 {
-        sluice_telemetry::metrics::retry(settings.stage.as_str());
     }
     tracing::info!(
         parent: &span,
@@ -218,18 +253,7 @@ async fn work_on(
         }
     };
 
-    let outcome = match &result {
-        Ok(_) => "ok".to_string(),
-        Err(e) => {
-            sluice_telemetry::record_error(&span, e.error.as_str(), &e.cause);
-            e.error.as_str().to_string()
-        }
-    };
-    sluice_telemetry::metrics::stage_duration(
-        settings.stage.as_str(),
-        started.elapsed().as_secs_f64(),
-        &outcome,
-    );
+    trace.finish(&result);
     drop(span);
 
     // Answer first, then delete: a crash in between redelivers the message, never loses the answer.
