@@ -13,7 +13,9 @@ use serde_json::Value;
 
 use crate::error::StatesError;
 use crate::path::{Path, PathFailure};
+use crate::template::PayloadTemplate;
 use crate::value::{compact, compare_numbers};
+use crate::variables::Variables;
 
 /// How two values compare.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -96,11 +98,13 @@ pub enum Condition {
     },
 }
 
-/// A top-level Choice rule: a condition and the state to go to when it holds.
+/// A top-level Choice rule: a condition, the state to go to when it holds, and the variables it
+/// then assigns.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ChoiceRule {
     pub condition: Condition,
     pub next: String,
+    pub assign: Option<PayloadTemplate>,
 }
 
 const COMBINATORS: [&str; 3] = ["And", "Or", "Not"];
@@ -146,9 +150,14 @@ impl ChoiceRule {
             .get("Next")
             .and_then(Value::as_str)
             .ok_or("a top-level Choice rule needs a \"Next\" state name")?;
+        let assign = match v.get("Assign") {
+            Some(a) => Some(PayloadTemplate::compile(a)?),
+            None => None,
+        };
         Ok(ChoiceRule {
             condition,
             next: next.to_string(),
+            assign,
         })
     }
 }
@@ -169,15 +178,18 @@ impl Condition {
                 crate::path::kind_of(v)
             ));
         };
-        if !top_level && map.contains_key("Next") {
-            return Err(
-                "\"Next\" is only allowed on top-level Choice rules, not inside And/Or/Not".into(),
-            );
+        for field in ["Next", "Assign"] {
+            if !top_level && map.contains_key(field) {
+                return Err(format!(
+                    "\"{field}\" is only allowed on top-level Choice rules, not inside And/Or/Not"
+                ));
+            }
         }
         for key in map.keys() {
             let known = key == "Variable"
                 || key == "Next"
                 || key == "Comment"
+                || key == "Assign"
                 || COMBINATORS.contains(&key.as_str())
                 || is_operator(key);
             if !known {
@@ -245,10 +257,20 @@ impl Condition {
 
     /// Evaluates the rule against a state's (effective) input.
     pub fn evaluate(&self, input: &Value, context: &Value) -> Result<bool, StatesError> {
+        self.evaluate_with(input, context, &Variables::default())
+    }
+
+    /// Evaluates the rule with the workflow variables in scope (`"Variable": "$name"`...).
+    pub fn evaluate_with(
+        &self,
+        input: &Value,
+        context: &Value,
+        vars: &Variables,
+    ) -> Result<bool, StatesError> {
         match self {
             Condition::And(rules) => {
                 for r in rules {
-                    if !r.evaluate(input, context)? {
+                    if !r.evaluate_with(input, context, vars)? {
                         return Ok(false);
                     }
                 }
@@ -256,19 +278,19 @@ impl Condition {
             }
             Condition::Or(rules) => {
                 for r in rules {
-                    if r.evaluate(input, context)? {
+                    if r.evaluate_with(input, context, vars)? {
                         return Ok(true);
                     }
                 }
                 Ok(false)
             }
-            Condition::Not(r) => Ok(!r.evaluate(input, context)?),
+            Condition::Not(r) => Ok(!r.evaluate_with(input, context, vars)?),
             Condition::Compare {
                 variable,
                 comparison,
                 ..
             } => {
-                let value = match variable.select(input, context) {
+                let value = match variable.select_with(input, context, vars) {
                     Ok(v) => v,
                     Err(PathFailure::NotFound) => {
                         if let Comparison::IsPresent(want) = comparison {
@@ -280,7 +302,7 @@ impl Condition {
                         )));
                     }
                 };
-                compare(&value, comparison, input, context)
+                compare(&value, comparison, input, context, vars)
             }
         }
     }
@@ -357,8 +379,13 @@ fn split_operator(name: &str) -> Option<(&'static str, CmpOp)> {
     None
 }
 
-fn resolve(path: &Path, input: &Value, context: &Value) -> Result<Value, StatesError> {
-    path.select(input, context).map_err(|_| {
+fn resolve(
+    path: &Path,
+    input: &Value,
+    context: &Value,
+    vars: &Variables,
+) -> Result<Value, StatesError> {
+    path.select_with(input, context, vars).map_err(|_| {
         StatesError::runtime(format!(
             "Invalid path '{path}': The choice state's condition path references an invalid value (input '{}')",
             compact(input)
@@ -371,6 +398,7 @@ fn compare(
     comparison: &Comparison,
     input: &Value,
     context: &Value,
+    vars: &Variables,
 ) -> Result<bool, StatesError> {
     Ok(match comparison {
         Comparison::IsPresent(want) => *want,
@@ -390,7 +418,7 @@ fn compare(
         Comparison::String(op, operand) => {
             let other = match operand {
                 Operand::Value(s) => Value::String(s.clone()),
-                Operand::Path(p) => resolve(p, input, context)?,
+                Operand::Path(p) => resolve(p, input, context, vars)?,
             };
             match (value.as_str(), other.as_str()) {
                 (Some(a), Some(b)) => op.holds(a.cmp(b)),
@@ -400,7 +428,7 @@ fn compare(
         Comparison::Numeric(op, operand) => {
             let other = match operand {
                 Operand::Value(n) => Value::Number(n.clone()),
-                Operand::Path(p) => resolve(p, input, context)?,
+                Operand::Path(p) => resolve(p, input, context, vars)?,
             };
             match (value.as_number(), other.as_number()) {
                 (Some(a), Some(b)) => op.holds(compare_numbers(a, b)),
@@ -410,14 +438,14 @@ fn compare(
         Comparison::Boolean(operand) => {
             let other = match operand {
                 Operand::Value(b) => Value::Bool(*b),
-                Operand::Path(p) => resolve(p, input, context)?,
+                Operand::Path(p) => resolve(p, input, context, vars)?,
             };
             matches!((value, &other), (Value::Bool(a), Value::Bool(b)) if a == b)
         }
         Comparison::Timestamp(op, operand) => {
             let other = match operand {
                 Operand::Value(t) => Some(*t),
-                Operand::Path(p) => resolve(p, input, context)?
+                Operand::Path(p) => resolve(p, input, context, vars)?
                     .as_str()
                     .and_then(parse_timestamp),
             };

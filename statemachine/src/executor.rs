@@ -41,6 +41,7 @@ use crate::model::{
 use crate::path::{Path, kind_of};
 use crate::template::PayloadTemplate;
 use crate::value::{as_integer, compact};
+use crate::variables::Variables;
 
 /// What a Task state asks the outside world to do.
 #[derive(Debug, Clone)]
@@ -146,7 +147,11 @@ pub struct Executor {
     clock: Arc<dyn Clock>,
     state_machine_name: String,
     seed: Option<u64>,
+    observer: Option<HistoryObserver>,
 }
+
+/// Called with each history event as it is recorded (a live view of a running execution).
+pub type HistoryObserver = Arc<dyn Fn(&HistoryEvent) + Send + Sync>;
 
 const REGION: &str = "us-east-1";
 const ACCOUNT: &str = "000000000000";
@@ -163,6 +168,7 @@ impl Executor {
             clock,
             state_machine_name: "local".to_string(),
             seed: None,
+            observer: None,
         }
     }
 
@@ -175,6 +181,13 @@ impl Executor {
     /// Makes task tokens, retry jitter, States.MathRandom and States.UUID reproducible.
     pub fn with_seed(mut self, seed: u64) -> Self {
         self.seed = Some(seed);
+        self
+    }
+
+    /// Calls `observer` with every history event as it is recorded (the history is also returned at
+    /// the end, as always).
+    pub fn with_observer(mut self, observer: HistoryObserver) -> Self {
+        self.observer = Some(observer);
         self
     }
 
@@ -273,12 +286,15 @@ impl Track {
     }
 }
 
-/// What a state decided.
+/// What a state decided, with the variables its `Assign` (or its catcher's) sets on leaving.
 enum Step {
-    Next(String, Value),
-    End(Value),
+    Next(String, Value, Assigned),
+    End(Value, Assigned),
     Fail(StatesError),
 }
+
+/// The values one `Assign` computed, set together when the state is left.
+type Assigned = Map<String, Value>;
 
 type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
@@ -311,13 +327,17 @@ impl<'a> Run<'a> {
         }
         let mut history = lock(&self.history);
         let id = history.len() as u64 + 1;
-        history.push(HistoryEvent {
+        let event = HistoryEvent {
             id,
             previous_event_id: track.get(),
             event_type: event_type.to_string(),
             timestamp: self.now(),
             details,
-        });
+        };
+        if let Some(observer) = &self.exec.observer {
+            observer(&event);
+        }
+        history.push(event);
         track.last.store(id, Ordering::SeqCst);
     }
 
@@ -373,8 +393,30 @@ impl<'a> Run<'a> {
         template: &PayloadTemplate,
         input: &Value,
         ctx: &Value,
+        vars: &Variables,
     ) -> Result<Value, StatesError> {
-        self.with_rng(|rng| template.evaluate(input, ctx, rng))
+        self.with_rng(|rng| template.evaluate_with(input, ctx, vars, rng))
+    }
+
+    /// Evaluates an `Assign` with `$` bound to `value` (the state's result, input or error
+    /// output); the variables read are those of the state's entry.
+    fn assign(
+        &self,
+        assign: &Option<PayloadTemplate>,
+        value: &Value,
+        ctx: &Value,
+        vars: &Variables,
+    ) -> Result<Assigned, StatesError> {
+        match assign {
+            None => Ok(Assigned::new()),
+            Some(t) => match self.evaluate(t, value, ctx, vars)? {
+                Value::Object(m) => Ok(m),
+                other => Err(StatesError::runtime(format!(
+                    "Assign must give an object of variables, got {}",
+                    kind_of(&other)
+                ))),
+            },
+        }
     }
 
     async fn execute(&self, input: Value) -> (ExecutionStatus, Option<Value>, Option<StatesError>) {
@@ -385,7 +427,13 @@ impl<'a> Run<'a> {
             json!({"input": compact(&input), "roleArn": format!("arn:aws:iam::{ACCOUNT}:role/{}-role", self.exec.state_machine_name)}),
         );
         let machine = &self.exec.machine;
-        let run = self.run_machine(&machine.states, &machine.start_at, input, &track);
+        let run = self.run_machine(
+            &machine.states,
+            &machine.start_at,
+            input,
+            &track,
+            Variables::new(),
+        );
         let result = match machine.timeout_seconds {
             Some(limit) => {
                 tokio::select! {
@@ -431,17 +479,20 @@ impl<'a> Run<'a> {
         }
     }
 
-    /// Runs a machine (the top level, a branch or an item processor) from `start_at` to its end.
+    /// Runs a machine (the top level, a branch or an item processor) from `start_at` to its end,
+    /// with the variables of its scope.
     fn run_machine<'b>(
         &'b self,
         states: &'b States,
         start_at: &'b str,
         input: Value,
         track: &'b Track,
+        vars: Variables,
     ) -> BoxFuture<'b, Result<Value, StatesError>> {
         Box::pin(async move {
             let mut name = start_at.to_string();
             let mut input = input;
+            let mut vars = vars;
             loop {
                 let Some(state) = states.get(&name) else {
                     return Err(StatesError::runtime(format!(
@@ -456,27 +507,43 @@ impl<'a> Run<'a> {
                     &format!("{kind}StateEntered"),
                     json!({"name": name, "input": compact(&input)}),
                 );
+                let v = &vars;
                 let step = match state {
-                    State::Task(s) => self.task(&name, s, &input, entered_at, track).await,
-                    State::Pass(s) => self.pass(&name, s, &input, entered_at),
-                    State::Choice(s) => self.choice(&name, s, &input, entered_at),
-                    State::Wait(s) => self.wait(&name, s, &input, entered_at).await,
-                    State::Succeed(s) => self.succeed(&name, s, &input, entered_at),
-                    State::Fail(s) => self.fail(&name, s, &input, entered_at),
-                    State::Parallel(s) => self.parallel(&name, s, &input, entered_at, track).await,
-                    State::Map(s) => self.map(&name, s, &input, entered_at, track).await,
+                    State::Task(s) => self.task(&name, s, &input, entered_at, track, v).await,
+                    State::Pass(s) => self.pass(&name, s, &input, entered_at, v),
+                    State::Choice(s) => self.choice(&name, s, &input, entered_at, v),
+                    State::Wait(s) => self.wait(&name, s, &input, entered_at, v).await,
+                    State::Succeed(s) => self.succeed(&name, s, &input, entered_at, v),
+                    State::Fail(s) => self.fail(&name, s, &input, entered_at, v),
+                    State::Parallel(s) => {
+                        self.parallel(&name, s, &input, entered_at, track, v).await
+                    }
+                    State::Map(s) => self.map(&name, s, &input, entered_at, track, v).await,
                 };
-                let (next, output) = match step {
+                let (next, output, assigned) = match step {
                     Step::Fail(e) => return Err(e),
-                    Step::Next(next, output) => (Some(next), output),
-                    Step::End(output) => (None, output),
+                    Step::Next(next, output, assigned) => (Some(next), output, assigned),
+                    Step::End(output, assigned) => (None, output, assigned),
                 };
                 check_size(&output, &format!("The output of state '{name}'"))?;
-                self.record(
-                    track,
-                    &format!("{kind}StateExited"),
-                    json!({"name": name, "output": compact(&output)}),
-                );
+                let mut details = json!({"name": name, "output": compact(&output)});
+                if !assigned.is_empty()
+                    && let Value::Object(d) = &mut details
+                {
+                    // As GetExecutionHistory's StateExitedEventDetails: each value as JSON text.
+                    let texts: Map<String, Value> = assigned
+                        .iter()
+                        .map(|(k, v)| (k.clone(), Value::String(compact(v))))
+                        .collect();
+                    d.insert("assignedVariables".into(), Value::Object(texts));
+                    d.insert(
+                        "assignedVariablesDetails".into(),
+                        json!({"truncated": false}),
+                    );
+                }
+                // The new values count from the next state on.
+                vars.assign(assigned)?;
+                self.record(track, &format!("{kind}StateExited"), details);
                 match next {
                     Some(next) => {
                         name = next;
@@ -498,14 +565,14 @@ impl<'a> Run<'a> {
     /// ErrorB with `MaxAttempts: 2` on the ErrorA/ErrorB retrier sends the fourth error to the Catch),
     /// both the backoff and `MaxAttempts` count every error a retrier matched in this state, whatever
     /// its name.
-    async fn with_retry<F, Fut>(
+    async fn with_retry<T, F, Fut>(
         &self,
         retriers: &[Retrier],
         mut attempt: F,
-    ) -> Result<Value, StatesError>
+    ) -> Result<T, StatesError>
     where
         F: FnMut(u32) -> Fut,
-        Fut: Future<Output = Result<Value, StatesError>>,
+        Fut: Future<Output = Result<T, StatesError>>,
     {
         let mut visits = vec![0u64; retriers.len()];
         let mut retries = 0u32;
@@ -547,20 +614,33 @@ impl<'a> Run<'a> {
         Duration::try_from_secs_f64(secs).unwrap_or(Duration::MAX)
     }
 
-    /// Turns the final result of a Task/Parallel/Map into a step, applying the first matching catcher.
+    /// Turns the final result of a Task/Parallel/Map into a step, applying the first matching
+    /// catcher (and its `Assign`, with `$` the error output; the state's own `Assign` is not).
+    #[allow(clippy::too_many_arguments)]
     fn settle(
         &self,
-        result: Result<Value, StatesError>,
+        result: Result<(Value, Assigned), StatesError>,
         catchers: &[Catcher],
         raw: &Value,
         transition: Option<Transition<'_>>,
+        name: &str,
+        entered_at: DateTime<Utc>,
+        vars: &Variables,
     ) -> Step {
         match result {
-            Ok(output) => follow(transition, output),
+            Ok((output, assigned)) => follow(transition, output, assigned),
             Err(e) => match catchers.iter().find(|c| e.is_matched_by(&c.error_equals)) {
                 Some(c) => {
-                    match apply_result_path(&c.result_path, raw.clone(), e.to_error_output()) {
-                        Ok(out) => Step::Next(c.next.clone(), out),
+                    let error_output = e.to_error_output();
+                    let ctx = self.context(name, entered_at, 0, None, None);
+                    let caught =
+                        self.assign(&c.assign, &error_output, &ctx, vars)
+                            .and_then(|assigned| {
+                                apply_result_path(&c.result_path, raw.clone(), error_output)
+                                    .map(|out| (out, assigned))
+                            });
+                    match caught {
+                        Ok((out, assigned)) => Step::Next(c.next.clone(), out, assigned),
                         Err(fail) => Step::Fail(fail),
                     }
                 }
@@ -572,45 +652,76 @@ impl<'a> Run<'a> {
     // ---------------------------------------------------------------------------------------
     // States
 
-    fn pass(&self, name: &str, s: &PassState, raw: &Value, entered_at: DateTime<Utc>) -> Step {
-        let run = || -> Result<Value, StatesError> {
+    fn pass(
+        &self,
+        name: &str,
+        s: &PassState,
+        raw: &Value,
+        entered_at: DateTime<Utc>,
+        vars: &Variables,
+    ) -> Step {
+        let run = || -> Result<(Value, Assigned), StatesError> {
             let ctx = self.context(name, entered_at, 0, None, None);
-            let effective = apply_input_path(&s.input_path, raw, &ctx)?;
+            let effective = apply_input_path(&s.input_path, raw, &ctx, vars)?;
             let result = match (&s.result, &s.parameters) {
                 (Some(result), _) => result.clone(),
-                (None, Some(params)) => self.evaluate(params, &effective, &ctx)?,
+                (None, Some(params)) => self.evaluate(params, &effective, &ctx, vars)?,
                 (None, None) => effective,
             };
+            // Assign sees the state's result (Result, Parameters or its input).
+            let assigned = self.assign(&s.assign, &result, &ctx, vars)?;
             let merged = apply_result_path(&s.result_path, raw.clone(), result)?;
-            apply_output_path(&s.output_path, merged, &ctx)
+            Ok((
+                apply_output_path(&s.output_path, merged, &ctx, vars)?,
+                assigned,
+            ))
         };
         match run() {
-            Ok(out) => follow(transition_of(&s.next, &s.end), out),
+            Ok((out, assigned)) => follow(transition_of(&s.next, &s.end), out, assigned),
             Err(e) => Step::Fail(e),
         }
     }
 
-    fn choice(&self, name: &str, s: &ChoiceState, raw: &Value, entered_at: DateTime<Utc>) -> Step {
-        let run = || -> Result<(String, Value), StatesError> {
+    fn choice(
+        &self,
+        name: &str,
+        s: &ChoiceState,
+        raw: &Value,
+        entered_at: DateTime<Utc>,
+        vars: &Variables,
+    ) -> Step {
+        let run = || -> Result<(String, Value, Assigned), StatesError> {
             let ctx = self.context(name, entered_at, 0, None, None);
-            let effective = apply_input_path(&s.input_path, raw, &ctx)?;
-            let mut next = None;
+            let effective = apply_input_path(&s.input_path, raw, &ctx, vars)?;
+            let mut matched = None;
             for rule in &s.choices {
-                if rule.condition.evaluate(&effective, &ctx)? {
-                    next = Some(rule.next.clone());
+                if rule.condition.evaluate_with(&effective, &ctx, vars)? {
+                    matched = Some(rule);
                     break;
                 }
             }
-            let next = next.or_else(|| s.default.clone()).ok_or_else(|| {
-                StatesError::new(
-                    error::NO_CHOICE_MATCHED,
-                    format!("No Matches! No Choice rule of state '{name}' matched the input and it has no Default"),
-                )
-            })?;
-            Ok((next, apply_output_path(&s.output_path, effective, &ctx)?))
+            // The matching rule's Assign; the state's own only when it goes to its Default.
+            let (next, assign) = match matched {
+                Some(rule) => (rule.next.clone(), &rule.assign),
+                None => {
+                    let default = s.default.clone().ok_or_else(|| {
+                        StatesError::new(
+                            error::NO_CHOICE_MATCHED,
+                            format!("No Matches! No Choice rule of state '{name}' matched the input and it has no Default"),
+                        )
+                    })?;
+                    (default, &s.assign)
+                }
+            };
+            let assigned = self.assign(assign, &effective, &ctx, vars)?;
+            Ok((
+                next,
+                apply_output_path(&s.output_path, effective, &ctx, vars)?,
+                assigned,
+            ))
         };
         match run() {
-            Ok((next, out)) => Step::Next(next, out),
+            Ok((next, out, assigned)) => Step::Next(next, out, assigned),
             Err(e) => Step::Fail(e),
         }
     }
@@ -621,19 +732,24 @@ impl<'a> Run<'a> {
         s: &WaitState,
         raw: &Value,
         entered_at: DateTime<Utc>,
+        vars: &Variables,
     ) -> Step {
         let ctx = self.context(name, entered_at, 0, None, None);
-        let effective = match apply_input_path(&s.input_path, raw, &ctx) {
+        let effective = match apply_input_path(&s.input_path, raw, &ctx, vars) {
             Ok(v) => v,
             Err(e) => return Step::Fail(e),
         };
-        let until = match wait_until(s, &effective, &ctx, entered_at) {
+        let until = match wait_until(s, &effective, &ctx, vars, entered_at) {
             Ok(t) => t,
             Err(e) => return Step::Fail(e),
         };
+        let assigned = match self.assign(&s.assign, &effective, &ctx, vars) {
+            Ok(a) => a,
+            Err(e) => return Step::Fail(e),
+        };
         self.exec.clock.sleep(between(self.now(), until)).await;
-        match apply_output_path(&s.output_path, effective, &ctx) {
-            Ok(out) => follow(transition_of(&s.next, &s.end), out),
+        match apply_output_path(&s.output_path, effective, &ctx, vars) {
+            Ok(out) => follow(transition_of(&s.next, &s.end), out, assigned),
             Err(e) => Step::Fail(e),
         }
     }
@@ -644,30 +760,40 @@ impl<'a> Run<'a> {
         s: &SucceedState,
         raw: &Value,
         entered_at: DateTime<Utc>,
+        vars: &Variables,
     ) -> Step {
         let ctx = self.context(name, entered_at, 0, None, None);
-        match apply_input_path(&s.input_path, raw, &ctx)
-            .and_then(|v| apply_output_path(&s.output_path, v, &ctx))
+        match apply_input_path(&s.input_path, raw, &ctx, vars)
+            .and_then(|v| apply_output_path(&s.output_path, v, &ctx, vars))
         {
-            Ok(out) => Step::End(out),
+            Ok(out) => Step::End(out, Assigned::new()),
             Err(e) => Step::Fail(e),
         }
     }
 
-    fn fail(&self, name: &str, s: &FailState, raw: &Value, entered_at: DateTime<Utc>) -> Step {
+    fn fail(
+        &self,
+        name: &str,
+        s: &FailState,
+        raw: &Value,
+        entered_at: DateTime<Utc>,
+        vars: &Variables,
+    ) -> Step {
         let ctx = self.context(name, entered_at, 0, None, None);
         let text = |literal: &Option<String>,
                     dynamic: &Option<crate::template::PathOrIntrinsic>,
                     field: &str| {
             match (literal, dynamic) {
                 (Some(s), _) => Ok(s.clone()),
-                (None, Some(d)) => match self.with_rng(|rng| d.evaluate(raw, &ctx, rng))? {
-                    Value::String(s) => Ok(s),
-                    other => Err(StatesError::runtime(format!(
-                        "The {field} of Fail state '{name}' must resolve to a string, got {}",
-                        kind_of(&other)
-                    ))),
-                },
+                (None, Some(d)) => {
+                    match self.with_rng(|rng| d.evaluate_with(raw, &ctx, vars, rng))? {
+                        Value::String(s) => Ok(s),
+                        other => Err(StatesError::runtime(format!(
+                            "The {field} of Fail state '{name}' must resolve to a string, got {}",
+                            kind_of(&other)
+                        ))),
+                    }
+                }
                 (None, None) => Ok(String::new()),
             }
         };
@@ -688,15 +814,18 @@ impl<'a> Run<'a> {
         raw: &Value,
         entered_at: DateTime<Utc>,
         track: &Track,
+        vars: &Variables,
     ) -> Step {
         let result = self
             .with_retry(&s.retry, |retry| {
-                self.task_attempt(name, s, raw, entered_at, retry, track)
+                self.task_attempt(name, s, raw, entered_at, retry, track, vars)
             })
             .await;
-        self.settle(result, &s.catch, raw, transition_of(&s.next, &s.end))
+        let transition = transition_of(&s.next, &s.end);
+        self.settle(result, &s.catch, raw, transition, name, entered_at, vars)
     }
 
+    #[allow(clippy::too_many_arguments)]
     async fn task_attempt(
         &self,
         name: &str,
@@ -705,12 +834,13 @@ impl<'a> Run<'a> {
         entered_at: DateTime<Utc>,
         retry: u32,
         track: &Track,
-    ) -> Result<Value, StatesError> {
+        vars: &Variables,
+    ) -> Result<(Value, Assigned), StatesError> {
         let token = self.new_token();
         let ctx = self.context(name, entered_at, retry, Some(&token), None);
-        let effective = apply_input_path(&s.input_path, raw, &ctx)?;
+        let effective = apply_input_path(&s.input_path, raw, &ctx, vars)?;
         let parameters = match &s.parameters {
-            Some(t) => self.evaluate(t, &effective, &ctx)?,
+            Some(t) => self.evaluate(t, &effective, &ctx, vars)?,
             None => effective.clone(),
         };
         check_size(
@@ -719,7 +849,7 @@ impl<'a> Run<'a> {
         )?;
         let timeout = match (&s.timeout_seconds, &s.timeout_seconds_path) {
             (Some(t), _) => *t,
-            (None, Some(p)) => positive_seconds(p, &effective, &ctx, "TimeoutSecondsPath")?,
+            (None, Some(p)) => positive_seconds(p, &effective, &ctx, vars, "TimeoutSecondsPath")?,
             (None, None) => DEFAULT_TASK_TIMEOUT_SECONDS,
         };
         let heartbeat = match (&s.heartbeat_seconds, &s.heartbeat_seconds_path) {
@@ -728,6 +858,7 @@ impl<'a> Run<'a> {
                 p,
                 &effective,
                 &ctx,
+                vars,
                 "HeartbeatSecondsPath",
             )?),
             (None, None) => None,
@@ -769,12 +900,17 @@ impl<'a> Run<'a> {
                     json!({"resourceType": resource_type, "resource": resource, "output": compact(&result)}),
                 );
                 check_size(&result, &format!("The result of task '{name}'"))?;
+                // Assign sees the task's result as the worker gave it (before ResultSelector).
+                let assigned = self.assign(&s.assign, &result, &ctx, vars)?;
                 let selected = match &s.result_selector {
-                    Some(t) => self.evaluate(t, &result, &ctx)?,
+                    Some(t) => self.evaluate(t, &result, &ctx, vars)?,
                     None => result,
                 };
                 let merged = apply_result_path(&s.result_path, raw.clone(), selected)?;
-                apply_output_path(&s.output_path, merged, &ctx)
+                Ok((
+                    apply_output_path(&s.output_path, merged, &ctx, vars)?,
+                    assigned,
+                ))
             }
             Err(e) => {
                 let event = if e.error == error::TIMEOUT || e.error == error::HEARTBEAT_TIMEOUT {
@@ -843,15 +979,18 @@ impl<'a> Run<'a> {
         raw: &Value,
         entered_at: DateTime<Utc>,
         track: &Track,
+        vars: &Variables,
     ) -> Step {
         let result = self
             .with_retry(&s.retry, |retry| {
-                self.parallel_attempt(name, s, raw, entered_at, retry, track)
+                self.parallel_attempt(name, s, raw, entered_at, retry, track, vars)
             })
             .await;
-        self.settle(result, &s.catch, raw, transition_of(&s.next, &s.end))
+        let transition = transition_of(&s.next, &s.end);
+        self.settle(result, &s.catch, raw, transition, name, entered_at, vars)
     }
 
+    #[allow(clippy::too_many_arguments)]
     async fn parallel_attempt(
         &self,
         name: &str,
@@ -860,31 +999,41 @@ impl<'a> Run<'a> {
         entered_at: DateTime<Utc>,
         retry: u32,
         track: &Track,
-    ) -> Result<Value, StatesError> {
+        vars: &Variables,
+    ) -> Result<(Value, Assigned), StatesError> {
         let ctx = self.context(name, entered_at, retry, None, None);
-        let effective = apply_input_path(&s.input_path, raw, &ctx)?;
+        let effective = apply_input_path(&s.input_path, raw, &ctx, vars)?;
         let branch_input = match &s.parameters {
-            Some(t) => self.evaluate(t, &effective, &ctx)?,
+            Some(t) => self.evaluate(t, &effective, &ctx, vars)?,
             None => effective,
         };
         self.record(track, "ParallelStateStarted", json!({}));
         let tracks: Vec<Track> = s.branches.iter().map(|_| track.branch()).collect();
-        let branches = s
-            .branches
-            .iter()
-            .zip(&tracks)
-            .map(|(b, t)| self.run_machine(&b.states, &b.start_at, branch_input.clone(), t));
+        let branches = s.branches.iter().zip(&tracks).map(|(b, t)| {
+            // Each branch reads the variables around it and assigns its own.
+            self.run_machine(
+                &b.states,
+                &b.start_at,
+                branch_input.clone(),
+                t,
+                vars.nested(),
+            )
+        });
         // The first failing branch fails the state and stops the others (their futures are dropped).
         match futures_util::future::try_join_all(branches).await {
             Ok(outputs) => {
                 self.record(track, "ParallelStateSucceeded", json!({}));
                 let result = Value::Array(outputs);
+                let assigned = self.assign(&s.assign, &result, &ctx, vars)?;
                 let selected = match &s.result_selector {
-                    Some(t) => self.evaluate(t, &result, &ctx)?,
+                    Some(t) => self.evaluate(t, &result, &ctx, vars)?,
                     None => result,
                 };
                 let merged = apply_result_path(&s.result_path, raw.clone(), selected)?;
-                apply_output_path(&s.output_path, merged, &ctx)
+                Ok((
+                    apply_output_path(&s.output_path, merged, &ctx, vars)?,
+                    assigned,
+                ))
             }
             Err(e) => {
                 self.record(
@@ -904,15 +1053,18 @@ impl<'a> Run<'a> {
         raw: &Value,
         entered_at: DateTime<Utc>,
         track: &Track,
+        vars: &Variables,
     ) -> Step {
         let result = self
             .with_retry(&s.retry, |retry| {
-                self.map_attempt(name, s, raw, entered_at, retry, track)
+                self.map_attempt(name, s, raw, entered_at, retry, track, vars)
             })
             .await;
-        self.settle(result, &s.catch, raw, transition_of(&s.next, &s.end))
+        let transition = transition_of(&s.next, &s.end);
+        self.settle(result, &s.catch, raw, transition, name, entered_at, vars)
     }
 
+    #[allow(clippy::too_many_arguments)]
     async fn map_attempt(
         &self,
         name: &str,
@@ -921,9 +1073,10 @@ impl<'a> Run<'a> {
         entered_at: DateTime<Utc>,
         retry: u32,
         track: &Track,
-    ) -> Result<Value, StatesError> {
+        vars: &Variables,
+    ) -> Result<(Value, Assigned), StatesError> {
         let ctx = self.context(name, entered_at, retry, None, None);
-        let effective = apply_input_path(&s.input_path, raw, &ctx)?;
+        let effective = apply_input_path(&s.input_path, raw, &ctx, vars)?;
         if s.item_reader.is_some() {
             return Err(StatesError::new(
                 error::ITEM_READER_FAILED,
@@ -934,7 +1087,7 @@ impl<'a> Run<'a> {
             ));
         }
         let items = match &s.items_path {
-            Some(p) => p.select(&effective, &ctx).map_err(|_| {
+            Some(p) => p.select_with(&effective, &ctx, vars).map_err(|_| {
                 StatesError::runtime(format!(
                     "The ItemsPath '{}' of Map state '{name}' could not be found in the input '{}'",
                     p.as_str(),
@@ -951,7 +1104,7 @@ impl<'a> Run<'a> {
         };
         let max_concurrency = match (&s.max_concurrency, &s.max_concurrency_path) {
             (Some(n), _) => *n,
-            (None, Some(p)) => non_negative_at(p, &effective, &ctx, "MaxConcurrencyPath")?,
+            (None, Some(p)) => non_negative_at(p, &effective, &ctx, vars, "MaxConcurrencyPath")?,
             (None, None) => 0,
         };
         let tolerance = Tolerance {
@@ -961,6 +1114,7 @@ impl<'a> Run<'a> {
                     p,
                     &effective,
                     &ctx,
+                    vars,
                     "ToleratedFailureCountPath",
                 )?),
                 (None, None) => None,
@@ -970,7 +1124,7 @@ impl<'a> Run<'a> {
                 &s.tolerated_failure_percentage_path,
             ) {
                 (Some(p), _) => Some(*p),
-                (None, Some(p)) => Some(percentage_at(p, &effective, &ctx)?),
+                (None, Some(p)) => Some(percentage_at(p, &effective, &ctx, vars)?),
                 (None, None) => None,
             },
         };
@@ -995,7 +1149,23 @@ impl<'a> Run<'a> {
                 } else {
                     Track::new(start_id)
                 };
-                self.map_iteration(name, s, effective_ref, index, item, entered_at, track)
+                // A Distributed Map's iterations are child executions: no outer variable.
+                let inner = if distributed {
+                    Variables::new()
+                } else {
+                    vars.nested()
+                };
+                let scope = (vars, inner);
+                self.map_iteration(
+                    name,
+                    s,
+                    effective_ref,
+                    index,
+                    item,
+                    entered_at,
+                    track,
+                    scope,
+                )
             })
             .buffer_unordered(limit);
         let mut outputs: Vec<Value> = vec![Value::Null; total];
@@ -1038,12 +1208,16 @@ impl<'a> Run<'a> {
         }
         self.record(track, "MapStateSucceeded", json!({}));
         let result = Value::Array(outputs);
+        let assigned = self.assign(&s.assign, &result, &ctx, vars)?;
         let selected = match &s.result_selector {
-            Some(t) => self.evaluate(t, &result, &ctx)?,
+            Some(t) => self.evaluate(t, &result, &ctx, vars)?,
             None => result,
         };
         let merged = apply_result_path(&s.result_path, raw.clone(), selected)?;
-        apply_output_path(&s.output_path, merged, &ctx)
+        Ok((
+            apply_output_path(&s.output_path, merged, &ctx, vars)?,
+            assigned,
+        ))
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -1056,6 +1230,7 @@ impl<'a> Run<'a> {
         item: Value,
         entered_at: DateTime<Utc>,
         track: Track,
+        (outer, inner): (&Variables, Variables),
     ) -> (usize, Result<Value, StatesError>) {
         self.record(
             &track,
@@ -1074,14 +1249,14 @@ impl<'a> Run<'a> {
                         value: &item,
                     }),
                 );
-                self.evaluate(t, effective, &ctx)
+                self.evaluate(t, effective, &ctx, outer)
             }
             None => Ok(item),
         };
         let processor = &s.item_processor;
         let result = match input {
             Ok(input) => {
-                self.run_machine(&processor.states, &processor.start_at, input, &track)
+                self.run_machine(&processor.states, &processor.start_at, input, &track, inner)
                     .await
             }
             Err(e) => Err(e),
@@ -1136,23 +1311,33 @@ fn transition_of<'a>(next: &'a Option<String>, end: &Option<bool>) -> Option<Tra
     }
 }
 
-fn follow(transition: Option<Transition<'_>>, output: Value) -> Step {
+fn follow(transition: Option<Transition<'_>>, output: Value, assigned: Assigned) -> Step {
     match transition {
-        Some(Transition::Next(n)) => Step::Next(n.to_string(), output),
-        Some(Transition::End) => Step::End(output),
+        Some(Transition::Next(n)) => Step::Next(n.to_string(), output, assigned),
+        Some(Transition::End) => Step::End(output, assigned),
         // The linter rejects such definitions; keep the executor total anyway.
         None => Step::Fail(StatesError::runtime("The state has neither Next nor End")),
     }
 }
 
-fn apply_input_path(field: &PathField, raw: &Value, ctx: &Value) -> Result<Value, StatesError> {
-    select_path(field, raw, ctx, "InputPath")
+fn apply_input_path(
+    field: &PathField,
+    raw: &Value,
+    ctx: &Value,
+    vars: &Variables,
+) -> Result<Value, StatesError> {
+    select_path(field, raw, ctx, vars, "InputPath")
 }
 
-fn apply_output_path(field: &PathField, value: Value, ctx: &Value) -> Result<Value, StatesError> {
+fn apply_output_path(
+    field: &PathField,
+    value: Value,
+    ctx: &Value,
+    vars: &Variables,
+) -> Result<Value, StatesError> {
     match field {
         None => Ok(value),
-        _ => select_path(field, &value, ctx, "OutputPath"),
+        _ => select_path(field, &value, ctx, vars, "OutputPath"),
     }
 }
 
@@ -1160,12 +1345,13 @@ fn select_path(
     field: &PathField,
     v: &Value,
     ctx: &Value,
+    vars: &Variables,
     name: &str,
 ) -> Result<Value, StatesError> {
     match field {
         None => Ok(v.clone()),
         Some(None) => Ok(Value::Object(Map::new())),
-        Some(Some(path)) => path.select(v, ctx).map_err(|_| {
+        Some(Some(path)) => path.select_with(v, ctx, vars).map_err(|_| {
             StatesError::runtime(format!(
                 "Invalid {name} '{path}': the path could not be found in the input '{}'",
                 compact(v)
@@ -1205,8 +1391,14 @@ fn check_size(v: &Value, what: &str) -> Result<(), StatesError> {
     Ok(())
 }
 
-fn integer_at(p: &Path, input: &Value, ctx: &Value, field: &str) -> Result<i64, StatesError> {
-    let v = p.select(input, ctx).map_err(|_| {
+fn integer_at(
+    p: &Path,
+    input: &Value,
+    ctx: &Value,
+    vars: &Variables,
+    field: &str,
+) -> Result<i64, StatesError> {
+    let v = p.select_with(input, ctx, vars).map_err(|_| {
         StatesError::runtime(format!(
             "The {field} '{p}' could not be found in the input '{}'",
             compact(input)
@@ -1220,8 +1412,14 @@ fn integer_at(p: &Path, input: &Value, ctx: &Value, field: &str) -> Result<i64, 
     })
 }
 
-fn positive_seconds(p: &Path, input: &Value, ctx: &Value, field: &str) -> Result<u64, StatesError> {
-    let n = integer_at(p, input, ctx, field)?;
+fn positive_seconds(
+    p: &Path,
+    input: &Value,
+    ctx: &Value,
+    vars: &Variables,
+    field: &str,
+) -> Result<u64, StatesError> {
+    let n = integer_at(p, input, ctx, vars, field)?;
     u64::try_from(n).ok().filter(|n| *n > 0).ok_or_else(|| {
         StatesError::runtime(format!(
             "The {field} '{p}' must select a positive integer, got {n}"
@@ -1229,8 +1427,14 @@ fn positive_seconds(p: &Path, input: &Value, ctx: &Value, field: &str) -> Result
     })
 }
 
-fn non_negative_at(p: &Path, input: &Value, ctx: &Value, field: &str) -> Result<u64, StatesError> {
-    let n = integer_at(p, input, ctx, field)?;
+fn non_negative_at(
+    p: &Path,
+    input: &Value,
+    ctx: &Value,
+    vars: &Variables,
+    field: &str,
+) -> Result<u64, StatesError> {
+    let n = integer_at(p, input, ctx, vars, field)?;
     u64::try_from(n).map_err(|_| {
         StatesError::runtime(format!(
             "The {field} '{p}' must select a non-negative integer, got {n}"
@@ -1238,8 +1442,13 @@ fn non_negative_at(p: &Path, input: &Value, ctx: &Value, field: &str) -> Result<
     })
 }
 
-fn percentage_at(p: &Path, input: &Value, ctx: &Value) -> Result<f64, StatesError> {
-    let v = p.select(input, ctx).map_err(|_| {
+fn percentage_at(
+    p: &Path,
+    input: &Value,
+    ctx: &Value,
+    vars: &Variables,
+) -> Result<f64, StatesError> {
+    let v = p.select_with(input, ctx, vars).map_err(|_| {
         StatesError::runtime(format!(
             "The ToleratedFailurePercentagePath '{p}' could not be found in the input '{}'",
             compact(input)
@@ -1254,6 +1463,7 @@ fn wait_until(
     s: &WaitState,
     effective: &Value,
     ctx: &Value,
+    vars: &Variables,
     entered_at: DateTime<Utc>,
 ) -> Result<DateTime<Utc>, StatesError> {
     if let Some(secs) = s.seconds {
@@ -1263,7 +1473,7 @@ fn wait_until(
         return Ok(t.with_timezone(&Utc));
     }
     if let Some(p) = &s.seconds_path {
-        let n = integer_at(p, effective, ctx, "SecondsPath")?;
+        let n = integer_at(p, effective, ctx, vars, "SecondsPath")?;
         let secs = u64::try_from(n).map_err(|_| {
             StatesError::runtime(format!(
                 "The SecondsPath '{}' must select a non-negative integer, got {n}",
@@ -1273,7 +1483,7 @@ fn wait_until(
         return Ok(add(entered_at, Duration::from_secs(secs)));
     }
     if let Some(p) = &s.timestamp_path {
-        let v = p.select(effective, ctx).map_err(|_| {
+        let v = p.select_with(effective, ctx, vars).map_err(|_| {
             StatesError::runtime(format!(
                 "The TimestampPath '{}' could not be found in the input '{}'",
                 p.as_str(),

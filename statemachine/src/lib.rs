@@ -22,8 +22,10 @@ pub mod path;
 mod problem;
 pub mod render;
 pub mod responder;
+pub mod svg;
 pub mod template;
 pub mod value;
+pub mod variables;
 
 pub use clock::{Clock, SystemClock, VirtualClock};
 pub use error::StatesError;

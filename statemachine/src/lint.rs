@@ -5,8 +5,11 @@
 //! typed model would not even read: unknown or misplaced fields, missing `Next`/`End`, transitions
 //! to states that do not exist, unreachable states, malformed Choice rules, paths, payload
 //! templates, intrinsic calls, Retry/Catch rules (`States.ALL` alone and last) and field
-//! combinations (`Seconds` xor `Timestamp`..., `HeartbeatSeconds` < `TimeoutSeconds`). Parallel
-//! branches and Map item processors are checked recursively.
+//! combinations (`Seconds` xor `Timestamp`..., `HeartbeatSeconds` < `TimeoutSeconds`), machines
+//! that can never end, Task Resource ARNs, Credentials, the Distributed Map fields (ItemReader,
+//! ItemBatcher, ResultWriter, Label), intrinsic arguments given as literals of the wrong type, and
+//! workflow variables (`Assign` names, `$name` reads of variables no state assigns, branches that
+//! assign an outer variable). Parallel branches and Map item processors are checked recursively.
 
 use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 
@@ -14,10 +17,12 @@ use serde_json::{Map, Value};
 
 use crate::choice::{Condition, parse_timestamp};
 use crate::error;
+use crate::intrinsics::Intrinsic;
 use crate::model::DEFAULT_TASK_TIMEOUT_SECONDS;
 use crate::path::{Path, Root};
 pub use crate::problem::Problem;
 use crate::template::{PathOrIntrinsic, PayloadTemplate};
+use crate::variables::check_name as check_variable_name;
 
 /// Lints a definition given as JSON text.
 pub fn lint_str(json: &str) -> Vec<Problem> {
@@ -32,9 +37,23 @@ pub fn lint_str(json: &str) -> Vec<Problem> {
 
 /// Lints a parsed definition.
 pub fn lint_value(v: &Value) -> Vec<Problem> {
+    lint(v, true)
+}
+
+/// The problems that keep a definition from running locally: all of [`lint_value`]'s except the
+/// shape of Task `Resource`s, which the local executor never calls (every Task is answered by its
+/// [`crate::executor::TaskRunner`], whatever its Resource; see the responder's contract).
+pub fn lint_for_execution(v: &Value) -> Vec<Problem> {
+    lint(v, false)
+}
+
+fn lint(v: &Value, check_resources: bool) -> Vec<Problem> {
     let mut l = Linter {
         problems: Vec::new(),
         names: HashMap::new(),
+        check_resources,
+        scopes: Vec::new(),
+        next_isolated: false,
     };
     let Value::Object(top) = v else {
         l.problems.push(Problem::new(
@@ -111,12 +130,21 @@ fn allowed_fields(kind: &str) -> Option<Vec<&'static str>> {
             "HeartbeatSeconds",
             "HeartbeatSecondsPath",
             "Credentials",
+            "Assign",
             "Next",
             "End",
         ],
-        "Pass" => &["ResultPath", "Parameters", "Result", "Next", "End"],
-        "Choice" => &["Choices", "Default"],
+        "Pass" => &[
+            "ResultPath",
+            "Parameters",
+            "Result",
+            "Assign",
+            "Next",
+            "End",
+        ],
+        "Choice" => &["Choices", "Default", "Assign"],
         "Wait" => &[
+            "Assign",
             "Seconds",
             "Timestamp",
             "SecondsPath",
@@ -133,6 +161,7 @@ fn allowed_fields(kind: &str) -> Option<Vec<&'static str>> {
             "ResultSelector",
             "Retry",
             "Catch",
+            "Assign",
             "Next",
             "End",
         ],
@@ -152,6 +181,7 @@ fn allowed_fields(kind: &str) -> Option<Vec<&'static str>> {
             "ItemBatcher",
             "ResultWriter",
             "Label",
+            "Assign",
             "ResultPath",
             "ResultSelector",
             "Retry",
@@ -196,6 +226,19 @@ struct Linter {
     /// Every state name seen so far and where: names must be unique in the whole state machine,
     /// branches and item processors included.
     names: HashMap<String, String>,
+    /// Whether Task `Resource`s must have the shape of an ARN.
+    check_resources: bool,
+    /// The variables each machine being checked assigns, outermost first.
+    scopes: Vec<VarScope>,
+    /// Set by a Distributed Map for its item processor: a scope that sees no outer variable.
+    next_isolated: bool,
+}
+
+/// The workflow variables one machine (the top level, a branch, an item processor) assigns.
+struct VarScope {
+    assigned: HashSet<String>,
+    /// A Distributed Map's item processor: its iterations are child executions.
+    isolated: bool,
 }
 
 impl Linter {
@@ -266,6 +309,9 @@ impl Linter {
                 Ok(p) if input_only && p.root() == Root::Context => {
                     self.push(at, format!("\"{field}\" must point into the state input ($...), not the context object ($$...)"))
                 }
+                Ok(p) if input_only && p.root() == Root::Variable => {
+                    self.push(at, format!("\"{field}\" must point into the state input ($...), not a variable: set variables with \"Assign\""))
+                }
                 Ok(_) => {}
                 Err(e) => self.push(at, format!("\"{field}\": {e}")),
             },
@@ -274,8 +320,42 @@ impl Linter {
     }
 
     fn template_field(&mut self, at: &str, field: &str, v: &Value) {
-        if let Err(e) = PayloadTemplate::compile(v) {
-            self.push(at, format!("\"{field}\": {e}"));
+        match PayloadTemplate::compile(v) {
+            Ok(t) => {
+                for call in t.intrinsics() {
+                    self.intrinsic_literals(at, field, call);
+                }
+            }
+            Err(e) => self.push(at, format!("\"{field}\": {e}")),
+        }
+    }
+
+    /// An `Assign` (of a state, a Choice rule or a catcher): an object of variable names, each
+    /// a literal value or, with a name ending in `.$`, a path or an intrinsic function.
+    fn assign_field(&mut self, at: &str, what: &str, v: &Value) {
+        let Value::Object(m) = v else {
+            self.push(
+                at,
+                format!("\"{what}\" must be an object of variable names and values, got {v}"),
+            );
+            return;
+        };
+        for key in m.keys() {
+            let name = key.strip_suffix(".$").unwrap_or(key);
+            if let Err(why) = check_variable_name(name) {
+                self.push(
+                    at,
+                    format!("\"{what}\": \"{key}\" is not a valid variable name: {why}"),
+                );
+            }
+        }
+        self.template_field(at, what, v);
+    }
+
+    /// An intrinsic call whose literal arguments are sure to fail at run time.
+    fn intrinsic_literals(&mut self, at: &str, field: &str, call: &Intrinsic) {
+        for problem in call.literal_problems() {
+            self.push(at, format!("\"{field}\": in {call}: {problem}"));
         }
     }
 
@@ -324,6 +404,20 @@ impl Linter {
                 ),
             );
         }
+        // Variables: a branch or an iteration reads those around it but cannot assign them.
+        let assigned = assigned_variables(states);
+        let isolated = std::mem::take(&mut self.next_isolated);
+        if !isolated {
+            let mut outer: Vec<&String> = assigned.iter().filter(|n| self.is_visible(n)).collect();
+            outer.sort();
+            for name in outer {
+                self.push(
+                    where_.clone(),
+                    format!("assigns ${name}, a variable of an outer scope: a Parallel branch or Map iteration can read the variables around it but not assign them (use another name)"),
+                );
+            }
+        }
+        self.scopes.push(VarScope { assigned, isolated });
         for (name, state) in states {
             let here = scope.state(name);
             if let Some(first) = self.names.get(name) {
@@ -347,6 +441,57 @@ impl Linter {
                         "it is never reached: no Next, Default, Choice rule or Catch leads to it from StartAt",
                     );
                 }
+            }
+            // AWS refuses a machine (and each branch and item processor) none of whose reachable
+            // states can end it ("no terminal state"): every path from StartAt loops forever.
+            if !reachable
+                .iter()
+                .any(|name| states.get(*name).is_some_and(is_terminal))
+            {
+                self.push(
+                    where_,
+                    format!(
+                        "no terminal state can be reached from StartAt \"{start}\"{}: every path loops; add a Succeed or Fail state, or \"End\": true",
+                        scope.suffix()
+                    ),
+                );
+            }
+        }
+        self.scopes.pop();
+    }
+
+    /// Whether some state of the machines being checked (this one and those around it, up to a
+    /// Distributed Map's item processor) assigns `name`.
+    fn is_visible(&self, name: &str) -> bool {
+        for s in self.scopes.iter().rev() {
+            if s.assigned.contains(name) {
+                return true;
+            }
+            if s.isolated {
+                return false;
+            }
+        }
+        false
+    }
+
+    /// The `$name` variables a state reads (in its paths, `.$` fields, Choice rules and intrinsic
+    /// functions; not in the branches and item processor it holds) must be valid names that some
+    /// state assigns, in its machine or around it.
+    fn variable_references(&mut self, at: &str, state: &Value) {
+        let mut names = Vec::new();
+        referenced_variables(state, None, &mut names);
+        let mut seen = HashSet::new();
+        for name in names {
+            if !seen.insert(name.clone()) {
+                continue;
+            }
+            if let Err(why) = check_variable_name(&name) {
+                self.push(
+                    at,
+                    format!("reads ${name}, which is not a valid variable name: {why}"),
+                );
+            } else if !self.is_visible(&name) {
+                self.push(at, format!("reads the variable ${name}, which no state assigns (in its machine or around it; a Distributed Map's iterations see no outer variable)"));
             }
         }
     }
@@ -380,9 +525,9 @@ impl Linter {
                 continue;
             }
             let msg = match key.as_str() {
-                "Assign" => {
-                    "workflow variables (\"Assign\") are not supported by this engine".to_string()
-                }
+                "Assign" => format!(
+                    "\"Assign\" is not allowed in a {kind} state: it ends the execution, so there is nothing to assign for"
+                ),
                 "Arguments" | "Output" => format!(
                     "\"{key}\" is a JSONata field; this engine runs JSONPath definitions only"
                 ),
@@ -458,6 +603,12 @@ impl Linter {
         {
             self.push(at.clone(), "\"ResultSelector\" must be an object");
         }
+        if let Some(v) = s.get("Assign")
+            && allowed.contains(&"Assign")
+        {
+            self.assign_field(&at, "Assign", v);
+        }
+        self.variable_references(&at, state);
 
         match kind {
             "Task" => self.task(&at, s),
@@ -476,7 +627,13 @@ impl Linter {
 
     fn task(&mut self, at: &str, s: &Map<String, Value>) {
         match s.get("Resource") {
-            Some(Value::String(r)) if !r.is_empty() => {}
+            Some(Value::String(r)) if !r.is_empty() => {
+                if self.check_resources
+                    && let Err(why) = check_resource(r)
+                {
+                    self.push(at, format!("\"Resource\" {r:?} {why}"));
+                }
+            }
             Some(_) => self.push(at, "\"Resource\" must be a non-empty string (an ARN)"),
             None => self.push(
                 at,
@@ -495,6 +652,28 @@ impl Linter {
             }
             if let Some(v) = s.get(path) {
                 self.reference_path_field(at, path, v, false, false);
+            }
+        }
+        // Developer Guide, "Task workflow state": "Credentials: specifies a target role the state
+        // machine's execution role must assume before invoking the specified Resource" — an object
+        // with RoleArn (a string) or RoleArn.$ (a path or an intrinsic function).
+        if let Some(c) = s.get("Credentials") {
+            match c {
+                Value::Object(m) => {
+                    match (m.get("RoleArn"), m.get("RoleArn.$")) {
+                        (Some(_), Some(_)) => self.push(at, "\"Credentials\" has both \"RoleArn\" and \"RoleArn.$\"; keep one"),
+                        (None, None) => self.push(at, "\"Credentials\" needs \"RoleArn\" (an IAM role ARN) or \"RoleArn.$\" (a path to one)"),
+                        (Some(Value::String(_)), None) => {}
+                        (Some(_), None) => self.push(at, "\"Credentials.RoleArn\" must be a string (an IAM role ARN)"),
+                        (None, Some(_)) => self.template_field(at, "Credentials", c),
+                    }
+                    for key in m.keys() {
+                        if key != "RoleArn" && key != "RoleArn.$" {
+                            self.push(at, format!("\"Credentials\" takes only \"RoleArn\" or \"RoleArn.$\", not \"{key}\""));
+                        }
+                    }
+                }
+                _ => self.push(at, format!("\"Credentials\" must be an object with \"RoleArn\" or \"RoleArn.$\", got {c}")),
             }
         }
         if let Some(hb) = s.get("HeartbeatSeconds").and_then(Value::as_u64) {
@@ -531,6 +710,9 @@ impl Linter {
                 for (i, rule) in rules.iter().enumerate() {
                     if let Err(e) = Condition::from_json(rule, true) {
                         self.push(at, format!("Choice rule {}: {e}", i + 1));
+                    }
+                    if let Some(a) = rule.get("Assign") {
+                        self.assign_field(at, &format!("Choice rule {} Assign", i + 1), a);
                     }
                     match rule.get("Next") {
                         Some(Value::String(n)) => {
@@ -616,11 +798,13 @@ impl Linter {
             }
             if let Some(v) = s.get(path) {
                 match v.as_str() {
-                    Some(text) => {
-                        if let Err(e) = PathOrIntrinsic::parse(text) {
-                            self.push(at, format!("\"{path}\": {e}"));
+                    Some(text) => match PathOrIntrinsic::parse(text) {
+                        Ok(PathOrIntrinsic::Intrinsic(call)) => {
+                            self.intrinsic_literals(at, path, &call)
                         }
-                    }
+                        Ok(PathOrIntrinsic::Path(_)) => {}
+                        Err(e) => self.push(at, format!("\"{path}\": {e}")),
+                    },
                     None => self.push(at, format!("\"{path}\" must be a reference path or an intrinsic function (a string)")),
                 }
             }
@@ -666,7 +850,10 @@ impl Linter {
             ),
             (Some(p), None) | (None, Some(p)) => {
                 let inner = scope.nested(format!("the item processor of \"{name}\""));
+                self.next_isolated = p.pointer("/ProcessorConfig/Mode")
+                    == Some(&Value::String("DISTRIBUTED".into()));
                 self.branch(at, p, &inner, true);
+                self.next_isolated = false;
             }
         }
         if s.contains_key("ItemSelector") && s.contains_key("Parameters") {
@@ -710,10 +897,276 @@ impl Linter {
                 ),
             }
         }
-        if let Some(v) = s.get("Label")
-            && !v.is_string()
+        for field in ["ItemSelector", "Parameters"] {
+            if let Some(v) = s.get(field)
+                && !v.is_object()
+            {
+                self.push(at, format!("\"{field}\" of a Map state must be an object (the template of each item's input), got {v}"));
+            }
+        }
+        match s.get("Label") {
+            None => {}
+            Some(Value::String(label)) => {
+                // Developer Guide, "Map state in Distributed mode": "Label: ... up to 40
+                // characters ... can't contain whitespace, brackets, wildcards, special characters
+                // or control characters" (the same characters as in names).
+                if label.chars().count() > 40 {
+                    self.push(at, "\"Label\" is at most 40 characters long");
+                }
+                if let Some(c) = label.chars().find(|c| forbidden_in_label(*c)) {
+                    self.push(at, format!("\"Label\" must not contain {c:?} (no whitespace, brackets, wildcards, special or control characters)"));
+                }
+            }
+            Some(_) => self.push(at, "\"Label\" must be a string"),
+        }
+        if let Some(v) = s.get("ItemReader") {
+            self.item_reader(at, v);
+        }
+        if let Some(v) = s.get("ItemBatcher") {
+            self.item_batcher(at, v);
+        }
+        if let Some(v) = s.get("ResultWriter") {
+            self.result_writer(at, v);
+        }
+    }
+
+    /// An integer field of a Distributed Map's configuration, or its `...Path`: not both, the
+    /// literal within `range`, the path a reference path.
+    fn int_or_path(
+        &mut self,
+        at: &str,
+        within: &str,
+        m: &Map<String, Value>,
+        field: &str,
+        range: std::ops::RangeInclusive<u64>,
+    ) {
+        let path = format!("{field}Path");
+        if m.contains_key(field) && m.contains_key(&path) {
+            self.push(
+                at,
+                format!("{within} has both \"{field}\" and \"{path}\"; keep one"),
+            );
+        }
+        if let Some(v) = m.get(field)
+            && !v.as_u64().is_some_and(|n| range.contains(&n))
         {
-            self.push(at, "\"Label\" must be a string");
+            self.push(
+                at,
+                format!(
+                    "{within}: \"{field}\" must be an integer from {} to {}, got {v}",
+                    range.start(),
+                    range.end()
+                ),
+            );
+        }
+        if let Some(v) = m.get(&path) {
+            self.reference_path_field(at, &format!("{within} {path}"), v, false, false);
+        }
+    }
+
+    /// `ItemReader` (Developer Guide, "ItemReader (Map)"): where a Distributed Map reads its items.
+    fn item_reader(&mut self, at: &str, v: &Value) {
+        let Value::Object(m) = v else {
+            self.push(
+                at,
+                format!("\"ItemReader\" must be an object with a Resource, got {v}"),
+            );
+            return;
+        };
+        for key in m.keys() {
+            match key.as_str() {
+                "Resource" | "ReaderConfig" | "Parameters" => {}
+                "Arguments" => self.push(at, "\"ItemReader.Arguments\" is a JSONata field; this engine runs JSONPath definitions only (use Parameters)"),
+                other => self.push(at, format!("\"ItemReader\" takes Resource, ReaderConfig and Parameters, not \"{other}\"")),
+            }
+        }
+        // "Resource: the Amazon S3 API action Step Functions must invoke": GetObject (one JSON,
+        // JSONL, CSV, Parquet or manifest file) or ListObjectsV2 (the objects under a prefix).
+        let resource = m.get("Resource").and_then(Value::as_str);
+        match resource {
+            Some("arn:aws:states:::s3:getObject" | "arn:aws:states:::s3:listObjectsV2") => {}
+            Some(r) => self.push(at, format!("\"ItemReader.Resource\" must be arn:aws:states:::s3:getObject or arn:aws:states:::s3:listObjectsV2, got {r:?}")),
+            None => self.push(at, "\"ItemReader\" needs \"Resource\": arn:aws:states:::s3:getObject or arn:aws:states:::s3:listObjectsV2"),
+        }
+        match m.get("Parameters") {
+            None => self.push(
+                at,
+                "\"ItemReader\" needs \"Parameters\" naming the Bucket (and Key or Prefix)",
+            ),
+            Some(p @ Value::Object(_)) => self.template_field(at, "ItemReader.Parameters", p),
+            Some(p) => self.push(
+                at,
+                format!("\"ItemReader.Parameters\" must be an object, got {p}"),
+            ),
+        }
+        let config = match m.get("ReaderConfig") {
+            None => None,
+            Some(Value::Object(c)) => Some(c),
+            Some(c) => {
+                self.push(
+                    at,
+                    format!("\"ItemReader.ReaderConfig\" must be an object, got {c}"),
+                );
+                None
+            }
+        };
+        let input_type = config.and_then(|c| c.get("InputType"));
+        if resource == Some("arn:aws:states:::s3:getObject") && input_type.is_none() {
+            self.push(at, "\"ItemReader\" with s3:getObject needs \"ReaderConfig.InputType\" (CSV, JSON, JSONL, MANIFEST or PARQUET)");
+        }
+        let Some(c) = config else { return };
+        let within = "\"ItemReader.ReaderConfig\"";
+        for (key, value) in c {
+            let allowed: Option<&[&str]> = match key.as_str() {
+                "InputType" => Some(&["CSV", "JSON", "JSONL", "MANIFEST", "PARQUET"]),
+                "CSVHeaderLocation" => Some(&["FIRST_ROW", "GIVEN"]),
+                "CSVDelimiter" => Some(&["COMMA", "PIPE", "SEMICOLON", "SPACE", "TAB"]),
+                "ManifestType" => Some(&["ATHENA_DATA", "S3_INVENTORY"]),
+                "CSVHeaders" | "MaxItems" | "MaxItemsPath" => None,
+                other => {
+                    self.push(at, format!("{within} takes InputType, CSVHeaderLocation, CSVHeaders, CSVDelimiter, ManifestType, MaxItems or MaxItemsPath, not \"{other}\""));
+                    continue;
+                }
+            };
+            if let Some(allowed) = allowed
+                && !value.as_str().is_some_and(|v| allowed.contains(&v))
+            {
+                self.push(
+                    at,
+                    format!(
+                        "{within}: \"{key}\" must be one of {}, got {value}",
+                        allowed.join(", ")
+                    ),
+                );
+            }
+        }
+        let is_csv = c.get("InputType").and_then(Value::as_str) == Some("CSV");
+        let header_location = c.get("CSVHeaderLocation").and_then(Value::as_str);
+        if c.contains_key("CSVHeaderLocation") && !is_csv {
+            self.push(
+                at,
+                format!("{within}: \"CSVHeaderLocation\" is only for \"InputType\": \"CSV\""),
+            );
+        }
+        match (header_location, c.get("CSVHeaders")) {
+            (Some("GIVEN"), None) => self.push(at, format!("{within}: \"CSVHeaderLocation\": \"GIVEN\" needs \"CSVHeaders\" (the column names)")),
+            (Some("GIVEN"), Some(Value::Array(h))) if !h.is_empty() && h.iter().all(Value::is_string) => {}
+            (Some("GIVEN"), Some(h)) => self.push(at, format!("{within}: \"CSVHeaders\" must be a non-empty array of column names, got {h}")),
+            (_, Some(_)) => self.push(at, format!("{within}: \"CSVHeaders\" is only taken with \"CSVHeaderLocation\": \"GIVEN\"")),
+            (_, None) => {}
+        }
+        // "MaxItems: ... up to 100,000,000"; MaxItemsPath reads it from the input.
+        self.int_or_path(at, within, c, "MaxItems", 0..=100_000_000);
+    }
+
+    /// `ItemBatcher` (Developer Guide, "ItemBatcher (Map)"): items handed to each child execution
+    /// in batches. At least one limit; "MaxInputBytesPerBatch: ... up to 256 KiB".
+    fn item_batcher(&mut self, at: &str, v: &Value) {
+        let Value::Object(m) = v else {
+            self.push(at, format!("\"ItemBatcher\" must be an object, got {v}"));
+            return;
+        };
+        let within = "\"ItemBatcher\"";
+        for key in m.keys() {
+            if !matches!(
+                key.as_str(),
+                "MaxItemsPerBatch"
+                    | "MaxItemsPerBatchPath"
+                    | "MaxInputBytesPerBatch"
+                    | "MaxInputBytesPerBatchPath"
+                    | "BatchInput"
+            ) {
+                self.push(at, format!("{within} takes MaxItemsPerBatch(Path), MaxInputBytesPerBatch(Path) and BatchInput, not \"{key}\""));
+            }
+        }
+        if ![
+            "MaxItemsPerBatch",
+            "MaxItemsPerBatchPath",
+            "MaxInputBytesPerBatch",
+            "MaxInputBytesPerBatchPath",
+        ]
+        .iter()
+        .any(|f| m.contains_key(*f))
+        {
+            self.push(at, format!("{within} needs at least one of MaxItemsPerBatch, MaxItemsPerBatchPath, MaxInputBytesPerBatch, MaxInputBytesPerBatchPath"));
+        }
+        self.int_or_path(at, within, m, "MaxItemsPerBatch", 1..=MAX_INT);
+        self.int_or_path(at, within, m, "MaxInputBytesPerBatch", 1..=262_144);
+        match m.get("BatchInput") {
+            None => {}
+            Some(b @ Value::Object(_)) => self.template_field(at, "ItemBatcher.BatchInput", b),
+            Some(b) => self.push(
+                at,
+                format!("{within}: \"BatchInput\" must be an object, got {b}"),
+            ),
+        }
+    }
+
+    /// `ResultWriter` (Developer Guide, "ResultWriter (Map)"): where a Distributed Map writes its
+    /// results (`arn:aws:states:::s3:putObject` with a Bucket and a Prefix) and in which form
+    /// (`WriterConfig`).
+    fn result_writer(&mut self, at: &str, v: &Value) {
+        let Value::Object(m) = v else {
+            self.push(at, format!("\"ResultWriter\" must be an object, got {v}"));
+            return;
+        };
+        let within = "\"ResultWriter\"";
+        for key in m.keys() {
+            match key.as_str() {
+                "Resource" | "Parameters" | "WriterConfig" => {}
+                "Arguments" => self.push(at, "\"ResultWriter.Arguments\" is a JSONata field; this engine runs JSONPath definitions only (use Parameters)"),
+                other => self.push(at, format!("{within} takes Resource, Parameters and WriterConfig, not \"{other}\"")),
+            }
+        }
+        match (m.get("Resource"), m.get("Parameters")) {
+            (None, None) if m.contains_key("WriterConfig") => {}
+            (None, None) => self.push(at, format!("{within} needs \"Resource\": \"arn:aws:states:::s3:putObject\" with Parameters, or a WriterConfig")),
+            (None, Some(_)) => self.push(at, format!("{within}: \"Parameters\" needs \"Resource\": \"arn:aws:states:::s3:putObject\"")),
+            (Some(r), p) => {
+                if r.as_str() != Some("arn:aws:states:::s3:putObject") {
+                    self.push(at, format!("{within}: \"Resource\" must be \"arn:aws:states:::s3:putObject\", got {r}"));
+                }
+                match p {
+                    Some(Value::Object(params)) => {
+                        for field in ["Bucket", "Prefix"] {
+                            if !params.contains_key(field) && !params.contains_key(&format!("{field}.$")) {
+                                self.push(at, format!("{within}: \"Parameters\" needs \"{field}\" (or \"{field}.$\")"));
+                            }
+                        }
+                        self.template_field(at, "ResultWriter.Parameters", p.unwrap_or(&Value::Null));
+                    }
+                    Some(other) => self.push(at, format!("{within}: \"Parameters\" must be an object with Bucket and Prefix, got {other}")),
+                    None => self.push(at, format!("{within} with a Resource needs \"Parameters\" with Bucket and Prefix")),
+                }
+            }
+        }
+        match m.get("WriterConfig") {
+            None => {}
+            Some(Value::Object(c)) => {
+                for (key, value) in c {
+                    let allowed: &[&str] = match key.as_str() {
+                        "OutputType" => &["JSON", "JSONL"],
+                        "Transformation" => &["NONE", "COMPACT", "FLATTEN"],
+                        other => {
+                            self.push(at, format!("{within}: \"WriterConfig\" takes OutputType and Transformation, not \"{other}\""));
+                            continue;
+                        }
+                    };
+                    if !value.as_str().is_some_and(|v| allowed.contains(&v)) {
+                        self.push(
+                            at,
+                            format!(
+                                "{within}: \"WriterConfig.{key}\" must be one of {}, got {value}",
+                                allowed.join(", ")
+                            ),
+                        );
+                    }
+                }
+            }
+            Some(c) => self.push(
+                at,
+                format!("{within}: \"WriterConfig\" must be an object, got {c}"),
+            ),
         }
     }
 
@@ -822,6 +1275,12 @@ impl Linter {
             for (key, value) in m {
                 match key.as_str() {
                     "ErrorEquals" => {}
+                    // AWS's own schema and samples put a Comment in retriers (statelint agrees).
+                    "Comment" => {
+                        if !value.is_string() {
+                            self.push(at, format!("{what}: \"Comment\" must be a string"));
+                        }
+                    }
                     "IntervalSeconds" => self.positive_int(at, &format!("{what} IntervalSeconds"), value),
                     "MaxAttempts" => self.non_negative_int(at, &format!("{what} MaxAttempts"), value),
                     "BackoffRate" => match value.as_f64() {
@@ -839,7 +1298,7 @@ impl Linter {
                     }
                     other => self.push(
                         at,
-                        format!("{what}: unknown field \"{other}\" (allowed: ErrorEquals, IntervalSeconds, MaxAttempts, BackoffRate, MaxDelaySeconds, JitterStrategy)"),
+                        format!("{what}: unknown field \"{other}\" (allowed: ErrorEquals, IntervalSeconds, MaxAttempts, BackoffRate, MaxDelaySeconds, JitterStrategy, Comment)"),
                     ),
                 }
             }
@@ -884,9 +1343,20 @@ impl Linter {
             if let Some(rp) = m.get("ResultPath") {
                 self.reference_path_field(at, &format!("{what} ResultPath"), rp, true, true);
             }
+            if let Some(c) = m.get("Comment")
+                && !c.is_string()
+            {
+                self.push(at, format!("{what}: \"Comment\" must be a string"));
+            }
+            if let Some(a) = m.get("Assign") {
+                self.assign_field(at, &format!("{what} Assign"), a);
+            }
             for key in m.keys() {
-                if !matches!(key.as_str(), "ErrorEquals" | "Next" | "ResultPath") {
-                    self.push(at, format!("{what}: unknown field \"{key}\" (allowed: ErrorEquals, Next, ResultPath)"));
+                if !matches!(
+                    key.as_str(),
+                    "ErrorEquals" | "Next" | "ResultPath" | "Comment" | "Assign"
+                ) {
+                    self.push(at, format!("{what}: unknown field \"{key}\" (allowed: ErrorEquals, Next, ResultPath, Comment, Assign)"));
                 }
             }
         }
@@ -909,6 +1379,124 @@ fn reachable<'a>(start: &'a str, states: &'a Map<String, Value>) -> HashSet<&'a 
         }
     }
     seen
+}
+
+/// Whether a Task `Resource` has the shape of an ARN Step Functions can run: `arn:PARTITION:SERVICE:
+/// REGION:ACCOUNT:RESOURCE` (Developer Guide, "Task workflow state": "Resource: a URI, especially
+/// an ARN that uniquely identifies the specific task to execute"). Service integrations have no
+/// region nor account (`arn:aws:states:::sqs:sendMessage.waitForTaskToken`, `arn:aws:states:::
+/// aws-sdk:s3:getObject`); an activity is `arn:aws:states:REGION:ACCOUNT:activity:NAME`. A
+/// `${...}` placeholder (DefinitionSubstitutions, filled in at deploy time) is taken as it is.
+fn check_resource(r: &str) -> Result<(), String> {
+    if r.contains("${") {
+        return Ok(());
+    }
+    let Some(rest) = r.strip_prefix("arn:") else {
+        return Err("is not an ARN (arn:PARTITION:SERVICE:REGION:ACCOUNT:RESOURCE)".into());
+    };
+    let fields: Vec<&str> = rest.splitn(5, ':').collect();
+    let [partition, service, region, account, resource] = fields.as_slice() else {
+        return Err(
+            "is a malformed ARN: it needs six ':'-separated fields (arn:PARTITION:SERVICE:REGION:ACCOUNT:RESOURCE)"
+                .into(),
+        );
+    };
+    if partition.is_empty() || service.is_empty() {
+        return Err(
+            "is a malformed ARN: the partition (aws) and the service must not be empty".into(),
+        );
+    }
+    if resource.is_empty() {
+        return Err("is a malformed ARN: it names no resource after the account".into());
+    }
+    if *service == "states" {
+        let parts: Vec<&str> = resource.split(':').collect();
+        if region.is_empty() && account.is_empty() {
+            // A service integration: SERVICE:API[.sync|.sync:2|.waitForTaskToken].
+            if parts.len() < 2 || parts.iter().any(|p| p.is_empty()) {
+                return Err("is a malformed service integration: write arn:aws:states:::SERVICE:API (such as arn:aws:states:::lambda:invoke)".into());
+            }
+        } else if parts.first() == Some(&"activity") && (parts.len() != 2 || parts[1].is_empty()) {
+            return Err(
+                "is a malformed activity ARN: write arn:aws:states:REGION:ACCOUNT:activity:NAME"
+                    .into(),
+            );
+        }
+    }
+    Ok(())
+}
+
+/// The variables the states of one machine assign (in `Assign`, Choice rules and catchers).
+fn assigned_variables(states: &Map<String, Value>) -> HashSet<String> {
+    let mut out = HashSet::new();
+    let mut add = |assign: Option<&Value>| {
+        if let Some(Value::Object(m)) = assign {
+            out.extend(
+                m.keys()
+                    .map(|k| k.strip_suffix(".$").unwrap_or(k).to_string()),
+            );
+        }
+    };
+    for state in states.values() {
+        add(state.get("Assign"));
+        for list in ["Choices", "Catch"] {
+            if let Some(Value::Array(items)) = state.get(list) {
+                items.iter().for_each(|i| add(i.get("Assign")));
+            }
+        }
+    }
+    out
+}
+
+/// The variables read by the paths and intrinsic functions in `v` (a state, without the machines
+/// it holds): strings under `...Path`, `Variable` and `....$` keys.
+fn referenced_variables(v: &Value, key: Option<&str>, out: &mut Vec<String>) {
+    match v {
+        Value::Object(m) => {
+            for (k, v) in m {
+                if !matches!(k.as_str(), "Branches" | "ItemProcessor" | "Iterator") {
+                    referenced_variables(v, Some(k), out);
+                }
+            }
+        }
+        Value::Array(items) => items.iter().for_each(|i| referenced_variables(i, key, out)),
+        Value::String(text) => {
+            let Some(key) = key else { return };
+            let takes_path = key.ends_with(".$")
+                || (key.ends_with("Path") && key != "ResultPath")
+                || key == "Variable";
+            if !takes_path {
+                return;
+            }
+            let paths: Vec<Path> = if Intrinsic::looks_like(text) {
+                Intrinsic::parse(text)
+                    .map(|i| i.paths().into_iter().cloned().collect())
+                    .unwrap_or_default()
+            } else {
+                Path::parse(text).into_iter().collect()
+            };
+            for p in paths {
+                out.extend(p.variables().into_iter().map(str::to_string));
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Characters a Map `Label` (like a state machine or execution name) cannot hold.
+fn forbidden_in_label(c: char) -> bool {
+    c.is_whitespace() || c.is_control() || "?*<>{}[]\"#%\\^|~`$&,;:/".contains(c)
+}
+
+/// A state that can end its machine: Succeed, Fail, or `"End": true`. A state that needs `Next` or
+/// `End` and has neither counts too: that problem is reported already, and a second one would
+/// only repeat it.
+fn is_terminal(s: &Value) -> bool {
+    let kind = s.get("Type").and_then(Value::as_str);
+    matches!(kind, Some("Succeed" | "Fail"))
+        || s.get("End") == Some(&Value::Bool(true))
+        || (matches!(kind, Some("Task" | "Pass" | "Wait" | "Parallel" | "Map"))
+            && s.get("Next").is_none())
 }
 
 /// Every state a state may go to (Next, Default, Choice rules, Catch), in a stable order.
@@ -998,7 +1586,7 @@ mod tests {
         );
         // A state reached only through Catch is reachable.
         let v = json!({"StartAt": "T", "States": {
-            "T": {"Type": "Task", "Resource": "r", "Catch": [{"ErrorEquals": ["States.ALL"], "Next": "H"}], "End": true},
+            "T": {"Type": "Task", "Resource": "arn:aws:lambda:us-east-1:123456789012:function:f", "Catch": [{"ErrorEquals": ["States.ALL"], "Next": "H"}], "End": true},
             "H": {"Type": "Succeed"}}});
         assert_eq!(problems(v), Vec::<String>::new());
     }
@@ -1011,8 +1599,8 @@ mod tests {
                 "W": {"Type": "Wait", "Seconds": 1, "Timestamp": "2020-01-01T00:00:00Z", "End": true},
                 "W2": {"Type": "Wait", "End": true},
                 "W3": {"Type": "Wait", "Timestamp": "yesterday", "End": true},
-                "T": {"Type": "Task", "Resource": "r", "TimeoutSeconds": 10, "TimeoutSecondsPath": "$.t", "End": true},
-                "T3": {"Type": "Task", "Resource": "r", "TimeoutSeconds": 10, "HeartbeatSeconds": 10, "End": true},
+                "T": {"Type": "Task", "Resource": "arn:aws:lambda:us-east-1:123456789012:function:f", "TimeoutSeconds": 10, "TimeoutSecondsPath": "$.t", "End": true},
+                "T3": {"Type": "Task", "Resource": "arn:aws:lambda:us-east-1:123456789012:function:f", "TimeoutSeconds": 10, "HeartbeatSeconds": 10, "End": true},
                 "T2": {"Type": "Task", "End": true, "TimeoutSeconds": 0},
                 "M": {"Type": "Map", "End": true, "ItemSelector": {}, "Parameters": {}},
                 "P": {"Type": "Pass", "ResultSelector": {}, "End": true}
@@ -1038,7 +1626,7 @@ mod tests {
     fn retry_and_catch_rules() {
         assert_has(
             json!({"StartAt": "T", "States": {
-                "T": {"Type": "Task", "Resource": "r", "End": true,
+                "T": {"Type": "Task", "Resource": "arn:aws:lambda:us-east-1:123456789012:function:f", "End": true,
                       "Retry": [{"ErrorEquals": ["States.ALL", "X"]}, {"ErrorEquals": ["States.ALL"], "BackoffRate": 0.5, "JitterStrategy": "HALF", "Foo": 1},
                                 {"ErrorEquals": []}, {"ErrorEquals": ["States.Nope"], "MaxDelaySeconds": 0}],
                       "Catch": [{"ErrorEquals": ["States.ALL"], "Next": "T"}, {"ErrorEquals": ["E"]}, {"ErrorEquals": ["E"], "Next": "T", "ResultPath": "$$.x"}]}
@@ -1135,19 +1723,499 @@ mod tests {
     fn jsonata_and_unknown_fields_are_rejected_clearly() {
         assert_has(
             json!({"QueryLanguage": "JSONata", "StartAt": "P", "Bogus": 1, "States": {
-                "P": {"Type": "Pass", "Output": "{% 1 %}", "Assign": {}, "End": true},
+                "P": {"Type": "Pass", "Output": "{% 1 %}", "Next": "S"},
+                "S": {"Type": "Succeed", "Assign": {"x": 1}},
                 "Q": {"Type": "Nope"}
             }}),
             &[
                 "QueryLanguage \"JSONata\" is not supported",
                 "unknown top-level field \"Bogus\"",
                 "\"Output\" is a JSONata field",
-                "workflow variables (\"Assign\")",
+                "\"Assign\" is not allowed in a Succeed state",
                 "unknown Type \"Nope\"",
             ],
         );
         assert_has(json!([1]), &["must be a JSON object"]);
         assert_eq!(lint_str("{").len(), 1);
+    }
+
+    const SQS: &str = "arn:aws:states:::sqs:sendMessage.waitForTaskToken";
+
+    fn clean(v: Value) {
+        assert_eq!(problems(v), Vec::<String>::new());
+    }
+
+    #[test]
+    fn a_machine_that_can_never_end_is_refused() {
+        // A -> B -> A: AWS refuses it ("no terminal state"), and so do statelint and asl-validator.
+        assert_has(
+            json!({"StartAt": "A", "States": {"A": {"Type": "Pass", "Next": "B"}, "B": {"Type": "Pass", "Next": "A"}}}),
+            &["no terminal state can be reached from StartAt \"A\""],
+        );
+        // Every branch and item processor on its own: a loop in one is not saved by the others.
+        let got = problems(json!({"StartAt": "P", "States": {
+            "P": {"Type": "Parallel", "End": true, "Branches": [
+                {"StartAt": "Ok", "States": {"Ok": {"Type": "Succeed"}}},
+                {"StartAt": "L1", "States": {
+                    "L1": {"Type": "Wait", "Seconds": 1, "Next": "L2"},
+                    "L2": {"Type": "Choice", "Choices": [{"Variable": "$.x", "IsPresent": true, "Next": "L1"}], "Default": "L1"}}}
+            ]}
+        }}));
+        assert_eq!(
+            got,
+            [
+                "Branch 2 of \"P\": no terminal state can be reached from StartAt \"L1\" in branch 2 of \"P\": every path loops; add a Succeed or Fail state, or \"End\": true"
+            ]
+        );
+        assert_has(
+            json!({"StartAt": "M", "States": {"M": {"Type": "Map", "End": true, "ItemProcessor": {
+                "StartAt": "I", "States": {"I": {"Type": "Pass", "Next": "I"}}}}}}),
+            &["The item processor of \"M\": no terminal state"],
+        );
+        // A loop with a way out (a Choice rule, a Catch) is fine, and so is an unreachable loop
+        // (reported as unreachable, not as endless).
+        clean(json!({"StartAt": "A", "States": {
+            "A": {"Type": "Task", "Resource": SQS, "Next": "A", "Catch": [{"ErrorEquals": ["States.ALL"], "Next": "Out"}]},
+            "Out": {"Type": "Fail", "Error": "E"}}}));
+        let got = problems(json!({"StartAt": "S", "States": {
+            "S": {"Type": "Succeed"}, "X": {"Type": "Pass", "Next": "Y"}, "Y": {"Type": "Pass", "Next": "X"}}}));
+        assert_eq!(got.len(), 2, "{got:#?}");
+        assert!(got.iter().all(|p| p.contains("never reached")), "{got:#?}");
+    }
+
+    #[test]
+    fn retriers_and_catchers_take_a_comment() {
+        // AWS's schema and its samples put a Comment in retriers and catchers.
+        clean(json!({"StartAt": "T", "States": {
+            "T": {"Type": "Task", "Resource": SQS, "End": true,
+                  "Retry": [{"ErrorEquals": ["States.Timeout"], "Comment": "slow worker", "MaxAttempts": 2}],
+                  "Catch": [{"ErrorEquals": ["States.ALL"], "Comment": "alert", "Next": "F"}]},
+            "F": {"Type": "Fail"}}}));
+        assert_has(
+            json!({"StartAt": "T", "States": {
+                "T": {"Type": "Task", "Resource": SQS, "End": true,
+                      "Retry": [{"ErrorEquals": ["X"], "Comment": 1}],
+                      "Catch": [{"ErrorEquals": ["X"], "Comment": [], "Next": "T"}]}}}),
+            &[
+                "retrier 1: \"Comment\" must be a string",
+                "catcher 1: \"Comment\" must be a string",
+            ],
+        );
+    }
+
+    fn distributed(extra: Value) -> Value {
+        let mut m = json!({"Type": "Map", "End": true, "ItemProcessor": {
+            "ProcessorConfig": {"Mode": "DISTRIBUTED", "ExecutionType": "STANDARD"},
+            "StartAt": "I", "States": {"I": {"Type": "Succeed"}}}});
+        if let (Value::Object(m), Value::Object(extra)) = (&mut m, extra) {
+            m.extend(extra);
+        }
+        json!({"StartAt": "M", "States": {"M": m}})
+    }
+
+    #[test]
+    fn distributed_map_fields_are_checked() {
+        // The examples of the Developer Guide's ItemReader, ItemBatcher and ResultWriter pages.
+        clean(distributed(json!({
+            "ItemReader": {"Resource": "arn:aws:states:::s3:getObject",
+                           "ReaderConfig": {"InputType": "CSV", "CSVHeaderLocation": "GIVEN", "CSVHeaders": ["a", "b"], "MaxItems": 100},
+                           "Parameters": {"Bucket": "b", "Key.$": "$.key"}},
+            "ItemBatcher": {"MaxItemsPerBatch": 10, "MaxInputBytesPerBatch": 262144, "BatchInput": {"run.$": "$.run"}},
+            "ResultWriter": {"Resource": "arn:aws:states:::s3:putObject", "Parameters": {"Bucket": "b", "Prefix": "out"},
+                             "WriterConfig": {"OutputType": "JSONL", "Transformation": "FLATTEN"}},
+            "ItemSelector": {"v.$": "$$.Map.Item.Value"},
+            "Label": "ships",
+            "ToleratedFailurePercentage": 12.5, "MaxConcurrency": 1000
+        })));
+        clean(distributed(json!({
+            "ItemReader": {"Resource": "arn:aws:states:::s3:listObjectsV2", "Parameters": {"Bucket": "b", "Prefix": "in/"},
+                           "ReaderConfig": {"MaxItemsPath": "$.max"}},
+            "ItemBatcher": {"MaxItemsPerBatchPath": "$.n"},
+            "ResultWriter": {"WriterConfig": {"OutputType": "JSON", "Transformation": "COMPACT"}}
+        })));
+        assert_has(
+            distributed(json!({
+                "ItemReader": {"Resource": "arn:aws:states:::s3:putObject", "Arguments": {},
+                               "ReaderConfig": {"InputType": "XML", "CSVHeaderLocation": "LAST_ROW", "CSVHeaders": ["a"], "MaxItems": -1, "MaxItemsPath": "$.m", "Foo": 1},
+                               "Parameters": []},
+                "ItemBatcher": {"MaxItemsPerBatch": 0, "MaxItemsPerBatchPath": "$.n", "MaxInputBytesPerBatch": 262145, "BatchInput": "x"},
+                "ResultWriter": {"Resource": "arn:aws:states:::s3:getObject", "Parameters": {"Bucket": "b"}, "WriterConfig": {"OutputType": "CSV", "Transformation": "ALL"}},
+                "ItemSelector": [1],
+                "Label": "has space",
+                "ToleratedFailurePercentage": 101,
+                "ToleratedFailureCount": -1,
+                "ToleratedFailureCountPath": "$.c",
+                "MaxConcurrency": 1.5, "MaxConcurrencyPath": "$.mc"
+            })),
+            &[
+                "\"ItemReader.Resource\" must be arn:aws:states:::s3:getObject or arn:aws:states:::s3:listObjectsV2",
+                "\"ItemReader.Arguments\" is a JSONata field",
+                "\"ItemReader.Parameters\" must be an object",
+                "\"InputType\" must be one of CSV, JSON, JSONL, MANIFEST, PARQUET, got \"XML\"",
+                "\"CSVHeaderLocation\" must be one of FIRST_ROW, GIVEN",
+                "\"CSVHeaderLocation\" is only for \"InputType\": \"CSV\"",
+                "\"CSVHeaders\" is only taken with \"CSVHeaderLocation\": \"GIVEN\"",
+                "not \"Foo\"",
+                "has both \"MaxItems\" and \"MaxItemsPath\"",
+                "\"MaxItems\" must be an integer from 0 to 100000000, got -1",
+                "\"ItemBatcher\" has both \"MaxItemsPerBatch\" and \"MaxItemsPerBatchPath\"",
+                "\"MaxItemsPerBatch\" must be an integer from 1 to 99999999, got 0",
+                "\"MaxInputBytesPerBatch\" must be an integer from 1 to 262144, got 262145",
+                "\"BatchInput\" must be an object",
+                "\"ResultWriter\": \"Resource\" must be \"arn:aws:states:::s3:putObject\"",
+                "\"ResultWriter\": \"Parameters\" needs \"Prefix\"",
+                "\"WriterConfig.OutputType\" must be one of JSON, JSONL",
+                "\"WriterConfig.Transformation\" must be one of NONE, COMPACT, FLATTEN",
+                "\"ItemSelector\" of a Map state must be an object",
+                "\"Label\" must not contain ' '",
+                "\"ToleratedFailurePercentage\" must be a number from 0 to 100, got 101",
+                "\"ToleratedFailureCount\" must be a non-negative integer",
+                "has both \"ToleratedFailureCount\" and \"ToleratedFailureCountPath\"",
+                "\"MaxConcurrency\" must be a non-negative integer",
+                "has both \"MaxConcurrency\" and \"MaxConcurrencyPath\"",
+            ],
+        );
+        assert_has(
+            distributed(json!({
+                "ItemReader": {"Resource": "arn:aws:states:::s3:getObject", "Parameters": {"Bucket": "b", "Key": "k"},
+                               "ReaderConfig": {"InputType": "CSV", "CSVHeaderLocation": "GIVEN"}},
+                "ItemBatcher": {"BatchInput": {}},
+                "ResultWriter": {"Parameters": {"Bucket": "b", "Prefix": "p"}}
+            })),
+            &[
+                "\"CSVHeaderLocation\": \"GIVEN\" needs \"CSVHeaders\"",
+                "\"ItemBatcher\" needs at least one of MaxItemsPerBatch",
+                "\"ResultWriter\": \"Parameters\" needs \"Resource\"",
+            ],
+        );
+        assert_has(
+            distributed(
+                json!({"ItemReader": {"Resource": "arn:aws:states:::s3:getObject", "Parameters": {"Bucket": "b", "Key": "k"}}, "Label": "x".repeat(41)}),
+            ),
+            &[
+                "with s3:getObject needs \"ReaderConfig.InputType\"",
+                "\"Label\" is at most 40 characters long",
+            ],
+        );
+    }
+
+    #[test]
+    fn task_credentials() {
+        clean(one_task(
+            json!({"Credentials": {"RoleArn": "arn:aws:iam::111122223333:role/r"}}),
+        ));
+        clean(one_task(json!({"Credentials": {"RoleArn.$": "$.role"}})));
+        clean(one_task(
+            json!({"Credentials": {"RoleArn.$": "States.Format('arn:aws:iam::{}:role/r', $.account)"}}),
+        ));
+        for (creds, want) in [
+            (json!(null), "\"Credentials\" must be an object"),
+            (json!({}), "needs \"RoleArn\""),
+            (
+                json!({"RoleArn": "a", "RoleArn.$": "$.r"}),
+                "has both \"RoleArn\" and \"RoleArn.$\"",
+            ),
+            (
+                json!({"RoleArn": 1}),
+                "\"Credentials.RoleArn\" must be a string",
+            ),
+            (json!({"RoleArn.$": "nope"}), "neither a path"),
+            (json!({"RoleArn": "a", "Other": 1}), "not \"Other\""),
+        ] {
+            assert_has(one_task(json!({"Credentials": creds})), &[want]);
+        }
+    }
+
+    fn one_task(extra: Value) -> Value {
+        let mut t = json!({"Type": "Task", "Resource": SQS, "End": true});
+        if let (Value::Object(t), Value::Object(extra)) = (&mut t, extra) {
+            t.extend(extra);
+        }
+        json!({"StartAt": "T", "States": {"T": t}})
+    }
+
+    #[test]
+    fn intrinsic_literals_of_the_wrong_type_are_refused() {
+        let pass = |call: &str| json!({"StartAt": "P", "States": {"P": {"Type": "Pass", "End": true, "Parameters": {"v.$": call}}}});
+        for call in [
+            "States.MathAdd(1, -1)",
+            "States.MathAdd($.a, States.ArrayLength($.l))",
+            "States.MathAdd(2.0, 3)",
+            "States.Format('{} and {}', $.a, 1)",
+            r"States.Format('\{} {}', $.a)",
+            "States.ArrayRange(1, 9, 2)",
+            "States.Hash($.x, 'SHA-256')",
+            "States.Hash($.x, $.algorithm)",
+            "States.StringSplit($.s, ',')",
+            "States.Base64Decode('RGF0YQ==')",
+            "States.ArrayGetItem(States.Array(1, 2), 0)",
+            "States.JsonMerge($.a, $.b, false)",
+            "States.MathRandom(1, 10, 42)",
+            "States.UUID()",
+        ] {
+            assert_eq!(problems(pass(call)), Vec::<String>::new(), "{call}");
+        }
+        for (call, want) in [
+            (
+                "States.MathAdd(1, '-1')",
+                "States.MathAdd: the second value (argument 2) must be an integer, but it is a string",
+            ),
+            (
+                "States.MathAdd(1.5, 1)",
+                "the first value (argument 1) must be an integer, but it is a number with a fraction",
+            ),
+            (
+                "States.MathAdd(States.UUID(), 1)",
+                "but it is a string (the result of States.UUID)",
+            ),
+            (
+                "States.MathRandom('1', 5)",
+                "States.MathRandom: the start (argument 1) must be an integer",
+            ),
+            (
+                "States.MathRandom(5, 5)",
+                "the start (5) must be less than the end (5)",
+            ),
+            (
+                "States.ArrayRange(1, 'x', 1)",
+                "the last element (argument 2) must be an integer",
+            ),
+            ("States.ArrayRange(1, 9, 0)", "the step must not be zero"),
+            (
+                "States.ArrayRange(1, 5000, 1)",
+                "5000 items, more than the 1000",
+            ),
+            (
+                "States.ArrayPartition(1, 2)",
+                "the array (argument 1) must be an array, but it is an integer",
+            ),
+            (
+                "States.ArrayPartition($.a, 0)",
+                "the chunk size must be a positive integer",
+            ),
+            (
+                "States.ArrayGetItem($.a, -1)",
+                "the index must not be negative",
+            ),
+            (
+                "States.ArrayGetItem($.a, 'x')",
+                "the index (argument 2) must be an integer",
+            ),
+            (
+                "States.ArrayLength('abc')",
+                "must be an array, but it is a string",
+            ),
+            (
+                "States.ArrayContains(true, 1)",
+                "must be an array, but it is a boolean",
+            ),
+            (
+                "States.StringSplit(1, ',')",
+                "the string (argument 1) must be a string",
+            ),
+            (
+                "States.StringSplit($.s, '')",
+                "the delimiter must not be empty",
+            ),
+            (
+                "States.StringToJson(null)",
+                "must be a string, but it is null",
+            ),
+            (
+                "States.Base64Encode(42)",
+                "must be a string, but it is an integer",
+            ),
+            ("States.Base64Decode('!!')", "is not valid Base64"),
+            ("States.Hash($.x, 'SHA-3')", "unknown algorithm 'SHA-3'"),
+            (
+                "States.Hash($.x, 256)",
+                "the algorithm (argument 2) must be a string",
+            ),
+            (
+                "States.JsonMerge($.a, 'b', false)",
+                "the second object (argument 2) must be an object",
+            ),
+            (
+                "States.JsonMerge($.a, $.b, true)",
+                "deep merging is not supported",
+            ),
+            (
+                "States.JsonMerge($.a, $.b, 0)",
+                "the deep-merge flag (argument 3) must be a boolean",
+            ),
+            (
+                "States.Format(1, $.a)",
+                "the template (argument 1) must be a string",
+            ),
+            (
+                "States.Format('{}', States.Array(1))",
+                "a value (argument 2) must be a string or",
+            ),
+            (
+                "States.Format('{} {}', $.a)",
+                "the template has 2 {} but 1 value(s) follow it",
+            ),
+            (
+                "States.Array(States.MathAdd(1, 'x'))",
+                "States.MathAdd: the second value",
+            ),
+        ] {
+            let got = problems(pass(call));
+            assert!(
+                got.iter()
+                    .any(|p| p.contains(want) && p.contains("\"Parameters\": in States.")),
+                "{call}: missing {want:?} in {got:#?}"
+            );
+        }
+        // The same in a Fail state's ErrorPath / CausePath.
+        assert_has(
+            json!({"StartAt": "F", "States": {"F": {"Type": "Fail", "CausePath": "States.Format('{}')"}}}),
+            &[
+                "\"CausePath\": in States.Format('{}'): States.Format: the template has 1 {} but 0 value(s)",
+            ],
+        );
+    }
+
+    #[test]
+    fn task_resources_are_arns() {
+        for r in [
+            SQS,
+            "arn:aws:states:::lambda:invoke",
+            "arn:aws:states:::aws-sdk:s3:getObject",
+            "arn:aws:states:::states:startExecution.sync:2",
+            "arn:aws:states:us-east-1:123456789012:activity:approve",
+            "arn:aws:lambda:us-east-1:123456789012:function:f:$LATEST",
+            "arn:aws-cn:lambda:cn-north-1:123456789012:function:f",
+            // Filled in at deploy time (DefinitionSubstitutions).
+            "${ValidatorFunctionArn}",
+        ] {
+            clean(
+                json!({"StartAt": "T", "States": {"T": {"Type": "Task", "Resource": r, "End": true}}}),
+            );
+        }
+        for (r, want) in [
+            ("", "must be a non-empty string"),
+            ("r", "is not an ARN"),
+            ("lambda:invoke", "is not an ARN"),
+            ("arn:aws:lambda", "needs six ':'-separated fields"),
+            (
+                "arn::lambda:us-east-1:1:function:f",
+                "the partition (aws) and the service must not be empty",
+            ),
+            ("arn:aws:lambda:us-east-1:1:", "names no resource"),
+            ("arn:aws:states:::sqs", "malformed service integration"),
+            ("arn:aws:states:::sqs:", "malformed service integration"),
+            (
+                "arn:aws:states:us-east-1:1:activity:",
+                "malformed activity ARN",
+            ),
+        ] {
+            assert_has(
+                json!({"StartAt": "T", "States": {"T": {"Type": "Task", "Resource": r, "End": true}}}),
+                &[want],
+            );
+        }
+        // The local executor never calls a Resource: it still runs such a definition.
+        let v = json!({"StartAt": "T", "States": {"T": {"Type": "Task", "Resource": "local", "End": true}}});
+        assert!(lint_for_execution(&v).is_empty());
+        assert!(!lint_value(&v).is_empty());
+    }
+
+    /// Where this linter and AWS agree and statelint (3.1.0) or asl-validator (4.0.0), the
+    /// validators scripts/test runs, do not. Each is pinned here so that nobody "fixes" it to match
+    /// them.
+    #[test]
+    fn where_this_engine_is_right_and_the_validators_are_not() {
+        // statelint: "BackoffRate is 2 but should be a Float". AWS takes any number >= 1.0
+        // ("BackoffRate (Optional): the multiplier ... must be greater than or equal to 1.0"),
+        // and its own examples write 2.
+        clean(one_task(
+            json!({"Retry": [{"ErrorEquals": ["X"], "BackoffRate": 2}]}),
+        ));
+        // statelint: "TimeoutSeconds is 99999999 but allowed ceiling is 99999999". 99999999 is
+        // the largest value of the integer fields (TimeoutSeconds, HeartbeatSeconds,
+        // IntervalSeconds, MaxAttempts, Seconds, MaxConcurrency, ToleratedFailureCount), included:
+        // it is the default Task timeout of Step Functions itself. asl-validator takes
+        // 100000000, which AWS refuses.
+        clean(one_task(
+            json!({"TimeoutSeconds": 99_999_999, "HeartbeatSeconds": 99_999_998}),
+        ));
+        clean(
+            json!({"StartAt": "W", "States": {"W": {"Type": "Wait", "Seconds": 99_999_999, "End": true}}}),
+        );
+        assert_has(
+            one_task(json!({"TimeoutSeconds": 100_000_000})),
+            &["\"TimeoutSeconds\" must be a positive integer (1 to 99999999), got 100000000"],
+        );
+        // statelint takes a Choice rule with a Variable and no operator; AWS refuses it (a rule
+        // is a comparison or a combinator), as does asl-validator.
+        assert_has(
+            json!({"StartAt": "C", "States": {"C": {"Type": "Choice", "Choices": [{"Variable": "$.x", "Next": "S"}], "Default": "S"}, "S": {"Type": "Succeed"}}}),
+            &["Choice rule 1: a Choice rule needs one comparison operator"],
+        );
+    }
+
+    #[test]
+    fn assign_and_variable_references_are_checked() {
+        // Assign on every state type that takes it, in Choice rules and in catchers; `$name` read
+        // in paths, templates, Choice rules, intrinsic functions and filters.
+        clean(json!({"StartAt": "P", "States": {
+            "P": {"Type": "Pass", "Assign": {"n": 1, "order.$": "$.order", "id.$": "States.Format('#{}', $.id)"}, "Next": "C"},
+            "C": {"Type": "Choice", "Choices": [
+                    {"Variable": "$n", "NumericGreaterThanPath": "$order.min", "Assign": {"big": true}, "Next": "W"}],
+                  "Default": "W", "Assign": {"big": false}},
+            "W": {"Type": "Wait", "SecondsPath": "$n", "Assign": {"waited.$": "$n"}, "Next": "T"},
+            "T": {"Type": "Task", "Resource": SQS, "InputPath": "$order",
+                  "Parameters": {"id.$": "$id", "lines.$": "$order.lines[?(@.q > $n)]", "s.$": "States.MathAdd($n, 1)"},
+                  "TimeoutSecondsPath": "$n", "Assign": {"result.$": "$"},
+                  "Catch": [{"ErrorEquals": ["States.ALL"], "Assign": {"failure.$": "$.Cause"}, "Next": "F"}], "Next": "M"},
+            "M": {"Type": "Map", "ItemsPath": "$order.lines", "ItemSelector": {"line.$": "$$.Map.Item.Value", "n.$": "$n"},
+                  "ItemProcessor": {"StartAt": "I", "States": {"I": {"Type": "Pass", "Assign": {"inner.$": "$n"}, "Next": "J"},
+                                                              "J": {"Type": "Pass", "OutputPath": "$inner", "End": true}}},
+                  "Assign": {"count.$": "States.ArrayLength($)"}, "Next": "Par"},
+            "Par": {"Type": "Parallel", "Branches": [{"StartAt": "B", "States": {"B": {"Type": "Pass", "Parameters": {"c.$": "$count"}, "End": true}}}],
+                    "Assign": {"parallel.$": "$[0]"}, "Next": "S"},
+            "S": {"Type": "Succeed", "OutputPath": "$result"},
+            "F": {"Type": "Fail", "ErrorPath": "$failure", "CausePath": "States.Format('{}', $failure)"}
+        }}));
+        let got = problems(json!({"StartAt": "P", "States": {
+            "P": {"Type": "Pass", "Assign": {"2x": 1, "a-b.$": "$.x", "states": 1, "ok": [], "ok.$": "$.y", "fromTop": 1},
+                  "ResultPath": "$ok", "Next": "C"},
+            "C": {"Type": "Choice", "Choices": [{"Variable": "$nope", "IsPresent": true, "Next": "Q"},
+                                               {"Not": {"Variable": "$ok", "IsNull": true, "Assign": {"x": 1}}, "Next": "Q"}],
+                  "Default": "Q", "Assign": []},
+            "Q": {"Type": "Pass", "Parameters": {"a.$": "$missing.field", "b.$": "States.Format('{}', $alsoMissing)",
+                                                 "c.$": "$.l[?(@.x == $unknown)]", "d.$": "$states.input"}, "Next": "Par"},
+            "Par": {"Type": "Parallel", "End": true, "Branches": [{"StartAt": "B", "States": {
+                "B": {"Type": "Pass", "Assign": {"ok": 2, "fresh": 3}, "End": true}}}]},
+            "Dm": {"Type": "Map", "End": true, "ItemProcessor": {"ProcessorConfig": {"Mode": "DISTRIBUTED"}, "StartAt": "D",
+                   "States": {"D": {"Type": "Pass", "Parameters": {"v.$": "$fromTop"}, "Next": "E"},
+                              "E": {"Type": "Pass", "Assign": {"ok": 1}, "End": true}}}}
+        }}));
+        for want in [
+            "State \"P\": \"Assign\": \"2x\" is not a valid variable name: a variable name starts with a letter or '_'",
+            "State \"P\": \"Assign\": \"a-b.$\" is not a valid variable name: a variable name holds only letters, digits and '_', not '-'",
+            "State \"P\": \"Assign\": \"states\" is not a valid variable name: \"states\" is reserved",
+            "State \"P\": \"Assign\": fields 'ok' and 'ok.$' would both produce 'ok'",
+            "State \"P\": \"ResultPath\" must point into the state input ($...), not a variable",
+            "State \"C\": reads the variable $nope, which no state assigns",
+            "State \"C\": Choice rule 2: \"Assign\" is only allowed on top-level Choice rules",
+            "State \"C\": \"Assign\" must be an object of variable names and values",
+            "State \"Q\": reads the variable $missing",
+            "State \"Q\": reads the variable $alsoMissing",
+            "State \"Q\": reads the variable $unknown",
+            "State \"Q\": reads $states, which is not a valid variable name: \"states\" is reserved",
+            "Branch 1 of \"Par\": assigns $ok, a variable of an outer scope",
+            // A Distributed Map's iterations see no outer variable, and may use the same names.
+            "State \"D\" in the item processor of \"Dm\": reads the variable $fromTop, which no state assigns",
+        ] {
+            assert!(
+                got.iter().any(|p| p.starts_with(want)),
+                "missing {want:?} in {got:#?}"
+            );
+        }
+        assert!(!got.iter().any(|p| p.contains("$fresh")), "{got:#?}");
+        assert!(!got.iter().any(|p| p.contains("Dm\": assigns")), "{got:#?}");
     }
 
     #[test]

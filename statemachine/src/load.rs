@@ -1,5 +1,6 @@
 //! Reading a definition: [`StateMachine::parse`] and [`StateMachine::from_value`] run
-//! [`crate::lint`] over the JSON (so every structural problem is reported at once, in sentences),
+//! [`crate::lint`] over the JSON (so every structural problem is reported at once, in sentences;
+//! all but the shape of Task Resources, which the local executor never calls),
 //! and only then build the typed [`crate::model`]. They live here, not in `model.rs`, so that the
 //! model does not depend on the linter (the linter reads the model's defaults).
 
@@ -21,7 +22,7 @@ impl StateMachine {
     pub fn parse(json: &str) -> Result<StateMachine, DefinitionError> {
         let value: Value =
             serde_json::from_str(json).map_err(|e| DefinitionError::Json(e.to_string()))?;
-        let problems = lint::lint_value(&value);
+        let problems = lint::lint_for_execution(&value);
         if !problems.is_empty() {
             return Err(DefinitionError::Invalid(problems));
         }
@@ -32,7 +33,7 @@ impl StateMachine {
 
     /// Lints and compiles an already-parsed JSON definition (states are then listed by name).
     pub fn from_value(value: &Value) -> Result<StateMachine, DefinitionError> {
-        let problems = lint::lint_value(value);
+        let problems = lint::lint_for_execution(value);
         if !problems.is_empty() {
             return Err(DefinitionError::Invalid(problems));
         }

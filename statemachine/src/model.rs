@@ -183,6 +183,9 @@ pub struct Catcher {
     pub next: String,
     #[serde(default, deserialize_with = "nullable")]
     pub result_path: ResultPathField,
+    /// The variables set when this catcher handles an error (`$` is the error output).
+    #[serde(default)]
+    pub assign: Option<PayloadTemplate>,
 }
 
 /// Where a state goes after it completes.
@@ -281,6 +284,9 @@ pub struct TaskState {
     pub next: Option<String>,
     #[serde(default)]
     pub end: Option<bool>,
+    /// `Assign`: the workflow variables the state sets (see [`crate::variables`]).
+    #[serde(default)]
+    pub assign: Option<PayloadTemplate>,
     #[serde(default)]
     pub comment: Option<String>,
 }
@@ -305,6 +311,9 @@ pub struct PassState {
     pub next: Option<String>,
     #[serde(default)]
     pub end: Option<bool>,
+    /// `Assign`: the workflow variables the state sets (see [`crate::variables`]).
+    #[serde(default)]
+    pub assign: Option<PayloadTemplate>,
     #[serde(default)]
     pub comment: Option<String>,
 }
@@ -319,6 +328,9 @@ pub struct ChoiceState {
     pub choices: Vec<ChoiceRule>,
     #[serde(default)]
     pub default: Option<String>,
+    /// `Assign`: the workflow variables the state sets (see [`crate::variables`]).
+    #[serde(default)]
+    pub assign: Option<PayloadTemplate>,
     #[serde(default)]
     pub comment: Option<String>,
 }
@@ -342,6 +354,9 @@ pub struct WaitState {
     pub next: Option<String>,
     #[serde(default)]
     pub end: Option<bool>,
+    /// `Assign`: the workflow variables the state sets (see [`crate::variables`]).
+    #[serde(default)]
+    pub assign: Option<PayloadTemplate>,
     #[serde(default)]
     pub comment: Option<String>,
 }
@@ -405,6 +420,9 @@ pub struct ParallelState {
     pub next: Option<String>,
     #[serde(default)]
     pub end: Option<bool>,
+    /// `Assign`: the workflow variables the state sets (see [`crate::variables`]).
+    #[serde(default)]
+    pub assign: Option<PayloadTemplate>,
     #[serde(default)]
     pub comment: Option<String>,
 }
@@ -458,6 +476,9 @@ pub struct MapState {
     pub next: Option<String>,
     #[serde(default)]
     pub end: Option<bool>,
+    /// `Assign`: the workflow variables the state sets (see [`crate::variables`]).
+    #[serde(default)]
+    pub assign: Option<PayloadTemplate>,
     #[serde(default)]
     pub comment: Option<String>,
 }

@@ -14,6 +14,7 @@ use crate::error::StatesError;
 use crate::intrinsics::Intrinsic;
 use crate::path::Path;
 use crate::value::compact;
+use crate::variables::Variables;
 
 #[derive(Debug, Clone, PartialEq)]
 enum Node {
@@ -44,6 +45,28 @@ impl PayloadTemplate {
         &self.source
     }
 
+    /// The intrinsic function calls of its `.$` fields, in order.
+    pub fn intrinsics(&self) -> Vec<&Intrinsic> {
+        let mut out = Vec::new();
+        walk(&self.root, &mut |n| {
+            if let Node::Intrinsic { call, .. } = n {
+                out.push(call);
+            }
+        });
+        out
+    }
+
+    /// Every path of its `.$` fields, those inside intrinsic calls included, in order.
+    pub fn paths(&self) -> Vec<&Path> {
+        let mut out = Vec::new();
+        walk(&self.root, &mut |n| match n {
+            Node::Path { path, .. } => out.push(path),
+            Node::Intrinsic { call, .. } => out.extend(call.paths()),
+            _ => {}
+        });
+        out
+    }
+
     /// Builds the payload from `input` (what `$` means) and the context object (`$$`).
     pub fn evaluate(
         &self,
@@ -51,7 +74,18 @@ impl PayloadTemplate {
         context: &Value,
         rng: &mut dyn RngCore,
     ) -> Result<Value, StatesError> {
-        evaluate(&self.root, input, context, rng)
+        self.evaluate_with(input, context, &Variables::default(), rng)
+    }
+
+    /// Builds the payload with the workflow variables in scope (`$name` paths).
+    pub fn evaluate_with(
+        &self,
+        input: &Value,
+        context: &Value,
+        vars: &Variables,
+        rng: &mut dyn RngCore,
+    ) -> Result<Value, StatesError> {
+        evaluate(&self.root, input, context, vars, rng)
     }
 }
 
@@ -84,14 +118,25 @@ impl PathOrIntrinsic {
         context: &Value,
         rng: &mut dyn RngCore,
     ) -> Result<Value, StatesError> {
+        self.evaluate_with(input, context, &Variables::default(), rng)
+    }
+
+    /// Evaluates it with the workflow variables in scope.
+    pub fn evaluate_with(
+        &self,
+        input: &Value,
+        context: &Value,
+        vars: &Variables,
+        rng: &mut dyn RngCore,
+    ) -> Result<Value, StatesError> {
         match self {
-            PathOrIntrinsic::Path(p) => p.select(input, context).map_err(|_| {
+            PathOrIntrinsic::Path(p) => p.select_with(input, context, vars).map_err(|_| {
                 StatesError::runtime(format!(
-                    "The JSONPath '{p}' could not be found in the input '{}'",
-                    compact(input)
+                    "The JSONPath '{p}' could not be found in the {}",
+                    shown(p, input)
                 ))
             }),
-            PathOrIntrinsic::Intrinsic(i) => i.evaluate(input, context, rng),
+            PathOrIntrinsic::Intrinsic(i) => i.evaluate_with(input, context, vars, rng),
         }
     }
 }
@@ -100,6 +145,15 @@ impl<'de> Deserialize<'de> for PathOrIntrinsic {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let text = String::deserialize(d)?;
         PathOrIntrinsic::parse(&text).map_err(serde::de::Error::custom)
+    }
+}
+
+fn walk<'a>(node: &'a Node, f: &mut dyn FnMut(&'a Node)) {
+    f(node);
+    match node {
+        Node::Object(fields) => fields.iter().for_each(|(_, n)| walk(n, f)),
+        Node::Array(items) => items.iter().for_each(|n| walk(n, f)),
+        _ => {}
     }
 }
 
@@ -170,10 +224,21 @@ fn compile(v: &Value, at: &str) -> Result<Node, String> {
     }
 }
 
+/// What a path that found nothing was applied to, for its error message.
+fn shown(path: &Path, input: &Value) -> String {
+    match (path.root(), path.variable()) {
+        (crate::path::Root::Variable, Some(name)) => {
+            format!("variable '${name}' (or the variable is not set)")
+        }
+        _ => format!("input '{}'", compact(input)),
+    }
+}
+
 fn evaluate(
     node: &Node,
     input: &Value,
     context: &Value,
+    vars: &Variables,
     rng: &mut dyn RngCore,
 ) -> Result<Value, StatesError> {
     match node {
@@ -181,19 +246,21 @@ fn evaluate(
         Node::Object(fields) => {
             let mut out = Map::new();
             for (name, node) in fields {
-                out.insert(name.clone(), evaluate(node, input, context, rng)?);
+                out.insert(name.clone(), evaluate(node, input, context, vars, rng)?);
             }
             Ok(Value::Object(out))
         }
-        Node::Array(items) => items.iter().map(|n| evaluate(n, input, context, rng)).collect::<Result<_, _>>().map(Value::Array),
-        Node::Path { field, path } => path.select(input, context).map_err(|_| {
-            let source = if path.root() == crate::path::Root::Context { "context object" } else { "input" };
-            let shown = if path.root() == crate::path::Root::Context { compact(context) } else { compact(input) };
+        Node::Array(items) => items.iter().map(|n| evaluate(n, input, context, vars, rng)).collect::<Result<_, _>>().map(Value::Array),
+        Node::Path { field, path } => path.select_with(input, context, vars).map_err(|_| {
+            let source = match path.root() {
+                crate::path::Root::Context => format!("context object '{}'", compact(context)),
+                _ => shown(path, input),
+            };
             StatesError::runtime(format!(
-                "The JSONPath '{path}' specified for the field '{field}' could not be found in the {source} '{shown}'"
+                "The JSONPath '{path}' specified for the field '{field}' could not be found in the {source}"
             ))
         }),
-        Node::Intrinsic { call, .. } => call.evaluate(input, context, rng),
+        Node::Intrinsic { call, .. } => call.evaluate_with(input, context, vars, rng),
     }
 }
 

@@ -14,8 +14,15 @@ use std::sync::Arc;
 use serde_json::Value;
 use sluice_statemachine::{Executor, Responder, StateMachine, VirtualClock};
 
-fn dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/definitions")
+/// tests/definitions (checked by statelint and asl-validator too, see scripts/test) and
+/// tests/definitions-extended: what those validators cannot read (JSONPath filters, workflow
+/// variables), run and compared the same way.
+fn dirs() -> [PathBuf; 2] {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    [
+        root.join("tests/definitions"),
+        root.join("tests/definitions-extended"),
+    ]
 }
 
 fn read_json(path: &Path) -> Value {
@@ -23,19 +30,26 @@ fn read_json(path: &Path) -> Value {
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
-fn cases() -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(dir())
-        .unwrap()
-        .filter_map(|e| {
-            e.ok()?
-                .file_name()
-                .into_string()
-                .ok()?
-                .strip_suffix(".asl.json")
-                .map(str::to_string)
+/// Every definition: its folder and its name.
+fn cases() -> Vec<(PathBuf, String)> {
+    let mut names: Vec<(PathBuf, String)> = dirs()
+        .into_iter()
+        .flat_map(|dir| {
+            std::fs::read_dir(&dir)
+                .unwrap()
+                .filter_map(|e| {
+                    e.ok()?
+                        .file_name()
+                        .into_string()
+                        .ok()?
+                        .strip_suffix(".asl.json")
+                        .map(str::to_string)
+                })
+                .map(|name| (dir.clone(), name))
+                .collect::<Vec<_>>()
         })
         .collect();
-    names.sort();
+    names.sort_by(|a, b| a.1.cmp(&b.1));
     names
 }
 
@@ -60,19 +74,18 @@ async fn every_definition_gives_its_expected_result() {
     assert!(names.len() >= 25, "only {} definitions", names.len());
     let mut types = BTreeSet::new();
     let mut failures = Vec::new();
-    for name in &names {
+    for (dir, name) in &names {
         let definition_text =
-            std::fs::read_to_string(dir().join(format!("{name}.asl.json"))).unwrap();
+            std::fs::read_to_string(dir.join(format!("{name}.asl.json"))).unwrap();
         let definition: Value = serde_json::from_str(&definition_text).unwrap();
         state_types(&definition["States"], &mut types);
         let problems = sluice_statemachine::lint::lint_str(&definition_text);
         assert!(problems.is_empty(), "{name}: {problems:#?}");
         let machine = StateMachine::parse(&definition_text).unwrap();
-        let input = read_json(&dir().join(format!("{name}.input.json")));
+        let input = read_json(&dir.join(format!("{name}.input.json")));
         let responder =
-            Responder::from_value(&read_json(&dir().join(format!("{name}.responder.json"))))
-                .unwrap();
-        let expected = read_json(&dir().join(format!("{name}.expected.json")));
+            Responder::from_value(&read_json(&dir.join(format!("{name}.responder.json")))).unwrap();
+        let expected = read_json(&dir.join(format!("{name}.expected.json")));
         let clock = Arc::new(VirtualClock::starting_now());
         let exec = Executor::new(machine, Arc::new(responder), clock)
             .execute(input, name)
@@ -103,8 +116,8 @@ async fn every_definition_gives_its_expected_result() {
 
 #[test]
 fn every_task_uses_the_portable_resource() {
-    for name in cases() {
-        let text = std::fs::read_to_string(dir().join(format!("{name}.asl.json"))).unwrap();
+    for (dir, name) in cases() {
+        let text = std::fs::read_to_string(dir.join(format!("{name}.asl.json"))).unwrap();
         for (i, _) in text.match_indices("\"Resource\"") {
             let rest = &text[i..];
             assert!(

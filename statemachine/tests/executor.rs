@@ -1022,3 +1022,249 @@ async fn virtual_time_is_deterministic_on_a_multi_thread_runtime_too() {
         assert_eq!(script.max_in_flight.load(Ordering::SeqCst), 2);
     }
 }
+
+// -----------------------------------------------------------------------------------------------
+// Workflow variables (Developer Guide, "Passing data between states with variables"); the cases
+// follow the executions AWS recorded for LocalStack's snapshot tests of Assign.
+
+fn assigned(exec: &Execution, state: &str) -> Option<Value> {
+    exec.history
+        .iter()
+        .find(|e| e.event_type.ends_with("StateExited") && e.details["name"] == state)
+        .and_then(|e| e.details.get("assignedVariables").cloned())
+}
+
+#[tokio::test]
+async fn assign_sees_the_result_and_new_values_count_from_the_next_state() {
+    // BASE_EVALUATION_ORDER_PASS_STATE: Assign reads the Pass state's Result; the state that
+    // assigns `answer` anew still reads the old value in its InputPath and OutputPath.
+    let def = json!({"StartAt": "State0", "States": {
+        "State0": {"Type": "Pass", "Result": {"theQuestion": "What is the answer?"},
+                   "Assign": {"question.$": "$.theQuestion", "answer": 42}, "Next": "State1"},
+        "State1": {"Type": "Pass", "InputPath": "$answer", "ResultPath": "$.theAnswer", "OutputPath": "$answer",
+                   "Assign": {"answer": "<omitted>"}, "End": true}}});
+    let (exec, _) = run_with(&def, json!({}), |_, _| Plan::never()).await;
+    assert_eq!(exec.output, Some(json!(42)), "{exec:#?}");
+    // GetExecutionHistory's StateExitedEventDetails: each assigned value as JSON text.
+    assert_eq!(
+        assigned(&exec, "State0"),
+        Some(json!({"answer": "42", "question": "\"What is the answer?\""}))
+    );
+    assert_eq!(
+        assigned(&exec, "State1"),
+        Some(json!({"answer": "\"<omitted>\""}))
+    );
+    let exited = exec.events("PassStateExited");
+    assert_eq!(
+        exited[0].details["assignedVariablesDetails"],
+        json!({"truncated": false})
+    );
+
+    // BASE_ASSIGN_FROM_PARAMETERS: with Parameters, `$` is what they built; a literal Assign and
+    // a path one in the same state read the values of the state's entry.
+    let def = json!({"StartAt": "S0", "States": {
+        "S0": {"Type": "Pass", "Parameters": {"input": "PENDING"}, "Assign": {"result.$": "$.input"}, "Next": "S1"},
+        "S1": {"Type": "Pass", "Assign": {"result": "SUCCESS", "originalResult.$": "$result"}, "Next": "S2"},
+        "S2": {"Type": "Pass", "Parameters": {"r.$": "$result", "o.$": "$originalResult"}, "End": true}}});
+    let (exec, _) = run_with(&def, json!({}), |_, _| Plan::never()).await;
+    assert_eq!(
+        exec.output,
+        Some(json!({"r": "SUCCESS", "o": "PENDING"})),
+        "{exec:#?}"
+    );
+}
+
+#[tokio::test]
+async fn variables_are_read_in_every_path_field() {
+    let def = json!({"StartAt": "Set", "States": {
+        "Set": {"Type": "Pass", "Assign": {"wait": 5, "limit": 2, "items": [1, 2, 3, 4], "prefix": "n",
+                                            "timeout": 30, "min": {"v": 2}}, "Next": "Wait"},
+        "Wait": {"Type": "Wait", "SecondsPath": "$wait", "Next": "Check"},
+        "Check": {"Type": "Choice", "Choices": [
+            {"Variable": "$limit", "NumericGreaterThanPath": "$min.v", "Next": "Fail"},
+            {"And": [{"Variable": "$limit", "NumericEqualsPath": "$min.v"}, {"Variable": "$prefix", "StringEquals": "n"}],
+             "Next": "Each"}], "Default": "Fail"},
+        "Each": {"Type": "Map", "ItemsPath": "$items", "MaxConcurrencyPath": "$limit",
+                 "ItemSelector": {"v.$": "$$.Map.Item.Value", "label.$": "States.Format('{}{}', $prefix, $$.Map.Item.Index)"},
+                 "ItemProcessor": {"StartAt": "T", "States": {"T": {"Type": "Task", "Resource": SQS,
+                     "TimeoutSecondsPath": "$timeout", "End": true}}},
+                 "ResultSelector": {"big.$": "$[?(@.v > $limit)].label"}, "Next": "Done"},
+        "Done": {"Type": "Succeed"},
+        "Fail": {"Type": "Fail", "ErrorPath": "$prefix", "CausePath": "States.Format('limit {}', $limit)"}}});
+    let (exec, script) = run_with(&def, json!({}), |req, _| Plan::ok(req.parameters.clone())).await;
+    assert_eq!(exec.status, ExecutionStatus::Succeeded, "{exec:#?}");
+    assert_eq!(exec.output, Some(json!({"big": ["n2", "n3"]})));
+    let requests = script.requests();
+    assert_eq!(requests.len(), 4);
+    assert!(requests.iter().all(|(r, _)| r.timeout.as_secs() == 30));
+    assert_eq!(times_of(&exec, "WaitStateExited"), [5.0]);
+}
+
+#[tokio::test]
+async fn choice_rules_and_catchers_assign() {
+    // BASE_ASSIGN_IN_CHOICE: the matching rule's Assign, else (Default) the state's.
+    let def = |input_value: Value| {
+        (
+            json!({"StartAt": "Check", "States": {
+                "Check": {"Type": "Choice", "Choices": [
+                    {"Variable": "$.input_value", "IsPresent": false, "Assign": {"status": "UNKNOWN"}, "Next": "Final"},
+                    {"Variable": "$.input_value", "NumericEquals": 42, "Assign": {"status": "CORRECT"}, "Next": "Final"}],
+                  "Assign": {"status": "INCORRECT", "guess.$": "$.input_value"}, "Default": "Final"},
+                "Final": {"Type": "Pass", "Parameters": {"result.$": "$status"}, "End": true}}}),
+            json!({"input_value": input_value}),
+        )
+    };
+    for (value, want) in [(json!(42), "CORRECT"), (json!("42"), "INCORRECT")] {
+        let (d, input) = def(value);
+        let (exec, _) = run_with(&d, input, |_, _| Plan::never()).await;
+        assert_eq!(exec.output, Some(json!({"result": want})), "{exec:#?}");
+    }
+    let (exec, _) = run_with(&def(json!(42)).0, json!({}), |_, _| Plan::never()).await;
+    assert_eq!(exec.output, Some(json!({"result": "UNKNOWN"})));
+    assert_eq!(
+        assigned(&exec, "Check"),
+        Some(json!({"status": "\"UNKNOWN\""}))
+    );
+
+    // A catcher's Assign reads the error output; the state's own Assign is not applied.
+    let def = json!({"StartAt": "T", "States": {
+        "T": {"Type": "Task", "Resource": SQS, "Assign": {"result": "SUCCESS"},
+              "Catch": [{"ErrorEquals": ["States.ALL"], "Assign": {"result.$": "$.Error", "why.$": "$.Cause"}, "Next": "Fallback"}],
+              "End": true},
+        "Fallback": {"Type": "Pass", "Parameters": {"r.$": "$result", "w.$": "$why"}, "End": true}}});
+    let (exec, _) = run_with(&def, json!({}), |_, _| Plan::err("Boom", "it broke")).await;
+    assert_eq!(
+        exec.output,
+        Some(json!({"r": "Boom", "w": "it broke"})),
+        "{exec:#?}"
+    );
+    // And on success the Task's Assign reads its raw result (before ResultSelector).
+    let def = json!({"StartAt": "T", "States": {
+        "T": {"Type": "Task", "Resource": SQS, "ResultSelector": {"n.$": "$.n"}, "Assign": {"raw.$": "$.extra"}, "Next": "P"},
+        "P": {"Type": "Pass", "Parameters": {"raw.$": "$raw", "n.$": "$.n"}, "End": true}}});
+    let (exec, _) = run_with(&def, json!({}), |_, _| {
+        Plan::ok(json!({"n": 1, "extra": "x"}))
+    })
+    .await;
+    assert_eq!(exec.output, Some(json!({"raw": "x", "n": 1})), "{exec:#?}");
+}
+
+#[tokio::test]
+async fn branches_and_iterations_have_scopes_of_their_own() {
+    // BASE_SCOPE_MAP / BASE_SCOPE_PARALLEL: inner states read the outer variables; what they
+    // assign stays inside.
+    let def = json!({"StartAt": "Set", "States": {
+        "Set": {"Type": "Pass", "Assign": {"x": 42, "items": [1, 2, 3]}, "Next": "Each"},
+        "Each": {"Type": "Map", "ItemsPath": "$items", "MaxConcurrency": 1,
+                 "ItemProcessor": {"StartAt": "Inner", "States": {
+                     "Inner": {"Type": "Pass", "Assign": {"innerX.$": "$x", "item.$": "$"}, "Next": "Read"},
+                     "Read": {"Type": "Pass", "Parameters": {"x.$": "$innerX", "item.$": "$item"}, "End": true}}},
+                 "Next": "Both"},
+        "Both": {"Type": "Parallel", "Branches": [
+            {"StartAt": "B1", "States": {"B1": {"Type": "Pass", "Assign": {"mine": 1}, "Parameters": {"x.$": "$x"}, "End": true}}},
+            {"StartAt": "B2", "States": {"B2": {"Type": "Pass", "Assign": {"mine": 2}, "Parameters": {"x.$": "$x"}, "End": true}}}],
+         "Next": "After"},
+        "After": {"Type": "Pass", "Parameters": {"branches.$": "$", "innerX.$": "$innerX"}, "End": true}}});
+    // `$innerX` exists only inside the iterations: the linter says After reads a variable no
+    // state around it assigns, and a run of the definition read without it fails there.
+    let problems = sluice_statemachine::lint::lint_value(&def);
+    assert!(
+        problems.iter().any(|p| p
+            .to_string()
+            .starts_with("State \"After\": reads the variable $innerX")),
+        "{problems:#?}"
+    );
+    let exec = run_unlinted(def, json!({})).await;
+    assert_failed(&exec, "States.Runtime");
+    assert!(
+        exec.cause
+            .as_deref()
+            .unwrap_or_default()
+            .contains("$innerX"),
+        "{exec:#?}"
+    );
+    let output_of = |event: &str| -> Value {
+        serde_json::from_str(exec.events(event)[0].detail("output").unwrap()).unwrap()
+    };
+    assert_eq!(
+        output_of("MapStateExited"),
+        json!([{"x": 42, "item": 1}, {"x": 42, "item": 2}, {"x": 42, "item": 3}])
+    );
+    assert_eq!(
+        output_of("ParallelStateExited"),
+        json!([{"x": 42}, {"x": 42}])
+    );
+
+    // A branch cannot assign a variable of an outer scope (the linter refuses it when it sees
+    // it; a definition read without the linter fails at run time).
+    let def = json!({"StartAt": "Set", "States": {
+        "Set": {"Type": "Pass", "Assign": {"x": 1}, "Next": "Both"},
+        "Both": {"Type": "Parallel", "End": true, "Branches": [
+            {"StartAt": "B", "States": {"B": {"Type": "Pass", "Assign": {"x": 2}, "End": true}}}]}}});
+    assert!(sluice_statemachine::StateMachine::from_value(&def).is_err());
+    let exec = run_unlinted(def, json!({})).await;
+    assert_failed(&exec, "States.Runtime");
+    assert!(
+        exec.cause
+            .as_deref()
+            .unwrap_or_default()
+            .contains("outer scope"),
+        "{exec:#?}"
+    );
+
+    // A Distributed Map's iterations are child executions: they see no outer variable.
+    let def = json!({"StartAt": "Set", "States": {
+        "Set": {"Type": "Pass", "Assign": {"x": 1}, "Next": "Each"},
+        "Each": {"Type": "Map", "End": true, "ItemProcessor": {"ProcessorConfig": {"Mode": "DISTRIBUTED", "ExecutionType": "STANDARD"},
+            "StartAt": "I", "States": {"I": {"Type": "Pass", "Assign": {"x.$": "$"}, "Parameters": {"own.$": "$"}, "End": true}}}}}});
+    let (exec, _) = run_with(&def, json!([7]), |_, _| Plan::never()).await;
+    assert_eq!(exec.output, Some(json!([{"own": 7}])), "{exec:#?}");
+}
+
+/// Runs a definition as the model reads it, without the linter (to show what the executor does
+/// with what the linter refuses).
+async fn run_unlinted(def: Value, input: Value) -> Execution {
+    let machine: sluice_statemachine::StateMachine = serde_json::from_value(def).unwrap();
+    Executor::new(
+        machine,
+        Arc::new(Responder::default()),
+        Arc::new(VirtualClock::starting_now()),
+    )
+    .execute(input, "unlinted")
+    .await
+}
+
+#[tokio::test]
+async fn variable_size_limits() {
+    let big = "x".repeat(256 * 1024);
+    let def = json!({"StartAt": "P", "States": {"P": {"Type": "Pass", "Assign": {"big.$": "$.s"}, "End": true}}});
+    let (exec, _) = run_with(&def, json!({"s": big}), |_, _| Plan::never()).await;
+    assert_failed(&exec, "States.DataLimitExceeded");
+}
+
+#[tokio::test]
+async fn filters_and_scans_in_a_run() {
+    let def = json!({"StartAt": "P", "States": {"P": {"Type": "Pass", "Parameters": {
+        "cheap.$": "$.books[?(@.price < 10)].title",
+        "byAuthor.$": "$.books[?(@.author == 'Tolkien' || @.isbn)].title",
+        "authors.$": "$..author",
+        "firstTwo.$": "$.books[0:2].price",
+        "count.$": "States.ArrayLength($.books[?(@.price >= 10 && @.price <= 20)])"}, "End": true}}});
+    let input = json!({"books": [
+        {"title": "Sayings", "author": "Rees", "price": 8.95},
+        {"title": "Sword", "author": "Waugh", "price": 12.99},
+        {"title": "Moby Dick", "author": "Melville", "price": 8.99, "isbn": "0-553-21311-3"},
+        {"title": "The Lord of the Rings", "author": "Tolkien", "price": 22.99}]});
+    let (exec, _) = run_with(&def, input, |_, _| Plan::never()).await;
+    assert_eq!(
+        exec.output,
+        Some(json!({
+            "cheap": ["Sayings", "Moby Dick"],
+            "byAuthor": ["Moby Dick", "The Lord of the Rings"],
+            "authors": ["Rees", "Waugh", "Melville", "Tolkien"],
+            "firstTwo": [8.95, 12.99],
+            "count": 1
+        })),
+        "{exec:#?}"
+    );
+}

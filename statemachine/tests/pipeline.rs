@@ -89,6 +89,7 @@ fn worker_answer(envelope: &TaskEnvelope, invalid: u64) -> Value {
                 ObjectRef::new("sluice-curated", "stocks/2023/02.csv"),
             ],
             manifest: obj("runs/r/partitions.json"),
+            catalog: None,
         })),
         StageInput::Plotter(_) => output(StageOutput::Plotter(PlotOutput {
             plots: vec![obj("runs/r/plots/1-low-and-high.png")],

@@ -11,6 +11,7 @@ use super::{Arg, Call, Function};
 use crate::error::StatesError;
 use crate::path::{PathFailure, kind_of};
 use crate::value::json_equal;
+use crate::variables::Variables;
 
 /// Limit of States.ArrayRange.
 const MAX_RANGE_ITEMS: usize = 1000;
@@ -25,18 +26,19 @@ fn eval_arg(
     arg: &Arg,
     input: &Value,
     context: &Value,
+    vars: &Variables,
     rng: &mut dyn RngCore,
 ) -> Result<Value, StatesError> {
     match arg {
         Arg::Literal(v) => Ok(v.clone()),
         Arg::Str { value, .. } => Ok(Value::String(value.clone())),
-        Arg::Path(p) => p.select(input, context).map_err(|PathFailure::NotFound| {
+        Arg::Path(p) => p.select_with(input, context, vars).map_err(|PathFailure::NotFound| {
             StatesError::runtime(format!(
                 "The JSONPath '{p}' in an intrinsic function could not be found in the input '{}'",
                 crate::value::compact(input)
             ))
         }),
-        Arg::Call(c) => eval_call(c, input, context, rng),
+        Arg::Call(c) => eval_call(c, input, context, vars, rng),
     }
 }
 
@@ -44,13 +46,14 @@ pub(super) fn eval_call(
     call: &Call,
     input: &Value,
     context: &Value,
+    vars: &Variables,
     rng: &mut dyn RngCore,
 ) -> Result<Value, StatesError> {
     use Function::*;
     let f = call.function;
     let mut args = Vec::with_capacity(call.args.len());
     for a in &call.args {
-        args.push(eval_arg(a, input, context, rng)?);
+        args.push(eval_arg(a, input, context, vars, rng)?);
     }
     match f {
         Format => format(call, &args),

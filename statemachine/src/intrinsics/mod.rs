@@ -16,6 +16,7 @@ use serde_json::Value;
 
 use crate::error::StatesError;
 use crate::path::Path;
+use crate::variables::Variables;
 
 mod eval;
 mod parse;
@@ -154,6 +155,22 @@ impl Intrinsic {
         &self.call
     }
 
+    /// The paths among its arguments, nested calls included.
+    pub fn paths(&self) -> Vec<&Path> {
+        fn collect<'a>(call: &'a Call, out: &mut Vec<&'a Path>) {
+            for a in &call.args {
+                match a {
+                    Arg::Path(p) => out.push(p),
+                    Arg::Call(c) => collect(c, out),
+                    _ => {}
+                }
+            }
+        }
+        let mut out = Vec::new();
+        collect(&self.call, &mut out);
+        out
+    }
+
     /// Evaluates the call against a state's input and the context object.
     pub fn evaluate(
         &self,
@@ -161,6 +178,277 @@ impl Intrinsic {
         context: &Value,
         rng: &mut dyn RngCore,
     ) -> Result<Value, StatesError> {
-        eval::eval_call(&self.call, input, context, rng)
+        self.evaluate_with(input, context, &Variables::default(), rng)
     }
+
+    /// Evaluates the call with the workflow variables in scope (`$name` arguments).
+    pub fn evaluate_with(
+        &self,
+        input: &Value,
+        context: &Value,
+        vars: &Variables,
+        rng: &mut dyn RngCore,
+    ) -> Result<Value, StatesError> {
+        eval::eval_call(&self.call, input, context, vars, rng)
+    }
+}
+
+/// What a call is known to give before it runs: the type of a literal argument or of a nested
+/// call's result (`None` when it depends on the input: a path, States.StringToJson...).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    String,
+    Number,
+    Integer,
+    Boolean,
+    Null,
+    Array,
+    Object,
+}
+
+impl Kind {
+    fn of_arg(arg: &Arg) -> Option<Kind> {
+        match arg {
+            Arg::Str { .. } => Some(Kind::String),
+            Arg::Literal(Value::Null) => Some(Kind::Null),
+            Arg::Literal(Value::Bool(_)) => Some(Kind::Boolean),
+            Arg::Literal(v @ Value::Number(_)) => Some(if crate::value::as_integer(v).is_some() {
+                Kind::Integer
+            } else {
+                Kind::Number
+            }),
+            Arg::Literal(_) => None,
+            Arg::Path(_) => None,
+            Arg::Call(c) => c.function.result_kind(),
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Kind::String => "a string",
+            Kind::Number => "a number with a fraction",
+            Kind::Integer => "an integer",
+            Kind::Boolean => "a boolean",
+            Kind::Null => "null",
+            Kind::Array => "an array",
+            Kind::Object => "an object",
+        }
+    }
+}
+
+impl Function {
+    /// The type every call of the function gives, when it is fixed.
+    fn result_kind(self) -> Option<Kind> {
+        use Function::*;
+        match self {
+            Format | JsonToString | Base64Encode | Base64Decode | Hash | Uuid => Some(Kind::String),
+            Array | ArrayPartition | ArrayRange | ArrayUnique | StringSplit => Some(Kind::Array),
+            ArrayLength | MathRandom | MathAdd => Some(Kind::Integer),
+            ArrayContains => Some(Kind::Boolean),
+            JsonMerge => Some(Kind::Object),
+            StringToJson | ArrayGetItem => None,
+        }
+    }
+
+    /// What each argument must be (by position; the last entry repeats), as the Amazon States
+    /// Language's "Intrinsic functions" page gives them.
+    fn argument_kinds(self) -> &'static [(&'static str, &'static [Kind])] {
+        use Function::*;
+        const ANY: &[Kind] = &[
+            Kind::String,
+            Kind::Number,
+            Kind::Integer,
+            Kind::Boolean,
+            Kind::Null,
+            Kind::Array,
+            Kind::Object,
+        ];
+        const STRING: &[Kind] = &[Kind::String];
+        const INTEGER: &[Kind] = &[Kind::Integer];
+        const ARRAY: &[Kind] = &[Kind::Array];
+        const OBJECT: &[Kind] = &[Kind::Object];
+        const FORMATTABLE: &[Kind] = &[
+            Kind::String,
+            Kind::Number,
+            Kind::Integer,
+            Kind::Boolean,
+            Kind::Null,
+        ];
+        match self {
+            Format => &[("the template", STRING), ("a value", FORMATTABLE)],
+            StringToJson => &[("its argument", STRING)],
+            JsonToString | Array => &[("a value", ANY)],
+            ArrayPartition => &[("the array", ARRAY), ("the chunk size", INTEGER)],
+            ArrayContains => &[("the array", ARRAY), ("the value", ANY)],
+            ArrayRange => &[
+                ("the first element", INTEGER),
+                ("the last element", INTEGER),
+                ("the step", INTEGER),
+            ],
+            ArrayGetItem => &[("the array", ARRAY), ("the index", INTEGER)],
+            ArrayLength | ArrayUnique => &[("its argument", ARRAY)],
+            Base64Encode | Base64Decode => &[("its argument", STRING)],
+            Hash => &[("the data", ANY), ("the algorithm", STRING)],
+            JsonMerge => &[
+                ("the first object", OBJECT),
+                ("the second object", OBJECT),
+                ("the deep-merge flag", &[Kind::Boolean]),
+            ],
+            MathRandom => &[
+                ("the start", INTEGER),
+                ("the end", INTEGER),
+                ("the seed", INTEGER),
+            ],
+            MathAdd => &[("the first value", INTEGER), ("the second value", INTEGER)],
+            StringSplit => &[("the string", STRING), ("the delimiter", STRING)],
+            Uuid => &[],
+        }
+    }
+}
+
+impl Intrinsic {
+    /// The arguments that are sure to fail when the call runs, because they are literals (or calls
+    /// whose result type is fixed) of the wrong type or value: `States.MathAdd(1, '-1')`,
+    /// `States.Hash($.x, 'SHA-3')`, `States.ArrayRange(1, 9, 0)`... Paths are not judged: their
+    /// value is only known when the state runs.
+    pub fn literal_problems(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        literal_problems(&self.call, &mut out);
+        out
+    }
+}
+
+fn literal_problems(call: &Call, out: &mut Vec<String>) {
+    let f = call.function;
+    let name = f.name();
+    let kinds = f.argument_kinds();
+    for (i, arg) in call.args.iter().enumerate() {
+        if let Arg::Call(inner) = arg {
+            literal_problems(inner, out);
+        }
+        let Some((what, allowed)) = kinds.get(i).or(kinds.last()) else {
+            continue;
+        };
+        let Some(kind) = Kind::of_arg(arg) else {
+            continue;
+        };
+        // An integer is a number too, and 2.0 counts as an integer (as at run time).
+        let fits =
+            allowed.contains(&kind) || (kind == Kind::Integer && allowed.contains(&Kind::Number));
+        if !fits {
+            let wanted: Vec<&str> = allowed.iter().map(|k| k.name()).collect();
+            out.push(format!(
+                "{name}: {what} (argument {}) must be {}, but it is {}{}",
+                i + 1,
+                wanted.join(" or "),
+                kind.name(),
+                match arg {
+                    Arg::Call(c) => format!(" (the result of {})", c.function.name()),
+                    _ => String::new(),
+                }
+            ));
+        }
+    }
+    let int = |i: usize| match call.args.get(i) {
+        Some(Arg::Literal(v)) => crate::value::as_integer(v),
+        _ => None,
+    };
+    let text = |i: usize| match call.args.get(i) {
+        Some(Arg::Str { value, .. }) => Some(value.as_str()),
+        _ => None,
+    };
+    match f {
+        Function::Format => {
+            if let Some(Arg::Str { raw, .. }) = call.args.first() {
+                let placeholders = count_placeholders(raw);
+                let values = call.args.len() - 1;
+                if placeholders != values {
+                    out.push(format!("{name}: the template has {placeholders} {{}} but {values} value(s) follow it"));
+                }
+            }
+        }
+        Function::ArrayPartition => {
+            if let Some(n) = int(1).filter(|n| *n <= 0) {
+                out.push(format!(
+                    "{name}: the chunk size must be a positive integer, got {n}"
+                ));
+            }
+        }
+        Function::ArrayRange => {
+            if int(2) == Some(0) {
+                out.push(format!("{name}: the step must not be zero"));
+            }
+            if let (Some(a), Some(b), Some(step)) = (int(0), int(1), int(2))
+                && step != 0
+            {
+                let count = (i128::from(b) - i128::from(a)) / i128::from(step) + 1;
+                if count > 1000 {
+                    out.push(format!(
+                        "{name}: the range has {count} items, more than the 1000 allowed"
+                    ));
+                }
+            }
+        }
+        Function::ArrayGetItem => {
+            if let Some(n) = int(1).filter(|n| *n < 0) {
+                out.push(format!("{name}: the index must not be negative, got {n}"));
+            }
+        }
+        Function::Hash => {
+            if let Some(a) = text(1)
+                && !matches!(a, "MD5" | "SHA-1" | "SHA-256" | "SHA-384" | "SHA-512")
+            {
+                out.push(format!(
+                    "{name}: unknown algorithm '{a}' (use MD5, SHA-1, SHA-256, SHA-384 or SHA-512)"
+                ));
+            }
+        }
+        Function::Base64Decode => {
+            use base64::Engine as _;
+            if let Some(s) = text(0)
+                && base64::engine::general_purpose::STANDARD.decode(s).is_err()
+            {
+                out.push(format!("{name}: '{s}' is not valid Base64"));
+            }
+        }
+        Function::JsonMerge => {
+            if matches!(call.args.get(2), Some(Arg::Literal(Value::Bool(true)))) {
+                out.push(format!(
+                    "{name}: deep merging is not supported: the third argument must be false"
+                ));
+            }
+        }
+        Function::MathRandom => {
+            if let (Some(a), Some(b)) = (int(0), int(1))
+                && a >= b
+            {
+                out.push(format!(
+                    "{name}: the start ({a}) must be less than the end ({b})"
+                ));
+            }
+        }
+        Function::StringSplit => {
+            if text(1) == Some("") {
+                out.push(format!("{name}: the delimiter must not be empty"));
+            }
+        }
+        _ => {}
+    }
+}
+
+/// The `{}` of a States.Format template as written (an escaped `\{` is text).
+fn count_placeholders(raw: &str) -> usize {
+    let chars: Vec<char> = raw.chars().collect();
+    let (mut i, mut n) = (0, 0);
+    while i < chars.len() {
+        match chars[i] {
+            '\\' => i += 2,
+            '{' if chars.get(i + 1) == Some(&'}') => {
+                n += 1;
+                i += 2;
+            }
+            _ => i += 1,
+        }
+    }
+    n
 }
