@@ -253,6 +253,43 @@ pub struct PartitionOutput {
     pub partitions: Vec<ObjectRef>,
     /// Every partition file, as a JSON array of object references: `runs/{run_id}/partitions.json`.
     pub manifest: ObjectRef,
+    /// The data catalog table the Parquet partitions were registered in (`[dataset.catalog]`); absent
+    /// when the dataset has none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub catalog: Option<CatalogOutput>,
+}
+
+/// What the partitioner did in the data catalog (`[dataset.catalog]`: AWS Glue, or a JSON file embedded).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct CatalogOutput {
+    /// `database.table`, as Athena names it.
+    pub table: String,
+    /// Whether this run created the table, changed its schema, or found it as the spec says.
+    pub table_change: TableChange,
+    /// The partitions this run wrote files into, every one of them now in the catalog.
+    pub partitions: u64,
+    /// How many of those this run registered (the others were there already).
+    pub partitions_added: u64,
+}
+
+/// What became of a catalog table when a run made sure it matches the spec.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum TableChange {
+    Created,
+    /// Its columns, location or storage format differed from the spec's and were replaced.
+    Updated,
+    Unchanged,
+}
+
+impl TableChange {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TableChange::Created => "created",
+            TableChange::Updated => "updated",
+            TableChange::Unchanged => "unchanged",
+        }
+    }
 }
 
 /// At most this many partition files are named in messages and summaries; the manifest has them all.
@@ -408,6 +445,9 @@ pub struct Outputs {
     /// `load = true`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub warehouse_table: Option<String>,
+    /// The data catalog table the partitions were registered in, for datasets with `[dataset.catalog]`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub catalog: Option<CatalogOutput>,
 }
 
 impl OutputRefs {
@@ -423,6 +463,7 @@ impl OutputRefs {
             partition_count: self.partition_count,
             partition_manifest: self.partition_manifest.as_ref().map(uri_of),
             warehouse_table: self.warehouse_table.clone(),
+            catalog: None,
         }
     }
 }

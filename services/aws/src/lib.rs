@@ -10,6 +10,7 @@
 //! | [`Workflow`](sluice_runtime::ports::Workflow) | [`SfnWorkflow`] | [`SfnStateMachines`] |
 //! | [`RowSink`](sluice_runtime::ports::RowSink) | [`DynamoRowSink`] | (same) |
 //! | [`Mailer`](sluice_runtime::ports::Mailer) | [`SesMailer`] | [`SesMailer::verify_identity`] |
+//! | [`Catalog`](sluice_runtime::ports::Catalog) | [`GlueCatalog`] | [`GlueCatalog::ensure_database`] |
 //!
 
 //!
@@ -21,6 +22,7 @@
 pub mod dlq;
 mod dynamodb;
 mod error;
+pub mod glue;
 pub mod provision;
 pub mod s3;
 pub mod schedules;
@@ -30,11 +32,12 @@ mod sqs;
 
 pub use aws_config::SdkConfig;
 pub use dynamodb::{DynamoRowSink, DynamoRunStore, DynamoTables, to_attribute};
+pub use glue::GlueCatalog;
 pub use s3::{QueueNotification, S3ObjectStore};
 pub use ses::{IdentityStatus, SesMailer};
 pub use sfn::{
     ExecutionInfo, SfnStateMachines, SfnTaskCallbacks, SfnWorkflow, StartOutcome,
-    StateMachineDeployed,
+    StateMachineDeployed, execution_arn,
 };
 pub use sqs::{
     QueueInfo, QueuePair, QueueSettings, SqsWorkQueue, allow_s3_notifications,
@@ -59,6 +62,8 @@ pub struct AwsClients {
     pub dynamodb: aws_sdk_dynamodb::Client,
     pub ses: aws_sdk_sesv2::Client,
     pub scheduler: aws_sdk_scheduler::Client,
+    /// The Glue Data Catalog (`[dataset.catalog]`).
+    pub glue: aws_sdk_glue::Client,
 }
 
 impl AwsClients {
@@ -75,6 +80,7 @@ impl AwsClients {
             dynamodb: aws_sdk_dynamodb::Client::new(config),
             ses: aws_sdk_sesv2::Client::new(config),
             scheduler: aws_sdk_scheduler::Client::new(config),
+            glue: aws_sdk_glue::Client::new(config),
         }
     }
 }

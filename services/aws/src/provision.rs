@@ -1,7 +1,8 @@
 //! Provisioning (`sluice deploy`): creates or updates everything AWS mode uses, idempotently, and says
 //! what it did, one line per resource. Resource names come from the spec: queues `{queue_prefix}{stage}`
 //! and `{queue_prefix}events`, each with a `-dlq` dead-letter queue; the state machine
-//! `[aws] state_machine`; the tables `[aws] runs_table` / `rows_table`; the buckets.
+//! `[aws] state_machine`; the tables `[aws] runs_table` / `rows_table`; the buckets; the Glue databases of
+//! `[dataset.catalog]`.
 
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -119,6 +120,23 @@ pub async fn deploy(
         .map_err(err)?
     {
         say("schedule", &name, what);
+    }
+
+    // Glue databases of the datasets with a catalog table (the partitioner creates and updates the tables
+    // themselves, from the spec it runs with).
+    let databases: BTreeSet<&str> = config
+        .datasets
+        .iter()
+        .filter_map(|d| d.catalog.as_ref().map(|c| c.database.as_str()))
+        .collect();
+    let glue = crate::GlueCatalog::new(clients.glue.clone());
+    for database in databases {
+        let created = glue.ensure_database(database).await.map_err(err)?;
+        say(
+            "glue database",
+            database,
+            if created { "created" } else { "unchanged" },
+        );
     }
 
     // Tables.

@@ -17,7 +17,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::task::JoinSet;
 
 use super::error::{CallError, describe};
-use sluice_runtime::ports::{LocalFile, ObjectMeta, ObjectStore};
+use sluice_runtime::ports::{LocalFile, ObjectMeta, ObjectReader, ObjectStore};
 
 /// Files at or above this size are uploaded in parts.
 pub const DEFAULT_MULTIPART_THRESHOLD: u64 = 64 * 1024 * 1024;
@@ -669,6 +669,31 @@ impl ObjectStore for S3ObjectStore {
 
     fn uri(&self, obj: &ObjectRef) -> String {
         obj.s3_uri()
+    }
+
+    /// GetObject, its body streamed as it arrives.
+    async fn open(&self, obj: &ObjectRef) -> Result<Option<ObjectReader>, StageError> {
+        match self
+            .client
+            .get_object()
+            .bucket(&obj.bucket)
+            .key(&obj.key)
+            .send()
+            .await
+        {
+            Ok(out) => Ok(Some(ObjectReader {
+                size: out.content_length().and_then(|n| u64::try_from(n).ok()),
+                body: Box::pin(out.body.into_async_read()),
+            })),
+            Err(e) => {
+                let e = CallError::from_sdk(e);
+                if e.is(&["NoSuchKey", "NotFound"]) || (e.status == Some(404) && e.code.is_none()) {
+                    Ok(None)
+                } else {
+                    Err(object_error("GetObject", obj, e))
+                }
+            }
+        }
     }
 }
 

@@ -357,6 +357,128 @@ impl SfnStateMachines {
     }
 }
 
+impl SfnStateMachines {
+    /// An execution's whole history (every page of GetExecutionHistory) in the vocabulary the local
+    /// executor records: `{id, previousEventId, type, timestamp, details}`, `details` holding the
+    /// fields of the event's `...EventDetails` (name, input, output, resource, error, cause). None
+    /// when the execution does not exist.
+    pub async fn execution_history(
+        &self,
+        execution_arn: &str,
+    ) -> Result<Option<Vec<serde_json::Value>>, StageError> {
+        let mut events = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            let out = match self
+                .client
+                .get_execution_history()
+                .execution_arn(execution_arn)
+                .max_results(1000)
+                .set_next_token(token.take())
+                .send()
+                .await
+            {
+                Ok(out) => out,
+                Err(e) => {
+                    let e = CallError::from_sdk(e);
+                    if e.is(&["ExecutionDoesNotExist"]) {
+                        return Ok(None);
+                    }
+                    return Err(e.into_stage_error(&format!(
+                        "Step Functions GetExecutionHistory {execution_arn}"
+                    )));
+                }
+            };
+            events.extend(out.events().iter().map(history_event));
+            match out.next_token() {
+                Some(t) if !t.is_empty() => token = Some(t.to_string()),
+                _ => break,
+            }
+        }
+        Ok(Some(events))
+    }
+}
+
+/// One SDK history event as JSON in the local executor's shape.
+fn history_event(e: &aws_sdk_sfn::types::HistoryEvent) -> serde_json::Value {
+    use serde_json::{Map, Value, json};
+    let mut d = Map::new();
+    let mut put = |k: &str, v: Option<&str>| {
+        if let Some(v) = v {
+            d.insert(k.to_string(), Value::String(v.to_string()));
+        }
+    };
+    if let Some(x) = e.state_entered_event_details() {
+        put("name", Some(x.name()));
+        put("input", x.input());
+    }
+    if let Some(x) = e.state_exited_event_details() {
+        put("name", Some(x.name()));
+        put("output", x.output());
+    }
+    if let Some(x) = e.task_scheduled_event_details() {
+        put("resourceType", Some(x.resource_type()));
+        put("resource", Some(x.resource()));
+        put("parameters", Some(x.parameters()));
+    }
+    if let Some(x) = e.task_succeeded_event_details() {
+        put("resourceType", Some(x.resource_type()));
+        put("resource", Some(x.resource()));
+        put("output", x.output());
+    }
+    if let Some(x) = e.task_failed_event_details() {
+        put("resourceType", Some(x.resource_type()));
+        put("resource", Some(x.resource()));
+        put("error", x.error());
+        put("cause", x.cause());
+    }
+    if let Some(x) = e.task_timed_out_event_details() {
+        put("resourceType", Some(x.resource_type()));
+        put("resource", Some(x.resource()));
+        put("error", x.error());
+        put("cause", x.cause());
+    }
+    if let Some(x) = e.task_submit_failed_event_details() {
+        put("error", x.error());
+        put("cause", x.cause());
+    }
+    if let Some(x) = e.task_start_failed_event_details() {
+        put("error", x.error());
+        put("cause", x.cause());
+    }
+    if let Some(x) = e.execution_started_event_details() {
+        put("input", x.input());
+    }
+    if let Some(x) = e.execution_succeeded_event_details() {
+        put("output", x.output());
+    }
+    if let Some(x) = e.execution_failed_event_details() {
+        put("error", x.error());
+        put("cause", x.cause());
+    }
+    if let Some(x) = e.execution_aborted_event_details() {
+        put("error", x.error());
+        put("cause", x.cause());
+    }
+    if let Some(x) = e.execution_timed_out_event_details() {
+        put("error", x.error());
+        put("cause", x.cause());
+    }
+    let timestamp = std::time::SystemTime::try_from(*e.timestamp())
+        .ok()
+        .map(|t| {
+            chrono::DateTime::<chrono::Utc>::from(t)
+                .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+        });
+    json!({
+        "id": e.id(),
+        "previousEventId": e.previous_event_id(),
+        "type": e.r#type().as_str(),
+        "timestamp": timestamp,
+        "details": Value::Object(d),
+    })
+}
+
 /// The [`Workflow`] of Step Functions: one state machine, executions named by run id.
 #[derive(Debug, Clone)]
 pub struct SfnWorkflow {

@@ -1230,3 +1230,201 @@ async fn s3_memory_stays_flat() {
         .unwrap();
     aws.s3.delete_bucket().bucket(&bucket).send().await.unwrap();
 }
+
+fn glue_spec(
+    database: &str,
+    columns: &[(&str, &str)],
+    keys: &[&str],
+) -> sluice_runtime::ports::TableSpec {
+    use sluice_runtime::ports::{CatalogColumn, TableFormat, TableRef, TableSpec};
+    TableSpec {
+        table: TableRef {
+            database: database.to_string(),
+            table: "ticks".into(),
+        },
+        description: "Sluice test table".into(),
+        bucket: "curated".into(),
+        prefix: "ticks/".into(),
+        format: TableFormat::Parquet,
+        columns: columns
+            .iter()
+            .map(|(n, t)| CatalogColumn {
+                name: n.to_string(),
+                hive_type: t.to_string(),
+            })
+            .collect(),
+        partition_keys: keys.iter().map(|k| k.to_string()).collect(),
+    }
+}
+
+/// Every partition of a Glue table, page by page: (values, location).
+async fn glue_partitions(
+    glue: &aws_sdk_glue::Client,
+    database: &str,
+) -> Vec<(Vec<String>, String)> {
+    let mut all = Vec::new();
+    let mut token: Option<String> = None;
+    loop {
+        let page = glue
+            .get_partitions()
+            .database_name(database)
+            .table_name("ticks")
+            .set_next_token(token.take())
+            .send()
+            .await
+            .unwrap();
+        for p in page.partitions() {
+            all.push((
+                p.values().to_vec(),
+                p.storage_descriptor()
+                    .and_then(|sd| sd.location())
+                    .unwrap_or_default()
+                    .to_string(),
+            ));
+        }
+        match page.next_token() {
+            Some(t) if !t.is_empty() => token = Some(t.to_string()),
+            _ => break,
+        }
+    }
+    all.sort();
+    all
+}
+
+/// The Glue adapter: the database and table are created once (a second call changes nothing), a
+/// changed schema updates the table and keeps its partitions, other partition keys are refused;
+/// partitions go in by 100 per call, and registering them again adds none (AlreadyExists entries).
+#[ignore = "needs an AWS endpoint: set AWS_ENDPOINT_URL (scripts/test starts the emulator and runs these with --include-ignored)"]
+#[tokio::test]
+async fn glue_tables_and_partitions_are_registered_once() {
+    use sluice_aws::GlueCatalog;
+    use sluice_proto::TableChange;
+    use sluice_runtime::ports::{Catalog, CatalogPartition, PartitionsAdded};
+    let aws = clients().await;
+    let glue = GlueCatalog::new(aws.glue.clone());
+    // Glue database names: lower case, digits and _.
+    let database = unique("sluice_test").replace('-', "_");
+    let v1 = glue_spec(
+        &database,
+        &[("at", "timestamp"), ("qty", "bigint")],
+        &["year", "month"],
+    );
+    assert_eq!(glue.ensure_table(&v1).await.unwrap(), TableChange::Created);
+    assert_eq!(
+        glue.ensure_table(&v1).await.unwrap(),
+        TableChange::Unchanged
+    );
+    assert!(
+        !glue.ensure_database(&database).await.unwrap(),
+        "the database exists already"
+    );
+
+    let table = aws
+        .glue
+        .get_table()
+        .database_name(&database)
+        .name("ticks")
+        .send()
+        .await
+        .unwrap()
+        .table
+        .unwrap();
+    assert_eq!(table.table_type(), Some("EXTERNAL_TABLE"));
+    let sd = table.storage_descriptor().unwrap();
+    assert_eq!(sd.location(), Some("s3://curated/ticks/"));
+    assert_eq!(
+        sd.input_format(),
+        Some("org.apache.hadoop.hive.ql.io.parquet.MapredParquetInputFormat")
+    );
+    let columns: Vec<(&str, Option<&str>)> = sd
+        .columns()
+        .iter()
+        .map(|c| (c.name(), c.r#type()))
+        .collect();
+    assert_eq!(
+        columns,
+        [("at", Some("timestamp")), ("qty", Some("bigint"))]
+    );
+    let keys: Vec<&str> = table.partition_keys().iter().map(|c| c.name()).collect();
+    assert_eq!(keys, ["year", "month"]);
+    assert_eq!(table.parameters().unwrap()["classification"], "parquet");
+
+    // 250 partitions: three BatchCreatePartition calls (at most 100 each).
+    let partition = |y: u32, m: u32| CatalogPartition {
+        values: vec![y.to_string(), format!("{m:02}")],
+        prefix: format!("ticks/year={y}/month={m:02}/"),
+    };
+    let first: Vec<CatalogPartition> = (0..250)
+        .map(|i| partition(2000 + i / 12, i % 12 + 1))
+        .collect();
+    assert_eq!(
+        glue.add_partitions(&v1, &first).await.unwrap(),
+        PartitionsAdded {
+            added: 250,
+            existing: 0
+        }
+    );
+    // Again, with 10 new ones among them: only those are added, nothing is duplicated.
+    let second: Vec<CatalogPartition> = (200..260)
+        .map(|i| partition(2000 + i / 12, i % 12 + 1))
+        .collect();
+    assert_eq!(
+        glue.add_partitions(&v1, &second).await.unwrap(),
+        PartitionsAdded {
+            added: 10,
+            existing: 50
+        }
+    );
+    let stored = glue_partitions(&aws.glue, &database).await;
+    assert_eq!(stored.len(), 260, "no partition twice");
+    assert!(stored.contains(&(
+        vec!["2000".to_string(), "01".to_string()],
+        "s3://curated/ticks/year=2000/month=01/".to_string()
+    )));
+
+    // A new column: UpdateTable; the partitions stay.
+    let v2 = glue_spec(
+        &database,
+        &[("at", "timestamp"), ("qty", "bigint"), ("note", "string")],
+        &["year", "month"],
+    );
+    assert_eq!(glue.ensure_table(&v2).await.unwrap(), TableChange::Updated);
+    assert_eq!(
+        glue.ensure_table(&v2).await.unwrap(),
+        TableChange::Unchanged
+    );
+    let table = aws
+        .glue
+        .get_table()
+        .database_name(&database)
+        .name("ticks")
+        .send()
+        .await
+        .unwrap()
+        .table
+        .unwrap();
+    assert_eq!(table.storage_descriptor().unwrap().columns().len(), 3);
+    assert_eq!(glue_partitions(&aws.glue, &database).await.len(), 260);
+
+    // Other partition keys would not fit the stored partitions: refused, naming both.
+    let e = glue
+        .ensure_table(&glue_spec(
+            &database,
+            &[("at", "timestamp")],
+            &["year", "month", "day"],
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(e.error, ErrorName::InvalidInput);
+    assert!(
+        e.cause.contains("(year, month)") && e.cause.contains("(year, month, day)"),
+        "{e}"
+    );
+
+    aws.glue
+        .delete_database()
+        .name(&database)
+        .send()
+        .await
+        .unwrap();
+}

@@ -61,6 +61,7 @@ pub async fn worker(
         progress: None,
         faults: Arc::new(Faults::from_env()?),
         warehouse: Arc::new(crate::warehouse_handle(&config, None)),
+        catalog: Arc::new(sluice_aws::GlueCatalog::new(clients.glue.clone())),
     };
     let handler = Arc::new(RecordingHandler { ctx, runs });
     let settings = WorkerSettings {
@@ -360,4 +361,74 @@ pub async fn runs_show(config: &Path, run_id: &str, json: bool) -> anyhow::Resul
         .await
         .map_err(|e| anyhow::anyhow!(e.cause))?;
     report::print_run(&run, &stages, json)
+}
+
+/// Execution histories from Step Functions (executions are named by run id).
+struct SfnExecutions {
+    machines: SfnStateMachines,
+    state_machine_arn: String,
+}
+
+#[async_trait::async_trait]
+impl sluice_gateway::Executions for SfnExecutions {
+    async fn history(
+        &self,
+        run: &sluice_proto::RunSummary,
+    ) -> Result<Vec<serde_json::Value>, sluice_proto::StageError> {
+        if !run.history.is_empty() {
+            return Ok(run.history.clone());
+        }
+        let arn = sluice_aws::execution_arn(&self.state_machine_arn, run.run_id.as_str());
+        Ok(self
+            .machines
+            .execution_history(&arn)
+            .await?
+            .unwrap_or_default())
+    }
+}
+
+/// `sluice gateway`: the web UI and HTTP API over the deployment (S3, DynamoDB, Step Functions).
+pub async fn gateway(config_path: &Path, listen: &crate::Listen) -> anyhow::Result<ExitCode> {
+    let config = load_config(config_path)?;
+    let clients = AwsClients::from_env().await;
+    let workflow = deployed_workflow(&config, &clients).await?;
+    let token = crate::up::gateway_token(&config)?;
+    let scratch = std::env::temp_dir().join(format!("sluice-gateway-{}", std::process::id()));
+    let gateway = Arc::new(sluice_gateway::Gateway {
+        config: config.clone(),
+        store: Arc::new(S3ObjectStore::new(clients.s3.clone())),
+        runs: Arc::new(DynamoRunStore::new(
+            clients.dynamodb.clone(),
+            config.aws.runs_table.clone(),
+        )),
+        executions: Arc::new(SfnExecutions {
+            machines: SfnStateMachines::new(clients.sfn.clone()),
+            state_machine_arn: workflow.state_machine_arn().to_string(),
+        }),
+        runner: Arc::new(sluice_gateway::EventDriven::default()),
+        mode: "AWS",
+        definition: sluice_pipeline::definition::pipeline_definition(
+            sluice_pipeline::definition::embedded_url,
+        ),
+        poll: Duration::from_secs(1),
+        scratch: scratch.clone(),
+        token,
+    });
+    let addr = std::net::SocketAddr::new(listen.bind, listen.port);
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e} (another process there? try --port)"))?;
+    eprintln!(
+        "sluice gateway: serving http://{}/ ; uploads land in s3://{}; Ctrl-C stops",
+        listener.local_addr()?,
+        config.buckets.landing
+    );
+    let mut stop = shutdown::on_signal()?;
+    sluice_gateway::serve(listener, gateway, async move {
+        let _ = stop.wait_for(|s| *s).await;
+    })
+    .await?;
+    let _ = std::fs::remove_dir_all(&scratch);
+    eprintln!("sluice gateway: stopped");
+    Ok(ExitCode::SUCCESS)
 }

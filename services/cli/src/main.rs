@@ -47,6 +47,17 @@ struct Cli {
     command: Command,
 }
 
+/// Where the web UI and HTTP API listen.
+#[derive(clap::Args, Clone, Debug)]
+struct Listen {
+    /// The address to listen on (127.0.0.1: this machine only).
+    #[arg(long, default_value = "127.0.0.1")]
+    bind: std::net::IpAddr,
+    /// The port (0: any free port; the address is printed).
+    #[arg(long, default_value_t = 8080)]
+    port: u16,
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Run the pipeline on files, embedded, in this process (one run per file; the files of a
@@ -86,12 +97,24 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Embedded and long-running: runs every file dropped into the landing folder, the sweeps
-    /// (`[[schedule]]`) and the sources (`[[source]]`) on their cadence, until Ctrl-C or SIGTERM.
+    /// Embedded and long-running: serves the web UI and HTTP API, runs every file uploaded or dropped
+    /// into the landing folder, the sweeps (`[[schedule]]`) and the sources (`[[source]]`) on their
+    /// cadence, until Ctrl-C or SIGTERM.
     Up {
         /// Print one run summary (JSON) per line instead of reports.
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        listen: Listen,
+        /// How many runs go on at once (more wait for a slot).
+        #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=64))]
+        max_runs: u16,
+    },
+    /// AWS mode: the web UI and HTTP API over S3, DynamoDB and Step Functions (uploads land in the
+    /// landing bucket; its S3 event runs them).
+    Gateway {
+        #[command(flatten)]
+        listen: Listen,
     },
     /// Polls a `[[source]]` once: what changed since the last poll lands in the landing bucket and,
     /// embedded, runs at once.
@@ -298,6 +321,7 @@ fn service_name(command: &Command) -> String {
         | Command::Sweep { aws: false, .. }
         | Command::Poll { aws: false, .. } => "sluice-run".into(),
         Command::Up { .. } => "sluice-up".into(),
+        Command::Gateway { .. } => "sluice-gateway".into(),
         Command::Worker { stage, .. } => format!("sluice-worker-{stage}"),
         Command::Dispatcher { .. } => "sluice-dispatcher".into(),
         Command::Deploy => "sluice-deploy".into(),
@@ -349,6 +373,10 @@ async fn embedded(config_path: &Path, data_dir: Option<PathBuf>) -> anyhow::Resu
         warehouse: Arc::new(warehouse_handle(
             &config,
             Some(data_dir.join("warehouse.db")),
+        )),
+        catalog: Arc::new(sluice_embedded::JsonCatalog::new(
+            data_dir.join("catalog"),
+            data_dir.join("buckets"),
         )),
     };
     Ok(Embedded {
@@ -449,10 +477,22 @@ async fn run_command(cli: Cli) -> anyhow::Result<ExitCode> {
                 ExitCode::FAILURE
             })
         }
-        Command::Up { json } => {
+        Command::Up {
+            json,
+            listen,
+            max_runs,
+        } => {
             let env = embedded(&cli.config, cli.data_dir).await?;
-            up::up(&env, json, sluice_runtime::shutdown::on_signal()?).await
+            up::up(
+                Arc::new(env),
+                json,
+                &listen,
+                usize::from(max_runs),
+                sluice_runtime::shutdown::on_signal()?,
+            )
+            .await
         }
+        Command::Gateway { listen } => aws_mode::gateway(&cli.config, &listen).await,
         Command::Sweep {
             dataset,
             aws: false,

@@ -32,6 +32,16 @@ pub fn human(run: &RunSummary) -> String {
     if let Some(table) = &run.outputs.warehouse_table {
         let _ = writeln!(s, "  loaded: {} rows into {table}", r.loaded);
     }
+    if let Some(c) = &run.outputs.catalog {
+        let _ = writeln!(
+            s,
+            "  catalog: table {} {}, {} partition(s) registered ({} new)",
+            c.table,
+            c.table_change.as_str(),
+            c.partitions,
+            c.partitions_added
+        );
+    }
     if let Some(trace) =
         sluice_telemetry::trace_id_of(&sluice_spec::keys::traceparent_for(&run.run_id))
     {

@@ -4,17 +4,26 @@
 //! (`[[source]]`) on their cadence. At start, each sweep runs once and each source whose last poll is
 //! older than its current tick is polled once: a tick missed while `up` was down runs once, not once
 //! per missed tick. Ctrl-C or SIGTERM stops it between two pieces of work.
-//! (The web UI and HTTP API will be served here too; not built yet.)
+//! It serves the web UI and HTTP API (`sluice_gateway`) over the same data directory; uploads and
+//! found files run in the background, up to `--max-runs` at once.
 
 use std::collections::HashMap;
 use std::path::Path;
 use std::process::ExitCode;
 use std::time::{Duration, SystemTime};
 
-use chrono::{DateTime, Utc};
-use tokio::sync::watch;
+use std::sync::{Arc, Mutex};
 
-use crate::{Embedded, poll_embedded, sweep_embedded};
+use anyhow::Context;
+use chrono::{DateTime, Utc};
+use sluice_gateway::{Gateway, LocalExecutions, Runner};
+use sluice_proto::{ObjectRef, RunId, RunSummary, StageError};
+use sluice_spec::config::Dataset;
+use sluice_spec::keys::run_id_for;
+use tokio::sync::{Semaphore, watch};
+use tokio::task::JoinSet;
+
+use crate::{Embedded, Listen, poll_embedded, run_object};
 
 /// How often the landing folder is looked at.
 const LOOK_EVERY: Duration = Duration::from_secs(2);
@@ -47,27 +56,162 @@ fn snapshot(root: &Path) -> Snapshot {
     files
 }
 
-pub async fn up(
-    env: &Embedded,
+/// Runs landed files in the background, at most `slots` at once; a file already accepted (queued or
+/// running) is not taken twice, whoever brings it (an upload, the landing folder, a sweep).
+pub struct UpRunner {
+    env: Arc<Embedded>,
     json: bool,
+    slots: Arc<Semaphore>,
+    /// Accepted and not finished: the summary shown while it waits for a slot.
+    accepted: Mutex<HashMap<RunId, (RunSummary, bool)>>,
+    tasks: Mutex<JoinSet<()>>,
+    /// Itself, for the tasks it spawns.
+    me: std::sync::Weak<UpRunner>,
+}
+
+impl UpRunner {
+    fn new(env: Arc<Embedded>, json: bool, max_runs: usize) -> Arc<Self> {
+        Arc::new_cyclic(|me| UpRunner {
+            env,
+            json,
+            slots: Arc::new(Semaphore::new(max_runs.max(1))),
+            accepted: Mutex::default(),
+            tasks: Mutex::default(),
+            me: me.clone(),
+        })
+    }
+
+    /// Accepts a landed object for a run (unless it is accepted already).
+    fn submit(&self, ds: &Dataset, source: ObjectRef, etag: String) {
+        let run_id = run_id_for(&source.bucket, &source.key, &etag);
+        {
+            let Ok(mut accepted) = self.accepted.lock() else {
+                return;
+            };
+            if accepted.contains_key(&run_id) {
+                return;
+            }
+            let shown = RunSummary::started(run_id.clone(), ds.name.clone(), source.clone(), Utc::now());
+            accepted.insert(run_id.clone(), (shown, false));
+        }
+        let Some(me) = self.me.upgrade() else { return };
+        let ds = ds.clone();
+        let task = async move {
+            let Ok(_slot) = me.slots.clone().acquire_owned().await else {
+                return;
+            };
+            if let Ok(mut accepted) = me.accepted.lock()
+                && let Some(entry) = accepted.get_mut(&run_id)
+            {
+                entry.1 = true;
+            }
+            let today = Utc::now().date_naive();
+            if let Err(e) = run_object(&me.env, &ds, source, etag, today, me.json).await {
+                eprintln!("run {run_id}: {e:#}");
+            }
+            if let Ok(mut accepted) = me.accepted.lock() {
+                accepted.remove(&run_id);
+            }
+        };
+        if let Ok(mut tasks) = self.tasks.lock() {
+            // Reap the finished ones as new ones come.
+            while tasks.try_join_next().is_some() {}
+            tasks.spawn(task);
+        }
+    }
+
+    /// Every object of `ds` in the landing folder without a run: accepted.
+    async fn submit_unrun(&self, ds: &Dataset) -> anyhow::Result<()> {
+        let env = &self.env;
+        let found = sluice_dispatcher::sweep::find_unrun(
+            env.store.as_ref(),
+            env.db.as_ref(),
+            &env.config,
+            ds,
+        )
+        .await
+        .map_err(|e| anyhow::anyhow!(e.cause))?;
+        for (source, etag, _, _) in found.to_run {
+            self.submit(ds, source, etag);
+        }
+        Ok(())
+    }
+
+    /// (waiting for a slot, running)
+    fn counts(&self) -> (usize, usize) {
+        self.accepted
+            .lock()
+            .map(|a| {
+                let running = a.values().filter(|(_, r)| *r).count();
+                (a.len() - running, running)
+            })
+            .unwrap_or_default()
+    }
+}
+
+#[async_trait::async_trait]
+impl Runner for UpRunner {
+    async fn landed(&self, ds: &Dataset, source: ObjectRef, etag: String) -> Result<(), StageError> {
+        self.submit(ds, source, etag);
+        Ok(())
+    }
+
+    fn pending(&self, run_id: &RunId) -> Option<RunSummary> {
+        self.accepted.lock().ok()?.get(run_id).map(|(run, _)| run.clone())
+    }
+}
+
+pub async fn up(
+    env: Arc<Embedded>,
+    json: bool,
+    listen: &Listen,
+    max_runs: usize,
     mut shutdown: watch::Receiver<bool>,
 ) -> anyhow::Result<ExitCode> {
     let config = env.config.clone();
     let landing_root = env.data_dir.join("buckets").join(&config.buckets.landing);
+    let runner = UpRunner::new(env.clone(), json, max_runs);
+
+    // The UI and API.
+    let token = gateway_token(&config)?;
+    let gateway = Arc::new(Gateway {
+        config: config.clone(),
+        store: env.store.clone(),
+        runs: env.db.clone(),
+        executions: Arc::new(LocalExecutions),
+        runner: runner.clone(),
+        mode: "embedded",
+        definition: sluice_pipeline::definition::pipeline_definition(
+            sluice_pipeline::definition::embedded_url,
+        ),
+        poll: Duration::from_millis(400),
+        scratch: env.data_dir.join("tmp").join("uploads"),
+        token,
+    });
+    let addr = std::net::SocketAddr::new(listen.bind, listen.port);
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr} (another process there? try --port)"))?;
+    let local = listener.local_addr()?;
+    let server = {
+        let mut stop = shutdown.clone();
+        tokio::spawn(sluice_gateway::serve(listener, gateway, async move {
+            let _ = stop.wait_for(|s| *s).await;
+        }))
+    };
     eprintln!(
-        "sluice up: watching {} ({} dataset(s)), {} sweep(s), {} source(s); Ctrl-C stops",
+        "sluice up: serving http://{local}/ ; watching {} ({} dataset(s)), {} sweep(s), {} source(s), up to {max_runs} run(s) at once; Ctrl-C stops",
         landing_root.display(),
         config.datasets.len(),
         config.schedules.len(),
         config.sources.len()
     );
-    let today = || Utc::now().date_naive();
 
     // Catch up once: each sweep now, each source whose last poll is before its current tick.
     let mut next_sweep: HashMap<String, DateTime<Utc>> = HashMap::new();
     for s in &config.schedules {
         if let Some(ds) = config.dataset(s.dataset.as_str())
-            && let Err(e) = sweep_embedded(env, ds, today(), json).await
+            && let Err(e) = runner.submit_unrun(ds).await
         {
             eprintln!("sweep of {}: {e:#}", ds.name);
         }
@@ -81,7 +225,7 @@ pub async fn up(
                 .await
                 .map_err(|e| anyhow::anyhow!(e.cause))?;
         if last.is_none_or(|l| l < src.cadence.tick_of(Utc::now())) {
-            poll_or_report(env, src, json).await;
+            poll_or_report(&env, src, json).await;
         }
         next_poll.insert(src.name.clone(), src.cadence.next_after(Utc::now()));
     }
@@ -108,7 +252,7 @@ pub async fn up(
             let still = seen.get(&name) == Some(&now);
             seen.insert(name.clone(), now.clone());
             if still && swept.get(&name) != Some(&now) {
-                if let Err(e) = sweep_embedded(env, ds, today(), json).await {
+                if let Err(e) = runner.submit_unrun(ds).await {
                     tracing::error!(dataset = %name, error = %e, "sweep of the landing folder failed");
                 }
                 // What the runs wrote is not under landing; the folder is as it was looked at.
@@ -120,7 +264,7 @@ pub async fn up(
             let key = s.dataset.to_string();
             if next_sweep.get(&key).is_some_and(|t| *t <= now) {
                 if let Some(ds) = config.dataset(s.dataset.as_str())
-                    && let Err(e) = sweep_embedded(env, ds, today(), json).await
+                    && let Err(e) = runner.submit_unrun(ds).await
                 {
                     tracing::error!(dataset = %key, error = %e, "scheduled sweep failed");
                 }
@@ -129,14 +273,43 @@ pub async fn up(
         }
         for src in &config.sources {
             if next_poll.get(&src.name).is_some_and(|t| *t <= now) {
-                poll_or_report(env, src, json).await;
+                poll_or_report(&env, src, json).await;
                 next_poll.insert(src.name.clone(), src.cadence.next_after(now));
             }
         }
     }
+    // Stop taking work; let the runs in progress finish (a run cut off would stay RUNNING), unless
+    // asked again. Runs still waiting for a slot have no record: the next `sluice up` finds them.
+    let _ = server.await;
+    let (waiting, running) = runner.counts();
+    if running > 0 || waiting > 0 {
+        eprintln!(
+            "sluice up: letting {running} run(s) in progress finish ({waiting} waiting are left for the next start); Ctrl-C again stops at once"
+        );
+    }
+    runner.slots.close();
+    let tasks = std::mem::take(&mut *runner.tasks.lock().map_err(|_| anyhow::anyhow!("runner lock poisoned"))?);
+    tokio::select! {
+        _ = tasks.join_all() => {}
+        _ = tokio::signal::ctrl_c() => eprintln!("sluice up: stopped with runs in progress; they stay RUNNING until their files run again"),
+    }
     env.db.settle().await;
     eprintln!("sluice up: stopped");
     Ok(ExitCode::SUCCESS)
+}
+
+/// `[gateway] token = "env:NAME"`: the variable's value (which must be set and not empty).
+pub fn gateway_token(config: &sluice_spec::config::Config) -> anyhow::Result<Option<String>> {
+    let Some(var) = &config.gateway.token_env else {
+        return Ok(None);
+    };
+    match std::env::var(var) {
+        Ok(v) if !v.trim().is_empty() => Ok(Some(v.trim().to_string())),
+        _ => anyhow::bail!(
+            "{}: [gateway] token names the variable {var}, which is not set (or empty): set it to the token clients must send",
+            config.path.display()
+        ),
+    }
 }
 
 /// Polls a source; a failure is reported (and alerted by the poll), never the end of `up`.

@@ -1757,6 +1757,167 @@ async fn sluice_sweep_aws_starts_only_objects_without_a_run() {
     assert_eq!(env.rows.count_rows(&"prices".into()).await.unwrap(), 8);
 }
 
+/// The prices dataset as a Glue table: Parquet partitions only, registered in `{sfx}_lake.prices`.
+fn catalog_spec() -> String {
+    SPEC.replace("MAX_RECEIVE", "5").replace(
+        "granularity = \"month\"\n",
+        "granularity = \"month\"\nformats = [\"parquet\"]\n\n[dataset.catalog]\ndatabase = \"SFX_lake\"\n",
+    )
+}
+
+/// `[dataset.catalog]` on AWS: `sluice deploy` creates the Glue database; the partitioner worker
+/// creates the table (external, Parquet, at the dataset's folder in the curated bucket) and registers
+/// the partitions each run wrote; a second file over some of the same months adds only the new ones.
+#[ignore = "needs an AWS endpoint: set AWS_ENDPOINT_URL (scripts/test starts the emulator and runs these with --include-ignored)"]
+#[tokio::test(flavor = "multi_thread")]
+async fn partitions_are_registered_in_the_glue_catalog_once() {
+    use sluice_proto::{CatalogOutput, TableChange};
+    require_emulator!();
+    let mut env = Env::deploy_spec(&catalog_spec()).await;
+    let database = format!("{}_lake", env.sfx);
+    let deploy = env.sluice(&["deploy"]);
+    let said = String::from_utf8_lossy(&deploy.stdout);
+    assert!(
+        said.lines().any(|l| l.starts_with("glue database")
+            && l.contains(&database)
+            && l.ends_with("unchanged")),
+        "{said}"
+    );
+    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .load()
+        .await;
+    let glue = sluice_aws::AwsClients::new(&sdk).glue;
+    env.start_all(None);
+
+    // Five rows in January to May 2024.
+    let first = env
+        .upload("in/prices/a.csv", prices_csv(5, 0).as_bytes())
+        .await;
+    let (status, error, cause) = env.wait_execution(&first).await;
+    assert_eq!(status, "SUCCEEDED", "{error:?} {cause:?}\n{}", env.logs());
+    let run = env.wait_run(&first).await;
+    assert_eq!(
+        run.outputs.catalog,
+        Some(CatalogOutput {
+            table: format!("{database}.prices"),
+            table_change: TableChange::Created,
+            partitions: 5,
+            partitions_added: 5,
+        })
+    );
+    let table = glue
+        .get_table()
+        .database_name(&database)
+        .name("prices")
+        .send()
+        .await
+        .unwrap()
+        .table
+        .unwrap();
+    assert_eq!(table.table_type(), Some("EXTERNAL_TABLE"));
+    let sd = table.storage_descriptor().unwrap();
+    let curated = env.bucket("curated");
+    assert_eq!(
+        sd.location(),
+        Some(format!("s3://{curated}/prices/").as_str())
+    );
+    let columns: Vec<(&str, Option<&str>)> = sd
+        .columns()
+        .iter()
+        .map(|c| (c.name(), c.r#type()))
+        .collect();
+    assert_eq!(
+        columns,
+        [
+            ("date", Some("date")),
+            ("ticker", Some("string")),
+            ("price", Some("double"))
+        ]
+    );
+    let keys: Vec<&str> = table.partition_keys().iter().map(|c| c.name()).collect();
+    assert_eq!(keys, ["year", "month"]);
+
+    let (glue, database) = (&glue, database.as_str());
+    let partitions = move || async move {
+        let out = glue
+            .get_partitions()
+            .database_name(database)
+            .table_name("prices")
+            .send()
+            .await
+            .unwrap();
+        let mut all: Vec<(Vec<String>, String)> = out
+            .partitions()
+            .iter()
+            .map(|p| {
+                (
+                    p.values().to_vec(),
+                    p.storage_descriptor()
+                        .and_then(|sd| sd.location())
+                        .unwrap_or_default()
+                        .to_string(),
+                )
+            })
+            .collect();
+        all.sort();
+        all
+    };
+    let month = |m: u32| {
+        (
+            vec!["2024".to_string(), format!("{m:02}")],
+            format!("s3://{curated}/prices/year=2024/month={m:02}/"),
+        )
+    };
+    assert_eq!(partitions().await, (1..=5).map(month).collect::<Vec<_>>());
+    // Each registered folder holds the run's Parquet file and nothing Athena could not read.
+    for (_, location) in partitions().await {
+        let prefix = location.strip_prefix(&format!("s3://{curated}/")).unwrap();
+        let listed = env
+            .s3
+            .list_objects_v2()
+            .bucket(&curated)
+            .prefix(prefix)
+            .send()
+            .await
+            .unwrap();
+        let keys: Vec<&str> = listed.contents().iter().filter_map(|o| o.key()).collect();
+        assert_eq!(
+            keys,
+            [format!("{prefix}part-{first}.parquet")],
+            "{location}"
+        );
+    }
+
+    // Eight rows in January to August: three new partitions, none twice.
+    let second = env
+        .upload("in/prices/b.csv", prices_csv(8, 0).as_bytes())
+        .await;
+    let (status, error, cause) = env.wait_execution(&second).await;
+    assert_eq!(status, "SUCCEEDED", "{error:?} {cause:?}\n{}", env.logs());
+    let run = env.wait_run(&second).await;
+    let catalog = run.outputs.catalog.unwrap();
+    assert_eq!(
+        (
+            catalog.table_change,
+            catalog.partitions,
+            catalog.partitions_added
+        ),
+        (TableChange::Unchanged, 8, 3)
+    );
+    assert_eq!(partitions().await, (1..=8).map(month).collect::<Vec<_>>());
+
+    // The run report says where the partitions went.
+    let show = env.sluice(&["runs", "--aws", "show", second.as_str()]);
+    let text = String::from_utf8_lossy(&show.stdout);
+    assert!(
+        text.contains(&format!(
+            "catalog: table {database}.prices unchanged, 8 partition(s) registered (3 new)"
+        )),
+        "{text}"
+    );
+    glue.delete_database().name(database).send().await.unwrap();
+}
+
 /// The tests that need PostgreSQL besides the emulator (the loader's warehouse), named `pg::` so that
 /// scripts/test can skip them by name when no PostgreSQL is to be had (outside CI).
 mod pg {

@@ -959,6 +959,169 @@ type = "float"
     );
 }
 
+const CATALOG_SPEC: &str = r#"
+[[dataset]]
+name = "ticks"
+match = { suffix = ".csv" }
+
+[[dataset.columns]]
+name = "at"
+type = "datetime"
+
+[[dataset.columns]]
+name = "Qty"
+type = "integer"
+
+[[dataset.columns]]
+name = "ok"
+type = "boolean"
+
+[dataset.partition]
+column = "at"
+granularity = "hour"
+formats = ["parquet"]
+
+[dataset.catalog]
+database = "lake"
+"#;
+
+/// `[dataset.catalog]` embedded: `{data}/catalog/lake/ticks.json` is the table (columns typed from the
+/// spec, hourly partition keys, Parquet) with every partition a run wrote, each once however often files
+/// run, pointing at folders that hold the run's Parquet files; the summary and the report say so.
+#[test]
+fn a_catalog_table_holds_each_partition_the_runs_wrote_once() {
+    let s = Sluice::with_config(CATALOG_SPEC);
+    let first = s.data.path().join("ticks-1.csv");
+    std::fs::write(
+        &first,
+        "at,Qty,ok\n2024-03-05T07:09:00,1,true\n2024-03-05T07:59:59,2,no\n2024-03-05T08:00:00,3,\n,4,yes\n",
+    )
+    .unwrap();
+    let (code, run) = s.run(&first, &[]);
+    assert_eq!(code, 0, "{run}");
+    assert_eq!(
+        run["outputs"]["catalog"],
+        serde_json::json!({"table": "lake.ticks", "table_change": "created", "partitions": 3, "partitions_added": 3})
+    );
+
+    let path = s.data.path().join("data/catalog/lake/ticks.json");
+    let table: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    assert_eq!(
+        (table["database"].as_str(), table["table"].as_str()),
+        (Some("lake"), Some("ticks"))
+    );
+    assert_eq!(table["table_type"], "EXTERNAL_TABLE");
+    assert_eq!(table["format"], "parquet");
+    assert_eq!(
+        table["columns"],
+        serde_json::json!([
+            {"name": "at", "type": "timestamp"},
+            {"name": "qty", "type": "bigint"},
+            {"name": "ok", "type": "boolean"}
+        ])
+    );
+    let keys: Vec<&str> = table["partition_keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(keys, ["year", "month", "day", "hour"]);
+    let curated = s.data.path().join("data/buckets/sluice-curated/ticks");
+    assert_eq!(path_of(&table["location"]), curated.join(""));
+    let partitions = |table: &Value| -> Vec<(Vec<String>, PathBuf)> {
+        table["partitions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| {
+                let values = p["values"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|v| v.as_str().unwrap().to_string())
+                    .collect();
+                (values, path_of(&p["location"]))
+            })
+            .collect()
+    };
+    let null = "__HIVE_DEFAULT_PARTITION__".to_string();
+    let h = |hour: &str| vec!["2024".to_string(), "03".into(), "05".into(), hour.into()];
+    assert_eq!(
+        partitions(&table),
+        [
+            (h("07"), curated.join("year=2024/month=03/day=05/hour=07/")),
+            (h("08"), curated.join("year=2024/month=03/day=05/hour=08/")),
+            (
+                vec![null; 4],
+                curated.join("at=__HIVE_DEFAULT_PARTITION__/")
+            ),
+        ]
+    );
+    // Each partition's folder holds the run's Parquet file, and only Parquet.
+    let run_id = run["run_id"].as_str().unwrap();
+    for (_, folder) in partitions(&table) {
+        let files: Vec<String> = std::fs::read_dir(&folder)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(
+            files,
+            [format!("part-{run_id}.parquet")],
+            "{}",
+            folder.display()
+        );
+    }
+
+    // Another file over one known hour and a new one; then the first file again: nothing twice.
+    let second = s.data.path().join("ticks-2.csv");
+    std::fs::write(
+        &second,
+        "at,Qty,ok\n2024-03-05T08:30:00,5,true\n2024-03-06T00:00:00,6,false\n",
+    )
+    .unwrap();
+    let out = s.cmd(&["run", second.to_str().unwrap()]);
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{report}");
+    assert!(
+        report.contains("catalog: table lake.ticks unchanged, 2 partition(s) registered (1 new)"),
+        "{report}"
+    );
+    let (code, again) = s.run(&first, &[]);
+    assert_eq!(code, 0, "{again}");
+    assert_eq!(again["outputs"]["catalog"]["partitions_added"], 0);
+    assert_eq!(again["outputs"]["catalog"]["table_change"], "unchanged");
+    let table: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let values: Vec<Vec<String>> = partitions(&table).into_iter().map(|(v, _)| v).collect();
+    assert_eq!(values.len(), 4, "{values:?}");
+    assert!(values.contains(&vec!["2024".into(), "03".into(), "06".into(), "00".into()]));
+    assert_eq!(table["version"], 1, "the table itself never changed");
+
+    // A column added to the spec: the table follows, its partitions stay.
+    std::fs::write(
+        &s.config,
+        CATALOG_SPEC.replace(
+            "[dataset.partition]",
+            "[[dataset.columns]]\nname = \"note\"\ntype = \"string\"\n\n[dataset.partition]",
+        ),
+    )
+    .unwrap();
+    let third = s.data.path().join("ticks-3.csv");
+    std::fs::write(&third, "at,Qty,ok,note\n2024-03-05T07:00:00,7,true,hi\n").unwrap();
+    let (code, run) = s.run(&third, &[]);
+    assert_eq!(code, 0, "{run}");
+    assert_eq!(run["outputs"]["catalog"]["table_change"], "updated");
+    let table: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    assert_eq!(
+        table["columns"][3],
+        serde_json::json!({"name": "note", "type": "string"})
+    );
+    assert_eq!(
+        (table["version"].as_u64(), partitions(&table).len()),
+        (Some(2), 4)
+    );
+}
+
 /// `sluice run` of a dataset with `load = true`, against a real PostgreSQL (scripts/test provides it).
 mod pg {
     use super::*;
@@ -1093,7 +1256,7 @@ fn up_runs_files_dropped_into_the_landing_folder_and_stops_on_sigterm() {
     use std::io::{BufRead, BufReader};
     let s = Sluice::new();
     let mut child = s
-        .command(&["up", "--json"])
+        .command(&["up", "--json", "--port", "0"])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()

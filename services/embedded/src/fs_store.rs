@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use sluice_proto::{ErrorName, ObjectRef, StageError};
 use xxhash_rust::xxh3::Xxh3;
 
-use sluice_runtime::ports::{LocalFile, ObjectMeta, ObjectStore};
+use sluice_runtime::ports::{LocalFile, ObjectMeta, ObjectReader, ObjectStore};
 
 #[derive(Debug, Clone)]
 pub struct FsObjectStore {
@@ -242,6 +242,36 @@ impl ObjectStore for FsObjectStore {
         let path = self.root.join(&obj.bucket).join(&obj.key);
         let abs = std::path::absolute(&path).unwrap_or(path);
         format!("file://{}", abs.display())
+    }
+
+    async fn open(&self, obj: &ObjectRef) -> Result<Option<ObjectReader>, StageError> {
+        let path = self.path_of(obj)?;
+        match tokio::fs::File::open(&path).await {
+            Ok(file) => {
+                let meta = file.metadata().await?;
+                if !meta.is_file() {
+                    return Ok(None);
+                }
+                Ok(Some(ObjectReader {
+                    size: Some(meta.len()),
+                    body: Box::pin(file),
+                }))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(StageError::io(format_args!("cannot read {}", path.display()), e)),
+        }
+    }
+
+    /// `file://{root}/{bucket}/{key}`, as [`ObjectStore::uri`] writes it.
+    fn object_of_uri(&self, uri: &str) -> Option<ObjectRef> {
+        let path = Path::new(uri.strip_prefix("file://")?);
+        let root = std::path::absolute(&self.root).unwrap_or_else(|_| self.root.clone());
+        let rest = path.strip_prefix(&root).ok()?;
+        let mut parts = rest.components();
+        let bucket = parts.next()?.as_os_str().to_str()?.to_string();
+        let key = parts.as_path().to_str()?.to_string();
+        let obj = ObjectRef::new(bucket, key);
+        self.path_of(&obj).ok().map(|_| obj)
     }
 }
 

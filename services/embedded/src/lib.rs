@@ -5,6 +5,7 @@
 //! {data_dir}/buckets/{bucket}/{key}   object store: one folder per bucket
 //! {data_dir}/sluice.db               run store and valid rows (SQLite through sea-orm)
 //! {data_dir}/outbox/*.eml            e-mails, one file each
+//! {data_dir}/catalog/{db}/{table}.json  the data catalog: a table over curated Parquet partitions
 //! {data_dir}/tmp/                    scratch space (same file system, so outputs move by rename)
 //! ```
 //!
@@ -12,6 +13,7 @@
 //! [`LocalWorkflow`] (the local ASL executor answering tasks through [`LocalTaskCallbacks`]), so the
 //! dispatcher and the workers run in one process exactly as they do on AWS.
 
+mod catalog;
 mod fs_store;
 mod memory_queue;
 mod outbox;
@@ -19,6 +21,7 @@ mod row_writer;
 mod sqlite;
 mod workflow;
 
+pub use catalog::{ColumnEntry, JsonCatalog, PartitionEntry, TableFile};
 pub use fs_store::FsObjectStore;
 pub use memory_queue::MemoryQueue;
 pub use outbox::OutboxMailer;

@@ -16,6 +16,7 @@
 //! The run id is in every file name and each call truncates the files it writes, so a re-run of
 //! the same run overwrites instead of duplicating rows.
 
+pub mod catalog;
 mod key;
 mod lru;
 mod open_files;

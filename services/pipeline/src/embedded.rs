@@ -17,6 +17,27 @@ use sluice_statemachine::{
     ExecutionStatus, Executor, StateMachine, SystemClock, TaskError, TaskRequest, TaskRunner,
 };
 
+/// The history of the executions this process is running, by run id, as it grows: what a live view
+/// (the web UI's run page) shows before the run ends and its summary carries the whole history.
+static LIVE: std::sync::LazyLock<Mutex<std::collections::HashMap<RunId, Vec<Value>>>> =
+    std::sync::LazyLock::new(Default::default);
+
+/// The history so far of a run this process is executing now, or None (not running here).
+pub fn live_history(run_id: &RunId) -> Option<Vec<Value>> {
+    LIVE.lock().ok()?.get(run_id).cloned()
+}
+
+/// Removes a run's live history when its execution ends, however it ends.
+struct LiveEntry(RunId);
+
+impl Drop for LiveEntry {
+    fn drop(&mut self) {
+        if let Ok(mut live) = LIVE.lock() {
+            live.remove(&self.0);
+        }
+    }
+}
+
 use crate::definition::{embedded_url, execution_input, pipeline_definition};
 use crate::faults::Faults;
 use crate::stages::{StageContext, handle};
@@ -152,8 +173,23 @@ pub async fn execute(
         })
     };
     let tasks = Arc::new(InProcessTasks { ctx, observe });
+    if let Ok(mut live) = LIVE.lock() {
+        live.insert(run.run_id.clone(), Vec::new());
+    }
+    let _live = LiveEntry(run.run_id.clone());
+    let observer: sluice_statemachine::executor::HistoryObserver = {
+        let run_id = run.run_id.clone();
+        Arc::new(move |event| {
+            if let (Ok(mut live), Ok(value)) = (LIVE.lock(), serde_json::to_value(event))
+                && let Some(history) = live.get_mut(&run_id)
+            {
+                history.push(value);
+            }
+        })
+    };
     let executor = Executor::new(definition, tasks.clone(), Arc::new(SystemClock))
-        .with_state_machine_name("sluice-pipeline");
+        .with_state_machine_name("sluice-pipeline")
+        .with_observer(observer);
     let input = execution_input(&run.run_id, &run.dataset, &run.source, as_of, load);
     let input = serde_json::to_value(&input)?;
     let execution = executor.execute(input, run.run_id.as_str()).await;

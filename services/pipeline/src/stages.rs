@@ -10,7 +10,10 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use sluice_proto::*;
-use sluice_runtime::ports::{EncodedRows, Mailer, ObjectStore, OutgoingEmail, RowItem, RowSink};
+use sluice_runtime::ports::{
+    Catalog, CatalogColumn, CatalogPartition, EncodedRows, Mailer, ObjectStore, OutgoingEmail,
+    RowItem, RowSink, TableFormat, TableRef, TableSpec,
+};
 use sluice_runtime::runs::RunStore;
 use sluice_spec::config::{Config, Dataset};
 use sluice_spec::keys::RunKeys;
@@ -36,6 +39,9 @@ pub struct StageContext {
     pub faults: Arc<Faults>,
     /// The loader's warehouse, connected on first use.
     pub warehouse: Arc<WarehouseHandle>,
+    /// The data catalog the partitioner registers `[dataset.catalog]` tables and their partitions in
+    /// (AWS: Glue; embedded: JSON files under the data directory).
+    pub catalog: Arc<dyn Catalog>,
 }
 
 /// Where the loader writes, and its connection once made (shared by every task of the process).
@@ -601,6 +607,13 @@ async fn partition(
         })
         .await?
     };
+    // The folders of the Parquet files, for the catalog (before the keys become object references).
+    let table = catalog_table(&ctx.config, &ds);
+    let folders = if table.is_some() {
+        sluice_partitioner::catalog::partitions_of(&ds, &written)
+    } else {
+        Vec::new()
+    };
     let mut all = Vec::with_capacity(written.len());
     for key in written {
         let obj = ObjectRef::new(&ctx.config.buckets.curated, &key);
@@ -622,16 +635,85 @@ async fn partition(
     ctx.store
         .put_file(&manifest, &manifest_path, "application/json")
         .await?;
-    if !crate::supersede::earlier_partitions(ctx, &input.run_id).await? {
+    let current = crate::supersede::earlier_partitions(ctx, &input.run_id).await?;
+    if !current {
         // The object was replaced during this run: its partitions are gone, the newer run writes its own.
         all.clear();
     }
+    let catalog = match table {
+        Some(table) if current => Some(
+            register(ctx.catalog.as_ref(), &table, folders)
+                .instrument(step("catalog"))
+                .await?,
+        ),
+        _ => None,
+    };
     let count = all.len() as u64;
     all.truncate(PARTITIONS_LISTED);
     Ok(PartitionOutput {
         count,
         partitions: all,
         manifest,
+        catalog,
+    })
+}
+
+/// The catalog table of a dataset with `[dataset.catalog]`: an external Parquet table over its folder in
+/// the curated bucket (`{curated}/{dataset}/`), its columns typed from the spec
+/// ([`sluice_partitioner::catalog::hive_type`]) and named in lower case (catalogs compare names without
+/// case; Athena matches Parquet columns the same way), partitioned by the folder keys (`year`, `month`,
+/// ...). None for a dataset without a catalog.
+pub fn catalog_table(config: &Config, ds: &Dataset) -> Option<TableSpec> {
+    let catalog = ds.catalog.as_ref()?;
+    Some(TableSpec {
+        table: TableRef {
+            database: catalog.database.clone(),
+            table: catalog.table.clone(),
+        },
+        description: format!(
+            "Sluice dataset {}: the Parquet partitions its partitioner writes",
+            ds.name
+        ),
+        bucket: config.buckets.curated.clone(),
+        prefix: format!("{}/", ds.name),
+        format: TableFormat::Parquet,
+        columns: ds
+            .columns
+            .iter()
+            .map(|c| CatalogColumn {
+                name: c.name.to_lowercase(),
+                hive_type: sluice_partitioner::catalog::hive_type(c.ty).to_string(),
+            })
+            .collect(),
+        partition_keys: sluice_partitioner::catalog::partition_keys(ds),
+    })
+}
+
+/// Makes the catalog table match the spec and registers the partitions a run wrote
+/// ([`sluice_partitioner::catalog::partitions_of`]).
+async fn register(
+    catalog: &dyn Catalog,
+    table: &TableSpec,
+    folders: Vec<(Vec<String>, String)>,
+) -> Result<CatalogOutput, StageError> {
+    let table_change = catalog.ensure_table(table).await?;
+    let partitions: Vec<CatalogPartition> = folders
+        .into_iter()
+        .map(|(values, prefix)| CatalogPartition { values, prefix })
+        .collect();
+    let added = catalog.add_partitions(table, &partitions).await?;
+    tracing::info!(
+        table = %table.table,
+        table_change = table_change.as_str(),
+        partitions = partitions.len(),
+        added = added.added,
+        "catalog table up to date"
+    );
+    Ok(CatalogOutput {
+        table: table.table.to_string(),
+        table_change,
+        partitions: partitions.len() as u64,
+        partitions_added: added.added,
     })
 }
 

@@ -39,6 +39,7 @@ pub fn apply_output(
             run.outputs.partitions = p.partitions.iter().map(uri_of).collect();
             run.outputs.partition_count = p.count;
             run.outputs.partition_manifest = Some(uri_of(&p.manifest));
+            run.outputs.catalog = p.catalog.clone();
         }
         StageOutput::Plotter(p) => run.outputs.plots = p.plots.iter().map(uri_of).collect(),
         StageOutput::Loader(l) => {

@@ -215,6 +215,10 @@ async fn spawn_system_with(spec_text: &str, faults: &str, lose: u32) -> System {
             faults: Arc::new(Faults::parse(faults).unwrap()),
             // The embedded warehouse, as `sluice run` has it (the batch test loads into it).
             warehouse: Arc::new(WarehouseHandle::new(None, Some(data.join("warehouse.db")))),
+            catalog: Arc::new(sluice_embedded::JsonCatalog::new(
+                data.join("catalog"),
+                data.join("buckets"),
+            )),
         };
         let handler = Arc::new(RecordingHandler {
             ctx,

@@ -75,6 +75,10 @@ async fn an_embedded_run_is_one_trace_of_run_stages_and_steps() {
             None,
             Some(dir.path().join("warehouse.db")),
         )),
+        catalog: Arc::new(sluice_embedded::JsonCatalog::new(
+            dir.path().join("catalog"),
+            dir.path().join("buckets"),
+        )),
     };
     let file = dir.path().join("p.csv");
     std::fs::write(

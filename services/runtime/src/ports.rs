@@ -10,6 +10,7 @@
 //! | [`WorkQueue`] | task messages, S3 events | SQS | memory |
 //! | [`TaskCallbacks`] | answering a task | Step Functions | the local executor |
 //! | [`Workflow`] | starting and describing executions | Step Functions | the local executor |
+//! | [`Catalog`] | tables over the curated Parquet partitions | the Glue Data Catalog | a JSON file per table |
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -18,7 +19,7 @@ use async_trait::async_trait;
 
 use sluice_proto::{
     BatchExecutionInput, BatchState, DatasetName, ErrorName, ExecutionInput, ObjectRef, RunId,
-    RunSummary, Stage, StageError, StageStatus,
+    RunSummary, Stage, StageError, StageStatus, TableChange,
 };
 
 /// A local file holding an object's bytes, for the sync stage code to stream from.
@@ -82,6 +83,21 @@ pub trait ObjectStore: Send + Sync {
     ) -> Result<Vec<(ObjectRef, ObjectMeta)>, StageError>;
     /// How a user reaches the object: `s3://bucket/key`, or a `file://` URI embedded.
     fn uri(&self, obj: &ObjectRef) -> String;
+    /// The object's bytes as a stream (a download that holds no more than a buffer in memory), or
+    /// None when it does not exist.
+    async fn open(&self, obj: &ObjectRef) -> Result<Option<ObjectReader>, StageError>;
+    /// The object a URI made by [`ObjectStore::uri`] names, when it is one of this store's.
+    fn object_of_uri(&self, uri: &str) -> Option<ObjectRef> {
+        let rest = uri.strip_prefix("s3://")?;
+        let (bucket, key) = rest.split_once('/')?;
+        (!bucket.is_empty() && !key.is_empty()).then(|| ObjectRef::new(bucket, key))
+    }
+}
+
+/// An object being read: its size (when the store says) and its bytes.
+pub struct ObjectReader {
+    pub size: Option<u64>,
+    pub body: std::pin::Pin<Box<dyn tokio::io::AsyncRead + Send>>,
 }
 
 /// One valid row for the row store, keyed by dataset and key columns so a re-run overwrites.
@@ -405,4 +421,112 @@ pub struct DeadLetterDepth {
 #[async_trait]
 pub trait DeadLetters: Send + Sync {
     async fn depths(&self) -> Result<Vec<DeadLetterDepth>, StageError>;
+}
+
+/// A table of a data catalog: `database.table`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TableRef {
+    pub database: String,
+    pub table: String,
+}
+
+impl std::fmt::Display for TableRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}.{}", self.database, self.table)
+    }
+}
+
+/// One column of a catalog table, with its Hive type (`bigint`, `double`, `string`, `timestamp`...).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CatalogColumn {
+    pub name: String,
+    pub hive_type: String,
+}
+
+/// How a catalog table's files are stored, with the Hive class names a catalog records for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TableFormat {
+    Parquet,
+}
+
+impl TableFormat {
+    /// What AWS Glue calls the format (the table parameter `classification`).
+    pub fn classification(self) -> &'static str {
+        match self {
+            TableFormat::Parquet => "parquet",
+        }
+    }
+
+    pub fn serde_library(self) -> &'static str {
+        match self {
+            TableFormat::Parquet => "org.apache.hadoop.hive.ql.io.parquet.serde.ParquetHiveSerDe",
+        }
+    }
+
+    pub fn input_format(self) -> &'static str {
+        match self {
+            TableFormat::Parquet => "org.apache.hadoop.hive.ql.io.parquet.MapredParquetInputFormat",
+        }
+    }
+
+    pub fn output_format(self) -> &'static str {
+        match self {
+            TableFormat::Parquet => {
+                "org.apache.hadoop.hive.ql.io.parquet.MapredParquetOutputFormat"
+            }
+        }
+    }
+}
+
+/// A catalog table as the spec wants it: an external table over the partition folders under
+/// `{bucket}/{prefix}`, partitioned by string keys that are the folders' names (`year=2024/month=03/`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableSpec {
+    pub table: TableRef,
+    pub description: String,
+    /// The bucket of the table's files.
+    pub bucket: String,
+    /// The key prefix of the table's files in `bucket`, ending in `/` (`stocks/`).
+    pub prefix: String,
+    pub format: TableFormat,
+    /// The data columns, in file order.
+    pub columns: Vec<CatalogColumn>,
+    /// The partition keys, in path order; each of Hive type `string`.
+    pub partition_keys: Vec<String>,
+}
+
+/// One partition of a catalog table.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct CatalogPartition {
+    /// One value per partition key, as the folder names write them (`2024`, `03`);
+    /// `__HIVE_DEFAULT_PARTITION__` (Hive's null) for rows whose partition column is null.
+    pub values: Vec<String>,
+    /// The partition's folder: a key prefix in the table's bucket, ending in `/`.
+    pub prefix: String,
+}
+
+/// What [`Catalog::add_partitions`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct PartitionsAdded {
+    /// Partitions registered by this call.
+    pub added: u64,
+    /// Partitions that were registered already (left as they were).
+    pub existing: u64,
+}
+
+/// A data catalog (the AWS Glue Data Catalog; embedded, a JSON file per table): the tables over the
+/// curated Parquet partitions, so query engines (Athena) find them. Both calls are idempotent.
+#[async_trait]
+pub trait Catalog: Send + Sync {
+    /// Creates the database and the table when missing, and replaces the table's columns, location and
+    /// storage format when they differ from `spec`. A table partitioned by other keys is refused
+    /// (`Sluice.InvalidInput`): its partitions would not fit the new keys.
+    async fn ensure_table(&self, spec: &TableSpec) -> Result<TableChange, StageError>;
+    /// Registers partitions of the table (which [`Catalog::ensure_table`] made); a partition already
+    /// registered is left as it is.
+    async fn add_partitions(
+        &self,
+        spec: &TableSpec,
+        partitions: &[CatalogPartition],
+    ) -> Result<PartitionsAdded, StageError>;
 }

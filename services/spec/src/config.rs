@@ -122,6 +122,33 @@ pub struct Config {
     pub schedules: Vec<Schedule>,
     /// `[[source]]`: HTTP APIs pulled on a cadence into the landing bucket.
     pub sources: Vec<Source>,
+    /// `[gateway]`: the web UI and HTTP API (`sluice up`, `sluice gateway`).
+    pub gateway: Gateway,
+}
+
+/// `[gateway]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Gateway {
+    /// The largest upload taken, in bytes (`max_upload_mb`, default 1024).
+    pub max_upload_bytes: u64,
+    /// `token = "env:NAME"`: the variable holding the bearer token every endpoint then asks for.
+    pub token_env: Option<String>,
+}
+
+impl Default for Gateway {
+    fn default() -> Self {
+        Gateway {
+            max_upload_bytes: 1024 * 1024 * 1024,
+            token_env: None,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawGateway {
+    max_upload_mb: Option<u64>,
+    token: Option<String>,
 }
 
 /// An HTTP API pulled on a cadence (`[[source]]`); what it answers lands as a file of `dataset`.
@@ -293,6 +320,9 @@ pub struct Dataset {
     /// Indices into `columns` (integer or float).
     pub stats: Vec<usize>,
     pub partition: Option<Partition>,
+    /// `[dataset.catalog]`: the data catalog table (AWS Glue, or a JSON file embedded) the partitioner
+    /// registers its Parquet partitions in.
+    pub catalog: Option<CatalogTable>,
     pub plots: Vec<Plot>,
     pub notify: Notify,
 }
@@ -428,6 +458,54 @@ pub struct Partition {
     pub formats: Vec<PartitionFormat>,
 }
 
+impl Granularity {
+    /// The Hive partition keys of this granularity, in path order: `year`, `month`, ... (what the
+    /// partitioner's folders are named by, `stocks/year=2024/month=03/`).
+    pub fn partition_keys(self) -> &'static [&'static str] {
+        const KEYS: [&str; 5] = ["year", "month", "day", "hour", "minute"];
+        let n = match self {
+            Granularity::Year => 1,
+            Granularity::Month => 2,
+            Granularity::Day => 3,
+            Granularity::Hour => 4,
+            Granularity::Minute => 5,
+        };
+        &KEYS[..n]
+    }
+}
+
+/// `[dataset.catalog]`: the table of a data catalog that the partitioner keeps up to date with the
+/// dataset's Parquet partitions (the AWS Glue Data Catalog, so Athena can query them; embedded, a JSON
+/// file under the data directory).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CatalogTable {
+    /// The catalog database (created when missing).
+    pub database: String,
+    /// The table; the dataset's name unless `table` says otherwise.
+    pub table: String,
+}
+
+/// Whether `name` can name a catalog database or table: 1 to 255 of lower-case letters, digits and `_`
+/// (the AWS Glue Data Catalog keeps names in lower case, and Athena reads other characters only quoted).
+pub fn catalog_name(name: &str) -> Result<(), &'static str> {
+    if name.is_empty() {
+        return Err("is empty: a catalog name needs 1 to 255 lower-case letters, digits and _");
+    }
+    if name.len() > 255 {
+        return Err("is longer than 255 characters, the AWS Glue Data Catalog's limit");
+    }
+    if !name
+        .chars()
+        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+    {
+        return Err(
+            "is not a catalog name: use lower-case letters, digits and _ (Glue keeps names in lower case, \
+             and Athena reads other characters only quoted)",
+        );
+    }
+    Ok(())
+}
+
 #[derive(Debug, Clone)]
 pub struct Plot {
     /// Index of a date, datetime, integer or float column.
@@ -469,6 +547,7 @@ struct RawConfig {
     schedule: Vec<Spanned<RawSchedule>>,
     #[serde(default)]
     source: Vec<Spanned<RawSource>>,
+    gateway: Option<Spanned<RawGateway>>,
 }
 
 #[derive(Deserialize)]
@@ -555,6 +634,7 @@ struct RawDataset {
     filter: Option<Spanned<RawFilter>>,
     stats: Option<Spanned<RawStats>>,
     partition: Option<Spanned<RawPartition>>,
+    catalog: Option<Spanned<RawCatalog>>,
     #[serde(default)]
     plot: Vec<Spanned<RawPlot>>,
     #[serde(default)]
@@ -657,8 +737,15 @@ struct RawStats {
 struct RawPartition {
     column: Spanned<String>,
     granularity: Granularity,
-    #[serde(default = "both_formats")]
-    formats: Vec<PartitionFormat>,
+    /// Absent means both formats; spanned so a catalog's complaint about it names its line.
+    formats: Option<Spanned<Vec<PartitionFormat>>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCatalog {
+    database: Spanned<String>,
+    table: Option<Spanned<String>>,
 }
 
 fn both_formats() -> Vec<PartitionFormat> {
@@ -742,6 +829,39 @@ impl Config {
                     ));
                 }
                 w
+            }
+        };
+        let gateway = match raw.gateway {
+            None => Gateway::default(),
+            Some(g) => {
+                let span = g.span();
+                let g = g.into_inner();
+                let mut gateway = Gateway::default();
+                if let Some(mb) = g.max_upload_mb {
+                    if mb == 0 || mb > 5 * 1024 * 1024 {
+                        return Err(ctx.err(
+                            span,
+                            "max_upload_mb",
+                            format!("{mb} is not a usable upload limit: give megabytes from 1 to 5242880 (5 TiB, S3's largest object)"),
+                        ));
+                    }
+                    gateway.max_upload_bytes = mb * 1024 * 1024;
+                }
+                if let Some(token) = g.token {
+                    match token.strip_prefix("env:") {
+                        Some(var) if !var.is_empty() && !var.contains(['=', '\0']) => {
+                            gateway.token_env = Some(var.to_string());
+                        }
+                        _ => {
+                            return Err(ctx.err(
+                                span,
+                                "token",
+                                "write token = \"env:NAME\": the token is read from the environment variable NAME, never from the spec file",
+                            ));
+                        }
+                    }
+                }
+                gateway
             }
         };
         let mut batches: Vec<Batch> = Vec::new();
@@ -905,6 +1025,7 @@ impl Config {
             batches,
             schedules,
             sources,
+            gateway,
         })
     }
 }
@@ -1033,11 +1154,14 @@ impl Ctx<'_> {
                 format!("dataset {name:?} declares no columns: add [[dataset.columns]] tables"),
             ));
         }
+        let partition = self.partition(&ds, &columns)?;
+        let catalog = self.catalog(&ds, &name, &columns, partition.as_ref())?;
         Ok(Dataset {
             key: self.key(&ds, &columns)?,
             filter: self.filter(&ds, &columns)?,
             stats: self.stats(&ds, &columns)?,
-            partition: self.partition(&ds, &columns)?,
+            partition,
+            catalog,
             plots: self.plots(&ds, &columns, &name)?,
             notify: self.notify(&ds.notify)?,
             prefix: ds.match_.prefix.clone(),
@@ -1490,7 +1614,10 @@ impl Ctx<'_> {
                         ),
                     ));
                 }
-                let mut formats = p.formats.clone();
+                let mut formats = p
+                    .formats
+                    .as_ref()
+                    .map_or_else(both_formats, |f| f.get_ref().clone());
                 formats.dedup();
                 Some(Partition {
                     column,
@@ -1499,6 +1626,139 @@ impl Ctx<'_> {
                 })
             }
         })
+    }
+
+    /// `[dataset.catalog]`: valid names, and a dataset whose partitions a Parquet table can read.
+    fn catalog(
+        &self,
+        ds: &RawDataset,
+        name: &str,
+        columns: &[Column],
+        partition: Option<&Partition>,
+    ) -> Result<Option<CatalogTable>, ConfigError> {
+        let Some(raw) = &ds.catalog else {
+            return Ok(None);
+        };
+        let raw = raw.get_ref();
+        let database = raw.database.get_ref().clone();
+        if let Err(why) = catalog_name(&database) {
+            return Err(self.err(
+                raw.database.span(),
+                "database",
+                format!("dataset {name:?}: catalog database {database:?} {why}"),
+            ));
+        }
+        let table = match &raw.table {
+            Some(t) => {
+                let table = t.get_ref().clone();
+                if let Err(why) = catalog_name(&table) {
+                    return Err(self.err(
+                        t.span(),
+                        "table",
+                        format!("dataset {name:?}: catalog table {table:?} {why}"),
+                    ));
+                }
+                table
+            }
+            None => {
+                if let Err(why) = catalog_name(name) {
+                    return Err(self.err(
+                        raw.database.span(),
+                        "table",
+                        format!(
+                            "dataset {name:?}: the catalog table is named after the dataset, and {name:?} {why}: \
+                             set table = \"{}\" in [dataset.catalog]",
+                            name.to_ascii_lowercase().replace('-', "_")
+                        ),
+                    ));
+                }
+                name.to_string()
+            }
+        };
+        // The table is the Parquet partitions: there must be some, and nothing else in their folders.
+        let Some(partition) = partition else {
+            return Err(self.err(
+                raw.database.span(),
+                "catalog",
+                format!(
+                    "dataset {name:?} has [dataset.catalog] but no [dataset.partition]: the catalog table is \
+                     the Parquet partitions the partitioner writes; add [dataset.partition] with \
+                     formats = [\"parquet\"]"
+                ),
+            ));
+        };
+        let formats_span = ds
+            .partition
+            .as_ref()
+            .and_then(|p| p.get_ref().formats.as_ref().map(|f| f.span()))
+            .unwrap_or_else(|| raw.database.span());
+        if !partition.formats.contains(&PartitionFormat::Parquet) {
+            return Err(self.err(
+                formats_span,
+                "formats",
+                format!(
+                    "dataset {name:?} has [dataset.catalog] but writes no Parquet partitions: the catalog \
+                     table reads Parquet; set formats = [\"parquet\"] in [dataset.partition]"
+                ),
+            ));
+        }
+        if partition.formats.contains(&PartitionFormat::Csv) {
+            let written = if ds
+                .partition
+                .as_ref()
+                .is_some_and(|p| p.get_ref().formats.is_some())
+            {
+                "formats = [\"csv\", \"parquet\"]"
+            } else {
+                "the default formats (csv and parquet)"
+            };
+            return Err(self.err(
+                formats_span,
+                "formats",
+                format!(
+                    "dataset {name:?} has [dataset.catalog], and {written} puts CSV files in the same \
+                     partition folders as the Parquet ones; Athena reads every file under a partition's \
+                     folder as Parquet and would fail on them: set formats = [\"parquet\"] in \
+                     [dataset.partition]"
+                ),
+            ));
+        }
+        // Catalogs compare names without case; the partition keys are columns of the table too.
+        let keys = partition.granularity.partition_keys();
+        let raw_columns = ds
+            .columns
+            .as_ref()
+            .map_or(&[][..], |c| c.get_ref().as_slice());
+        for (i, c) in columns.iter().enumerate() {
+            let lower = c.name.to_lowercase();
+            let span = raw_columns
+                .get(i)
+                .map_or_else(|| raw.database.span(), |r| r.get_ref().name.span());
+            if keys.contains(&lower.as_str()) {
+                return Err(self.err(
+                    span,
+                    "name",
+                    format!(
+                        "dataset {name:?}: column {:?} has the name of a partition key of its catalog table \
+                         ({}); rename the column",
+                        c.name,
+                        keys.join(", ")
+                    ),
+                ));
+            }
+            if let Some(other) = columns[..i].iter().find(|o| o.name.to_lowercase() == lower) {
+                return Err(self.err(
+                    span,
+                    "name",
+                    format!(
+                        "dataset {name:?}: columns {:?} and {:?} differ only in case, which a catalog table \
+                         cannot tell apart",
+                        other.name, c.name
+                    ),
+                ));
+            }
+        }
+        Ok(Some(CatalogTable { database, table }))
     }
 
     fn plots(
@@ -1811,6 +2071,129 @@ failure = ["oncall@example.com"]
             "{TWO_LOADED}[[batch]]\nname = \"t\"\ndatasets = [\"a\"]\n[[batch]]\nname = \"t\"\ndatasets = [\"b\"]\n"
         ));
         assert!(e.message.contains("defined twice"), "{e}");
+    }
+
+    /// Hourly Parquet partitions: what a catalog table can be made of.
+    const CATALOGED: &str = "[[dataset]]\nname = \"ticks\"\n\
+        [[dataset.columns]]\nname = \"at\"\ntype = \"datetime\"\n\
+        [[dataset.columns]]\nname = \"n\"\ntype = \"integer\"\n\
+        [dataset.partition]\ncolumn = \"at\"\ngranularity = \"hour\"\nformats = [\"parquet\"]\n";
+
+    #[test]
+    fn a_catalog_parses_with_the_dataset_name_as_its_default_table() {
+        let c = parse(&format!(
+            "{CATALOGED}[dataset.catalog]\ndatabase = \"lake\"\n"
+        ))
+        .unwrap();
+        assert_eq!(
+            c.datasets[0].catalog,
+            Some(CatalogTable {
+                database: "lake".into(),
+                table: "ticks".into()
+            })
+        );
+        let c = parse(&format!(
+            "{CATALOGED}[dataset.catalog]\ndatabase = \"lake\"\ntable = \"ticks_v2\"\n"
+        ))
+        .unwrap();
+        assert_eq!(c.datasets[0].catalog.as_ref().unwrap().table, "ticks_v2");
+        assert!(parse(CATALOGED).unwrap().datasets[0].catalog.is_none());
+        assert_eq!(
+            Granularity::Hour.partition_keys(),
+            ["year", "month", "day", "hour"]
+        );
+        assert_eq!(Granularity::Year.partition_keys(), ["year"]);
+        assert_eq!(Granularity::Minute.partition_keys().len(), 5);
+    }
+
+    #[test]
+    fn catalog_mistakes_name_the_line_the_key_and_what_to_do() {
+        let catalog = "[dataset.catalog]\ndatabase = \"lake\"\n";
+        // (spec, key, line, what the message says)
+        let cases: Vec<(String, &str, usize, &str)> = vec![
+            (
+                format!("{CATALOGED}[dataset.catalog]\ndatabase = \"\"\n"),
+                "database",
+                14,
+                "is empty",
+            ),
+            (
+                format!("{CATALOGED}[dataset.catalog]\ndatabase = \"Lake\"\n"),
+                "database",
+                14,
+                "not a catalog name",
+            ),
+            (
+                format!("{CATALOGED}{catalog}table = \"my-ticks\"\n"),
+                "table",
+                15,
+                "not a catalog name",
+            ),
+            (
+                format!("{}{catalog}", CATALOGED.replace("\"ticks\"", "\"Ticks-1\"")),
+                "table",
+                14,
+                "set table = \"ticks_1\"",
+            ),
+            (
+                format!(
+                    "{}{catalog}",
+                    CATALOGED.split("[dataset.partition]").next().unwrap()
+                ),
+                "catalog",
+                10,
+                "no [dataset.partition]",
+            ),
+            (
+                format!(
+                    "{}{catalog}",
+                    CATALOGED.replace("[\"parquet\"]", "[\"csv\"]")
+                ),
+                "formats",
+                12,
+                "writes no Parquet partitions",
+            ),
+            (
+                format!(
+                    "{}{catalog}",
+                    CATALOGED.replace("[\"parquet\"]", "[\"csv\", \"parquet\"]")
+                ),
+                "formats",
+                12,
+                "same partition folders",
+            ),
+            (
+                format!(
+                    "{}{catalog}",
+                    CATALOGED.replace("formats = [\"parquet\"]\n", "")
+                ),
+                "formats",
+                13,
+                "the default formats (csv and parquet)",
+            ),
+            (
+                format!("{}{catalog}", CATALOGED.replace("\"n\"", "\"Hour\"")),
+                "name",
+                7,
+                "partition key",
+            ),
+            (
+                format!(
+                    "{CATALOGED}[[dataset.columns]]\nname = \"N\"\ntype = \"float\"\n{catalog}"
+                ),
+                "name",
+                14,
+                "differ only in case",
+            ),
+        ];
+        for (text, key, line, says) in cases {
+            let e = error_of(&text);
+            assert_eq!((e.key.as_str(), e.line), (key, line), "{text}\n{e}");
+            assert!(e.message.contains(says), "{text}\n{e}");
+        }
+        let e = error_of(&format!("{CATALOGED}{catalog}databse = \"x\"\n"));
+        assert!(e.to_string().contains("databse"), "{e}");
+        assert_eq!(e.line, 15, "{e}");
     }
 
     #[test]
