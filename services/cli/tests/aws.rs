@@ -2365,3 +2365,124 @@ failure = ["oncall-SFX@example.com"]
         );
     }
 }
+
+/// `sluice gateway` on the emulator: an upload through the API lands in the landing bucket, its S3
+/// event runs it, and the API serves the run from DynamoDB with its Step Functions history, what each
+/// state did, and downloads streamed from S3; the contract's error codes hold.
+#[tokio::test]
+#[ignore = "needs the AWS emulator (compose/emulator.sh start; scripts/test starts it)"]
+async fn the_gateway_serves_uploads_runs_and_downloads_over_aws() {
+    require_emulator!();
+    let mut env = Env::deploy().await;
+    env.start_all(None);
+    env.spawn("gateway", &["gateway", "--port", "0"], None);
+    let mut base = String::new();
+    let deadline = Instant::now() + TIMEOUT;
+    while base.is_empty() {
+        let log = env.log("gateway");
+        if let Some(at) = log.find("serving http://") {
+            base = log[at + "serving ".len()..]
+                .split_whitespace()
+                .next()
+                .unwrap()
+                .trim_end_matches('/')
+                .to_string();
+        }
+        assert!(Instant::now() < deadline, "the gateway did not start:\n{log}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let http = reqwest::Client::new();
+    let get = |path: String| {
+        let http = http.clone();
+        let url = format!("{base}{path}");
+        async move {
+            let resp = http.get(&url).send().await.unwrap();
+            let status = resp.status().as_u16();
+            let text = resp.text().await.unwrap();
+            (status, serde_json::from_str::<serde_json::Value>(&text).unwrap_or(serde_json::Value::String(text)))
+        }
+    };
+    let (status, body) = get("/api/health".into()).await;
+    assert_eq!((status, body), (200, serde_json::json!({"status": "ok"})));
+
+    let form = reqwest::multipart::Form::new().part(
+        "file",
+        reqwest::multipart::Part::bytes(prices_csv(6, 2).into_bytes()).file_name("from the browser.csv"),
+    );
+    let resp = http
+        .post(format!("{base}/api/uploads?dataset=prices"))
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 202);
+    let landed: serde_json::Value = serde_json::from_str(&resp.text().await.unwrap()).unwrap();
+    assert_eq!(landed["bucket"], env.bucket("landing").as_str());
+    assert_eq!(landed["key"], "in/prices/from_the_browser.csv");
+    let run_id = landed["run_id"].as_str().unwrap().to_string();
+    // The object is in S3, and the run id is the one the dispatcher derives from its event.
+    let head = env
+        .s3
+        .head_object()
+        .bucket(env.bucket("landing"))
+        .key("in/prices/from_the_browser.csv")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        run_id_for(&env.bucket("landing"), "in/prices/from_the_browser.csv", head.e_tag().unwrap()).as_str(),
+        run_id
+    );
+    // Shown at once (RUNNING) though the dispatcher may not have recorded it yet.
+    let (status, _) = get(format!("/api/runs/{run_id}")).await;
+    assert_eq!(status, 200);
+
+    let mut run = serde_json::Value::Null;
+    let deadline = Instant::now() + TIMEOUT;
+    while Instant::now() < deadline {
+        let (_, r) = get(format!("/api/runs/{run_id}")).await;
+        run = r;
+        if run["status"] != "RUNNING" && run["history"].as_array().is_some_and(|h| h.iter().any(|e| e["type"] == "ExecutionSucceeded")) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert_eq!(run["status"], "SUCCEEDED", "{run}\n{}", env.logs());
+    assert_eq!(run["rows"]["invalid"], 2);
+    let history = run["history"].as_array().unwrap();
+    assert_eq!(history[0]["type"], "ExecutionStarted");
+    assert!(history.iter().any(|e| e["type"] == "TaskStateEntered" && e["details"]["name"] == "Validate rows"), "the Step Functions history, in the local vocabulary");
+    assert_eq!(run["states"]["Validate rows"]["status"], "succeeded", "{}", run["states"]);
+    // Branch states: ministack leaves Parallel branches out of GetExecutionHistory
+    // (services/stepfunctions.py `_run_sub_machine`); the worker's record of the stage stands in.
+    assert_eq!(run["states"]["Draw plots"]["status"], "succeeded", "{}", run["states"]);
+    assert_eq!(run["states"]["Partition rows"]["status"], "succeeded", "{}", run["states"]);
+    assert!(run["states"].get("Send failure alert").is_none());
+
+    // Downloads stream from S3.
+    let resp = http.get(format!("{base}/api/runs/{run_id}/outputs/invalid")).send().await.unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    assert_eq!(resp.text().await.unwrap().lines().count(), 3, "a header and 2 invalid rows");
+    let resp = http.get(format!("{base}/api/runs/{run_id}/outputs/plots/0")).send().await.unwrap();
+    assert_eq!(resp.headers()["content-type"], "image/png");
+    assert!(resp.bytes().await.unwrap().starts_with(b"\x89PNG"));
+    let (_, rows) = get(format!("/api/runs/{run_id}/invalid-rows")).await;
+    assert_eq!(rows["rows"].as_array().unwrap().len(), 2, "{rows}");
+    let (_, runs) = get("/api/runs".into()).await;
+    assert_eq!(runs[0]["run_id"], run_id.as_str());
+    let page = http.get(format!("{base}/runs/{run_id}")).send().await.unwrap();
+    assert_eq!(page.status().as_u16(), 200);
+    assert!(page.text().await.unwrap().contains("data-state=\"Validate rows\""));
+
+    // The contract's errors.
+    let (status, body) = get("/api/runs/0123456789abcdef0123456789abcdef".into()).await;
+    assert_eq!(status, 404, "{body}");
+    let resp = http
+        .post(format!("{base}/api/uploads?dataset=nope&filename=a.csv"))
+        .body("x")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 400);
+    env.terminate_all(Duration::from_secs(30));
+}

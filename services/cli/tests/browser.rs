@@ -277,6 +277,9 @@ mod browser {
         assert_eq!(c.execute(&status("Send failure alert"), vec![]).await.unwrap(), json!("succeeded"));
         assert_eq!(c.execute(&status("Run failed"), vec![]).await.unwrap(), json!("failed"));
         assert_eq!(c.execute(&status("Partition rows"), vec![]).await.unwrap(), json!("not-reached"));
+        let png = c.screenshot().await.unwrap();
+        let out = std::env::var_os("CARGO_TARGET_TMPDIR").map(PathBuf::from).unwrap_or_else(std::env::temp_dir);
+        std::fs::write(out.join("failed-run-page.png"), &png).unwrap();
         c.close().await.unwrap();
     }
 }

@@ -163,7 +163,7 @@ function initRun() {
     if (history.length < historyShown) { tbody.replaceChildren(); historyShown = 0; }
     for (const ev of history.slice(historyShown)) {
       const d = ev.details || {};
-      tbody.append(el("tr", { class: /Failed|TimedOut|Aborted/.test(ev.type) ? "st-failed" : null },
+      tbody.append(el("tr", { class: /Failed|TimedOut|Aborted/.test(ev.type) ? "failed" : null },
         el("td", { class: "num", text: String(ev.id) }), el("td", { text: ev.type }),
         el("td", { text: d.name || "" }), el("td", { text: fmtTime(ev.timestamp) }),
         el("td", { text: detailOf(ev).slice(0, 400) })));

@@ -644,7 +644,12 @@ async fn run_view(gw: &Gateway, run_id: &str) -> ApiResult<Value> {
         .history(&run)
         .await
         .map_err(ApiError::store)?;
-    let states = state_outcomes(&history);
+    let mut states = state_outcomes(&history);
+    if let Ok(definition) = serde_json::from_str::<Value>(&gw.definition)
+        && let Ok(statuses) = gw.runs.stage_statuses(&id).await
+    {
+        outcome::fill_from_stage_statuses(&mut states, &definition, &statuses);
+    }
     let mut view = serde_json::to_value(&run).map_err(|e| {
         ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "cannot show the run", e.to_string())
     })?;

@@ -166,10 +166,103 @@ pub fn state_outcomes(history: &[Value]) -> BTreeMap<String, StateOutcome> {
         .collect()
 }
 
+/// The Task states of a definition that send to each stage's queue (`"QueueUrl": "embedded://STAGE"`,
+/// as the gateway's copy of the definition has them).
+fn task_states_by_stage(definition: &Value) -> BTreeMap<String, Vec<String>> {
+    let mut found: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let mut machines = vec![definition];
+    while let Some(machine) = machines.pop() {
+        let Some(states) = machine.get("States").and_then(Value::as_object) else {
+            continue;
+        };
+        for (name, state) in states {
+            if let Some(stage) = state
+                .pointer("/Parameters/QueueUrl")
+                .and_then(Value::as_str)
+                .and_then(|u| u.strip_prefix("embedded://"))
+            {
+                found.entry(stage.to_string()).or_default().push(name.clone());
+            }
+            for branch in state.get("Branches").and_then(Value::as_array).into_iter().flatten() {
+                machines.push(branch);
+            }
+            for key in ["ItemProcessor", "Iterator"] {
+                if let Some(p) = state.get(key) {
+                    machines.push(p);
+                }
+            }
+        }
+    }
+    found
+}
+
+/// Where the history says nothing of a Task state that alone sends to a stage, what the stage's
+/// worker recorded for the run stands in (an emulator that leaves Parallel branches out of
+/// GetExecutionHistory; ministack 1.5.33 does, services/stepfunctions.py `_run_sub_machine`).
+/// Stages several states send to (the notifier) are left alone: which state it was is unknown.
+pub fn fill_from_stage_statuses(
+    outcomes: &mut BTreeMap<String, StateOutcome>,
+    definition: &Value,
+    statuses: &BTreeMap<sluice_proto::Stage, sluice_proto::StageStatus>,
+) {
+    use sluice_proto::StageState;
+    for (stage, names) in task_states_by_stage(definition) {
+        let [name] = names.as_slice() else { continue };
+        if outcomes.contains_key(name) {
+            continue;
+        }
+        let Some(status) = sluice_proto::Stage::parse(&stage).and_then(|s| statuses.get(&s)) else {
+            continue;
+        };
+        let retried = status.attempt > 1;
+        let (label, errors) = match status.state {
+            StageState::Succeeded if retried => ("retried", status.attempt - 1),
+            StageState::Succeeded => ("succeeded", 0),
+            StageState::Failed => ("failed", status.attempt),
+            StageState::Retrying => ("running", status.attempt),
+        };
+        outcomes.insert(
+            name.clone(),
+            StateOutcome {
+                status: label,
+                entered: status.attempt.max(1),
+                errors,
+                error: None,
+            },
+        );
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn a_branch_left_out_of_the_history_is_filled_from_its_stages_record() {
+        use sluice_proto::{Stage, StageState, StageStatus};
+        let definition: Value = serde_json::from_str(&sluice_pipeline::definition::pipeline_definition(
+            sluice_pipeline::definition::embedded_url,
+        ))
+        .unwrap();
+        let mut outcomes = BTreeMap::new();
+        outcomes.insert(
+            "Validate rows".to_string(),
+            StateOutcome { status: "succeeded", entered: 1, errors: 0, error: None },
+        );
+        let statuses = BTreeMap::from([
+            (Stage::Validator, StageStatus { state: StageState::Failed, attempt: 1 }),
+            (Stage::Partitioner, StageStatus { state: StageState::Succeeded, attempt: 2 }),
+            (Stage::Plotter, StageStatus { state: StageState::Succeeded, attempt: 1 }),
+            (Stage::Notifier, StageStatus { state: StageState::Succeeded, attempt: 1 }),
+        ]);
+        fill_from_stage_statuses(&mut outcomes, &definition, &statuses);
+        assert_eq!(outcomes["Validate rows"].status, "succeeded", "the history wins");
+        assert_eq!(outcomes["Partition rows"].status, "retried");
+        assert_eq!(outcomes["Draw plots"].status, "succeeded");
+        assert!(!outcomes.contains_key("Send success summary"), "the notifier's states are several");
+        assert!(!outcomes.contains_key("Load rows"), "no record, nothing said");
+    }
 
     fn ev(id: u64, prev: u64, ty: &str, details: Value) -> Value {
         json!({"id": id, "previousEventId": prev, "type": ty, "timestamp": "2026-01-01T00:00:00.000Z", "details": details})
