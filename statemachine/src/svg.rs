@@ -246,7 +246,9 @@ fn lay_out(states: &States, start_at: &str) -> Layout {
             let preds: Vec<f64> = edges
                 .iter()
                 .enumerate()
-                .filter(|(e, edge)| edge.to == v && !back[*e] && nodes[edge.from].layer < nodes[v].layer)
+                .filter(|(e, edge)| {
+                    edge.to == v && !back[*e] && nodes[edge.from].layer < nodes[v].layer
+                })
                 .map(|(_, edge)| rank[edge.from])
                 .collect();
             if preds.is_empty() {
@@ -297,13 +299,19 @@ fn emit(out: &mut String, layout: &Layout, ox: f64, oy: f64) {
             let (x1, y1) = (ox + a.x + a.w / 2.0, oy + a.y + a.h);
             let (x2, y2) = (ox + b.x + b.w / 2.0, oy + b.y);
             let my = (y1 + y2) / 2.0;
-            format!("M{x1:.1},{y1:.1} C{x1:.1},{my:.1} {x2:.1},{my:.1} {x2:.1},{:.1}", y2 - 1.0)
+            format!(
+                "M{x1:.1},{y1:.1} C{x1:.1},{my:.1} {x2:.1},{my:.1} {x2:.1},{:.1}",
+                y2 - 1.0
+            )
         } else {
             // Back up (or sideways): out of the right side, round the machine's right edge.
             let (x1, y1) = (ox + a.x + a.w, oy + a.y + a.h / 2.0);
             let (x2, y2) = (ox + b.x + b.w, oy + b.y + b.h / 2.0);
             let rx = right - 4.0;
-            format!("M{x1:.1},{y1:.1} C{rx:.1},{y1:.1} {rx:.1},{y2:.1} {:.1},{y2:.1}", x2 + 1.0)
+            format!(
+                "M{x1:.1},{y1:.1} C{rx:.1},{y1:.1} {rx:.1},{y2:.1} {:.1},{y2:.1}",
+                x2 + 1.0
+            )
         };
         let _ = write!(
             out,
@@ -312,7 +320,7 @@ fn emit(out: &mut String, layout: &Layout, ox: f64, oy: f64) {
     }
     for node in &layout.nodes {
         let (x, y) = (ox + node.x, oy + node.y);
-        let name = xml(&node.name);
+        let name = escape_xml(&node.name);
         let _ = write!(
             out,
             r#"<g class="state" data-state="{name}" data-type="{}"><title>{name} ({})</title>"#,
@@ -358,8 +366,8 @@ fn emit(out: &mut String, layout: &Layout, ox: f64, oy: f64) {
     }
 }
 
-/// Text for XML content and attribute values.
-fn xml(s: &str) -> String {
+/// Text for XML (and HTML) content and attribute values; control characters become spaces.
+pub fn escape_xml(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         match c {
@@ -409,12 +417,32 @@ mod tests {
             }}"#,
         );
         assert!(svg.starts_with("<svg") && svg.ends_with("</svg>"));
-        for (name, ty) in [("A &lt;first&gt;", "Task"), ("B", "Choice"), ("C", "Succeed"), ("Oops", "Fail")] {
-            assert_eq!(svg.matches(&format!(r#"data-state="{name}" data-type="{ty}""#)).count(), 1, "{name}");
+        for (name, ty) in [
+            ("A &lt;first&gt;", "Task"),
+            ("B", "Choice"),
+            ("C", "Succeed"),
+            ("Oops", "Fail"),
+        ] {
+            assert_eq!(
+                svg.matches(&format!(r#"data-state="{name}" data-type="{ty}""#))
+                    .count(),
+                1,
+                "{name}"
+            );
         }
-        let (a, b, c) = (position(&svg, "A &lt;first&gt;"), position(&svg, "B"), position(&svg, "C"));
-        assert!(a.1 < b.1 && b.1 < c.1, "layers go down the flow: {a:?} {b:?} {c:?}");
-        assert!(position(&svg, "Oops").1 > a.1, "a catcher's target is below the task");
+        let (a, b, c) = (
+            position(&svg, "A &lt;first&gt;"),
+            position(&svg, "B"),
+            position(&svg, "C"),
+        );
+        assert!(
+            a.1 < b.1 && b.1 < c.1,
+            "layers go down the flow: {a:?} {b:?} {c:?}"
+        );
+        assert!(
+            position(&svg, "Oops").1 > a.1,
+            "a catcher's target is below the task"
+        );
         assert_eq!(svg.matches(r#"class="edge catch""#).count(), 1);
         // B -> A goes back up: drawn, and the loop does not push A down.
         assert_eq!(svg.matches(r#"<path class="edge""#).count(), 3);
@@ -434,18 +462,33 @@ mod tests {
         let done_at = svg.find(r#"data-state="Done""#).unwrap();
         let l1_at = svg.find(r#"data-state="L1""#).unwrap();
         assert!(p_at < l1_at, "branch states are inside P's group");
-        let (p, l1, r1) = (position(&svg, "P"), position(&svg, "L1"), position(&svg, "R1"));
-        assert!(l1.0 > p.0 && l1.1 > p.1 && r1.0 > l1.0, "{p:?} {l1:?} {r1:?}");
+        let (p, l1, r1) = (
+            position(&svg, "P"),
+            position(&svg, "L1"),
+            position(&svg, "R1"),
+        );
+        assert!(
+            l1.0 > p.0 && l1.1 > p.1 && r1.0 > l1.0,
+            "{p:?} {l1:?} {r1:?}"
+        );
         assert!(position(&svg, "Done").1 > position(&svg, "L2").1);
         assert!(done_at > 0);
     }
 
     #[test]
     fn the_pipeline_definition_draws() {
-        let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/pipeline.asl.json")).unwrap();
+        let text =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/pipeline.asl.json"))
+                .unwrap();
         let sm = StateMachine::parse(&text).unwrap();
         let svg = render_svg(&sm);
-        for name in ["Validate rows", "Partition rows", "Draw plots", "Run succeeded", "Send failure alert"] {
+        for name in [
+            "Validate rows",
+            "Partition rows",
+            "Draw plots",
+            "Run succeeded",
+            "Send failure alert",
+        ] {
             assert!(svg.contains(&format!(r#"data-state="{name}""#)), "{name}");
         }
     }

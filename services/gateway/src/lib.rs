@@ -17,7 +17,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{DefaultBodyLimit, FromRequest, Multipart, Path as UrlPath, Query, Request, State};
+use axum::extract::{
+    DefaultBodyLimit, FromRequest, Multipart, Path as UrlPath, Query, Request, State,
+};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::sse::{Event, KeepAlive, Sse};
@@ -46,7 +48,8 @@ pub trait Executions: Send + Sync {
 #[async_trait]
 pub trait Runner: Send + Sync {
     /// `source` (with its ETag as version) was landed for `ds`: see that it runs.
-    async fn landed(&self, ds: &Dataset, source: ObjectRef, etag: String) -> Result<(), StageError>;
+    async fn landed(&self, ds: &Dataset, source: ObjectRef, etag: String)
+    -> Result<(), StageError>;
     /// A run accepted but not started yet (waiting for a free slot), as a RUNNING summary.
     fn pending(&self, run_id: &RunId) -> Option<RunSummary> {
         let _ = run_id;
@@ -132,6 +135,18 @@ impl ApiError {
         Self::new(StatusCode::BAD_REQUEST, error, detail)
     }
 
+    /// 413: over `[gateway] max_upload_mb` (`max` bytes).
+    fn too_large(max: u64) -> Self {
+        Self::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "the file is too large",
+            format!(
+                "uploads are limited to {} MiB ([gateway] max_upload_mb); put larger files in the landing bucket directly",
+                max / (1024 * 1024)
+            ),
+        )
+    }
+
     fn no_run(run_id: &str) -> Self {
         Self::new(
             StatusCode::NOT_FOUND,
@@ -211,9 +226,11 @@ async fn authorize(State(gw): State<Arc<Gateway>>, request: Request, next: Next)
         || given_in_query
     {
         let mut response = next.run(request).await;
-        if given_in_query && let Ok(v) = HeaderValue::from_str(&format!(
-            "{TOKEN_COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict"
-        )) {
+        if given_in_query
+            && let Ok(v) = HeaderValue::from_str(&format!(
+                "{TOKEN_COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict"
+            ))
+        {
             response.headers_mut().append(header::SET_COOKIE, v);
         }
         return response;
@@ -232,7 +249,11 @@ async fn authorize(State(gw): State<Arc<Gateway>>, request: Request, next: Next)
 
 /// Compares in time independent of where the first difference is.
 fn same(a: &str, b: &str) -> bool {
-    a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
 }
 
 fn percent_decode(s: &str) -> String {
@@ -241,16 +262,14 @@ fn percent_decode(s: &str) -> String {
     let mut i = 0;
     while i < bytes.len() {
         match bytes[i] {
-            b'%' if i + 2 < bytes.len() => {
-                match u8::from_str_radix(&s[i + 1..i + 3], 16) {
-                    Ok(b) => {
-                        out.push(b);
-                        i += 3;
-                        continue;
-                    }
-                    Err(_) => out.push(b'%'),
+            b'%' if i + 2 < bytes.len() => match u8::from_str_radix(&s[i + 1..i + 3], 16) {
+                Ok(b) => {
+                    out.push(b);
+                    i += 3;
+                    continue;
                 }
-            }
+                Err(_) => out.push(b'%'),
+            },
             b'+' => out.push(b' '),
             b => out.push(b),
         }
@@ -319,11 +338,7 @@ struct UploadQuery {
 /// The last part of an uploaded file's name, made safe as the last part of a key: letters, digits,
 /// `.`, `-`, `_` (anything else becomes `_`), no leading dot, at most 200 bytes.
 pub fn sanitize_file_name(name: &str) -> Result<String, String> {
-    let last = name
-        .rsplit(['/', '\\'])
-        .next()
-        .unwrap_or_default()
-        .trim();
+    let last = name.rsplit(['/', '\\']).next().unwrap_or_default().trim();
     let mut out: String = last
         .chars()
         .map(|c| {
@@ -374,7 +389,10 @@ fn upload_dataset<'a>(
             .map_err(|e| {
                 ApiError::bad_request(
                     format!("cannot tell which dataset {file_name:?} is for"),
-                    format!("{e:#}; choose a dataset (?dataset=NAME; the datasets are: {})", known()),
+                    format!(
+                        "{e:#}; choose a dataset (?dataset=NAME; the datasets are: {})",
+                        known()
+                    ),
                 )
             })?,
     };
@@ -422,14 +440,7 @@ async fn spool(
         })?;
         size += chunk.len() as u64;
         if size > max {
-            return Err(ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "the file is too large",
-                format!(
-                    "uploads are limited to {} MiB ([gateway] max_upload_mb); put larger files in the landing bucket directly",
-                    max / (1024 * 1024)
-                ),
-            ));
+            return Err(ApiError::too_large(max));
         }
         out.write_all(&chunk).await.map_err(|e| {
             ApiError::new(
@@ -468,19 +479,12 @@ async fn upload(
         .and_then(|v| v.parse::<u64>().ok())
         && length > max + if multipart { 64 * 1024 } else { 0 }
     {
-        return Err(ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "the file is too large",
-            format!(
-                "uploads are limited to {} MiB ([gateway] max_upload_mb); put larger files in the landing bucket directly",
-                max / (1024 * 1024)
-            ),
-        ));
+        return Err(ApiError::too_large(max));
     }
     let (ds, file_name, spooled) = if multipart {
-        let mut form = Multipart::from_request(request, &gw).await.map_err(|e| {
-            ApiError::bad_request("not a multipart form", e.body_text())
-        })?;
+        let mut form = Multipart::from_request(request, &gw)
+            .await
+            .map_err(|e| ApiError::bad_request("not a multipart form", e.body_text()))?;
         loop {
             let field = form
                 .next_field()
@@ -514,8 +518,8 @@ async fn upload(
                 "send a multipart form with a field `file`, or the raw file with ?filename=NAME",
             )
         })?;
-        let file_name =
-            sanitize_file_name(&given).map_err(|why| ApiError::bad_request("bad file name", why))?;
+        let file_name = sanitize_file_name(&given)
+            .map_err(|why| ApiError::bad_request("bad file name", why))?;
         let ds = upload_dataset(&gw.config, q.dataset.as_deref(), &file_name)?.clone();
         let chunks = request
             .into_body()
@@ -541,7 +545,10 @@ async fn upload(
             ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "the upload did not land",
-                format!("{} is not in the store after it was written; try again", gw.store.uri(&source)),
+                format!(
+                    "{} is not in the store after it was written; try again",
+                    gw.store.uri(&source)
+                ),
             )
         })?;
     let run_id = sluice_spec::keys::run_id_for(&source.bucket, &source.key, &meta.etag);
@@ -637,13 +644,12 @@ async fn run_view(gw: &Gateway, run_id: &str) -> ApiResult<Value> {
     let id = RunId::parse(run_id).map_err(|_| ApiError::no_run(run_id))?;
     let run = match gw.runs.get_run(&id).await.map_err(ApiError::store)? {
         Some(run) => run,
-        None => gw.runner.pending(&id).ok_or_else(|| ApiError::no_run(run_id))?,
+        None => gw
+            .runner
+            .pending(&id)
+            .ok_or_else(|| ApiError::no_run(run_id))?,
     };
-    let history = gw
-        .executions
-        .history(&run)
-        .await
-        .map_err(ApiError::store)?;
+    let history = gw.executions.history(&run).await.map_err(ApiError::store)?;
     let mut states = state_outcomes(&history);
     if let Ok(definition) = serde_json::from_str::<Value>(&gw.definition)
         && let Ok(statuses) = gw.runs.stage_statuses(&id).await
@@ -651,7 +657,11 @@ async fn run_view(gw: &Gateway, run_id: &str) -> ApiResult<Value> {
         outcome::fill_from_stage_statuses(&mut states, &definition, &statuses);
     }
     let mut view = serde_json::to_value(&run).map_err(|e| {
-        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "cannot show the run", e.to_string())
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "cannot show the run",
+            e.to_string(),
+        )
     })?;
     view["history"] = Value::Array(history);
     view["states"] = serde_json::to_value(states).unwrap_or_default();
@@ -722,9 +732,8 @@ async fn run_events(
     // An unknown run is a 404 now, not an empty stream.
     let first = run_view(&gw, &run_id).await?;
     let state = (gw, run_id, Some(first), String::new(), false);
-    let stream = futures_util::stream::unfold(
-        state,
-        |(gw, run_id, mut next, mut last, done)| async move {
+    let stream =
+        futures_util::stream::unfold(state, |(gw, run_id, mut next, mut last, done)| async move {
             if done {
                 return None;
             }
@@ -749,8 +758,7 @@ async fn run_events(
                 let event = Event::default().event("run").data(view.to_string());
                 return Some((Ok(event), (gw, run_id, None, last, ended)));
             }
-        },
-    );
+        });
     Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
 }
 
@@ -758,27 +766,33 @@ async fn run_events(
 async fn runs_events(
     State(gw): State<Arc<Gateway>>,
 ) -> Sse<impl Stream<Item = Result<Event, std::convert::Infallible>>> {
-    let stream = futures_util::stream::unfold((gw, String::new(), true), |(gw, mut last, first)| async move {
-        let mut first = first;
-        loop {
-            if !first {
-                tokio::time::sleep(gw.poll).await;
+    let stream = futures_util::stream::unfold(
+        (gw, String::new(), true),
+        |(gw, mut last, first)| async move {
+            let mut first = first;
+            loop {
+                if !first {
+                    tokio::time::sleep(gw.poll).await;
+                }
+                first = false;
+                let Ok(mut runs) = gw.runs.list_runs(50).await else {
+                    continue;
+                };
+                for r in &mut runs {
+                    r.history.clear();
+                }
+                let text = serde_json::to_string(&runs).unwrap_or_default();
+                if text == last {
+                    continue;
+                }
+                last = text.clone();
+                return Some((
+                    Ok(Event::default().event("runs").data(text)),
+                    (gw, last, false),
+                ));
             }
-            first = false;
-            let Ok(mut runs) = gw.runs.list_runs(50).await else {
-                continue;
-            };
-            for r in &mut runs {
-                r.history.clear();
-            }
-            let text = serde_json::to_string(&runs).unwrap_or_default();
-            if text == last {
-                continue;
-            }
-            last = text.clone();
-            return Some((Ok(Event::default().event("runs").data(text)), (gw, last, false)));
-        }
-    });
+        },
+    );
     Sse::new(stream).keep_alive(KeepAlive::default())
 }
 
@@ -817,7 +831,8 @@ async fn output_object(gw: &Gateway, run_id: &str, name: &str) -> ApiResult<Obje
                 StatusCode::NOT_FOUND,
                 format!("run {run_id} has no output {name:?}"),
                 if names.is_empty() {
-                    "it has no outputs (yet): GET /api/runs/{run_id} says where it stands".to_string()
+                    "it has no outputs (yet): GET /api/runs/{run_id} says where it stands"
+                        .to_string()
                 } else {
                     format!("its outputs are: {}", names.join(", "))
                 },
@@ -848,14 +863,21 @@ async fn output(
             ApiError::new(
                 StatusCode::NOT_FOUND,
                 format!("output {name} of run {run_id} is gone"),
-                format!("{} no longer exists (deleted, or expired by a lifecycle rule)", gw.store.uri(&obj)),
+                format!(
+                    "{} no longer exists (deleted, or expired by a lifecycle rule)",
+                    gw.store.uri(&obj)
+                ),
             )
         })?;
     let file = obj.key.rsplit('/').next().unwrap_or("output").to_string();
     let ty = content_type(&obj.key);
     let mut headers = HeaderMap::new();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(ty));
-    let disposition = if ty.starts_with("image/") { "inline" } else { "attachment" };
+    let disposition = if ty.starts_with("image/") {
+        "inline"
+    } else {
+        "attachment"
+    };
     if let Ok(v) = HeaderValue::from_str(&format!(
         "{disposition}; filename=\"{}\"",
         file.replace(['"', '\\'], "_")
@@ -865,7 +887,10 @@ async fn output(
     if let Some(size) = reader.size {
         headers.insert(header::CONTENT_LENGTH, HeaderValue::from(size));
     }
-    let body = Body::from_stream(tokio_util::io::ReaderStream::with_capacity(reader.body, 64 * 1024));
+    let body = Body::from_stream(tokio_util::io::ReaderStream::with_capacity(
+        reader.body,
+        64 * 1024,
+    ));
     Ok((headers, body).into_response())
 }
 
@@ -888,7 +913,9 @@ async fn invalid_rows(
     let limit = q.limit.unwrap_or(20).clamp(1, 500);
     let obj = output_object(&gw, &run_id, "invalid").await?;
     let Some(mut reader) = gw.store.open(&obj).await.map_err(ApiError::store)? else {
-        return Ok(axum::Json(json!({"columns": [], "rows": [], "more": false})));
+        return Ok(axum::Json(
+            json!({"columns": [], "rows": [], "more": false}),
+        ));
     };
     let mut buf = Vec::new();
     let mut chunk = vec![0u8; 64 * 1024];
@@ -927,7 +954,9 @@ async fn invalid_rows(
         }
         rows.push(record.iter().map(str::to_string).collect::<Vec<_>>());
     }
-    Ok(axum::Json(json!({"columns": columns, "rows": rows, "more": more})))
+    Ok(axum::Json(
+        json!({"columns": columns, "rows": rows, "more": more}),
+    ))
 }
 
 #[cfg(test)]
@@ -936,9 +965,18 @@ mod tests {
 
     #[test]
     fn file_names_are_made_safe_and_never_paths() {
-        assert_eq!(sanitize_file_name("orders-2024.csv").unwrap(), "orders-2024.csv");
-        assert_eq!(sanitize_file_name("../../etc/passwd.csv").unwrap(), "passwd.csv");
-        assert_eq!(sanitize_file_name("C:\\Users\\me\\my file (1).csv").unwrap(), "my_file__1_.csv");
+        assert_eq!(
+            sanitize_file_name("orders-2024.csv").unwrap(),
+            "orders-2024.csv"
+        );
+        assert_eq!(
+            sanitize_file_name("../../etc/passwd.csv").unwrap(),
+            "passwd.csv"
+        );
+        assert_eq!(
+            sanitize_file_name("C:\\Users\\me\\my file (1).csv").unwrap(),
+            "my_file__1_.csv"
+        );
         assert_eq!(sanitize_file_name("..hidden.csv").unwrap(), "hidden.csv");
         assert_eq!(sanitize_file_name("süß.csv").unwrap(), "s__.csv");
         assert!(sanitize_file_name("..").is_err());
@@ -986,7 +1024,12 @@ const UPLOAD_GRACE: Duration = Duration::from_secs(600);
 
 #[async_trait]
 impl Runner for EventDriven {
-    async fn landed(&self, ds: &Dataset, source: ObjectRef, etag: String) -> Result<(), StageError> {
+    async fn landed(
+        &self,
+        ds: &Dataset,
+        source: ObjectRef,
+        etag: String,
+    ) -> Result<(), StageError> {
         let run_id = sluice_spec::keys::run_id_for(&source.bucket, &source.key, &etag);
         let run = RunSummary::started(run_id.clone(), ds.name.clone(), source, chrono::Utc::now());
         if let Ok(mut uploaded) = self.uploaded.lock() {

@@ -181,9 +181,17 @@ fn task_states_by_stage(definition: &Value) -> BTreeMap<String, Vec<String>> {
                 .and_then(Value::as_str)
                 .and_then(|u| u.strip_prefix("embedded://"))
             {
-                found.entry(stage.to_string()).or_default().push(name.clone());
+                found
+                    .entry(stage.to_string())
+                    .or_default()
+                    .push(name.clone());
             }
-            for branch in state.get("Branches").and_then(Value::as_array).into_iter().flatten() {
+            for branch in state
+                .get("Branches")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
                 machines.push(branch);
             }
             for key in ["ItemProcessor", "Iterator"] {
@@ -241,27 +249,66 @@ mod tests {
     #[test]
     fn a_branch_left_out_of_the_history_is_filled_from_its_stages_record() {
         use sluice_proto::{Stage, StageState, StageStatus};
-        let definition: Value = serde_json::from_str(&sluice_pipeline::definition::pipeline_definition(
-            sluice_pipeline::definition::embedded_url,
-        ))
-        .unwrap();
+        let definition: Value =
+            serde_json::from_str(&sluice_pipeline::definition::pipeline_definition(
+                sluice_pipeline::definition::embedded_url,
+            ))
+            .unwrap();
         let mut outcomes = BTreeMap::new();
         outcomes.insert(
             "Validate rows".to_string(),
-            StateOutcome { status: "succeeded", entered: 1, errors: 0, error: None },
+            StateOutcome {
+                status: "succeeded",
+                entered: 1,
+                errors: 0,
+                error: None,
+            },
         );
         let statuses = BTreeMap::from([
-            (Stage::Validator, StageStatus { state: StageState::Failed, attempt: 1 }),
-            (Stage::Partitioner, StageStatus { state: StageState::Succeeded, attempt: 2 }),
-            (Stage::Plotter, StageStatus { state: StageState::Succeeded, attempt: 1 }),
-            (Stage::Notifier, StageStatus { state: StageState::Succeeded, attempt: 1 }),
+            (
+                Stage::Validator,
+                StageStatus {
+                    state: StageState::Failed,
+                    attempt: 1,
+                },
+            ),
+            (
+                Stage::Partitioner,
+                StageStatus {
+                    state: StageState::Succeeded,
+                    attempt: 2,
+                },
+            ),
+            (
+                Stage::Plotter,
+                StageStatus {
+                    state: StageState::Succeeded,
+                    attempt: 1,
+                },
+            ),
+            (
+                Stage::Notifier,
+                StageStatus {
+                    state: StageState::Succeeded,
+                    attempt: 1,
+                },
+            ),
         ]);
         fill_from_stage_statuses(&mut outcomes, &definition, &statuses);
-        assert_eq!(outcomes["Validate rows"].status, "succeeded", "the history wins");
+        assert_eq!(
+            outcomes["Validate rows"].status, "succeeded",
+            "the history wins"
+        );
         assert_eq!(outcomes["Partition rows"].status, "retried");
         assert_eq!(outcomes["Draw plots"].status, "succeeded");
-        assert!(!outcomes.contains_key("Send success summary"), "the notifier's states are several");
-        assert!(!outcomes.contains_key("Load rows"), "no record, nothing said");
+        assert!(
+            !outcomes.contains_key("Send success summary"),
+            "the notifier's states are several"
+        );
+        assert!(
+            !outcomes.contains_key("Load rows"),
+            "no record, nothing said"
+        );
     }
 
     fn ev(id: u64, prev: u64, ty: &str, details: Value) -> Value {
@@ -269,7 +316,10 @@ mod tests {
     }
 
     fn status(outcomes: &BTreeMap<String, StateOutcome>, name: &str) -> &'static str {
-        outcomes.get(name).map(|o| o.status).unwrap_or("not reached")
+        outcomes
+            .get(name)
+            .map(|o| o.status)
+            .unwrap_or("not reached")
     }
 
     #[test]
@@ -286,12 +336,32 @@ mod tests {
             ev(9, 8, "TaskStateExited", json!({"name": "Validate"})),
             ev(10, 9, "TaskStateEntered", json!({"name": "Filter"})),
             ev(11, 10, "TaskScheduled", json!({})),
-            ev(12, 11, "TaskFailed", json!({"error": "Sluice.InvalidInput"})),
+            ev(
+                12,
+                11,
+                "TaskFailed",
+                json!({"error": "Sluice.InvalidInput"}),
+            ),
             ev(13, 12, "TaskStateExited", json!({"name": "Filter"})),
-            ev(14, 13, "PassStateEntered", json!({"name": "Filtering failed"})),
-            ev(15, 14, "PassStateExited", json!({"name": "Filtering failed"})),
+            ev(
+                14,
+                13,
+                "PassStateEntered",
+                json!({"name": "Filtering failed"}),
+            ),
+            ev(
+                15,
+                14,
+                "PassStateExited",
+                json!({"name": "Filtering failed"}),
+            ),
             ev(16, 15, "FailStateEntered", json!({"name": "Run failed"})),
-            ev(17, 16, "ExecutionFailed", json!({"error": "Sluice.InvalidInput"})),
+            ev(
+                17,
+                16,
+                "ExecutionFailed",
+                json!({"error": "Sluice.InvalidInput"}),
+            ),
         ];
         let o = state_outcomes(&h);
         assert_eq!(status(&o, "Start"), "succeeded");
@@ -314,7 +384,12 @@ mod tests {
         assert_eq!(status(&state_outcomes(&running), "Validate"), "running");
         let mut failed = running.clone();
         failed.push(ev(4, 3, "TaskFailed", json!({"error": "States.Timeout"})));
-        failed.push(ev(5, 4, "ExecutionFailed", json!({"error": "States.Timeout"})));
+        failed.push(ev(
+            5,
+            4,
+            "ExecutionFailed",
+            json!({"error": "States.Timeout"}),
+        ));
         assert_eq!(status(&state_outcomes(&failed), "Validate"), "failed");
     }
 
@@ -353,8 +428,18 @@ mod tests {
             ev(4, 3, "FailStateEntered", json!({"name": "Left failed"})),
             ev(5, 3, "TaskStateEntered", json!({"name": "Right"})),
             ev(6, 5, "TaskScheduled", json!({})),
-            ev(7, 4, "ParallelStateFailed", json!({"error": "Sluice.PartitionFailed"})),
-            ev(8, 7, "ExecutionFailed", json!({"error": "Sluice.PartitionFailed"})),
+            ev(
+                7,
+                4,
+                "ParallelStateFailed",
+                json!({"error": "Sluice.PartitionFailed"}),
+            ),
+            ev(
+                8,
+                7,
+                "ExecutionFailed",
+                json!({"error": "Sluice.PartitionFailed"}),
+            ),
         ];
         let o = state_outcomes(&h);
         assert_eq!(status(&o, "P"), "failed");

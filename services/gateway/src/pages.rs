@@ -17,18 +17,7 @@ const ICON: &str = include_str!("../assets/icon.svg");
 
 /// Text for HTML content and attribute values.
 pub(crate) fn esc(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
+    sluice_statemachine::svg::escape_xml(s)
 }
 
 fn page(gw: &Gateway, title: &str, body_attrs: &str, main: &str) -> String {
@@ -75,7 +64,13 @@ pub(crate) async fn index(State(gw): State<Arc<Gateway>>) -> Html<String> {
         let columns: Vec<String> = ds
             .columns
             .iter()
-            .map(|c| format!("{} <span class=\"type\">{}</span>", esc(&c.name), c.ty.as_str()))
+            .map(|c| {
+                format!(
+                    "{} <span class=\"type\">{}</span>",
+                    esc(&c.name),
+                    c.ty.as_str()
+                )
+            })
             .collect();
         datasets.push_str(&format!(
             "<tr><th scope=\"row\">{}</th><td><code>{}*{}</code></td><td>{}</td></tr>",
@@ -150,7 +145,10 @@ pub(crate) async fn run(
     };
     let graph = match sluice_statemachine::StateMachine::parse(&gw.definition) {
         Ok(sm) => sluice_statemachine::svg::render_svg(&sm),
-        Err(e) => format!("<p>The definition does not parse: {}</p>", esc(&e.to_string())),
+        Err(e) => format!(
+            "<p>The definition does not parse: {}</p>",
+            esc(&e.to_string())
+        ),
     };
     // Room for each chart the dataset draws, so the page does not move when they appear.
     let plots = gw
