@@ -81,6 +81,11 @@ async fn an_upload_runs_and_its_run_is_served_with_history_states_and_outputs() 
     assert_eq!(datasets[1]["match"]["prefix"], "incoming/orders/");
     assert!(datasets[1]["columns"].as_array().unwrap().iter().any(|c| c["name"] == "order_id" && c["type"] == "string"));
 
+    let (status, sm) = get_json(&server.url("/api/statemachine")).await;
+    assert_eq!(status, 200);
+    assert_eq!(sm["definition"]["StartAt"], "Start run");
+    assert!(sm["mermaid"].as_str().unwrap().starts_with("flowchart TD"), "{sm}");
+
     // A name that is not this dataset's file name of the user's choosing: landed under the prefix.
     let (status, landed) = upload(&server, "?dataset=orders", "march export.csv", orders()).await;
     assert_eq!(status, 202, "{landed}");
