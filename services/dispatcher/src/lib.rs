@@ -19,6 +19,7 @@
 //! sources will live here too.
 
 pub mod batches;
+pub mod execution_event;
 pub mod reconcile;
 pub mod s3_event;
 pub mod source;
@@ -217,6 +218,15 @@ impl Dispatcher {
                 }
                 Err(e) => {
                     tracing::warn!(%what, cause = %e.cause, "scheduled work failed; the tick will be delivered again");
+                    Handled::Retry
+                }
+            };
+        }
+        if let Some(ended) = execution_event::parse(&message.body) {
+            return match self.execution_ended(&ended).await {
+                Ok(()) => Handled::Done,
+                Err(e) => {
+                    tracing::warn!(execution = %ended.name, cause = %e.cause, "could not reconcile an ended execution; the event will be delivered again");
                     Handled::Retry
                 }
             };
@@ -532,6 +542,30 @@ impl Dispatcher {
             scratch.path(),
         )
         .await
+    }
+
+    /// An execution of ours ended (an EventBridge event, [`execution_event`]): its run takes the
+    /// execution's status and its failure alert goes out now, as reconciliation would do later. Events
+    /// of other state machines, and of runs already recorded as ended, change nothing.
+    pub async fn execution_ended(
+        &self,
+        ended: &execution_event::ExecutionEnded,
+    ) -> Result<(), StageError> {
+        let aws = &self.config.aws;
+        if ended.state_machine == aws.batch_state_machine {
+            let n = self.reconcile_batches(Duration::ZERO).await?;
+            tracing::info!(run_id = %ended.name, status = %ended.status, reconciled = n, "a batch execution ended");
+        } else if ended.state_machine == aws.state_machine {
+            let Ok(run_id) = RunId::parse(&ended.name) else {
+                tracing::warn!(execution = %ended.name, "an execution not named by a run id: ignored");
+                return Ok(());
+            };
+            let done = self.reconcile(&run_id).await?;
+            tracing::info!(%run_id, status = %ended.status, ?done, "an execution ended");
+        } else {
+            tracing::debug!(state_machine = %ended.state_machine, "an execution of another state machine: ignored");
+        }
+        Ok(())
     }
 
     /// A run recorded as FAILED without an execution: its start failed for good before.

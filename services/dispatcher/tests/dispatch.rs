@@ -580,3 +580,58 @@ async fn a_sweep_tick_starts_exactly_the_objects_that_had_no_run() {
     let report = s.dispatcher.sweep("prices").await.unwrap();
     assert_eq!((report.started, report.already), (0, 2));
 }
+
+/// A Step Functions "Execution Status Change" event as EventBridge puts it on the events queue
+/// (deploy/sluice.yaml's ExecutionEndedRule).
+fn execution_event(machine: &str, name: &str, status: &str) -> String {
+    let arn =
+        |kind: &str, rest: &str| format!("arn:aws:states:us-east-1:000000000000:{kind}:{rest}");
+    json!({"version": "0", "id": "7bf73129-1428-4cd3-a780-95db273d1602",
+        "detail-type": "Step Functions Execution Status Change", "source": "aws.states",
+        "account": "000000000000", "time": "2024-01-01T00:00:00Z", "region": "us-east-1",
+        "resources": [arn("execution", &format!("{machine}:{name}"))],
+        "detail": {"executionArn": arn("execution", &format!("{machine}:{name}")),
+            "stateMachineArn": arn("stateMachine", machine), "name": name, "status": status,
+            "startDate": 1_704_067_200_000_u64, "stopDate": 1_704_067_260_000_u64,
+            "input": "{}", "output": null}})
+    .to_string()
+}
+
+#[tokio::test]
+async fn an_ended_execution_event_reconciles_its_run_at_once_and_is_deleted() {
+    let s = setup();
+    s.events.send(event("in/a.csv", "\"e1\""));
+    deliver(&s).await;
+    let run_id = run_id_for("landing", "in/a.csv", "e1");
+    s.workflow
+        .ended
+        .lock()
+        .unwrap()
+        .push((run_id.clone(), ExecutionState::Aborted));
+
+    // No reconciliation has run: the event alone ends the run and alerts.
+    s.events.send(execution_event(
+        "sluice-pipeline",
+        run_id.as_str(),
+        "ABORTED",
+    ));
+    assert!(deliver(&s).await.is_some());
+    assert_eq!(s.events.depth(), 0, "handled and deleted");
+    let run = s.runs.get_run(&run_id).await.unwrap().unwrap();
+    assert_eq!(run.status, RunStatus::Aborted);
+    assert_eq!(s.mailer.0.lock().unwrap().len(), 1, "the failure alert");
+
+    // The same event again, and one of a state machine that is not ours: nothing more, and both are
+    // deleted rather than left for the dead-letter queue.
+    s.events.send(execution_event(
+        "sluice-pipeline",
+        run_id.as_str(),
+        "ABORTED",
+    ));
+    s.events
+        .send(execution_event("someone-else", "x1", "FAILED"));
+    assert!(deliver(&s).await.is_some());
+    assert!(deliver(&s).await.is_some());
+    assert_eq!(s.events.depth(), 0, "every event was handled and deleted");
+    assert_eq!(s.mailer.0.lock().unwrap().len(), 1, "alerted once");
+}
