@@ -120,6 +120,11 @@ ALLOWED = {
             ["WorkBucket/runs/*"],
         )
         | pairs(["s3:PutObject", "s3:AbortMultipartUpload", "s3:DeleteObject"], ["CuratedBucket/*"])
+        # [dataset.catalog] (glue.rs), when CatalogDatabase is set.
+        | pairs(
+            ["glue:CreateDatabase", "glue:GetTable", "glue:CreateTable", "glue:UpdateTable", "glue:BatchCreatePartition"],
+            ["glue-catalog", "glue-database", "glue-tables"],
+        )
     ),
     "PlotterRole": (
         worker("Plotter", ["PipelineStateMachine"])
@@ -136,14 +141,13 @@ ALLOWED = {
         | pairs(["s3:GetObject"], ["WorkBucket/runs/*"])
         | pairs(["s3:PutObject", "s3:AbortMultipartUpload"], ["CuratedBucket/*"])  # batch exports
     ),
-    # Planned (docs/contracts.md, "Web UI and HTTP API").
+    # services/gateway over S3, DynamoDB and Step Functions (aws_mode.rs `gateway`).
     "GatewayRole": (
-        pairs(["s3:PutObject", "s3:AbortMultipartUpload"], ["LandingBucket/*"])
-        | pairs(["s3:GetObject"], ["WorkBucket/runs/*", "CuratedBucket/*"])
+        pairs(["s3:PutObject", "s3:AbortMultipartUpload", "s3:GetObject"], ["LandingBucket/*"])  # upload, then HeadObject
+        | pairs(["s3:GetObject"], ["WorkBucket/runs/*"])  # downloads (the partition manifest too)
         | pairs(["dynamodb:GetItem", "dynamodb:Scan"], ["RunsTable"])
-        | pairs(["states:ListStateMachines"], ["*"])
-        | pairs(["states:DescribeStateMachine"], BOTH)
-        | pairs(["states:DescribeExecution", "states:GetExecutionHistory"], EXECUTIONS)
+        | pairs(["states:ListStateMachines"], ["*"])  # find_state_machine
+        | pairs(["states:GetExecutionHistory"], ["executions:PipelineStateMachine"])
     ),
     "TaskExecutionRole": (
         pairs(["ecr:GetAuthorizationToken"], ["*"])
@@ -247,6 +251,13 @@ def resource_name(r):
         if m:
             machine = {"StateMachineName": "PipelineStateMachine", "BatchStateMachineName": "BatchStateMachine"}
             return "executions:" + machine.get(m.group(1), "?" + m.group(1))
+        glue = "arn:${AWS::Partition}:glue:${AWS::Region}:${AWS::AccountId}:"
+        if text == glue + "catalog":
+            return "glue-catalog"
+        if text == glue + "database/${CatalogDatabase}":
+            return "glue-database"
+        if text == glue + "table/${CatalogDatabase}/*":
+            return "glue-tables"
         if text == "arn:${AWS::Partition}:ses:${AWS::Region}:${AWS::AccountId}:identity/*":
             return "ses-identities"
         m = re.fullmatch(r"arn:\$\{AWS::Partition\}:ecr:\$\{AWS::Region\}:\$\{AWS::AccountId\}:repository/\$\{(\w+)\}", text)
