@@ -232,12 +232,15 @@ mod browser {
         // Back on the index, the run is in the list; a click on its row opens it (keyboard: its link).
         c.goto(&server.url("/")).await.unwrap();
         until(&c, "the run in the list", &format!("document.querySelector('#runs tr[data-run-id=\"{run_id}\"] .badge')?.textContent === 'SUCCEEDED'"), 20).await;
+        let out = std::env::var_os("CARGO_TARGET_TMPDIR").map(PathBuf::from).unwrap_or_else(std::env::temp_dir);
+        std::fs::write(out.join("index-page.png"), c.screenshot().await.unwrap()).unwrap();
         let first_focus = c.execute("return document.querySelector('a, button, input, select').className;", vec![]).await.unwrap();
         assert_eq!(first_focus, json!("skip"), "the first thing the keyboard reaches skips to the content");
         c.close().await.unwrap();
 
         // A phone: nothing is wider than the screen (the graph and tables scroll inside their boxes).
         let phone = browser(&driver, &downloads, 390, 844).await;
+        let out = std::env::var_os("CARGO_TARGET_TMPDIR").map(PathBuf::from).unwrap_or_else(std::env::temp_dir);
         for path in ["/".to_string(), format!("/runs/{run_id}")] {
             phone.goto(&server.url(&path)).await.unwrap();
             tokio::time::sleep(Duration::from_millis(800)).await;
@@ -246,6 +249,8 @@ mod browser {
                 .await
                 .unwrap();
             assert!(overflow.as_i64().unwrap() <= 0, "{path} is wider than a phone by {overflow} px");
+            let name = if path == "/" { "phone-index.png" } else { "phone-run.png" };
+            std::fs::write(out.join(name), phone.screenshot().await.unwrap()).unwrap();
         }
         phone.close().await.unwrap();
     }

@@ -223,6 +223,10 @@ function initRun() {
     document.body.dataset.status = view.status;
   };
 
+  // A graph wider than its box (a phone) starts scrolled to its middle, where the flow begins.
+  const graphBox = $("#graph");
+  if (graphBox.scrollWidth > graphBox.clientWidth) graphBox.scrollLeft = (graphBox.scrollWidth - graphBox.clientWidth) / 2;
+
   const source = new EventSource(`/api/runs/${runId}/events`);
   source.addEventListener("run", (e) => {
     const view = JSON.parse(e.data);
