@@ -12,6 +12,7 @@ use serde::{Deserialize, Deserializer};
 use serde_json::Value;
 
 use crate::error::StatesError;
+use crate::jsonata::{Expression, Template};
 use crate::path::{Path, PathFailure};
 use crate::template::PayloadTemplate;
 use crate::value::{compact, compare_numbers};
@@ -96,6 +97,9 @@ pub enum Condition {
         comparison: Comparison,
         operator: String,
     },
+    /// The `Condition` of a rule of a JSONata Choice state: a `{% %}` expression that must give
+    /// true or false (evaluated by the executor, which has what it reads).
+    Jsonata(Expression),
 }
 
 /// A top-level Choice rule: a condition, the state to go to when it holds, and the variables it
@@ -104,7 +108,12 @@ pub enum Condition {
 pub struct ChoiceRule {
     pub condition: Condition,
     pub next: String,
+    /// `Assign` of a JSONPath rule (`.$` fields).
     pub assign: Option<PayloadTemplate>,
+    /// `Assign` of a JSONata rule (`{% %}` values).
+    pub jsonata_assign: Option<Template>,
+    /// `Output` of a JSONata rule: the state output when the rule matches.
+    pub output: Option<Template>,
 }
 
 const COMBINATORS: [&str; 3] = ["And", "Or", "Not"];
@@ -145,11 +154,31 @@ pub fn parse_timestamp(s: &str) -> Option<DateTime<FixedOffset>> {
 impl ChoiceRule {
     /// Reads a top-level rule (which must carry `Next`).
     pub fn from_json(v: &Value) -> Result<ChoiceRule, String> {
-        let condition = Condition::from_json(v, true)?;
         let next = v
             .get("Next")
             .and_then(Value::as_str)
             .ok_or("a top-level Choice rule needs a \"Next\" state name")?;
+        if let Some(condition) = v.get("Condition") {
+            // A JSONata rule: Condition, Next, and optionally Assign and Output.
+            let text = condition
+                .as_str()
+                .ok_or("\"Condition\" must be a JSONata expression string \"{% ... %}\"")?;
+            let template = |field: &str| {
+                v.get(field)
+                    .map(|t| Template::compile(t).map_err(|e| format!("\"{field}\": {e}")))
+                    .transpose()
+            };
+            return Ok(ChoiceRule {
+                condition: Condition::Jsonata(
+                    Expression::parse_delimited(text).map_err(|e| format!("\"Condition\": {e}"))?,
+                ),
+                next: next.to_string(),
+                assign: None,
+                jsonata_assign: template("Assign")?,
+                output: template("Output")?,
+            });
+        }
+        let condition = Condition::from_json(v, true)?;
         let assign = match v.get("Assign") {
             Some(a) => Some(PayloadTemplate::compile(a)?),
             None => None,
@@ -158,6 +187,8 @@ impl ChoiceRule {
             condition,
             next: next.to_string(),
             assign,
+            jsonata_assign: None,
+            output: None,
         })
     }
 }
@@ -285,6 +316,10 @@ impl Condition {
                 Ok(false)
             }
             Condition::Not(r) => Ok(!r.evaluate_with(input, context, vars)?),
+            Condition::Jsonata(e) => Err(StatesError::runtime(format!(
+                "The JSONata Condition '{}' is evaluated by the executor, not as a JSONPath rule",
+                e.text()
+            ))),
             Condition::Compare {
                 variable,
                 comparison,
@@ -556,12 +591,16 @@ impl Condition {
             } => {
                 format!("{variable} {}", comparison.describe(operator))
             }
+            // The expression as written, without its {% %}.
+            Condition::Jsonata(e) => e.text().split_whitespace().collect::<Vec<_>>().join(" "),
         }
     }
 
     fn describe_nested(&self) -> String {
         match self {
-            Condition::Compare { .. } | Condition::Not(_) => self.describe(),
+            Condition::Compare { .. } | Condition::Not(_) | Condition::Jsonata(_) => {
+                self.describe()
+            }
             _ => format!("({})", self.describe()),
         }
     }

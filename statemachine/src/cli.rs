@@ -38,9 +38,36 @@ pub async fn render(path: &Path) -> i32 {
 
 /// Runs a definition locally with scripted task outcomes.
 pub async fn exec(path: &Path, input_json: &str, responder: &Path, json: bool, fast: bool) -> i32 {
+    let options = ExecOptions {
+        json,
+        fast,
+        objects: None,
+    };
+    exec_with(path, input_json, responder, &options).await
+}
+
+/// How `exec` runs and prints.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ExecOptions {
+    /// Print the execution result as one JSON object.
+    pub json: bool,
+    /// A virtual clock: Wait states and Retry intervals take no real time.
+    pub fast: bool,
+    /// `--objects DIR`: the objects Distributed Map states read (ItemReader) and write
+    /// (ResultWriter); bucket `B`, key `K` is the file `DIR/B/K`.
+    pub objects: Option<std::path::PathBuf>,
+}
+
+/// Runs a definition locally with scripted task outcomes, with all the options.
+pub async fn exec_with(
+    path: &Path,
+    input_json: &str,
+    responder: &Path,
+    options: &ExecOptions,
+) -> i32 {
     let mut out = Vec::new();
     let mut err = Vec::new();
-    let code = exec_to(path, input_json, responder, json, fast, &mut out, &mut err).await;
+    let code = exec_with_to(path, input_json, responder, options, &mut out, &mut err).await;
     // Written at the end: the execution may take a while and the streams should not stay locked.
     let _ = std::io::stdout().write_all(&out);
     let _ = std::io::stderr().write_all(&err);
@@ -104,6 +131,23 @@ pub async fn exec_to(
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> i32 {
+    let options = ExecOptions {
+        json,
+        fast,
+        objects: None,
+    };
+    exec_with_to(path, input_json, responder, &options, out, err).await
+}
+
+pub async fn exec_with_to(
+    path: &Path,
+    input_json: &str,
+    responder: &Path,
+    options: &ExecOptions,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> i32 {
+    let ExecOptions { json, fast, .. } = *options;
     let Some(sm) = load(path, err) else { return 2 };
     let input: Value = match serde_json::from_str(input_json) {
         Ok(v) => v,
@@ -140,7 +184,18 @@ pub async fn exec_to(
         .trim_end_matches(".asl")
         .to_string();
     let execution_name = format!("local-{}", crate::intrinsics::uuid_v4(&mut rand::rng()));
-    let executor = Executor::new(sm, responder, clock).with_state_machine_name(name);
+    let mut executor = Executor::new(sm, responder, clock).with_state_machine_name(name);
+    if let Some(dir) = &options.objects {
+        if !dir.is_dir() {
+            let _ = writeln!(
+                err,
+                "the objects folder (--objects) {} is not a folder: make it, with a folder per bucket",
+                dir.display()
+            );
+            return 2;
+        }
+        executor = executor.with_objects(Arc::new(crate::objects::FolderObjects::new(dir)));
+    }
     let execution = executor.execute(input, &execution_name).await;
     if json {
         match serde_json::to_string_pretty(&execution) {
@@ -370,5 +425,89 @@ mod tests {
         let (mut out, mut err) = (Vec::new(), Vec::new());
         assert_eq!(render_to(&bad, &mut out, &mut err), 2);
         assert!(String::from_utf8(err).unwrap().contains("2 problem(s)"));
+    }
+
+    /// A Distributed Map that reads a CSV object and exports its results, with `--objects DIR`.
+    const DISTRIBUTED: &str = r#"{"StartAt": "Each row", "States": {"Each row": {"Type": "Map",
+        "ItemReader": {"Resource": "arn:aws:states:::s3:getObject",
+            "ReaderConfig": {"InputType": "CSV", "CSVHeaderLocation": "FIRST_ROW"},
+            "Parameters": {"Bucket": "landing", "Key.$": "$.key"}},
+        "ItemSelector": {"id.$": "$$.Map.Item.Value.id"},
+        "ItemProcessor": {"ProcessorConfig": {"Mode": "DISTRIBUTED", "ExecutionType": "STANDARD"},
+            "StartAt": "Work", "States": {"Work": {"Type": "Task",
+                "Resource": "arn:aws:states:::sqs:sendMessage.waitForTaskToken",
+                "Parameters": {"QueueUrl": "q", "MessageBody": {"id.$": "$.id"}}, "End": true}}},
+        "ResultWriter": {"Resource": "arn:aws:states:::s3:putObject",
+            "Parameters": {"Bucket": "results", "Prefix": "rows"}},
+        "End": true}}}"#;
+
+    #[tokio::test]
+    async fn exec_reads_and_writes_objects_in_a_folder() {
+        let dir = tempfile::tempdir().unwrap();
+        let def = write(dir.path(), "rows.asl.json", DISTRIBUTED);
+        let responder = write(
+            dir.path(),
+            "r.json",
+            r#"{"Work": [{"output": {"done": true}}]}"#,
+        );
+        let objects = dir.path().join("objects");
+        std::fs::create_dir_all(objects.join("landing/in")).unwrap();
+        std::fs::create_dir_all(objects.join("results")).unwrap();
+        std::fs::write(objects.join("landing/in/rows.csv"), "id,name\n1,a\n2,b\n").unwrap();
+        let options = ExecOptions {
+            json: true,
+            fast: true,
+            objects: Some(objects.clone()),
+        };
+        let input = r#"{"key": "in/rows.csv"}"#;
+        let (mut out, mut err) = (Vec::new(), Vec::new());
+        let code = exec_with_to(&def, input, &responder, &options, &mut out, &mut err).await;
+        assert_eq!(
+            code,
+            0,
+            "{}{}",
+            String::from_utf8_lossy(&out),
+            String::from_utf8_lossy(&err)
+        );
+        let v: Value = serde_json::from_slice(&out).unwrap();
+        let key = v["output"]["ResultWriterDetails"]["Key"].as_str().unwrap();
+        assert!(
+            key.starts_with("rows/") && key.ends_with("/manifest.json"),
+            "{key}"
+        );
+        assert_eq!(v["output"]["ResultWriterDetails"]["Bucket"], "results");
+        let manifest: Value =
+            serde_json::from_slice(&std::fs::read(objects.join("results").join(key)).unwrap())
+                .unwrap();
+        let succeeded = manifest["ResultFiles"]["SUCCEEDED"][0]["Key"]
+            .as_str()
+            .unwrap();
+        let records: Value = serde_json::from_slice(
+            &std::fs::read(objects.join("results").join(succeeded)).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(records.as_array().unwrap().len(), 2);
+        assert_eq!(records[0]["Output"], "{\"done\":true}");
+        assert_eq!(v["states"], serde_json::json!(["Each row", "Work", "Work"]));
+
+        // Without --objects the ItemReader says what is missing; a folder that is not one is a usage error.
+        let (mut out, mut err) = (Vec::new(), Vec::new());
+        assert_eq!(
+            exec_to(&def, input, &responder, true, true, &mut out, &mut err).await,
+            1
+        );
+        let v: Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(v["error"], "States.ItemReaderFailed");
+        assert!(v["cause"].as_str().unwrap().contains("--objects DIR"));
+        let missing = ExecOptions {
+            objects: Some(dir.path().join("nope")),
+            ..options
+        };
+        let (mut out, mut err) = (Vec::new(), Vec::new());
+        assert_eq!(
+            exec_with_to(&def, input, &responder, &missing, &mut out, &mut err).await,
+            2
+        );
+        assert!(String::from_utf8(err).unwrap().contains("--objects"));
     }
 }

@@ -42,6 +42,10 @@ pub const EXCEED_TOLERATED_FAILURE_THRESHOLD: &str = "States.ExceedToleratedFail
 /// A Map state's `ItemReader` could not read its items.
 pub const ITEM_READER_FAILED: &str = "States.ItemReaderFailed";
 
+/// A JSONata expression failed: a type error, an undefined result, a value of the wrong type for
+/// its field (JSONata states only). Retry and Catch handle it like any error.
+pub const QUERY_EVALUATION_ERROR: &str = "States.QueryEvaluationError";
+
 /// The largest payload Step Functions accepts between states (256 KiB).
 pub const PAYLOAD_LIMIT_BYTES: usize = 256 * 1024;
 

@@ -43,6 +43,12 @@ use crate::template::PayloadTemplate;
 use crate::value::{as_integer, compact};
 use crate::variables::Variables;
 
+#[path = "executor_jsonata.rs"]
+mod jsonata;
+
+#[path = "executor_distributed.rs"]
+mod distributed;
+
 /// What a Task state asks the outside world to do.
 #[derive(Debug, Clone)]
 pub struct TaskRequest {
@@ -148,6 +154,8 @@ pub struct Executor {
     state_machine_name: String,
     seed: Option<u64>,
     observer: Option<HistoryObserver>,
+    /// Where Distributed Map states read and write objects (see `with_objects`).
+    objects: Option<Arc<dyn crate::objects::ObjectSource>>,
 }
 
 /// Called with each history event as it is recorded (a live view of a running execution).
@@ -155,6 +163,11 @@ pub type HistoryObserver = Arc<dyn Fn(&HistoryEvent) + Send + Sync>;
 
 const REGION: &str = "us-east-1";
 const ACCOUNT: &str = "000000000000";
+
+/// Developer Guide, "Step Functions service quotas": an execution's history holds at most 25,000
+/// events, and an execution that reaches them fails. Without it a loop that never ends (a poll
+/// whose scripted answer never changes, run with --fast) would run, and grow, forever.
+pub const HISTORY_LIMIT: usize = 25_000;
 
 impl Executor {
     pub fn new(
@@ -169,6 +182,7 @@ impl Executor {
             state_machine_name: "local".to_string(),
             seed: None,
             observer: None,
+            objects: None,
         }
     }
 
@@ -494,6 +508,11 @@ impl<'a> Run<'a> {
             let mut input = input;
             let mut vars = vars;
             loop {
+                if lock(&self.history).len() >= HISTORY_LIMIT {
+                    return Err(StatesError::runtime(format!(
+                        "The execution history reached {HISTORY_LIMIT} events, the Step Functions quota, before entering state '{name}': does a loop never end?"
+                    )));
+                }
                 let Some(state) = states.get(&name) else {
                     return Err(StatesError::runtime(format!(
                         "There is no state named '{name}' to transition to"
@@ -621,6 +640,7 @@ impl<'a> Run<'a> {
         &self,
         result: Result<(Value, Assigned), StatesError>,
         catchers: &[Catcher],
+        jsonata: Option<&crate::jsonata::JsonataState>,
         raw: &Value,
         transition: Option<Transition<'_>>,
         name: &str,
@@ -629,10 +649,20 @@ impl<'a> Run<'a> {
     ) -> Step {
         match result {
             Ok((output, assigned)) => follow(transition, output, assigned),
-            Err(e) => match catchers.iter().find(|c| e.is_matched_by(&c.error_equals)) {
-                Some(c) => {
+            Err(e) => match catchers
+                .iter()
+                .enumerate()
+                .find(|(_, c)| e.is_matched_by(&c.error_equals))
+            {
+                Some((index, c)) => {
                     let error_output = e.to_error_output();
                     let ctx = self.context(name, entered_at, 0, None, None);
+                    if let Some(j) = jsonata {
+                        return match self.jsonata_catch(j, index, raw, error_output, &ctx, vars) {
+                            Ok((out, assigned)) => Step::Next(c.next.clone(), out, assigned),
+                            Err(fail) => Step::Fail(fail),
+                        };
+                    }
                     let caught =
                         self.assign(&c.assign, &error_output, &ctx, vars)
                             .and_then(|assigned| {
@@ -660,6 +690,9 @@ impl<'a> Run<'a> {
         entered_at: DateTime<Utc>,
         vars: &Variables,
     ) -> Step {
+        if let Some(j) = s.jsonata.as_deref() {
+            return self.pass_jsonata(name, s, j, raw, entered_at, vars);
+        }
         let run = || -> Result<(Value, Assigned), StatesError> {
             let ctx = self.context(name, entered_at, 0, None, None);
             let effective = apply_input_path(&s.input_path, raw, &ctx, vars)?;
@@ -690,6 +723,9 @@ impl<'a> Run<'a> {
         entered_at: DateTime<Utc>,
         vars: &Variables,
     ) -> Step {
+        if let Some(j) = s.jsonata.as_deref() {
+            return self.choice_jsonata(name, s, j, raw, entered_at, vars);
+        }
         let run = || -> Result<(String, Value, Assigned), StatesError> {
             let ctx = self.context(name, entered_at, 0, None, None);
             let effective = apply_input_path(&s.input_path, raw, &ctx, vars)?;
@@ -734,6 +770,9 @@ impl<'a> Run<'a> {
         entered_at: DateTime<Utc>,
         vars: &Variables,
     ) -> Step {
+        if let Some(j) = s.jsonata.as_deref() {
+            return self.wait_jsonata(name, s, j, raw, entered_at, vars).await;
+        }
         let ctx = self.context(name, entered_at, 0, None, None);
         let effective = match apply_input_path(&s.input_path, raw, &ctx, vars) {
             Ok(v) => v,
@@ -762,6 +801,9 @@ impl<'a> Run<'a> {
         entered_at: DateTime<Utc>,
         vars: &Variables,
     ) -> Step {
+        if let Some(j) = s.jsonata.as_deref() {
+            return self.succeed_jsonata(name, j, raw, entered_at, vars);
+        }
         let ctx = self.context(name, entered_at, 0, None, None);
         match apply_input_path(&s.input_path, raw, &ctx, vars)
             .and_then(|v| apply_output_path(&s.output_path, v, &ctx, vars))
@@ -779,6 +821,9 @@ impl<'a> Run<'a> {
         entered_at: DateTime<Utc>,
         vars: &Variables,
     ) -> Step {
+        if let Some(j) = s.jsonata.as_deref() {
+            return self.fail_jsonata(name, s, j, raw, entered_at, vars);
+        }
         let ctx = self.context(name, entered_at, 0, None, None);
         let text = |literal: &Option<String>,
                     dynamic: &Option<crate::template::PathOrIntrinsic>,
@@ -822,7 +867,10 @@ impl<'a> Run<'a> {
             })
             .await;
         let transition = transition_of(&s.next, &s.end);
-        self.settle(result, &s.catch, raw, transition, name, entered_at, vars)
+        let jsonata = s.jsonata.as_deref();
+        self.settle(
+            result, &s.catch, jsonata, raw, transition, name, entered_at, vars,
+        )
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -838,31 +886,18 @@ impl<'a> Run<'a> {
     ) -> Result<(Value, Assigned), StatesError> {
         let token = self.new_token();
         let ctx = self.context(name, entered_at, retry, Some(&token), None);
-        let effective = apply_input_path(&s.input_path, raw, &ctx, vars)?;
-        let parameters = match &s.parameters {
-            Some(t) => self.evaluate(t, &effective, &ctx, vars)?,
-            None => effective.clone(),
+        let jsonata::TaskInputs {
+            parameters,
+            timeout,
+            heartbeat,
+        } = match s.jsonata.as_deref() {
+            Some(j) => self.task_inputs_jsonata(s, j, raw, &ctx, vars)?,
+            None => self.task_inputs(s, raw, &ctx, vars)?,
         };
         check_size(
             &parameters,
             &format!("The input of task '{name}' after Parameters"),
         )?;
-        let timeout = match (&s.timeout_seconds, &s.timeout_seconds_path) {
-            (Some(t), _) => *t,
-            (None, Some(p)) => positive_seconds(p, &effective, &ctx, vars, "TimeoutSecondsPath")?,
-            (None, None) => DEFAULT_TASK_TIMEOUT_SECONDS,
-        };
-        let heartbeat = match (&s.heartbeat_seconds, &s.heartbeat_seconds_path) {
-            (Some(h), _) => Some(*h),
-            (None, Some(p)) => Some(positive_seconds(
-                p,
-                &effective,
-                &ctx,
-                vars,
-                "HeartbeatSecondsPath",
-            )?),
-            (None, None) => None,
-        };
         let (resource_type, resource) = resource_parts(&s.resource);
         let mut scheduled = json!({
             "resourceType": resource_type,
@@ -900,6 +935,9 @@ impl<'a> Run<'a> {
                     json!({"resourceType": resource_type, "resource": resource, "output": compact(&result)}),
                 );
                 check_size(&result, &format!("The result of task '{name}'"))?;
+                if let Some(j) = s.jsonata.as_deref() {
+                    return self.jsonata_finish(j, raw, result, &ctx, vars);
+                }
                 // Assign sees the task's result as the worker gave it (before ResultSelector).
                 let assigned = self.assign(&s.assign, &result, &ctx, vars)?;
                 let selected = match &s.result_selector {
@@ -926,6 +964,42 @@ impl<'a> Run<'a> {
                 Err(e)
             }
         }
+    }
+
+    /// The input (after InputPath and Parameters), timeout and heartbeat of a JSONPath Task attempt.
+    fn task_inputs(
+        &self,
+        s: &TaskState,
+        raw: &Value,
+        ctx: &Value,
+        vars: &Variables,
+    ) -> Result<jsonata::TaskInputs, StatesError> {
+        let effective = apply_input_path(&s.input_path, raw, ctx, vars)?;
+        let parameters = match &s.parameters {
+            Some(t) => self.evaluate(t, &effective, ctx, vars)?,
+            None => effective.clone(),
+        };
+        let timeout = match (&s.timeout_seconds, &s.timeout_seconds_path) {
+            (Some(t), _) => *t,
+            (None, Some(p)) => positive_seconds(p, &effective, ctx, vars, "TimeoutSecondsPath")?,
+            (None, None) => DEFAULT_TASK_TIMEOUT_SECONDS,
+        };
+        let heartbeat = match (&s.heartbeat_seconds, &s.heartbeat_seconds_path) {
+            (Some(h), _) => Some(*h),
+            (None, Some(p)) => Some(positive_seconds(
+                p,
+                &effective,
+                ctx,
+                vars,
+                "HeartbeatSecondsPath",
+            )?),
+            (None, None) => None,
+        };
+        Ok(jsonata::TaskInputs {
+            parameters,
+            timeout,
+            heartbeat,
+        })
     }
 
     /// Hands a task to the task runner and races it against its timeout and heartbeat.
@@ -987,7 +1061,10 @@ impl<'a> Run<'a> {
             })
             .await;
         let transition = transition_of(&s.next, &s.end);
-        self.settle(result, &s.catch, raw, transition, name, entered_at, vars)
+        let jsonata = s.jsonata.as_deref();
+        self.settle(
+            result, &s.catch, jsonata, raw, transition, name, entered_at, vars,
+        )
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -1002,10 +1079,18 @@ impl<'a> Run<'a> {
         vars: &Variables,
     ) -> Result<(Value, Assigned), StatesError> {
         let ctx = self.context(name, entered_at, retry, None, None);
-        let effective = apply_input_path(&s.input_path, raw, &ctx, vars)?;
-        let branch_input = match &s.parameters {
-            Some(t) => self.evaluate(t, &effective, &ctx, vars)?,
-            None => effective,
+        let branch_input = match s.jsonata.as_deref() {
+            Some(j) => match &j.arguments {
+                Some(t) => t.evaluate(&self.env(raw, &ctx, vars), "Arguments")?,
+                None => raw.clone(),
+            },
+            None => {
+                let effective = apply_input_path(&s.input_path, raw, &ctx, vars)?;
+                match &s.parameters {
+                    Some(t) => self.evaluate(t, &effective, &ctx, vars)?,
+                    None => effective,
+                }
+            }
         };
         self.record(track, "ParallelStateStarted", json!({}));
         let tracks: Vec<Track> = s.branches.iter().map(|_| track.branch()).collect();
@@ -1024,6 +1109,9 @@ impl<'a> Run<'a> {
             Ok(outputs) => {
                 self.record(track, "ParallelStateSucceeded", json!({}));
                 let result = Value::Array(outputs);
+                if let Some(j) = s.jsonata.as_deref() {
+                    return self.jsonata_finish(j, raw, result, &ctx, vars);
+                }
                 let assigned = self.assign(&s.assign, &result, &ctx, vars)?;
                 let selected = match &s.result_selector {
                     Some(t) => self.evaluate(t, &result, &ctx, vars)?,
@@ -1061,7 +1149,10 @@ impl<'a> Run<'a> {
             })
             .await;
         let transition = transition_of(&s.next, &s.end);
-        self.settle(result, &s.catch, raw, transition, name, entered_at, vars)
+        let jsonata = s.jsonata.as_deref();
+        self.settle(
+            result, &s.catch, jsonata, raw, transition, name, entered_at, vars,
+        )
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -1077,56 +1168,14 @@ impl<'a> Run<'a> {
     ) -> Result<(Value, Assigned), StatesError> {
         let ctx = self.context(name, entered_at, retry, None, None);
         let effective = apply_input_path(&s.input_path, raw, &ctx, vars)?;
-        if s.item_reader.is_some() {
-            return Err(StatesError::new(
-                error::ITEM_READER_FAILED,
-                format!(
-                    "Map state '{name}' reads its items with an ItemReader, which the local executor cannot do; \
-                     pass the items in the state input (ItemsPath) to run it locally"
-                ),
-            ));
+        if distributed::is_map_run(s) {
+            return self
+                .map_run_attempt(name, s, raw, &effective, &ctx, entered_at, track, vars)
+                .await;
         }
-        let items = match &s.items_path {
-            Some(p) => p.select_with(&effective, &ctx, vars).map_err(|_| {
-                StatesError::runtime(format!(
-                    "The ItemsPath '{}' of Map state '{name}' could not be found in the input '{}'",
-                    p.as_str(),
-                    compact(&effective)
-                ))
-            })?,
-            None => effective.clone(),
-        };
-        let Value::Array(items) = items else {
-            return Err(StatesError::runtime(format!(
-                "The ItemsPath of Map state '{name}' must select an array, but it selected {}",
-                kind_of(&items)
-            )));
-        };
-        let max_concurrency = match (&s.max_concurrency, &s.max_concurrency_path) {
-            (Some(n), _) => *n,
-            (None, Some(p)) => non_negative_at(p, &effective, &ctx, vars, "MaxConcurrencyPath")?,
-            (None, None) => 0,
-        };
-        let tolerance = Tolerance {
-            count: match (&s.tolerated_failure_count, &s.tolerated_failure_count_path) {
-                (Some(n), _) => Some(*n),
-                (None, Some(p)) => Some(non_negative_at(
-                    p,
-                    &effective,
-                    &ctx,
-                    vars,
-                    "ToleratedFailureCountPath",
-                )?),
-                (None, None) => None,
-            },
-            percentage: match (
-                &s.tolerated_failure_percentage,
-                &s.tolerated_failure_percentage_path,
-            ) {
-                (Some(p), _) => Some(*p),
-                (None, Some(p)) => Some(percentage_at(p, &effective, &ctx, vars)?),
-                (None, None) => None,
-            },
+        let (items, max_concurrency, tolerance) = match s.jsonata.as_deref() {
+            Some(j) => self.map_inputs_jsonata(name, s, j, raw, &ctx, vars)?,
+            None => map_inputs(name, s, &effective, &ctx, vars)?,
         };
         let total = items.len();
         self.record(track, "MapStateStarted", json!({"length": total}));
@@ -1208,6 +1257,9 @@ impl<'a> Run<'a> {
         }
         self.record(track, "MapStateSucceeded", json!({}));
         let result = Value::Array(outputs);
+        if let Some(j) = s.jsonata.as_deref() {
+            return self.jsonata_finish(j, raw, result, &ctx, vars);
+        }
         let assigned = self.assign(&s.assign, &result, &ctx, vars)?;
         let selected = match &s.result_selector {
             Some(t) => self.evaluate(t, &result, &ctx, vars)?,
@@ -1237,8 +1289,11 @@ impl<'a> Run<'a> {
             "MapIterationStarted",
             json!({"name": name, "index": index}),
         );
-        let input = match &s.item_selector {
-            Some(t) => {
+        let input = match (s.jsonata.as_deref(), &s.item_selector) {
+            (Some(j), _) => {
+                self.item_input_jsonata(name, j, effective, index, item, entered_at, outer)
+            }
+            (None, Some(t)) => {
                 let ctx = self.context(
                     name,
                     entered_at,
@@ -1251,7 +1306,7 @@ impl<'a> Run<'a> {
                 );
                 self.evaluate(t, effective, &ctx, outer)
             }
-            None => Ok(item),
+            (None, None) => Ok(item),
         };
         let processor = &s.item_processor;
         let result = match input {
@@ -1269,6 +1324,59 @@ impl<'a> Run<'a> {
         self.record(&track, event, json!({"name": name, "index": index}));
         (index, result)
     }
+}
+
+/// The items (ItemsPath), concurrency and tolerance of a JSONPath Map attempt.
+fn map_inputs(
+    name: &str,
+    s: &MapState,
+    effective: &Value,
+    ctx: &Value,
+    vars: &Variables,
+) -> Result<(Vec<Value>, u64, Tolerance), StatesError> {
+    let items = match &s.items_path {
+        Some(p) => p.select_with(effective, ctx, vars).map_err(|_| {
+            StatesError::runtime(format!(
+                "The ItemsPath '{}' of Map state '{name}' could not be found in the input '{}'",
+                p.as_str(),
+                compact(effective)
+            ))
+        })?,
+        None => effective.clone(),
+    };
+    let Value::Array(items) = items else {
+        return Err(StatesError::runtime(format!(
+            "The ItemsPath of Map state '{name}' must select an array, but it selected {}",
+            kind_of(&items)
+        )));
+    };
+    let max_concurrency = match (&s.max_concurrency, &s.max_concurrency_path) {
+        (Some(n), _) => *n,
+        (None, Some(p)) => non_negative_at(p, effective, ctx, vars, "MaxConcurrencyPath")?,
+        (None, None) => 0,
+    };
+    let tolerance = Tolerance {
+        count: match (&s.tolerated_failure_count, &s.tolerated_failure_count_path) {
+            (Some(n), _) => Some(*n),
+            (None, Some(p)) => Some(non_negative_at(
+                p,
+                effective,
+                ctx,
+                vars,
+                "ToleratedFailureCountPath",
+            )?),
+            (None, None) => None,
+        },
+        percentage: match (
+            &s.tolerated_failure_percentage,
+            &s.tolerated_failure_percentage_path,
+        ) {
+            (Some(p), _) => Some(*p),
+            (None, Some(p)) => Some(percentage_at(p, effective, ctx, vars)?),
+            (None, None) => None,
+        },
+    };
+    Ok((items, max_concurrency, tolerance))
 }
 
 /// A Map state in Distributed mode (`ItemProcessor.ProcessorConfig.Mode`): its iterations are child

@@ -11,13 +11,17 @@
 pub mod choice;
 pub mod cli;
 pub mod clock;
+pub mod distributed;
 pub mod error;
 pub mod executor;
 pub mod history;
 pub mod intrinsics;
+pub mod jsonata;
 pub mod lint;
+mod lint_jsonata;
 mod load;
 pub mod model;
+pub mod objects;
 pub mod path;
 mod problem;
 pub mod render;
@@ -33,4 +37,5 @@ pub use executor::{
     Execution, ExecutionStatus, Executor, HeartbeatHandle, TaskError, TaskRequest, TaskRunner,
 };
 pub use model::{DefinitionError, StateMachine};
+pub use objects::{FolderObjects, MemoryObjects, ObjectSource};
 pub use responder::Responder;

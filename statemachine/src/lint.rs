@@ -55,6 +55,8 @@ fn lint(v: &Value, check_resources: bool) -> Vec<Problem> {
         scopes: Vec::new(),
         next_isolated: false,
     };
+    // JSONata states: their own checks, then the checks below on a JSONPath-shaped copy.
+    let v = &crate::lint_jsonata::check(v, &mut l.problems);
     let Value::Object(top) = v else {
         l.problems.push(Problem::new(
             "",
@@ -248,11 +250,7 @@ impl Linter {
 
     fn query_language(&mut self, at: &str, v: &Value) {
         match v.as_str() {
-            Some("JSONPath") => {}
-            Some("JSONata") => self.push(
-                at,
-                "QueryLanguage \"JSONata\" is not supported: this engine runs JSONPath definitions only (remove QueryLanguage or set it to \"JSONPath\")",
-            ),
+            Some("JSONPath" | "JSONata") => {}
             _ => self.push(at, "\"QueryLanguage\" must be \"JSONPath\" or \"JSONata\""),
         }
     }
@@ -800,6 +798,22 @@ impl Linter {
                 match v.as_str() {
                     Some(text) => match PathOrIntrinsic::parse(text) {
                         Ok(PathOrIntrinsic::Intrinsic(call)) => {
+                            // Developer Guide, "Fail workflow state": ErrorPath and CausePath
+                            // take "an intrinsic function that returns a string", one of these.
+                            use crate::intrinsics::Function as F;
+                            let f = call.call().function;
+                            if !matches!(
+                                f,
+                                F::Format
+                                    | F::JsonToString
+                                    | F::ArrayGetItem
+                                    | F::Base64Encode
+                                    | F::Base64Decode
+                                    | F::Hash
+                                    | F::Uuid
+                            ) {
+                                self.push(at, format!("\"{path}\": {} does not return a string; use States.Format, States.JsonToString, States.ArrayGetItem, States.Base64Encode, States.Base64Decode, States.Hash or States.UUID", f.name()));
+                            }
                             self.intrinsic_literals(at, path, &call)
                         }
                         Ok(PathOrIntrinsic::Path(_)) => {}
@@ -1388,8 +1402,13 @@ fn reachable<'a>(start: &'a str, states: &'a Map<String, Value>) -> HashSet<&'a 
 /// aws-sdk:s3:getObject`); an activity is `arn:aws:states:REGION:ACCOUNT:activity:NAME`. A
 /// `${...}` placeholder (DefinitionSubstitutions, filled in at deploy time) is taken as it is.
 fn check_resource(r: &str) -> Result<(), String> {
-    if r.contains("${") {
-        return Ok(());
+    // A `${name}` placeholder (DefinitionSubstitutions) is filled in at deployment; an unclosed
+    // `${` is no placeholder, and what it leaves is no ARN.
+    if let Some(i) = r.find("${") {
+        if r[i..].contains('}') {
+            return Ok(());
+        }
+        return Err("has an unclosed \"${\" (a placeholder is written ${name})".into());
     }
     let Some(rest) = r.strip_prefix("arn:") else {
         return Err("is not an ARN (arn:PARTITION:SERVICE:REGION:ACCOUNT:RESOURCE)".into());
@@ -1408,6 +1427,29 @@ fn check_resource(r: &str) -> Result<(), String> {
     }
     if resource.is_empty() {
         return Err("is a malformed ARN: it names no resource after the account".into());
+    }
+    // Lambda API Reference, "Invoke": a function ARN ends in function:NAME, optionally followed
+    // by ":" and a version number or alias ($LATEST, or letters, digits, '-' and '_').
+    if *service == "lambda"
+        && let Some(function) = resource.strip_prefix("function:")
+    {
+        let (name, qualifier) = match function.split_once(':') {
+            Some((n, q)) => (n, Some(q)),
+            None => (function, None),
+        };
+        let name_ok = !name.is_empty()
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
+        let qualifier_ok = qualifier.is_none_or(|q| {
+            q == "$LATEST"
+                || (!q.is_empty()
+                    && q.chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'))
+        });
+        if !name_ok || !qualifier_ok {
+            return Err("is a malformed Lambda function ARN: write arn:aws:lambda:REGION:ACCOUNT:function:NAME, optionally followed by :VERSION or :ALIAS (letters, digits, '-' and '_')".into());
+        }
     }
     if *service == "states" {
         let parts: Vec<&str> = resource.split(':').collect();
@@ -1722,13 +1764,13 @@ mod tests {
     #[test]
     fn jsonata_and_unknown_fields_are_rejected_clearly() {
         assert_has(
-            json!({"QueryLanguage": "JSONata", "StartAt": "P", "Bogus": 1, "States": {
-                "P": {"Type": "Pass", "Output": "{% 1 %}", "Next": "S"},
+            json!({"QueryLanguage": "JSONPath", "StartAt": "P", "Bogus": 1, "States": {
+                "P": {"Type": "Pass", "Output": "{% 1 %}", "Next": "S", "QueryLanguage": "JSONPath2"},
                 "S": {"Type": "Succeed", "Assign": {"x": 1}},
                 "Q": {"Type": "Nope"}
             }}),
             &[
-                "QueryLanguage \"JSONata\" is not supported",
+                "\"QueryLanguage\" must be \"JSONPath\" or \"JSONata\"",
                 "unknown top-level field \"Bogus\"",
                 "\"Output\" is a JSONata field",
                 "\"Assign\" is not allowed in a Succeed state",
@@ -2216,6 +2258,58 @@ mod tests {
         }
         assert!(!got.iter().any(|p| p.contains("$fresh")), "{got:#?}");
         assert!(!got.iter().any(|p| p.contains("Dm\": assigns")), "{got:#?}");
+    }
+
+    /// Found by measuring against the public corpora (statemachine/corpora/README.md).
+    #[test]
+    fn corpus_findings_fail_paths_and_resources() {
+        // Developer Guide, "Fail workflow state": ErrorPath/CausePath take an intrinsic function
+        // that returns a string (the ASL language service's test documentFailErrorPathAndCause-
+        // PathIntrinsicInvalid).
+        assert_has(
+            json!({"StartAt": "F", "States": {"F": {"Type": "Fail",
+                "ErrorPath": "States.StringToJson($.escapedJsonString)",
+                "CausePath": "States.MathAdd($.value1, $.step)"}}}),
+            &[
+                "\"ErrorPath\": States.StringToJson does not return a string",
+                "\"CausePath\": States.MathAdd does not return a string",
+            ],
+        );
+        clean(json!({"StartAt": "F", "States": {"F": {"Type": "Fail",
+            "ErrorPath": "States.ArrayGetItem($.errors, 0)",
+            "CausePath": "States.JsonToString($.detail)"}}}));
+        // An unclosed `${` is no DefinitionSubstitutions placeholder (asl-validator's
+        // invalid-cfn-definition-substitutions.json); Lambda qualifiers are a version or an alias
+        // (Lambda API Reference, "Invoke"; asl-validator's invalid-task-alias-function.json).
+        for (r, want) in [
+            ("${lambdaArn", "unclosed"),
+            (
+                "arn:aws:lambda:us-east-1:123456789012:function:F:",
+                "malformed Lambda function ARN",
+            ),
+            (
+                "arn:aws:lambda:us-east-1:123456789012:function:F:$*#$7485",
+                "malformed Lambda function ARN",
+            ),
+            (
+                "arn:aws:lambda:us-east-1:123456789012:function:F:1:2",
+                "malformed Lambda function ARN",
+            ),
+        ] {
+            assert_has(
+                json!({"StartAt": "T", "States": {"T": {"Type": "Task", "Resource": r, "End": true}}}),
+                &[want],
+            );
+        }
+        for r in [
+            "arn:${AWS::Partition}:lambda:${AWS::Region}:${AWS::AccountId}:function:${Fn}",
+            "arn:aws:lambda:us-east-1:123456789012:function:F:prod-2",
+            "arn:aws:lambda:us-east-1:123456789012:function:F:7",
+        ] {
+            clean(
+                json!({"StartAt": "T", "States": {"T": {"Type": "Task", "Resource": r, "End": true}}}),
+            );
+        }
     }
 
     #[test]

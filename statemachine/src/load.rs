@@ -28,7 +28,9 @@ impl StateMachine {
         }
         // Read the typed model from the text, not from `value`: a `Value` object does not keep the
         // order of the states, and drawings and messages list them as written.
-        serde_json::from_str(json).map_err(unreadable)
+        let mut machine = serde_json::from_str(json).map_err(unreadable)?;
+        with_jsonata(&mut machine, &value)?;
+        Ok(machine)
     }
 
     /// Lints and compiles an already-parsed JSON definition (states are then listed by name).
@@ -37,6 +39,14 @@ impl StateMachine {
         if !problems.is_empty() {
             return Err(DefinitionError::Invalid(problems));
         }
-        serde_json::from_value(value.clone()).map_err(unreadable)
+        let mut machine = serde_json::from_value(value.clone()).map_err(unreadable)?;
+        with_jsonata(&mut machine, value)?;
+        Ok(machine)
     }
+}
+
+/// Compiles the JSONata fields of the JSONata states (see [`crate::jsonata`]).
+fn with_jsonata(machine: &mut StateMachine, value: &Value) -> Result<(), DefinitionError> {
+    crate::jsonata::attach(machine, value)
+        .map_err(|e| DefinitionError::Invalid(vec![Problem::new("", e)]))
 }

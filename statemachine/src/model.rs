@@ -15,6 +15,7 @@ use serde::{Deserialize, Deserializer};
 use serde_json::Value;
 
 use crate::choice::ChoiceRule;
+use crate::jsonata::{JsonataState, expression_text};
 use crate::path::{Path, ReferencePath};
 use crate::problem::Problem;
 use crate::template::{PathOrIntrinsic, PayloadTemplate};
@@ -55,6 +56,10 @@ pub struct States {
 impl States {
     pub fn get(&self, name: &str) -> Option<&State> {
         self.by_name.get(name)
+    }
+
+    pub(crate) fn get_mut(&mut self, name: &str) -> Option<&mut State> {
+        self.by_name.get_mut(name)
     }
 
     /// The states in the order the definition lists them.
@@ -106,7 +111,8 @@ pub struct Branch {
     pub states: States,
     #[serde(default)]
     pub comment: Option<String>,
-    /// Map only: `{"Mode": "INLINE" | "DISTRIBUTED", ...}` (both run the same way here).
+    /// Map only: `{"Mode": "INLINE" | "DISTRIBUTED", ...}` (a Distributed Map runs as a Map Run:
+    /// child executions out of the parent's history, see `executor_distributed.rs`).
     #[serde(default)]
     pub processor_config: Option<Value>,
 }
@@ -242,6 +248,20 @@ impl State {
         }
     }
 
+    /// The state's JSONata fields, when its query language is JSONata.
+    pub fn jsonata(&self) -> Option<&JsonataState> {
+        match self {
+            State::Task(s) => s.jsonata.as_deref(),
+            State::Pass(s) => s.jsonata.as_deref(),
+            State::Choice(s) => s.jsonata.as_deref(),
+            State::Wait(s) => s.jsonata.as_deref(),
+            State::Succeed(s) => s.jsonata.as_deref(),
+            State::Fail(s) => s.jsonata.as_deref(),
+            State::Parallel(s) => s.jsonata.as_deref(),
+            State::Map(s) => s.jsonata.as_deref(),
+        }
+    }
+
     pub fn catchers(&self) -> &[Catcher] {
         match self {
             State::Task(s) => &s.catch,
@@ -270,11 +290,11 @@ pub struct TaskState {
     pub retry: Vec<Retrier>,
     #[serde(default)]
     pub catch: Vec<Catcher>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "int_or_expression")]
     pub timeout_seconds: Option<u64>,
     #[serde(default)]
     pub timeout_seconds_path: Option<ReferencePath>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "int_or_expression")]
     pub heartbeat_seconds: Option<u64>,
     #[serde(default)]
     pub heartbeat_seconds_path: Option<ReferencePath>,
@@ -289,6 +309,10 @@ pub struct TaskState {
     pub assign: Option<PayloadTemplate>,
     #[serde(default)]
     pub comment: Option<String>,
+    /// The JSONata fields, when the state's query language is JSONata (set when the definition is
+    /// loaded, see [`crate::jsonata`]).
+    #[serde(skip)]
+    pub jsonata: Option<Box<JsonataState>>,
 }
 
 /// The default Task timeout of Step Functions when `TimeoutSeconds` is not given.
@@ -316,6 +340,10 @@ pub struct PassState {
     pub assign: Option<PayloadTemplate>,
     #[serde(default)]
     pub comment: Option<String>,
+    /// The JSONata fields, when the state's query language is JSONata (set when the definition is
+    /// loaded, see [`crate::jsonata`]).
+    #[serde(skip)]
+    pub jsonata: Option<Box<JsonataState>>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -333,6 +361,10 @@ pub struct ChoiceState {
     pub assign: Option<PayloadTemplate>,
     #[serde(default)]
     pub comment: Option<String>,
+    /// The JSONata fields, when the state's query language is JSONata (set when the definition is
+    /// loaded, see [`crate::jsonata`]).
+    #[serde(skip)]
+    pub jsonata: Option<Box<JsonataState>>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -342,7 +374,7 @@ pub struct WaitState {
     pub input_path: PathField,
     #[serde(default, deserialize_with = "nullable")]
     pub output_path: PathField,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "int_or_expression")]
     pub seconds: Option<u64>,
     #[serde(default, deserialize_with = "timestamp_field")]
     pub timestamp: Option<DateTime<FixedOffset>>,
@@ -359,17 +391,45 @@ pub struct WaitState {
     pub assign: Option<PayloadTemplate>,
     #[serde(default)]
     pub comment: Option<String>,
+    /// The JSONata fields, when the state's query language is JSONata (set when the definition is
+    /// loaded, see [`crate::jsonata`]).
+    #[serde(skip)]
+    pub jsonata: Option<Box<JsonataState>>,
 }
 
 fn timestamp_field<'de, D: Deserializer<'de>>(
     d: D,
 ) -> Result<Option<DateTime<FixedOffset>>, D::Error> {
     let s = String::deserialize(d)?;
+    if expression_text(&s).is_some() {
+        // A JSONata state's expression, compiled into its JsonataState.
+        return Ok(None);
+    }
     crate::choice::parse_timestamp(&s).map(Some).ok_or_else(|| {
         serde::de::Error::custom(format!(
             "\"{s}\" is not an RFC 3339 timestamp such as 2016-03-14T01:59:00Z"
         ))
     })
+}
+
+/// A numeric field of a JSONata state may be one `{% %}` expression: it is compiled into the
+/// state's [`JsonataState`], and the literal field stays empty.
+fn int_or_expression<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    match Value::deserialize(d)? {
+        Value::String(s) if expression_text(&s).is_some() => Ok(None),
+        v => u64::deserialize(v)
+            .map(Some)
+            .map_err(serde::de::Error::custom),
+    }
+}
+
+fn float_or_expression<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
+    match Value::deserialize(d)? {
+        Value::String(s) if expression_text(&s).is_some() => Ok(None),
+        v => f64::deserialize(v)
+            .map(Some)
+            .map_err(serde::de::Error::custom),
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -381,6 +441,10 @@ pub struct SucceedState {
     pub output_path: PathField,
     #[serde(default)]
     pub comment: Option<String>,
+    /// The JSONata fields, when the state's query language is JSONata (set when the definition is
+    /// loaded, see [`crate::jsonata`]).
+    #[serde(skip)]
+    pub jsonata: Option<Box<JsonataState>>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -396,6 +460,10 @@ pub struct FailState {
     pub cause_path: Option<PathOrIntrinsic>,
     #[serde(default)]
     pub comment: Option<String>,
+    /// The JSONata fields, when the state's query language is JSONata (set when the definition is
+    /// loaded, see [`crate::jsonata`]).
+    #[serde(skip)]
+    pub jsonata: Option<Box<JsonataState>>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -425,6 +493,10 @@ pub struct ParallelState {
     pub assign: Option<PayloadTemplate>,
     #[serde(default)]
     pub comment: Option<String>,
+    /// The JSONata fields, when the state's query language is JSONata (set when the definition is
+    /// loaded, see [`crate::jsonata`]).
+    #[serde(skip)]
+    pub jsonata: Option<Box<JsonataState>>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -438,20 +510,21 @@ pub struct MapState {
     /// `ItemSelector`, or the legacy `Parameters` of a Map state.
     #[serde(default, alias = "Parameters")]
     pub item_selector: Option<PayloadTemplate>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "int_or_expression")]
     pub max_concurrency: Option<u64>,
     #[serde(default)]
     pub max_concurrency_path: Option<ReferencePath>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "float_or_expression")]
     pub tolerated_failure_percentage: Option<f64>,
     #[serde(default)]
     pub tolerated_failure_percentage_path: Option<ReferencePath>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "int_or_expression")]
     pub tolerated_failure_count: Option<u64>,
     #[serde(default)]
     pub tolerated_failure_count_path: Option<ReferencePath>,
-    /// Distributed Map sources (S3 objects and inventories). The local executor reads items from
-    /// the state input only; a state with an ItemReader fails with States.ItemReaderFailed.
+    /// Distributed Map sources (S3 objects and inventories), read through the executor's
+    /// [`crate::objects::ObjectSource`] (without one, States.ItemReaderFailed). `ItemBatcher` and
+    /// `ResultWriter` are kept as written too; [`crate::distributed`] reads them.
     #[serde(default)]
     pub item_reader: Option<Value>,
     #[serde(default)]
@@ -481,6 +554,10 @@ pub struct MapState {
     pub assign: Option<PayloadTemplate>,
     #[serde(default)]
     pub comment: Option<String>,
+    /// The JSONata fields, when the state's query language is JSONata (set when the definition is
+    /// loaded, see [`crate::jsonata`]).
+    #[serde(skip)]
+    pub jsonata: Option<Box<JsonataState>>,
 }
 
 #[cfg(test)]

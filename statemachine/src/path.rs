@@ -768,6 +768,11 @@ impl Parser<'_> {
                     } else if self.peek() == Some('*') {
                         self.pos += 1;
                         steps.push(Step::Segment(Segment::Wildcard));
+                    } else if self.peek() == Some('[') {
+                        // `$.[0]`, `$.a.['b']`: Jayway JsonPath (the syntax the ASL spec names)
+                        // reads a bracket right after a '.' as it reads it without the '.'.
+                        self.pos += 1;
+                        steps.push(self.bracket()?);
                     } else {
                         let name = self.dotted_name()?;
                         steps.push(Step::Segment(Segment::Field(name)));
@@ -1173,6 +1178,19 @@ mod tests {
         assert_eq!(sel("$..id", &input).unwrap(), json!([1, 2, 3]));
         assert_eq!(sel("$['o']['p','q']", &input).unwrap(), json!([1, 2]));
         assert_eq!(sel("$.missing[*]", &input).unwrap(), json!([]));
+    }
+
+    #[test]
+    fn a_bracket_may_follow_a_dot() {
+        // Jayway JsonPath reads `.[` as `[` (AWS samples use `$.[0]` and `$.Snapshots.[0].State`).
+        let input = json!({"a": [{"b": 1}, {"b": 2}], "c": {"d": 3}});
+        assert_eq!(sel("$.[\"a\"].[1].b", &input).unwrap(), json!(2));
+        assert_eq!(sel("$.a.[0].b", &input).unwrap(), json!(1));
+        assert_eq!(sel("$.c.['d']", &input).unwrap(), json!(3));
+        assert_eq!(sel("$.a.[*].b", &input).unwrap(), json!([1, 2]));
+        assert_eq!(sel("$.a.[?(@.b > 1)].b", &input).unwrap(), json!([2]));
+        assert!(Path::parse_reference("$.a.[0].b").is_ok());
+        assert!(Path::parse("$.[").is_err());
     }
 
     #[test]

@@ -16,7 +16,7 @@ use sluice_statemachine::{Executor, Responder, StateMachine, VirtualClock};
 
 /// tests/definitions (checked by statelint and asl-validator too, see scripts/test) and
 /// tests/definitions-extended: what those validators cannot read (JSONPath filters, workflow
-/// variables), run and compared the same way.
+/// variables, JSONata expressions where statelint wants a number), run and compared the same way.
 fn dirs() -> [PathBuf; 2] {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     [
@@ -135,8 +135,12 @@ fn every_task_uses_the_portable_resource() {
         );
         // AWS refuses a waitForTaskToken Task whose Parameters do not pass the token on, and the
         // differential test's worker finds the sending state by the literal "state" field.
+        // JSONPath states pass it with a path, JSONata states with an expression.
         assert_eq!(
-            text.matches("\"token.$\": \"$$.Task.Token\"").count(),
+            text.matches("\"token.$\": \"$$.Task.Token\"").count()
+                + text
+                    .matches("\"token\": \"{% $states.context.Task.Token %}\"")
+                    .count(),
             tasks,
             "{name}: every Task sends its task token"
         );

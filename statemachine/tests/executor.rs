@@ -1268,3 +1268,35 @@ async fn filters_and_scans_in_a_run() {
         "{exec:#?}"
     );
 }
+
+/// Found running the AWS samples (statemachine/corpora): a poll whose scripted answer never
+/// changes looped forever. Step Functions fails an execution whose history reaches 25,000 events
+/// (Developer Guide, "Step Functions service quotas"), inside a Parallel branch too; the error is a
+/// States.Runtime, which no Catch takes.
+#[tokio::test]
+async fn a_loop_that_never_ends_fails_at_the_history_quota() {
+    let def = json!({"StartAt": "P", "States": {
+        "P": {"Type": "Parallel", "End": true,
+              "Catch": [{"ErrorEquals": ["States.ALL"], "Next": "H"}],
+              "Branches": [{"StartAt": "Poll", "States": {
+                  "Poll": {"Type": "Task", "Resource": SQS, "ResultPath": "$.r", "Next": "Done?"},
+                  "Done?": {"Type": "Choice", "Choices": [{"Variable": "$.r.done", "IsPresent": true, "Next": "S"}],
+                            "Default": "Sleep"},
+                  "Sleep": {"Type": "Wait", "Seconds": 60, "Next": "Poll"},
+                  "S": {"Type": "Succeed"}}}]},
+        "H": {"Type": "Succeed"}}});
+    let (exec, _) = run_with(&def, json!({}), |_, _| Plan::ok(json!({}))).await;
+    assert_failed(&exec, "States.Runtime");
+    assert!(
+        exec.cause.as_deref().unwrap().contains("25000 events"),
+        "{:?}",
+        exec.cause
+    );
+    // The quota, then the Parallel state's and the execution's failure events.
+    let limit = sluice_statemachine::executor::HISTORY_LIMIT;
+    assert!(
+        (limit..limit + 5).contains(&exec.history.len()),
+        "{}",
+        exec.history.len()
+    );
+}

@@ -225,6 +225,10 @@ enum StatemachineCommand {
         /// Do not really wait for Wait states and Retry intervals (the history keeps their times).
         #[arg(long)]
         fast: bool,
+        /// The objects of Distributed Map states (ItemReader, ResultWriter): bucket B, key K is the
+        /// file DIR/B/K.
+        #[arg(long, value_name = "DIR")]
+        objects: Option<PathBuf>,
     },
 }
 
@@ -608,7 +612,15 @@ async fn run_command(cli: Cli) -> anyhow::Result<ExitCode> {
                     responder,
                     json,
                     fast,
-                } => sluice_statemachine::cli::exec(&file, &input, &responder, json, fast).await,
+                    objects,
+                } => {
+                    let options = sluice_statemachine::cli::ExecOptions {
+                        json,
+                        fast,
+                        objects,
+                    };
+                    sluice_statemachine::cli::exec_with(&file, &input, &responder, &options).await
+                }
             };
             Ok(ExitCode::from(u8::try_from(code).unwrap_or(2)))
         }

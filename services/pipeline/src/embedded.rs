@@ -189,7 +189,11 @@ pub async fn execute(
     };
     let executor = Executor::new(definition, tasks.clone(), Arc::new(SystemClock))
         .with_state_machine_name("sluice-pipeline")
-        .with_observer(observer);
+        .with_observer(observer)
+        .with_objects(Arc::new(crate::objects::StoreObjects {
+            store: tasks.ctx.store.clone(),
+            scratch: tasks.ctx.scratch_root.join("objects"),
+        }));
     let input = execution_input(&run.run_id, &run.dataset, &run.source, as_of, load);
     let input = serde_json::to_value(&input)?;
     let execution = executor.execute(input, run.run_id.as_str()).await;

@@ -15,6 +15,7 @@ pub mod definition;
 pub mod embedded;
 pub mod faults;
 pub mod file_run;
+pub mod objects;
 pub mod stages;
 pub mod summary;
 pub mod supersede;
