@@ -300,7 +300,22 @@ impl StateLint<'_> {
                         problems: &mut *self.problems,
                     };
                     l.template(&format!("{holder}.Arguments"), &args);
-                    h.insert("Parameters".into(), literal(&args));
+                    let stand_in = if is_expression(&args) {
+                        // The whole Arguments is one expression: its fields are known only when it
+                        // runs; the JSONPath checks see the fields the resource needs.
+                        let get_object = h
+                            .get("Resource")
+                            .and_then(Value::as_str)
+                            .is_some_and(|r| r.ends_with(":s3:getObject"));
+                        if holder == "ItemReader" && get_object {
+                            serde_json::json!({"Bucket": "expression", "Key": "expression"})
+                        } else {
+                            serde_json::json!({"Bucket": "expression", "Prefix": "expression"})
+                        }
+                    } else {
+                        literal(&args)
+                    };
+                    h.insert("Parameters".into(), stand_in);
                 }
             }
         }
@@ -324,6 +339,11 @@ impl StateLint<'_> {
                         {
                             problems
                                 .push(Problem::new(at.clone(), format!("\"{holder}.{k}\": {e}")));
+                        }
+                        // A limit given as an expression is still a limit (an ItemBatcher needs one):
+                        // the JSONPath checks see a valid stand-in.
+                        if matches!(k.as_str(), "MaxItems" | "MaxItemsPerBatch" | "MaxInputBytesPerBatch") {
+                            o.insert(k, Value::from(1));
                         }
                     }
                 };
@@ -644,6 +664,26 @@ mod tests {
             }}),
             &["Branch 1 of \"Par\": assigns $x, a variable of an outer scope"],
         );
+    }
+
+    #[test]
+    fn a_limit_or_arguments_given_as_an_expression_count() {
+        // The ASL language service's documentMapJSONata case: AWS accepts it.
+        let problems = crate::lint::lint_str(&serde_json::json!({
+            "QueryLanguage": "JSONata",
+            "StartAt": "Map",
+            "States": {"Map": {
+                "Type": "Map",
+                "ItemProcessor": {"ProcessorConfig": {"Mode": "DISTRIBUTED", "ExecutionType": "STANDARD"},
+                    "StartAt": "P", "States": {"P": {"Type": "Pass", "End": true}}},
+                "ItemReader": {"Resource": "arn:aws:states:::s3:listObjectsV2",
+                    "Arguments": {"Bucket": "b"}},
+                "ItemBatcher": {"MaxItemsPerBatch": "{% 2 + 3 %}"},
+                "ResultWriter": {"Resource": "arn:aws:states:::s3:putObject",
+                    "Arguments": "{% {'Bucket': 'b', 'Prefix': 'out'} %}"},
+                "End": true}}
+        }).to_string());
+        assert!(problems.is_empty(), "{problems:?}");
     }
 
     #[test]
