@@ -6,6 +6,7 @@
 //! `#[ignore]`d (with the reason) unless asked for, and failing when asked for without
 //! AWS_ENDPOINT_URL; `scripts/test` starts the emulator, sets it and asks for them. S3 event notifications are delivered by the emulator itself (S3 -> SQS), as AWS does.
 
+mod emulator_util;
 mod otlp;
 mod pg_util;
 
@@ -21,6 +22,8 @@ use sluice_runtime::ports::RowSink;
 use sluice_runtime::runs::RunStore;
 use sluice_spec::keys::run_id_for;
 
+use emulator_util::{endpoint, unique_suffix};
+
 const SLUICE: &str = env!("CARGO_BIN_EXE_sluice");
 const TIMEOUT: Duration = Duration::from_secs(90);
 const STAGES: [&str; 5] = [
@@ -31,11 +34,6 @@ const STAGES: [&str; 5] = [
     "notifier",
 ];
 
-fn endpoint() -> Option<String> {
-    std::env::var("AWS_ENDPOINT_URL")
-        .ok()
-        .filter(|s| !s.is_empty())
-}
 
 macro_rules! require_emulator {
     () => {
@@ -141,7 +139,7 @@ impl Env {
 
     /// Writes `template` with every `SFX` replaced by the test's unique suffix, and deploys it.
     async fn deploy_spec(template: &str) -> Env {
-        let sfx = format!("t{:x}", fastrand_suffix());
+        let sfx = format!("t{:x}", unique_suffix());
         let dir = tempfile::tempdir().unwrap();
         let spec = dir.path().join("sluice.toml");
         std::fs::write(&spec, template.replace("SFX", &sfx)).unwrap();
@@ -461,18 +459,6 @@ fn through_fault_proxy(cmd: &mut Command) {
     if let Some(proxy) = std::env::var_os("SLUICE_FAULT_ENDPOINT").filter(|v| !v.is_empty()) {
         cmd.env("AWS_ENDPOINT_URL", proxy);
     }
-}
-
-fn fastrand_suffix() -> u64 {
-    use std::hash::{BuildHasher, Hasher};
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u128(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos(),
-    );
-    h.finish() & 0xffff_ffff_ffff
 }
 
 /// The emulator's record of sent e-mail: GET /_ministack/ses/messages (plain HTTP/1.0, no client needed).
