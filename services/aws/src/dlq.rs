@@ -53,8 +53,9 @@ pub struct DlqReport {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DlqMessage {
     pub message_id: String,
-    /// `run RUN_ID (stage, attempt N)` for a task message, `s3://bucket/key` for an S3 event, or
-    /// `unreadable: ...` for anything else.
+    /// `run RUN_ID (stage, attempt N)` for a task message, `s3://bucket/key` for an S3 event,
+    /// `execution NAME of MACHINE STATUS` for a Step Functions status change, `sweep|poll tick of ...`
+    /// for a schedule's tick, or `unreadable: ...` for anything else.
     pub about: String,
     /// How often it was received before it was moved here, as SQS counts.
     pub receive_count: u32,
@@ -105,6 +106,29 @@ pub fn describe_message(body: &str) -> String {
             })
             .collect();
         return format!("S3 event: {}", objects.join(", "));
+    }
+    if let Ok(v) = serde_json::from_str::<serde_json::Value>(body) {
+        // The EventBridge rule of deploy/sluice.yaml: an execution that ended outside the pipeline.
+        if v["source"] == "aws.states" && v["detail-type"] == "Step Functions Execution Status Change" {
+            let d = &v["detail"];
+            let machine = d["stateMachineArn"]
+                .as_str()
+                .and_then(|a| a.rsplit(':').next())
+                .unwrap_or("?");
+            return format!(
+                "execution {} of {machine} {}",
+                d["name"].as_str().unwrap_or("?"),
+                d["status"].as_str().unwrap_or("?")
+            );
+        }
+        // A schedule's tick (`sluice deploy`'s EventBridge Scheduler schedules).
+        if let Some(what) = v["sluice"].as_str() {
+            let target = v["dataset"].as_str().or(v["source"].as_str()).unwrap_or("?");
+            return format!(
+                "{what} tick of {target} at {}",
+                v["tick"].as_str().unwrap_or("?")
+            );
+        }
     }
     let start: String = body.chars().take(60).collect();
     format!("unreadable: {start:?}")
@@ -255,5 +279,11 @@ mod tests {
         let event = r#"{"Records":[{"eventName":"ObjectCreated:Put","s3":{"bucket":{"name":"landing"},"object":{"key":"in/a.csv"}}}]}"#;
         assert_eq!(describe_message(event), "S3 event: s3://landing/in/a.csv");
         assert_eq!(describe_message("{not json"), "unreadable: \"{not json\"");
+        let ended = r#"{"version":"0","source":"aws.states","detail-type":"Step Functions Execution Status Change","detail":{"name":"abc123","status":"TIMED_OUT","stateMachineArn":"arn:aws:states:us-east-1:1:stateMachine:sluice-pipeline"}}"#;
+        assert_eq!(describe_message(ended), "execution abc123 of sluice-pipeline TIMED_OUT");
+        let tick = r#"{"sluice":"sweep","dataset":"orders","tick":"2026-12-07T10:00:00Z"}"#;
+        assert_eq!(describe_message(tick), "sweep tick of orders at 2026-12-07T10:00:00Z");
+        let poll = r#"{"sluice":"poll","source":"weather-api","tick":"2026-12-07T10:07:00Z"}"#;
+        assert_eq!(describe_message(poll), "poll tick of weather-api at 2026-12-07T10:07:00Z");
     }
 }
