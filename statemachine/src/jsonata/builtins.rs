@@ -1,10 +1,9 @@
 //! The JSONata function library (the standard functions of JSONata 2.0, as Step Functions offers
 //! them) and the dispatch to the functions Step Functions adds (`functions.rs`).
 //!
-//! Not implemented (an expression calling one fails with T1006, "not a function"):
-//! `$formatNumber`, `$formatInteger`, `$parseInteger`, and the picture strings of `$fromMillis`,
-//! `$toMillis` and `$now` (their ISO 8601 forms are implemented). `$eval` is refused, as in
-//! Step Functions.
+//! `$formatNumber`, `$formatInteger` and `$parseInteger` are in `format.rs`, the picture strings
+//! of `$fromMillis`, `$toMillis` and `$now` in `datetime.rs`. `$eval` is refused, as in Step
+//! Functions.
 
 use std::rc::Rc;
 
@@ -50,6 +49,9 @@ const NAMES: &[&str] = &[
     "sqrt",
     "random",
     "formatBase",
+    "formatNumber",
+    "formatInteger",
+    "parseInteger",
     // aggregation
     "sum",
     "max",
@@ -125,6 +127,8 @@ fn max_arity(name: &str) -> Option<usize> {
         | "substringAfter" | "contains" | "toMillis" => 2,
         "substring" | "pad" | "split" | "match" | "reduce" | "fromMillis" => 3,
         "replace" => 4,
+        "formatNumber" => 3,
+        "formatInteger" | "parseInteger" => 2,
         _ => return None,
     })
 }
@@ -147,7 +151,8 @@ fn context_arity(name: &str) -> Option<usize> {
         | "base64decode" | "encodeUrlComponent" | "encodeUrl" | "decodeUrlComponent"
         | "decodeUrl" | "formatBase" | "toMillis" | "fromMillis" => 1,
         "substring" | "substringBefore" | "substringAfter" | "pad" | "contains" | "split"
-        | "match" | "power" | "lookup" | "each" | "sift" => 2,
+        | "match" | "power" | "lookup" | "each" | "sift" | "formatNumber" | "formatInteger"
+        | "parseInteger" => 2,
         "replace" => 3,
         _ => return None,
     })
@@ -758,6 +763,45 @@ pub fn call(ev: &Evaluation, name: &str, mut args: Vec<Option<V>>, input: &Optio
             }
             acc
         }
+        "formatNumber" => {
+            let Some(n) = num_arg(name, a, 0)? else {
+                return Ok(None);
+            };
+            let Some(picture) = str_arg(name, a, 1)? else {
+                return signature_error(name, 1, "a string");
+            };
+            let mut f = super::format::NumberFormat::default();
+            match arg(a, 2) {
+                None => {}
+                Some(V::Obj(o)) => {
+                    for (k, v) in &o.entries {
+                        if let V::Str(s) = v {
+                            f.set(k, s);
+                        }
+                    }
+                }
+                Some(_) => return signature_error(name, 2, "an object"),
+            }
+            text(super::format::format_number(n, &picture, &f)?)
+        }
+        "formatInteger" => {
+            let Some(n) = num_arg(name, a, 0)? else {
+                return Ok(None);
+            };
+            let Some(picture) = str_arg(name, a, 1)? else {
+                return signature_error(name, 1, "a string");
+            };
+            text(super::format::format_integer(n, &picture)?)
+        }
+        "parseInteger" => {
+            let Some(s) = str_arg(name, a, 0)? else {
+                return Ok(None);
+            };
+            let Some(picture) = str_arg(name, a, 1)? else {
+                return signature_error(name, 1, "a string");
+            };
+            super::format::parse_integer(&s, &picture)?.map(V::Num)
+        }
         // ---- dates
         "now" => return super::functions::now(ev, a),
         "millis" => num(ev.now.timestamp_millis() as f64),
@@ -765,11 +809,14 @@ pub fn call(ev: &Evaluation, name: &str, mut args: Vec<Option<V>>, input: &Optio
             let Some(ms) = num_arg(name, a, 0)? else {
                 return Ok(None);
             };
-            if arg(a, 1).is_some() {
-                return fail(
-                    "D3136",
-                    "$fromMillis with a picture string is not supported by this engine",
-                );
+            let picture = str_arg(name, a, 1)?;
+            let timezone = str_arg(name, a, 2)?;
+            if picture.is_some() || timezone.is_some() {
+                return Ok(text(super::datetime::format_date_time(
+                    ms,
+                    picture.as_deref(),
+                    timezone.as_deref(),
+                )?));
             }
             let t =
                 chrono::DateTime::from_timestamp_millis(ms as i64).ok_or_else(|| EvalError {
@@ -782,11 +829,8 @@ pub fn call(ev: &Evaluation, name: &str, mut args: Vec<Option<V>>, input: &Optio
             let Some(s) = str_arg(name, a, 0)? else {
                 return Ok(None);
             };
-            if arg(a, 1).is_some() {
-                return fail(
-                    "D3136",
-                    "$toMillis with a picture string is not supported by this engine",
-                );
+            if let Some(picture) = str_arg(name, a, 1)? {
+                return Ok(super::datetime::parse_date_time(&s, &picture, &ev.now)?.map(V::Num));
             }
             num(to_millis(&s).ok_or_else(|| EvalError {
                 code: "D3110",
@@ -1037,7 +1081,7 @@ fn sort(ev: &Evaluation, a: &[Option<V>]) -> R {
 }
 
 /// Rounds half to even, at `precision` decimal places.
-fn round(n: f64, precision: i32) -> f64 {
+pub(super) fn round(n: f64, precision: i32) -> f64 {
     let shifted: f64 = format!("{n}e{precision}").parse().unwrap_or(n);
     let r = shifted.round_ties_even();
     format!("{r}e{}", -precision).parse().unwrap_or(r)
@@ -1093,9 +1137,29 @@ fn to_millis(s: &str) -> Option<i64> {
             return Some(t.and_utc().timestamp_millis());
         }
     }
+    for fmt in ["%Y-%m-%dT%H:%M:%S%.f%z", "%Y-%m-%dT%H:%M:%S%z"] {
+        if let Ok(t) = chrono::DateTime::parse_from_str(s, fmt) {
+            return Some(t.timestamp_millis());
+        }
+    }
     if let Ok(d) = chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d") {
         return d
             .and_hms_opt(0, 0, 0)
+            .map(|t| t.and_utc().timestamp_millis());
+    }
+    // a year, or a year and a month
+    let (year, month) = match s.split_once('-') {
+        None => (s, "01"),
+        Some((y, m)) => (y, m),
+    };
+    if year.len() == 4
+        && month.len() == 2
+        && (year.to_string() + month)
+            .bytes()
+            .all(|b| b.is_ascii_digit())
+    {
+        return chrono::NaiveDate::from_ymd_opt(year.parse().ok()?, month.parse().ok()?, 1)
+            .and_then(|d| d.and_hms_opt(0, 0, 0))
             .map(|t| t.and_utc().timestamp_millis());
     }
     None

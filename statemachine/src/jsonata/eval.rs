@@ -1151,7 +1151,7 @@ mod tests {
             ("{1: 2}", "T1003"),
             ("($f := function($n){$f($n + 1)}; $f(0))", "U1001"),
             ("$eval('1')", "D3121"),
-            ("$formatNumber(1, '#')", "T1006"),
+            ("$formatNumber(1, '#.#.#')", "D3081"),
             ("1 +", "S0207"),
         ] {
             assert_eq!(run(expr, json!({})).map(|_| ()), Err(code.to_string()), "{expr}");

@@ -13,7 +13,7 @@
 //!
 //! Their integer arguments are rounded down, as Step Functions does. A wrong argument fails the
 //! expression (`States.QueryEvaluationError`). `$now()` and `$millis()` answer the execution's
-//! clock (without picture strings); `$eval` is refused.
+//! clock (`$now` with the picture strings of `datetime.rs`); `$eval` is refused.
 
 use chrono::SecondsFormat;
 use rand::rngs::StdRng;
@@ -207,13 +207,40 @@ pub fn parse(args: &[Option<V>]) -> R {
     Ok(Some(from_json(&v)))
 }
 
-/// `$now()` at the execution's time (picture strings are not supported).
+/// `$now([picture [, timezone]])` at the execution's time.
 pub fn now(ev: &Evaluation, args: &[Option<V>]) -> R {
+    if args.len() > 2 {
+        return bad("now", "takes at most 2 arguments");
+    }
     if args.iter().any(Option::is_some) {
-        return fail(
-            "D3136",
-            "$now with a picture string is not supported by this engine",
-        );
+        let picture = match arg(args, 0) {
+            None => None,
+            Some(V::Str(s)) => Some(s.to_string()),
+            other => {
+                return bad(
+                    "now",
+                    format!("the picture must be a string, not {}", kind(other)),
+                );
+            }
+        };
+        let timezone = match arg(args, 1) {
+            None => None,
+            Some(V::Str(s)) => Some(s.to_string()),
+            other => {
+                return bad(
+                    "now",
+                    format!("the timezone must be a string, not {}", kind(other)),
+                );
+            }
+        };
+        return Ok(Some(V::Str(
+            super::datetime::format_date_time(
+                ev.now.timestamp_millis() as f64,
+                picture.as_deref(),
+                timezone.as_deref(),
+            )?
+            .into(),
+        )));
     }
     Ok(Some(V::Str(
         ev.now.to_rfc3339_opts(SecondsFormat::Millis, true).into(),
