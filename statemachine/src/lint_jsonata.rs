@@ -342,7 +342,10 @@ impl StateLint<'_> {
                         }
                         // A limit given as an expression is still a limit (an ItemBatcher needs one):
                         // the JSONPath checks see a valid stand-in.
-                        if matches!(k.as_str(), "MaxItems" | "MaxItemsPerBatch" | "MaxInputBytesPerBatch") {
+                        if matches!(
+                            k.as_str(),
+                            "MaxItems" | "MaxItemsPerBatch" | "MaxInputBytesPerBatch"
+                        ) {
                             o.insert(k, Value::from(1));
                         }
                     }

@@ -109,7 +109,9 @@ pub fn describe_message(body: &str) -> String {
     }
     if let Ok(v) = serde_json::from_str::<serde_json::Value>(body) {
         // The EventBridge rule of deploy/sluice.yaml: an execution that ended outside the pipeline.
-        if v["source"] == "aws.states" && v["detail-type"] == "Step Functions Execution Status Change" {
+        if v["source"] == "aws.states"
+            && v["detail-type"] == "Step Functions Execution Status Change"
+        {
             let d = &v["detail"];
             let machine = d["stateMachineArn"]
                 .as_str()
@@ -123,7 +125,10 @@ pub fn describe_message(body: &str) -> String {
         }
         // A schedule's tick (`sluice deploy`'s EventBridge Scheduler schedules).
         if let Some(what) = v["sluice"].as_str() {
-            let target = v["dataset"].as_str().or(v["source"].as_str()).unwrap_or("?");
+            let target = v["dataset"]
+                .as_str()
+                .or(v["source"].as_str())
+                .unwrap_or("?");
             return format!(
                 "{what} tick of {target} at {}",
                 v["tick"].as_str().unwrap_or("?")
@@ -280,10 +285,19 @@ mod tests {
         assert_eq!(describe_message(event), "S3 event: s3://landing/in/a.csv");
         assert_eq!(describe_message("{not json"), "unreadable: \"{not json\"");
         let ended = r#"{"version":"0","source":"aws.states","detail-type":"Step Functions Execution Status Change","detail":{"name":"abc123","status":"TIMED_OUT","stateMachineArn":"arn:aws:states:us-east-1:1:stateMachine:sluice-pipeline"}}"#;
-        assert_eq!(describe_message(ended), "execution abc123 of sluice-pipeline TIMED_OUT");
+        assert_eq!(
+            describe_message(ended),
+            "execution abc123 of sluice-pipeline TIMED_OUT"
+        );
         let tick = r#"{"sluice":"sweep","dataset":"orders","tick":"2026-12-07T10:00:00Z"}"#;
-        assert_eq!(describe_message(tick), "sweep tick of orders at 2026-12-07T10:00:00Z");
+        assert_eq!(
+            describe_message(tick),
+            "sweep tick of orders at 2026-12-07T10:00:00Z"
+        );
         let poll = r#"{"sluice":"poll","source":"weather-api","tick":"2026-12-07T10:07:00Z"}"#;
-        assert_eq!(describe_message(poll), "poll tick of weather-api at 2026-12-07T10:07:00Z");
+        assert_eq!(
+            describe_message(poll),
+            "poll tick of weather-api at 2026-12-07T10:07:00Z"
+        );
     }
 }

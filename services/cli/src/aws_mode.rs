@@ -415,9 +415,9 @@ pub async fn gateway(config_path: &Path, listen: &crate::Listen) -> anyhow::Resu
         token,
     });
     let addr = std::net::SocketAddr::new(listen.bind, listen.port);
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e} (another process there? try --port)"))?;
+    let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
+        anyhow::anyhow!("cannot listen on {addr}: {e} (another process there? try --port)")
+    })?;
     eprintln!(
         "sluice gateway: serving http://{}/ ; uploads land in s3://{}; Ctrl-C stops",
         listener.local_addr()?,

@@ -91,7 +91,8 @@ impl UpRunner {
             if accepted.contains_key(&run_id) {
                 return;
             }
-            let shown = RunSummary::started(run_id.clone(), ds.name.clone(), source.clone(), Utc::now());
+            let shown =
+                RunSummary::started(run_id.clone(), ds.name.clone(), source.clone(), Utc::now());
             accepted.insert(run_id.clone(), (shown, false));
         }
         let Some(me) = self.me.upgrade() else { return };
@@ -151,13 +152,22 @@ impl UpRunner {
 
 #[async_trait::async_trait]
 impl Runner for UpRunner {
-    async fn landed(&self, ds: &Dataset, source: ObjectRef, etag: String) -> Result<(), StageError> {
+    async fn landed(
+        &self,
+        ds: &Dataset,
+        source: ObjectRef,
+        etag: String,
+    ) -> Result<(), StageError> {
         self.submit(ds, source, etag);
         Ok(())
     }
 
     fn pending(&self, run_id: &RunId) -> Option<RunSummary> {
-        self.accepted.lock().ok()?.get(run_id).map(|(run, _)| run.clone())
+        self.accepted
+            .lock()
+            .ok()?
+            .get(run_id)
+            .map(|(run, _)| run.clone())
     }
 }
 
@@ -288,7 +298,12 @@ pub async fn up(
         );
     }
     runner.slots.close();
-    let tasks = std::mem::take(&mut *runner.tasks.lock().map_err(|_| anyhow::anyhow!("runner lock poisoned"))?);
+    let tasks = std::mem::take(
+        &mut *runner
+            .tasks
+            .lock()
+            .map_err(|_| anyhow::anyhow!("runner lock poisoned"))?,
+    );
     tokio::select! {
         _ = tasks.join_all() => {}
         _ = tokio::signal::ctrl_c() => eprintln!("sluice up: stopped with runs in progress; they stay RUNNING until their files run again"),

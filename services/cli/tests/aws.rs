@@ -34,7 +34,6 @@ const STAGES: [&str; 5] = [
     "notifier",
 ];
 
-
 macro_rules! require_emulator {
     () => {
         // Ignored unless asked for; asked for without an endpoint is a mistake, not a pass.
@@ -2374,7 +2373,10 @@ async fn the_gateway_serves_uploads_runs_and_downloads_over_aws() {
                 .trim_end_matches('/')
                 .to_string();
         }
-        assert!(Instant::now() < deadline, "the gateway did not start:\n{log}");
+        assert!(
+            Instant::now() < deadline,
+            "the gateway did not start:\n{log}"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
     let http = reqwest::Client::new();
@@ -2385,7 +2387,11 @@ async fn the_gateway_serves_uploads_runs_and_downloads_over_aws() {
             let resp = http.get(&url).send().await.unwrap();
             let status = resp.status().as_u16();
             let text = resp.text().await.unwrap();
-            (status, serde_json::from_str::<serde_json::Value>(&text).unwrap_or(serde_json::Value::String(text)))
+            (
+                status,
+                serde_json::from_str::<serde_json::Value>(&text)
+                    .unwrap_or(serde_json::Value::String(text)),
+            )
         }
     };
     let (status, body) = get("/api/health".into()).await;
@@ -2393,7 +2399,8 @@ async fn the_gateway_serves_uploads_runs_and_downloads_over_aws() {
 
     let form = reqwest::multipart::Form::new().part(
         "file",
-        reqwest::multipart::Part::bytes(prices_csv(6, 2).into_bytes()).file_name("from the browser.csv"),
+        reqwest::multipart::Part::bytes(prices_csv(6, 2).into_bytes())
+            .file_name("from the browser.csv"),
     );
     let resp = http
         .post(format!("{base}/api/uploads?dataset=prices"))
@@ -2416,7 +2423,12 @@ async fn the_gateway_serves_uploads_runs_and_downloads_over_aws() {
         .await
         .unwrap();
     assert_eq!(
-        run_id_for(&env.bucket("landing"), "in/prices/from_the_browser.csv", head.e_tag().unwrap()).as_str(),
+        run_id_for(
+            &env.bucket("landing"),
+            "in/prices/from_the_browser.csv",
+            head.e_tag().unwrap()
+        )
+        .as_str(),
         run_id
     );
     // Shown at once (RUNNING) though the dispatcher may not have recorded it yet.
@@ -2428,7 +2440,11 @@ async fn the_gateway_serves_uploads_runs_and_downloads_over_aws() {
     while Instant::now() < deadline {
         let (_, r) = get(format!("/api/runs/{run_id}")).await;
         run = r;
-        if run["status"] != "RUNNING" && run["history"].as_array().is_some_and(|h| h.iter().any(|e| e["type"] == "ExecutionSucceeded")) {
+        if run["status"] != "RUNNING"
+            && run["history"]
+                .as_array()
+                .is_some_and(|h| h.iter().any(|e| e["type"] == "ExecutionSucceeded"))
+        {
             break;
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
@@ -2437,28 +2453,66 @@ async fn the_gateway_serves_uploads_runs_and_downloads_over_aws() {
     assert_eq!(run["rows"]["invalid"], 2);
     let history = run["history"].as_array().unwrap();
     assert_eq!(history[0]["type"], "ExecutionStarted");
-    assert!(history.iter().any(|e| e["type"] == "TaskStateEntered" && e["details"]["name"] == "Validate rows"), "the Step Functions history, in the local vocabulary");
-    assert_eq!(run["states"]["Validate rows"]["status"], "succeeded", "{}", run["states"]);
+    assert!(
+        history
+            .iter()
+            .any(|e| e["type"] == "TaskStateEntered" && e["details"]["name"] == "Validate rows"),
+        "the Step Functions history, in the local vocabulary"
+    );
+    assert_eq!(
+        run["states"]["Validate rows"]["status"], "succeeded",
+        "{}",
+        run["states"]
+    );
     // Branch states: ministack leaves Parallel branches out of GetExecutionHistory
     // (services/stepfunctions.py `_run_sub_machine`); the worker's record of the stage stands in.
-    assert_eq!(run["states"]["Draw plots"]["status"], "succeeded", "{}", run["states"]);
-    assert_eq!(run["states"]["Partition rows"]["status"], "succeeded", "{}", run["states"]);
+    assert_eq!(
+        run["states"]["Draw plots"]["status"], "succeeded",
+        "{}",
+        run["states"]
+    );
+    assert_eq!(
+        run["states"]["Partition rows"]["status"], "succeeded",
+        "{}",
+        run["states"]
+    );
     assert!(run["states"].get("Send failure alert").is_none());
 
     // Downloads stream from S3.
-    let resp = http.get(format!("{base}/api/runs/{run_id}/outputs/invalid")).send().await.unwrap();
+    let resp = http
+        .get(format!("{base}/api/runs/{run_id}/outputs/invalid"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status().as_u16(), 200);
-    assert_eq!(resp.text().await.unwrap().lines().count(), 3, "a header and 2 invalid rows");
-    let resp = http.get(format!("{base}/api/runs/{run_id}/outputs/plots/0")).send().await.unwrap();
+    assert_eq!(
+        resp.text().await.unwrap().lines().count(),
+        3,
+        "a header and 2 invalid rows"
+    );
+    let resp = http
+        .get(format!("{base}/api/runs/{run_id}/outputs/plots/0"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.headers()["content-type"], "image/png");
     assert!(resp.bytes().await.unwrap().starts_with(b"\x89PNG"));
     let (_, rows) = get(format!("/api/runs/{run_id}/invalid-rows")).await;
     assert_eq!(rows["rows"].as_array().unwrap().len(), 2, "{rows}");
     let (_, runs) = get("/api/runs".into()).await;
     assert_eq!(runs[0]["run_id"], run_id.as_str());
-    let page = http.get(format!("{base}/runs/{run_id}")).send().await.unwrap();
+    let page = http
+        .get(format!("{base}/runs/{run_id}"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(page.status().as_u16(), 200);
-    assert!(page.text().await.unwrap().contains("data-state=\"Validate rows\""));
+    assert!(
+        page.text()
+            .await
+            .unwrap()
+            .contains("data-state=\"Validate rows\"")
+    );
 
     // The contract's errors.
     let (status, body) = get("/api/runs/0123456789abcdef0123456789abcdef".into()).await;

@@ -39,7 +39,10 @@ async fn upload(server: &Server, query: &str, name: &str, body: Vec<u8>) -> (u16
         .await
         .unwrap();
     let status = resp.status().as_u16();
-    (status, serde_json::from_str(&resp.text().await.unwrap()).unwrap())
+    (
+        status,
+        serde_json::from_str(&resp.text().await.unwrap()).unwrap(),
+    )
 }
 
 /// Polls the run until it has ended; its view.
@@ -52,11 +55,17 @@ async fn until_ended(server: &Server, run_id: &str) -> Value {
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    panic!("run {run_id} did not end; stderr:\n{}", server.stderr.lock().unwrap());
+    panic!(
+        "run {run_id} did not end; stderr:\n{}",
+        server.stderr.lock().unwrap()
+    );
 }
 
 fn assert_error_shape(body: &Value) {
-    assert!(body["error"].as_str().is_some_and(|e| !e.is_empty()), "{body}");
+    assert!(
+        body["error"].as_str().is_some_and(|e| !e.is_empty()),
+        "{body}"
+    );
     assert!(body["detail"].as_str().is_some(), "{body}");
 }
 
@@ -79,12 +88,21 @@ async fn an_upload_runs_and_its_run_is_served_with_history_states_and_outputs() 
         .collect();
     assert_eq!(names, ["stocks", "orders", "sensors"]);
     assert_eq!(datasets[1]["match"]["prefix"], "incoming/orders/");
-    assert!(datasets[1]["columns"].as_array().unwrap().iter().any(|c| c["name"] == "order_id" && c["type"] == "string"));
+    assert!(
+        datasets[1]["columns"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["name"] == "order_id" && c["type"] == "string")
+    );
 
     let (status, sm) = get_json(&server.url("/api/statemachine")).await;
     assert_eq!(status, 200);
     assert_eq!(sm["definition"]["StartAt"], "Start run");
-    assert!(sm["mermaid"].as_str().unwrap().starts_with("flowchart TD"), "{sm}");
+    assert!(
+        sm["mermaid"].as_str().unwrap().starts_with("flowchart TD"),
+        "{sm}"
+    );
 
     // A name that is not this dataset's file name of the user's choosing: landed under the prefix.
     let (status, landed) = upload(&server, "?dataset=orders", "march export.csv", orders()).await;
@@ -105,19 +123,30 @@ async fn an_upload_runs_and_its_run_is_served_with_history_states_and_outputs() 
     let states = run["states"].as_object().unwrap();
     assert_eq!(states["Validate rows"]["status"], "succeeded");
     assert_eq!(states["Send invalid-rows report"]["status"], "succeeded");
-    assert!(!states.contains_key("Send failure alert"), "not reached: {states:?}");
+    assert!(
+        !states.contains_key("Send failure alert"),
+        "not reached: {states:?}"
+    );
     let downloads: Vec<&str> = run["downloads"]
         .as_array()
         .unwrap()
         .iter()
         .map(|d| d["name"].as_str().unwrap())
         .collect();
-    for name in ["valid", "invalid", "filtered", "stats", "partitions", "plots/0"] {
+    for name in [
+        "valid",
+        "invalid",
+        "filtered",
+        "stats",
+        "partitions",
+        "plots/0",
+    ] {
         assert!(downloads.contains(&name), "{name} in {downloads:?}");
     }
 
     // It is in the runs list, newest first, and filters work.
-    let (_, runs) = get_json(&server.url("/api/runs?dataset=orders&status=succeeded&limit=5")).await;
+    let (_, runs) =
+        get_json(&server.url("/api/runs?dataset=orders&status=succeeded&limit=5")).await;
     assert_eq!(runs[0]["run_id"], run_id.as_str());
     let (_, none) = get_json(&server.url("/api/runs?dataset=stocks")).await;
     assert_eq!(none, serde_json::json!([]));
@@ -129,9 +158,18 @@ async fn an_upload_runs_and_its_run_is_served_with_history_states_and_outputs() 
         .await
         .unwrap();
     assert_eq!(resp.status().as_u16(), 200);
-    assert!(resp.headers()["content-disposition"].to_str().unwrap().contains("invalid.csv"));
+    assert!(
+        resp.headers()["content-disposition"]
+            .to_str()
+            .unwrap()
+            .contains("invalid.csv")
+    );
     let invalid = resp.text().await.unwrap();
-    assert_eq!(invalid.lines().count(), 12, "a header and the 11 invalid rows:\n{invalid}");
+    assert_eq!(
+        invalid.lines().count(),
+        12,
+        "a header and the 11 invalid rows:\n{invalid}"
+    );
     let png = client()
         .get(server.url(&format!("/api/runs/{run_id}/outputs/plots/0")))
         .send()
@@ -139,10 +177,17 @@ async fn an_upload_runs_and_its_run_is_served_with_history_states_and_outputs() 
         .unwrap();
     assert_eq!(png.headers()["content-type"], "image/png");
     assert!(png.bytes().await.unwrap().starts_with(b"\x89PNG"));
-    let (_, preview) = get_json(&server.url(&format!("/api/runs/{run_id}/invalid-rows?limit=4"))).await;
+    let (_, preview) =
+        get_json(&server.url(&format!("/api/runs/{run_id}/invalid-rows?limit=4"))).await;
     assert_eq!(preview["rows"].as_array().unwrap().len(), 4);
     assert_eq!(preview["more"], true);
-    assert!(preview["columns"].as_array().unwrap().iter().any(|c| c == "reasons"));
+    assert!(
+        preview["columns"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c == "reasons")
+    );
 
     // The run is the run store's: `sluice runs list` shows it like any other.
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_sluice"))
@@ -152,7 +197,10 @@ async fn an_upload_runs_and_its_run_is_served_with_history_states_and_outputs() 
         .arg(&server.data)
         .output()
         .unwrap();
-    assert!(String::from_utf8_lossy(&out.stdout).contains(&run_id), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains(&run_id),
+        "{out:?}"
+    );
     let (status, err) = server.stop();
     assert!(status.success(), "{err}");
     assert!(err.contains("sluice up: stopped"), "{err}");
@@ -167,8 +215,20 @@ async fn the_contracts_error_codes() {
     let (status, body) = upload(&server, "?dataset=nope", "a.csv", b"x\n".to_vec()).await;
     assert_eq!(status, 400);
     assert_error_shape(&body);
-    assert!(body["error"].as_str().unwrap().contains("unknown dataset \"nope\""), "{body}");
-    assert!(body["detail"].as_str().unwrap().contains("stocks, orders, sensors"), "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("unknown dataset \"nope\""),
+        "{body}"
+    );
+    assert!(
+        body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("stocks, orders, sensors"),
+        "{body}"
+    );
 
     // Over [gateway] max_upload_mb: 413, and nothing landed.
     let big = vec![b'a'; 1024 * 1024 + 10];
@@ -189,12 +249,21 @@ async fn the_contracts_error_codes() {
         .unwrap();
     assert_eq!(resp.status().as_u16(), 413);
     let landing = server.data.join("buckets/sluice-landing/incoming/orders");
-    assert!(!landing.join("big.csv").exists(), "a refused upload lands nothing");
+    assert!(
+        !landing.join("big.csv").exists(),
+        "a refused upload lands nothing"
+    );
 
     // A file name that is not this dataset's kind, a name that is no name, a missing file.
     let (status, body) = upload(&server, "?dataset=orders", "notes.txt", b"x".to_vec()).await;
     assert_eq!(status, 400);
-    assert!(body["error"].as_str().unwrap().contains("does not end with \".csv\""), "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("does not end with \".csv\""),
+        "{body}"
+    );
     let (status, body) = upload(&server, "?dataset=orders", "..", b"x".to_vec()).await;
     assert_eq!(status, 400, "{body}");
     let resp = client()
@@ -207,7 +276,13 @@ async fn the_contracts_error_codes() {
     assert_error_shape(&serde_json::from_str(&resp.text().await.unwrap()).unwrap());
 
     // A path in the file name never leaves the landing prefix.
-    let (status, body) = upload(&server, "?dataset=orders", "../../../../escape.csv", orders()).await;
+    let (status, body) = upload(
+        &server,
+        "?dataset=orders",
+        "../../../../escape.csv",
+        orders(),
+    )
+    .await;
     assert_eq!(status, 202, "{body}");
     assert_eq!(body["key"], "incoming/orders/escape.csv");
     assert!(landing.join("escape.csv").is_file());
@@ -227,7 +302,10 @@ async fn the_contracts_error_codes() {
     // Ambiguous (.csv is stocks' and orders'): a 400 that says which.
     let (status, body) = upload(&server, "", "x.csv", b"a\n".to_vec()).await;
     assert_eq!(status, 400);
-    assert!(body["detail"].as_str().unwrap().contains("stocks, orders"), "{body}");
+    assert!(
+        body["detail"].as_str().unwrap().contains("stocks, orders"),
+        "{body}"
+    );
 
     // Unknown runs and outputs: 404 (a well-formed id, and not).
     for id in ["0123456789abcdef0123456789abcdef", "../../etc", "x"] {
@@ -237,12 +315,23 @@ async fn the_contracts_error_codes() {
         let (status, _) = get_json(&server.url(&format!("/api/runs/{id}/events"))).await;
         assert_eq!(status, 404, "{id}");
     }
-    let page = client().get(server.url("/runs/0123456789abcdef0123456789abcdef")).send().await.unwrap();
+    let page = client()
+        .get(server.url("/runs/0123456789abcdef0123456789abcdef"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(page.status().as_u16(), 404);
     let run = until_ended(&server, landed["run_id"].as_str().unwrap()).await;
-    let (status, body) = get_json(&server.url(&format!("/api/runs/{}/outputs/nope", run["run_id"].as_str().unwrap()))).await;
+    let (status, body) = get_json(&server.url(&format!(
+        "/api/runs/{}/outputs/nope",
+        run["run_id"].as_str().unwrap()
+    )))
+    .await;
     assert_eq!(status, 404);
-    assert!(body["detail"].as_str().unwrap().contains("valid"), "names the outputs: {body}");
+    assert!(
+        body["detail"].as_str().unwrap().contains("valid"),
+        "names the outputs: {body}"
+    );
     let (status, _) = get_json(&server.url("/api/runs?status=BOGUS")).await;
     assert_eq!(status, 400);
     let (status, body) = get_json(&server.url("/nowhere")).await;
@@ -271,7 +360,12 @@ async fn the_event_stream_follows_a_run_to_its_end() {
         .await
         .unwrap();
     assert_eq!(resp.status().as_u16(), 200);
-    assert!(resp.headers()["content-type"].to_str().unwrap().starts_with("text/event-stream"));
+    assert!(
+        resp.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/event-stream")
+    );
     let mut text = String::new();
     let mut stream = resp.bytes_stream();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
@@ -289,10 +383,17 @@ async fn the_event_stream_follows_a_run_to_its_end() {
             serde_json::from_str(&data).unwrap()
         })
         .collect();
-    assert!(events.len() >= 2, "the run seen running, then ended: {} event(s)", events.len());
+    assert!(
+        events.len() >= 2,
+        "the run seen running, then ended: {} event(s)",
+        events.len()
+    );
     assert_eq!(events[0]["status"], "RUNNING");
     let last = events.last().unwrap();
-    assert_eq!(last["status"], "SUCCEEDED", "the stream ends with the final status");
+    assert_eq!(
+        last["status"], "SUCCEEDED",
+        "the stream ends with the final status"
+    );
     assert_eq!(last["rows"]["valid"], 60_000);
     // Some event showed a state in progress (the graph moved while the run went on).
     assert!(
@@ -326,7 +427,13 @@ async fn a_token_protects_every_endpoint() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("SLUICE_TEST_TOKEN"));
 
     let server = Server::up(Some(&spec), &[], &[("SLUICE_TEST_TOKEN", "s3cret-token")]);
-    for path in ["/api/health", "/api/runs", "/", "/assets/app.js", "/api/statemachine"] {
+    for path in [
+        "/api/health",
+        "/api/runs",
+        "/",
+        "/assets/app.js",
+        "/api/statemachine",
+    ] {
         let resp = client().get(server.url(path)).send().await.unwrap();
         assert_eq!(resp.status().as_u16(), 401, "{path}");
         let resp = client()
@@ -348,10 +455,17 @@ async fn a_token_protects_every_endpoint() {
     assert_eq!(status, 401);
     assert_error_shape(&body);
     // A page visit with ?token= sets the cookie the browser then sends.
-    let resp = client().get(server.url("/?token=s3cret-token")).send().await.unwrap();
+    let resp = client()
+        .get(server.url("/?token=s3cret-token"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status().as_u16(), 200);
     let cookie = resp.headers()["set-cookie"].to_str().unwrap().to_string();
-    assert!(cookie.starts_with("sluice_token=s3cret-token") && cookie.contains("HttpOnly"), "{cookie}");
+    assert!(
+        cookie.starts_with("sluice_token=s3cret-token") && cookie.contains("HttpOnly"),
+        "{cookie}"
+    );
     let resp = client()
         .get(server.url("/api/runs"))
         .header("Cookie", "sluice_token=s3cret-token")
@@ -369,17 +483,29 @@ async fn several_uploads_run_within_the_bound_and_a_stop_lets_them_finish() {
     let mut ids = Vec::new();
     for i in 0..3 {
         let mut body = String::from_utf8(orders()).unwrap();
-        body.push_str(&format!("ORD-9{i:05},c{i}@example.com,paid,1.00,1,2024-05-0{},yes\n", i + 1));
-        let (status, landed) = upload(&server, "?dataset=orders", &format!("o{i}.csv"), body.into_bytes()).await;
+        body.push_str(&format!(
+            "ORD-9{i:05},c{i}@example.com,paid,1.00,1,2024-05-0{},yes\n",
+            i + 1
+        ));
+        let (status, landed) = upload(
+            &server,
+            "?dataset=orders",
+            &format!("o{i}.csv"),
+            body.into_bytes(),
+        )
+        .await;
         assert_eq!(status, 202, "{landed}");
         // Accepted at once, shown as RUNNING while it waits for the slot.
-        let (status, run) = get_json(&server.url(&format!("/api/runs/{}", landed["run_id"].as_str().unwrap()))).await;
+        let (status, run) =
+            get_json(&server.url(&format!("/api/runs/{}", landed["run_id"].as_str().unwrap())))
+                .await;
         assert_eq!(status, 200);
         assert!(["RUNNING", "SUCCEEDED"].contains(&run["status"].as_str().unwrap()));
         ids.push(landed["run_id"].as_str().unwrap().to_string());
     }
     // The same file again is not a second run.
-    let again = String::from_utf8(orders()).unwrap() + "ORD-900000,c0@example.com,paid,1.00,1,2024-05-01,yes\n";
+    let again = String::from_utf8(orders()).unwrap()
+        + "ORD-900000,c0@example.com,paid,1.00,1,2024-05-01,yes\n";
     let (_, landed) = upload(&server, "?dataset=orders", "o0.csv", again.into_bytes()).await;
     assert_eq!(landed["run_id"], ids[0].as_str());
     for id in &ids {
@@ -387,7 +513,11 @@ async fn several_uploads_run_within_the_bound_and_a_stop_lets_them_finish() {
         assert_eq!(run["status"], "SUCCEEDED", "{run}");
     }
     let (_, runs) = get_json(&server.url("/api/runs")).await;
-    assert_eq!(runs.as_array().unwrap().len(), 3, "one run per file: {runs}");
+    assert_eq!(
+        runs.as_array().unwrap().len(),
+        3,
+        "one run per file: {runs}"
+    );
     let stdout = server.stdout.lock().unwrap().clone();
     assert_eq!(stdout.lines().count(), 3, "one summary per run:\n{stdout}");
     let (status, err) = server.stop();

@@ -258,7 +258,10 @@ impl ObjectStore for FsObjectStore {
                 }))
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(StageError::io(format_args!("cannot read {}", path.display()), e)),
+            Err(e) => Err(StageError::io(
+                format_args!("cannot read {}", path.display()),
+                e,
+            )),
         }
     }
 

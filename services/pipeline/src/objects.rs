@@ -85,10 +85,15 @@ mod tests {
         use serde_json::json;
         use sluice_statemachine::{Executor, StateMachine, SystemClock};
         let dir = tempfile::tempdir().unwrap();
-        let store = Arc::new(sluice_embedded::FsObjectStore::new(dir.path().join("buckets")));
+        let store = Arc::new(sluice_embedded::FsObjectStore::new(
+            dir.path().join("buckets"),
+        ));
         let src = dir.path().join("rows.csv");
         std::fs::write(&src, "id,amount\n1,10\n2,20\n3,30\n").unwrap();
-        store.land(&src, &ObjectRef::new("work", "in/rows.csv")).await.unwrap();
+        store
+            .land(&src, &ObjectRef::new("work", "in/rows.csv"))
+            .await
+            .unwrap();
         let definition = json!({
             "StartAt": "Each row",
             "States": {"Each row": {
@@ -109,14 +114,24 @@ mod tests {
             store: store.clone(),
             scratch: dir.path().join("tmp"),
         });
-        let executor = Executor::new(sm, Arc::new(NoTasks), Arc::new(SystemClock)).with_objects(objects);
+        let executor =
+            Executor::new(sm, Arc::new(NoTasks), Arc::new(SystemClock)).with_objects(objects);
         let done = executor.execute(json!({}), "fan-out").await;
-        assert_eq!(done.status.as_str(), "SUCCEEDED", "{:?} {:?}", done.error, done.cause);
+        assert_eq!(
+            done.status.as_str(),
+            "SUCCEEDED",
+            "{:?} {:?}",
+            done.error,
+            done.cause
+        );
         let key = done.output.as_ref().unwrap()["ResultWriterDetails"]["Key"]
             .as_str()
             .unwrap()
             .to_string();
-        assert!(key.starts_with("out/") && key.ends_with("manifest.json"), "{key}");
+        assert!(
+            key.starts_with("out/") && key.ends_with("manifest.json"),
+            "{key}"
+        );
         let listed = store.list("work", "out/").await.unwrap();
         let succeeded = listed
             .iter()
@@ -136,7 +151,10 @@ mod tests {
             &self,
             _: sluice_statemachine::TaskRequest,
         ) -> Result<serde_json::Value, sluice_statemachine::TaskError> {
-            Err(sluice_statemachine::TaskError::new("States.Runtime", "no tasks here"))
+            Err(sluice_statemachine::TaskError::new(
+                "States.Runtime",
+                "no tasks here",
+            ))
         }
     }
 }

@@ -1052,21 +1052,51 @@ mod tests {
             ("Account.Order.OrderID", json!(["o1", "o2"])),
             ("Account.Order[0].OrderID", json!("o1")),
             ("Account.Order[-1].Product.Name", json!("Cloak")),
-            ("Account.Order.Product[0].Name", json!(["Bowler Hat", "Cloak"])),
+            (
+                "Account.Order.Product[0].Name",
+                json!(["Bowler Hat", "Cloak"]),
+            ),
             ("(Account.Order.Product)[0].Name", json!("Bowler Hat")),
-            ("Account.Order.Product[Price > 30].Name", json!(["Bowler Hat", "Cloak"])),
-            ("Account.Order[OrderID = 'o2'].Product.Name[]", json!(["Cloak"])),
+            (
+                "Account.Order.Product[Price > 30].Name",
+                json!(["Bowler Hat", "Cloak"]),
+            ),
+            (
+                "Account.Order[OrderID = 'o2'].Product.Name[]",
+                json!(["Cloak"]),
+            ),
             ("Account.Order.Product.Tags", json!(["hat", "black", "hat"])),
-            ("Account.Order.Product['black' in Tags].Name", json!("Bowler Hat")),
+            (
+                "Account.Order.Product['black' in Tags].Name",
+                json!("Bowler Hat"),
+            ),
             ("Account.*.OrderID", json!(["o1", "o2"])),
             ("**.OrderID", json!(["o1", "o2"])),
             ("$count(Account.Order.Product)", json!(3)),
-            ("Account.Order.Product.(Price * Quantity)", json!([68.9, 21.67, 107.99])),
-            ("$sum(Account.Order.Product.(Price * Quantity))", json!(198.56)),
-            ("Account.Order.Product^(>Price).Name", json!(["Cloak", "Bowler Hat", "Trilby hat"])),
-            ("Account.Order.Product{Name: Price}", json!({"Bowler Hat": 34.45, "Trilby hat": 21.67, "Cloak": 107.99})),
-            ("Account.Order{OrderID: $count(Product)}", json!({"o1": 2, "o2": 1})),
-            ("Account.Order.{'id': OrderID, 'n': $count(Product)}", json!([{"id": "o1", "n": 2}, {"id": "o2", "n": 1}])),
+            (
+                "Account.Order.Product.(Price * Quantity)",
+                json!([68.9, 21.67, 107.99]),
+            ),
+            (
+                "$sum(Account.Order.Product.(Price * Quantity))",
+                json!(198.56),
+            ),
+            (
+                "Account.Order.Product^(>Price).Name",
+                json!(["Cloak", "Bowler Hat", "Trilby hat"]),
+            ),
+            (
+                "Account.Order.Product{Name: Price}",
+                json!({"Bowler Hat": 34.45, "Trilby hat": 21.67, "Cloak": 107.99}),
+            ),
+            (
+                "Account.Order{OrderID: $count(Product)}",
+                json!({"o1": 2, "o2": 1}),
+            ),
+            (
+                "Account.Order.{'id': OrderID, 'n': $count(Product)}",
+                json!([{"id": "o1", "n": 2}, {"id": "o2", "n": 1}]),
+            ),
             ("Account.Missing", Value::Null),
         ] {
             let got = run(expr, d.clone()).unwrap_or_else(|e| panic!("{expr}: {e}"));
@@ -1089,38 +1119,95 @@ mod tests {
             ("[1..4]", json!([1, 2, 3, 4])),
             ("[1, [2, 3], [4][]]", json!([1, [2, 3], [4]])),
             ("($x := 5; $x * 2)", json!(10)),
-            ("($f := function($n){$n <= 1 ? 1 : $n * $f($n - 1)}; $f(5))", json!(120)),
-            ("($add := function($a, $b){$a + $b}; $inc := $add(?, 1); $inc(41))", json!(42)),
+            (
+                "($f := function($n){$n <= 1 ? 1 : $n * $f($n - 1)}; $f(5))",
+                json!(120),
+            ),
+            (
+                "($add := function($a, $b){$a + $b}; $inc := $add(?, 1); $inc(41))",
+                json!(42),
+            ),
             ("[3, 1, 2] ~> $sort() ~> $reverse()", json!([3, 2, 1])),
-            ("($u := $uppercase ~> $substring(?, 0, 2); $u('hello'))", json!("HE")),
-            ("$map([1, 2, 3], function($v, $i){$v * $i})", json!([0, 2, 6])),
-            ("$filter([1, 2, 3, 4], function($v){$v % 2 = 0})", json!([2, 4])),
-            ("$reduce([1, 2, 3, 4], function($a, $v){$a + $v}, 10)", json!(20)),
-            ("$sort([{'n': 2}, {'n': 1}], function($a, $b){$a.n > $b.n}).n", json!([1, 2])),
-            ("$string(1e21) & ' ' & $string(0.1 + 0.2) & ' ' & $string({'a': [1, 'x']})", json!("1e+21 0.3 {\"a\":[1,\"x\"]}")),
+            (
+                "($u := $uppercase ~> $substring(?, 0, 2); $u('hello'))",
+                json!("HE"),
+            ),
+            (
+                "$map([1, 2, 3], function($v, $i){$v * $i})",
+                json!([0, 2, 6]),
+            ),
+            (
+                "$filter([1, 2, 3, 4], function($v){$v % 2 = 0})",
+                json!([2, 4]),
+            ),
+            (
+                "$reduce([1, 2, 3, 4], function($a, $v){$a + $v}, 10)",
+                json!(20),
+            ),
+            (
+                "$sort([{'n': 2}, {'n': 1}], function($a, $b){$a.n > $b.n}).n",
+                json!([1, 2]),
+            ),
+            (
+                "$string(1e21) & ' ' & $string(0.1 + 0.2) & ' ' & $string({'a': [1, 'x']})",
+                json!("1e+21 0.3 {\"a\":[1,\"x\"]}"),
+            ),
             ("$number('12.5') + $number(true)", json!(13.5)),
             ("$join($split('a,b,c', ','), '-')", json!("a-b-c")),
             ("$split('a1b22c', /[0-9]+/)", json!(["a", "b", "c"])),
-            ("$replace('2024-03-01', /(\\d+)-(\\d+)-(\\d+)/, '$3/$2/$1')", json!("01/03/2024")),
+            (
+                "$replace('2024-03-01', /(\\d+)-(\\d+)-(\\d+)/, '$3/$2/$1')",
+                json!("01/03/2024"),
+            ),
             ("$match('ab12cd345', /[0-9]+/).match", json!(["12", "345"])),
-            ("$contains('Hello', /l+/) and $contains('Hello', 'ell')", json!(true)),
-            ("$substring('Hello World', -5, 3) & $substringBefore('a.b', '.') & $substringAfter('a.b', '.')", json!("Worab")),
-            ("$pad('7', -3, '0') & $trim('  a   b ') & $lowercase('X')", json!("007a bx")),
-            ("$merge([{'a': 1}, {'b': 2}, {'a': 3}])", json!({"a": 3, "b": 2})),
+            (
+                "$contains('Hello', /l+/) and $contains('Hello', 'ell')",
+                json!(true),
+            ),
+            (
+                "$substring('Hello World', -5, 3) & $substringBefore('a.b', '.') & $substringAfter('a.b', '.')",
+                json!("Worab"),
+            ),
+            (
+                "$pad('7', -3, '0') & $trim('  a   b ') & $lowercase('X')",
+                json!("007a bx"),
+            ),
+            (
+                "$merge([{'a': 1}, {'b': 2}, {'a': 3}])",
+                json!({"a": 3, "b": 2}),
+            ),
             ("$keys({'a': 1, 'b': 2})", json!(["a", "b"])),
             ("$lookup({'a': {'b': 1}}, 'a').b", json!(1)),
             ("$exists($nothing) or $exists(null)", json!(true)),
-            ("[$round(2.5), $round(3.5), $round(1.255, 2), $floor(-1.5), $abs(-2)]", json!([2, 4, 1.26, -2, 2])),
-            ("[$max([1, 5, 3]), $min([4, 2]), $average([1, 2, 3, 4])]", json!([5, 2, 2.5])),
+            (
+                "[$round(2.5), $round(3.5), $round(1.255, 2), $floor(-1.5), $abs(-2)]",
+                json!([2, 4, 1.26, -2, 2]),
+            ),
+            (
+                "[$max([1, 5, 3]), $min([4, 2]), $average([1, 2, 3, 4])]",
+                json!([5, 2, 2.5]),
+            ),
             ("$distinct([1, 2, 1, 'a', 'a'])", json!([1, 2, "a"])),
             ("$append([1], 2) ~> $count()", json!(2)),
-            ("$each({'a': 1, 'b': 2}, function($v, $k){$k & $v})", json!(["a1", "b2"])),
+            (
+                "$each({'a': 1, 'b': 2}, function($v, $k){$k & $v})",
+                json!(["a1", "b2"]),
+            ),
             ("$boolean([0]) or $not(1)", json!(false)),
-            ("$type([]) & $type({}) & $type('') & $type(1) & $type(null)", json!("arrayobjectstringnumbernull")),
+            (
+                "$type([]) & $type({}) & $type('') & $type(1) & $type(null)",
+                json!("arrayobjectstringnumbernull"),
+            ),
             ("$base64decode($base64encode('hé'))", json!("hé")),
             ("$encodeUrlComponent('a b&c')", json!("a%20b%26c")),
-            ("$toMillis('2024-03-01T12:00:00.000Z')", json!(1_709_294_400_000_i64)),
-            ("$fromMillis(1709294400000)", json!("2024-03-01T12:00:00.000Z")),
+            (
+                "$toMillis('2024-03-01T12:00:00.000Z')",
+                json!(1_709_294_400_000_i64),
+            ),
+            (
+                "$fromMillis(1709294400000)",
+                json!("2024-03-01T12:00:00.000Z"),
+            ),
             ("$formatBase(255, 16)", json!("ff")),
             ("true ? 'y' : 'n'", json!("y")),
             ("/* a comment */ `field name`", Value::Null),
@@ -1154,7 +1241,11 @@ mod tests {
             ("$formatNumber(1, '#.#.#')", "D3081"),
             ("1 +", "S0207"),
         ] {
-            assert_eq!(run(expr, json!({})).map(|_| ()), Err(code.to_string()), "{expr}");
+            assert_eq!(
+                run(expr, json!({})).map(|_| ()),
+                Err(code.to_string()),
+                "{expr}"
+            );
         }
     }
 }

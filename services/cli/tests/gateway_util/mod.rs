@@ -92,7 +92,10 @@ impl Server {
             Err(_) => {
                 let _ = child.kill();
                 let _ = child.wait();
-                panic!("the server did not start; stderr:\n{}", stderr.lock().unwrap());
+                panic!(
+                    "the server did not start; stderr:\n{}",
+                    stderr.lock().unwrap()
+                );
             }
         };
         Server {
