@@ -61,6 +61,23 @@ impl<'a> Run<'a> {
         }
     }
 
+    /// A state's (rule's, catcher's) Assign, then its Output, or `default` when it has none. Both see
+    /// the same `env`: the values from before this state's assignments.
+    fn assign_then_output(
+        &self,
+        assign: Option<&Template>,
+        output: Option<&Template>,
+        env: &Env<'_>,
+        default: &Value,
+    ) -> Result<(Value, Assigned), StatesError> {
+        let assigned = self.jsonata_assign(assign, env)?;
+        let output = match output {
+            Some(t) => t.evaluate(env, "Output")?,
+            None => default.clone(),
+        };
+        Ok((output, assigned))
+    }
+
     /// The output and variables of a Task, Parallel or Map once it has its result.
     pub(super) fn jsonata_finish(
         &self,
@@ -71,12 +88,7 @@ impl<'a> Run<'a> {
         vars: &Variables,
     ) -> Result<(Value, Assigned), StatesError> {
         let env = self.env(raw, ctx, vars).with_result(&result);
-        let assigned = self.jsonata_assign(j.assign.as_ref(), &env)?;
-        let output = match &j.output {
-            Some(t) => t.evaluate(&env, "Output")?,
-            None => result.clone(),
-        };
-        Ok((output, assigned))
+        self.assign_then_output(j.assign.as_ref(), j.output.as_ref(), &env, &result)
     }
 
     /// What a catcher of a JSONata state does with an error: its Assign, then its Output (default:
@@ -92,12 +104,12 @@ impl<'a> Run<'a> {
     ) -> Result<(Value, Assigned), StatesError> {
         let catcher = j.catchers.get(index).cloned().unwrap_or_default();
         let env = self.env(raw, ctx, vars).with_error_output(&error_output);
-        let assigned = self.jsonata_assign(catcher.assign.as_ref(), &env)?;
-        let output = match &catcher.output {
-            Some(t) => t.evaluate(&env, "Output")?,
-            None => error_output.clone(),
-        };
-        Ok((output, assigned))
+        self.assign_then_output(
+            catcher.assign.as_ref(),
+            catcher.output.as_ref(),
+            &env,
+            &error_output,
+        )
     }
 
     pub(super) fn pass_jsonata(
@@ -125,12 +137,7 @@ impl<'a> Run<'a> {
         vars: &Variables,
     ) -> Result<(Value, Assigned), StatesError> {
         let env = self.env(raw, ctx, vars);
-        let assigned = self.jsonata_assign(j.assign.as_ref(), &env)?;
-        let output = match &j.output {
-            Some(t) => t.evaluate(&env, "Output")?,
-            None => raw.clone(),
-        };
-        Ok((output, assigned))
+        self.assign_then_output(j.assign.as_ref(), j.output.as_ref(), &env, raw)
     }
 
     pub(super) fn choice_jsonata(
@@ -165,11 +172,12 @@ impl<'a> Run<'a> {
                     }
                 }
                 // The rule's Assign and Output (its Output, else the state's, else the input).
-                let assigned = self.jsonata_assign(rule.jsonata_assign.as_ref(), &env)?;
-                let output = match rule.output.as_ref().or(j.output.as_ref()) {
-                    Some(t) => t.evaluate(&env, "Output")?,
-                    None => raw.clone(),
-                };
+                let (output, assigned) = self.assign_then_output(
+                    rule.jsonata_assign.as_ref(),
+                    rule.output.as_ref().or(j.output.as_ref()),
+                    &env,
+                    raw,
+                )?;
                 return Ok((rule.next.clone(), output, assigned));
             }
             let default = s.default.clone().ok_or_else(|| {
